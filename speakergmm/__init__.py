@@ -1,0 +1,28 @@
+"""speakergmm: speaker recognition with the classical GMM-UBM method."""
+
+from ._version import __version__
+from .archive import FeatureArchive, extract_archive, read_features
+from .errors import (
+    ArchiveError,
+    AudioError,
+    DataDirError,
+    FeatureError,
+    ModelError,
+    SpeakerGMMError,
+)
+from .features import FeatureConfig, extract_features
+
+__all__ = [
+    "FeatureArchive",
+    "FeatureConfig",
+    "extract_archive",
+    "extract_features",
+    "read_features",
+    "__version__",
+    "ArchiveError",
+    "AudioError",
+    "DataDirError",
+    "FeatureError",
+    "ModelError",
+    "SpeakerGMMError",
+]

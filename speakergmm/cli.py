@@ -1,0 +1,99 @@
+"""The ``speakergmm`` command: a thin layer that parses options and calls the public API.
+
+Errors derived from :class:`speakergmm.errors.SpeakerGMMError` are printed as one line on
+stderr with exit status 2 (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ._version import __version__
+from .errors import SpeakerGMMError
+
+CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"])
+
+
+class _Group(click.Group):
+    """A click group that turns library errors into one readable line and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (SpeakerGMMError, OSError) as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"speakergmm: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("speakergmm: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="speakergmm")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Speaker recognition with GMM-UBM."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@main.command("validate-data-dir")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--audio-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory that relative wav.scp paths resolve against [default: current directory].")
+@click.option("--no-audio-check", is_flag=True, help="Do not check that audio files exist.")
+def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_check: bool) -> None:
+    """Check a Kaldi-style data directory and report every problem with file and line."""
+    from .datadir import validate_data_dir
+
+    problems = validate_data_dir(data_dir, audio_root=audio_root, check_audio=not no_audio_check)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{data_dir}: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{data_dir}: OK")
+
+
+@main.command("extract")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None,
+              help="Directory that relative wav.scp paths resolve against [default: current directory].")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes.")
+@click.option("--config", "config_spec", default=None, metavar="JSON|PRESET",
+              help="Feature config: a JSON file, or a preset name (wideband, telephone) "
+                   "[default: wideband].")
+@click.option("--skip-bad", is_flag=True,
+              help="Exit 0 even if some utterances failed (they are still listed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: int,
+                config_spec: str | None, skip_bad: bool, quiet: bool) -> None:
+    """Extract features of every utterance of DATA_DIR into the archive FEATS_DIR.
+
+    Resumable: re-running skips finished utterances. Failed utterances are listed in
+    FEATS_DIR/failed; the exit status is 1 if any failed, unless --skip-bad.
+    """
+    from .archive import extract_archive
+    from .datadir import read_data_dir
+    from .features import FeatureConfig
+
+    config = FeatureConfig.resolve(config_spec)
+    data = read_data_dir(data_dir)
+    with click.progressbar(length=len(data.utt2spk), label="extract", file=sys.stderr,
+                           hidden=quiet) as bar:
+        summary = extract_archive(data, feats_dir, config=config, audio_root=audio_root,
+                                  jobs=jobs, progress=bar.update)
+    click.echo(str(summary))
+    if summary.failed:
+        click.echo(f"{len(summary.failed)} utterance(s) failed; see {feats_dir / 'failed'}",
+                   err=True)
+        if not skip_bad:
+            sys.exit(1)

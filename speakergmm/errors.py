@@ -1,0 +1,30 @@
+"""Exception types.
+
+Every error speakergmm raises on bad input derives from :class:`SpeakerGMMError`; the CLI
+turns it into one readable line and a non-zero exit status. Messages name the file, the
+utterance or the value at fault, and say how to fix it where there is a fix.
+"""
+
+
+class SpeakerGMMError(Exception):
+    """Base class of the errors speakergmm raises on bad input or bad files."""
+
+
+class AudioError(SpeakerGMMError):
+    """An audio file is missing, unreadable, truncated, empty or holds non-finite samples."""
+
+
+class FeatureError(SpeakerGMMError):
+    """Features cannot be computed (e.g. no speech left after VAD) or a config is invalid."""
+
+
+class DataDirError(SpeakerGMMError):
+    """A Kaldi-style data directory or trial list is malformed."""
+
+
+class ArchiveError(SpeakerGMMError):
+    """A feature archive is missing, incomplete or was written with another config."""
+
+
+class ModelError(SpeakerGMMError):
+    """A model file is missing, corrupt or does not match what it is used with."""
