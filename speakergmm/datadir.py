@@ -144,7 +144,7 @@ def _fast_parse(lines: list[str], multi: bool, n_values: int | None, parse) -> d
 def _scan(path, *, multi: bool = False, n_values: int | None = None,
           parse: Callable | None = None, layout: str = "<key> <value>",
           problems: list[Problem] | None = None):
-    """Parse one map file; the only line parser in this module.
+    """Parse one map file; every map reader and the validator go through here.
 
     With ``problems=None`` the first bad line raises :class:`DataDirError`; otherwise every
     bad line is appended to ``problems`` and skipped. Returns ``(values, line_of_key)``

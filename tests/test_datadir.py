@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from speakergmm.cli import main
+from conftest import corpus
 from speakergmm.datadir import (
     AudioRef,
     DataDir,
@@ -419,6 +419,20 @@ def test_read_kaldi_map_modes(tmp_path):
     assert read_kaldi_map(f, n_values=3, parse=lambda v: float(v[2])) == {"u1": 1.0, "u2": 2.0}
 
 
+@pytest.mark.parametrize("kw, text", [
+    ({}, "r1 a.wav\nr2 sox b.sph -t wav - |\n"),
+    ({"n_values": 1}, "u1 s1\nu2 s2\n"),
+    ({"n_values": 3}, "u1 r 0 1.5\nu2 r 1.5 -1\n"),
+    ({"multi": True}, "s1 u1 u2\ns2 u3\n"),
+])
+def test_regular_and_irregular_files_parse_alike(tmp_path, kw, text):
+    # Regular files take a fast path; a blank line forces the line-by-line one.
+    (tmp_path / "fast").write_text(text)
+    (tmp_path / "slow").write_text("\n" + text.replace("\n", "\r\n"))
+    fast = read_kaldi_map(tmp_path / "fast", **kw)
+    assert fast == read_kaldi_map(tmp_path / "slow", **kw) and len(fast) == 2
+
+
 def test_read_kaldi_map_parse_error_names_line(tmp_path):
     def parse(v):
         if v == "bad":
@@ -549,11 +563,7 @@ def test_enroll_map_errors(tmp_path):
 
 
 def test_speechocean762_train_is_clean():
-    corpora = Path(os.environ.get("SPEAKERGMM_CORPORA",
-                                  Path(__file__).resolve().parents[2] / "shared" / "corpora"))
-    root = corpora / "speechocean762"
-    if not (root / "train").is_dir():
-        pytest.skip(f"corpus not found at {root} (set SPEAKERGMM_CORPORA)")
+    root = corpus("speechocean762")
     assert validate_data_dir(root / "train", audio_root=root) == []
     data = read_data_dir(root / "train")
     assert len(data.utterances) == len(data.wav_scp) and data.spk2gender
