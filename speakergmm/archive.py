@@ -2,15 +2,19 @@
 
 Layout of an archive directory::
 
-    config.json        the FeatureConfig the features were made with
-    feats/<utt>.npy    one (frames, D) float32 array per utterance (plain .npy: any tool
-                       reads it, np.load(..., mmap_mode="r") maps it)
-    feats.scp          index, Kaldi style: "<utt> feats/<utt>.npy", sorted
-    utt2num_frames     frames kept per utterance (Kaldi's file of that name)
-    utt2dur            audio duration per utterance, seconds
-    failed             "<utt> <reason>" for every utterance that could not be extracted
-    summary.json       counts, hours of audio, share of frames kept by VAD
-    .journal           extraction log used to resume (one line per finished utterance)
+    config.json          the FeatureConfig the features were made with
+    feats/part-*.npy     float32 arrays of shape (frames, D): the frames of consecutive
+                         utterances stacked, one file per batch of utterances (a plain .npy:
+                         numpy, or any tool that reads .npy, maps it without loading it)
+    feats.scp            index, Kaldi style with a row range: "<utt> feats/part-x.npy[0:412]"
+    utt2num_frames       frames kept per utterance (Kaldi's file of that name)
+    utt2dur              audio duration per utterance, seconds
+    failed               "<utt> <reason>" for every utterance that could not be extracted
+    summary.json         counts, hours of audio, share of frames kept by VAD
+    .journal             extraction log used to resume (one line per finished utterance)
+
+Batches keep the file count low: creating a file costs more than computing the features of
+a short utterance, and corpora of a million utterances would otherwise mean a million files.
 
 Every file is written atomically (temporary file + rename), so a run killed at any moment
 leaves only whole files; the next run skips the utterances whose features exist and are
@@ -19,11 +23,13 @@ logged, retries the failed ones, and removes the temporary files a killed run le
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +46,8 @@ __all__ = ["FeatureArchive", "ExtractSummary", "extract_archive", "read_features
 
 _FEATS = "feats"
 _JOURNAL = ".journal"
+# A part file is closed once it holds this many bytes of features (bounds worker memory).
+_PART_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,8 @@ class ExtractSummary:
     """What an extraction run did (also written to ``summary.json``).
 
     ``extracted`` counts utterances computed in this run, ``skipped`` those found finished
-    from an earlier run; ``hours`` and ``vad_kept`` cover every finished utterance.
+    from an earlier run; ``hours``, ``frames`` and ``vad_kept`` cover every finished
+    utterance.
     """
 
     utterances: int
@@ -65,9 +74,7 @@ class ExtractSummary:
             f"done, {len(self.failed)} failed)",
             f"audio: {self.hours:.3f} h, {self.frames} frames kept "
             f"({100 * self.vad_kept:.1f}% of frames kept by VAD)",
-            f"time: {self.seconds:.1f} s"
-            + (f" ({self.hours * 3600 / self.seconds:.0f}x real time)"
-               if self.extracted and self.seconds > 0 else ""),
+            f"time: {self.seconds:.1f} s",
         ]
         for utt, reason in list(self.failed.items())[:10]:
             lines.append(f"failed: {utt}: {reason}")
@@ -79,7 +86,8 @@ class ExtractSummary:
 class FeatureArchive(Mapping):
     """Read-only, lazy mapping from utterance id to its ``(frames, D)`` float32 features.
 
-    Only the index is read on opening; each access loads one ``.npy`` file.
+    Only the index is read on opening; an access memory-maps the part file that holds the
+    utterance and copies its rows out.
 
     Attributes
     ----------
@@ -98,37 +106,53 @@ class FeatureArchive(Mapping):
                                "extraction did not finish); re-run 'speakergmm extract' to "
                                "complete it")
         self.config = FeatureConfig.load(self.path / "config.json")
-        self._files = _read_pairs(index)
-        counts = self.path / "utt2num_frames"
-        self._frames = ({u: int(n) for u, n in _read_pairs(counts).items()}
-                        if counts.is_file() else None)
+        self._index: dict[str, tuple[str, int, int]] = {}
+        for utt, entry in _read_pairs(index).items():
+            try:
+                rel, rows = entry.rstrip("]").split("[")
+                a, b = rows.split(":")
+                self._index[utt] = (rel, int(a), int(b))
+            except ValueError:
+                raise ArchiveError(f"{index}: malformed entry for '{utt}': {entry!r}") from None
+        self._parts: dict[str, np.ndarray] = {}
+
+    def _part(self, rel: str) -> np.ndarray:
+        part = self._parts.get(rel)
+        if part is None:
+            path = self.path / rel
+            try:
+                part = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise ArchiveError(f"{path}: cannot read features ({exc})") from None
+            if part.ndim != 2 or part.shape[1] != self.config.dim or part.dtype != np.float32:
+                raise ArchiveError(f"{path}: holds {part.dtype} features of shape {part.shape}; "
+                                   f"expected (frames, {self.config.dim}) float32")
+            if len(self._parts) >= 64:  # bound the open file handles
+                self._parts.pop(next(iter(self._parts)))
+            self._parts[rel] = part
+        return part
 
     def __getitem__(self, utt: str) -> np.ndarray:
         try:
-            rel = self._files[utt]
+            rel, a, b = self._index[utt]
         except KeyError:
             raise KeyError(utt) from None
-        path = self.path / rel
-        try:
-            feats = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ArchiveError(f"{path}: cannot read features of '{utt}' ({exc})") from None
-        if feats.ndim != 2 or feats.shape[1] != self.config.dim or feats.dtype != np.float32:
-            raise ArchiveError(f"{path}: features of '{utt}' have shape {feats.shape} and dtype "
-                               f"{feats.dtype}; expected (frames, {self.config.dim}) float32")
-        return feats
+        part = self._part(rel)
+        if b > part.shape[0]:
+            raise ArchiveError(f"{self.path / rel}: rows {a}:{b} of '{utt}' lie beyond its "
+                               f"{part.shape[0]} rows; the archive is damaged, re-extract it")
+        return np.array(part[a:b])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._files)
+        return iter(self._index)
 
     def __len__(self) -> int:
-        return len(self._files)
+        return len(self._index)
 
     def num_frames(self, utt: str) -> int:
-        """Frames of ``utt`` without loading its features."""
-        if self._frames is not None and utt in self._frames:
-            return self._frames[utt]
-        return int(np.load(self.path / self._files[utt], mmap_mode="r").shape[0])
+        """Frames of ``utt`` without reading its features."""
+        _, a, b = self._index[utt]
+        return b - a
 
     def __repr__(self) -> str:
         return f"FeatureArchive({str(self.path)!r}, {len(self)} utterances, dim={self.config.dim})"
@@ -152,6 +176,7 @@ def extract_archive(
     config: FeatureConfig | None = None,
     audio_root: str | os.PathLike | None = None,
     jobs: int = 1,
+    batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> ExtractSummary:
     """Extract the features of every utterance of a data directory into ``feats_dir``.
@@ -173,6 +198,9 @@ def extract_archive(
         directory, as in Kaldi).
     jobs : int
         Worker processes.
+    batch_size : int
+        Utterances per task; a task's features go to one part file, and an interrupted
+        run loses at most the tasks under way.
     progress : callable, optional
         Called with the number of utterances just finished (for a progress bar).
 
@@ -192,28 +220,33 @@ def extract_archive(
     if progress and done:
         progress(len(done))
     failed: dict[str, str] = {}
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     with open(out / _JOURNAL, "a", encoding="utf-8") as journal:
-        for utt, result in _run(todo, out, config, jobs):
-            if isinstance(result, str):
-                failed[utt] = result
-            else:
-                done[utt] = result
-                # The features file is already in place: log it, then it counts as done.
-                journal.write(f"{utt} {result[0]:.4f} {result[1]} {result[2]}\n")
-                journal.flush()
+        for results in _run(batches, out, config, jobs):
+            for utt, result in results:
+                if isinstance(result, str):
+                    failed[utt] = result
+                else:
+                    done[utt] = result
+                    # Its part file is already in place: once logged, the utterance is done.
+                    journal.write(f"{utt} {' '.join(map(str, result))}\n")
+            journal.flush()
             if progress:
-                progress(1)
+                progress(len(results))
 
     finished = sorted(done)
-    write_text_atomic(out / "feats.scp", "".join(f"{u} {_FEATS}/{u}.npy\n" for u in finished))
-    write_text_atomic(out / "utt2num_frames", "".join(f"{u} {done[u][2]}\n" for u in finished))
-    write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][0]:.4f}\n" for u in finished))
+    write_text_atomic(out / "feats.scp", "".join(
+        f"{u} {_FEATS}/{done[u][0]}[{done[u][1]}:{done[u][2]}]\n" for u in finished))
+    write_text_atomic(out / "utt2num_frames",
+                      "".join(f"{u} {done[u][2] - done[u][1]}\n" for u in finished))
+    write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][3]:.4f}\n" for u in finished))
     write_text_atomic(out / "failed", "".join(f"{u} {r}\n" for u, r in sorted(failed.items())))
-    total = sum(done[u][1] for u in finished)
-    kept = sum(done[u][2] for u in finished)
+    _remove_unreferenced_parts(out, {done[u][0] for u in finished})
+    total = sum(done[u][4] for u in finished)
+    kept = sum(done[u][2] - done[u][1] for u in finished)
     summary = ExtractSummary(
         utterances=len(utts), extracted=len(todo) - len(failed), skipped=len(utts) - len(todo),
-        failed=dict(sorted(failed.items())), hours=sum(done[u][0] for u in finished) / 3600,
+        failed=dict(sorted(failed.items())), hours=sum(done[u][3] for u in finished) / 3600,
         vad_kept=kept / total if total else 0.0, frames=kept,
         seconds=time.perf_counter() - started)
     write_text_atomic(out / "summary.json", json.dumps(dataclasses.asdict(summary), indent=2))
@@ -221,6 +254,11 @@ def extract_archive(
 
 
 # --- internals ------------------------------------------------------------------------
+
+# A finished utterance: (part file name, first row, end row, seconds of audio, frames
+# before VAD).
+_Done = tuple[str, int, int, float, int]
+
 
 def _read_pairs(path: Path) -> dict[str, str]:
     pairs = {}
@@ -239,8 +277,9 @@ def _prepare_dir(out: Path, config: FeatureConfig) -> None:
     if cfg_path.is_file():
         old = FeatureConfig.load(cfg_path)
         if old != config:
-            diff = ", ".join(f"{k}: {v!r} -> {config.to_dict()[k]!r}"
-                             for k, v in old.to_dict().items() if config.to_dict()[k] != v)
+            new = config.to_dict()
+            diff = ", ".join(f"{k}: {v!r} -> {new[k]!r}"
+                             for k, v in old.to_dict().items() if new[k] != v)
             raise ArchiveError(f"{out}: archive was extracted with another feature config "
                                f"({diff}); use a new output directory or remove this one")
     else:
@@ -250,40 +289,75 @@ def _prepare_dir(out: Path, config: FeatureConfig) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _finished(out: Path, wanted: set[str]) -> dict[str, tuple[float, int, int]]:
-    """Utterances an earlier run finished: logged in the journal and with features on disk."""
-    done: dict[str, tuple[float, int, int]] = {}
+def _finished(out: Path, wanted: set[str]) -> dict[str, _Done]:
+    """Utterances an earlier run finished: logged in the journal, part file on disk."""
+    done: dict[str, _Done] = {}
     journal = out / _JOURNAL
     if not journal.is_file():
         return done
     with open(journal, encoding="utf-8") as fh:
         for line in fh:
             parts = line.split()
-            if len(parts) != 4 or parts[0] not in wanted:
+            if len(parts) != 6 or parts[0] not in wanted:
                 continue  # a line cut by a crash, or an utterance no longer in the data dir
             try:
-                done[parts[0]] = (float(parts[1]), int(parts[2]), int(parts[3]))
+                done[parts[0]] = (parts[1], int(parts[2]), int(parts[3]), float(parts[4]),
+                                  int(parts[5]))
             except ValueError:
                 continue
-    present = {p.name[:-4] for p in (out / _FEATS).iterdir() if p.name.endswith(".npy")}
-    return {u: v for u, v in done.items() if u in present}
+    present = {p.name for p in (out / _FEATS).glob("part-*.npy")}
+    return {u: v for u, v in done.items() if v[0] in present}
 
 
-def _extract_one(job: tuple[str, AudioRef], out: Path, config: FeatureConfig):
-    """Worker: features of one utterance written to disk; (duration, frames, kept) or a reason."""
-    utt, ref = job
-    try:
-        reader = load_pipe if ref.is_pipe else load
-        y, sr = reader(ref.path_or_command, sr=config.sample_rate, offset=ref.start,
-                       duration=ref.duration)
-        feats, speech = extract_features(y=y, sr=sr, config=config, name=utt, return_vad=True)
-        with atomic_write(out / _FEATS / f"{utt}.npy", "wb") as fh:
-            np.save(fh, feats, allow_pickle=False)
-    except SpeakerGMMError as exc:
-        return utt, _one_line(str(exc))
-    except Exception as exc:  # a bug or an unforeseen input: recorded, never silently dropped
-        return utt, _one_line(f"{type(exc).__name__}: {exc}")
-    return utt, (len(y) / sr, int(speech.size), int(feats.shape[0]))
+def _remove_unreferenced_parts(out: Path, referenced: set[str]) -> None:
+    """Part files no finished utterance points to (written by a run killed before it
+    logged them, or holding only utterances since redone) are removed."""
+    for part in (out / _FEATS).glob("part-*.npy"):
+        if part.name not in referenced:
+            part.unlink(missing_ok=True)
+
+
+def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: FeatureConfig):
+    """Worker: features of a batch of utterances, written to part files.
+
+    Returns ``(utt, _Done)`` for each utterance done and ``(utt, reason)`` for each failure.
+    """
+    results: list = []
+    pending: list[tuple[str, np.ndarray, float, int]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pending, size
+        if not pending:
+            return
+        name = f"part-{uuid.uuid4().hex[:16]}.npy"
+        with atomic_write(out / _FEATS / name, "wb") as fh:
+            np.save(fh, np.concatenate([p[1] for p in pending]), allow_pickle=False)
+        row = 0
+        for utt, feats, seconds, total in pending:
+            results.append((utt, (name, row, row + len(feats), round(seconds, 4), total)))
+            row += len(feats)
+        pending, size = [], 0
+
+    for utt, ref in batch:
+        try:
+            reader = load_pipe if ref.is_pipe else load
+            y, sr = reader(ref.path_or_command, sr=config.sample_rate, offset=ref.start,
+                           duration=ref.duration)
+            feats, speech = extract_features(y=y, sr=sr, config=config, name=utt,
+                                             return_vad=True)
+        except SpeakerGMMError as exc:
+            results.append((utt, _one_line(str(exc))))
+            continue
+        except Exception as exc:  # a bug or an unforeseen input: recorded, never dropped
+            results.append((utt, _one_line(f"{type(exc).__name__}: {exc}")))
+            continue
+        pending.append((utt, feats, len(y) / sr, int(speech.size)))
+        size += feats.nbytes
+        if size >= _PART_BYTES:
+            flush()
+    flush()
+    return results
 
 
 def _one_line(text: str) -> str:
@@ -299,8 +373,8 @@ def _worker_init(out: Path, config: FeatureConfig) -> None:
     _single_thread_blas()
 
 
-def _worker_run(job):
-    return _extract_one(job, *_worker_state)
+def _worker_run(batch):
+    return _extract_batch(batch, *_worker_state)
 
 
 def _single_thread_blas():
@@ -311,23 +385,23 @@ def _single_thread_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _run(todo: list, out: Path, config: FeatureConfig, jobs: int) -> Iterable:
-    if not todo:
+def _run(batches: list, out: Path, config: FeatureConfig, jobs: int) -> Iterable:
+    if not batches:
         return
-    if jobs <= 1 or len(todo) < 2:
+    if jobs <= 1 or len(batches) < 2:
         with _single_thread_blas():
-            for job in todo:
-                yield _extract_one(job, out, config)
+            for batch in batches:
+                yield _extract_batch(batch, out, config)
         return
     # Import librosa and build the filterbank before forking, so that the workers inherit
     # them instead of each paying the ~2 s of imports and set-up again.
-    extract_features(y=np.zeros(config.sample_rate, np.float32) + 0.1, sr=config.sample_rate,
-                     config=dataclasses.replace(config, vad="none"))
+    with contextlib.suppress(SpeakerGMMError):
+        extract_features(y=np.full(config.sample_rate, 0.1, np.float32), sr=config.sample_rate,
+                         config=config)
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    chunk = max(1, min(32, len(todo) // (8 * jobs)))
     pool = ctx.Pool(jobs, initializer=_worker_init, initargs=(out, config))
     try:
-        yield from pool.imap_unordered(_worker_run, todo, chunksize=chunk)
+        yield from pool.imap_unordered(_worker_run, batches)
         pool.close()
     except BaseException:
         pool.terminate()

@@ -88,7 +88,7 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: 
     config = FeatureConfig.resolve(config_spec)
     data = read_data_dir(data_dir)
     with click.progressbar(length=len(data.utt2spk), label="extract", file=sys.stderr,
-                           hidden=quiet) as bar:
+                           hidden=quiet or not sys.stderr.isatty()) as bar:
         summary = extract_archive(data, feats_dir, config=config, audio_root=audio_root,
                                   jobs=jobs, progress=bar.update)
     click.echo(str(summary))
@@ -97,3 +97,30 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: 
                    err=True)
         if not skip_bad:
             sys.exit(1)
+
+
+@main.command("download")
+@click.argument("corpus")
+@click.argument("target_dir", type=click.Path(file_okay=False, path_type=Path))
+def download_cmd(corpus: str, target_dir: Path) -> None:
+    """Download CORPUS from its official location into TARGET_DIR and verify it."""
+    from .corpora import corpus_module
+
+    module = corpus_module(corpus)
+    download = getattr(module, f"download_{corpus}", None)
+    if download is None:
+        raise click.UsageError(f"{corpus} cannot be downloaded automatically; see its README")
+    click.echo(str(download(target_dir)))
+
+
+@main.command("prepare")
+@click.argument("corpus")
+@click.argument("corpus_root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path) -> None:
+    """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR."""
+    from .corpora import corpus_module
+
+    written = getattr(corpus_module(corpus), f"prepare_{corpus}")(corpus_root, out_dir)
+    for name, path in written.items():
+        click.echo(f"{name}\t{path}")

@@ -29,7 +29,8 @@ from .cmvn import NORMALISATIONS, normalize
 from .errors import FeatureError
 from .vad import energy_vad, frame_energy_db
 
-__all__ = ["FeatureConfig", "extract_features", "mfcc", "deltas", "preemphasis", "PRESETS"]
+__all__ = ["FeatureConfig", "extract_features", "mfcc", "deltas", "preemphasis", "frame_signal",
+           "PRESETS"]
 
 
 @dataclass(frozen=True)
@@ -266,10 +267,8 @@ def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = 8192) -> np.ndarr
     window, mel_basis = _analysis(config)
     n_fft, hop = config.n_fft, config.hop_length
     y = preemphasis(y=np.asarray(y, dtype=np.float32), coef=config.preemphasis)
-    padded = np.pad(y, n_fft // 2)  # center=True, pad_mode="constant"
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
-    n_frames = config.n_frames(len(y))
-    assert frames.shape[0] == n_frames
+    frames = frame_signal(y, frame_length=n_fft, hop_length=hop, left=n_fft // 2)
+    n_frames = frames.shape[0]
     mel = np.empty((n_frames, config.n_mels), dtype=np.float32)
     for b0 in range(0, n_frames, block):
         spec = scipy.fft.rfft(frames[b0:b0 + block] * window, axis=1)
@@ -284,6 +283,23 @@ def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = 8192) -> np.ndarr
     np.maximum(mel, mel.max() - 80.0, out=mel)
     cep = librosa.feature.mfcc(S=mel.T, n_mfcc=config.n_mfcc, lifter=config.lifter)
     return np.ascontiguousarray(cep.T, dtype=np.float32)
+
+
+def frame_signal(y: np.ndarray, *, frame_length: int, hop_length: int, left: int) -> np.ndarray:
+    """Frames ``t = 0 .. len(y) // hop_length`` of ``frame_length`` samples starting at
+    ``t * hop_length - left``, zeros outside the signal, as a strided view (no copy of the
+    samples). ``left = frame_length // 2`` is librosa's ``center=True``.
+
+    Returns
+    -------
+    np.ndarray [shape=(1 + len(y) // hop_length, frame_length)], read-only view
+    """
+    n_frames = 1 + len(y) // hop_length
+    padded = np.zeros(left + len(y) + frame_length, dtype=y.dtype)
+    padded[left:left + len(y)] = y
+    step = padded.strides[0]
+    return np.lib.stride_tricks.as_strided(padded, shape=(n_frames, frame_length),
+                                           strides=(hop_length * step, step), writeable=False)
 
 
 def deltas(x: np.ndarray, *, width: int = 5, order: int = 2) -> np.ndarray:
@@ -304,18 +320,22 @@ def deltas(x: np.ndarray, *, width: int = 5, order: int = 2) -> np.ndarray:
     """
     half = width // 2
     denom = 2.0 * sum(n * n for n in range(1, half + 1))
-    out = [x]
-    cur = x
-    for _ in range(order):
-        padded = np.pad(cur, ((half, half), (0, 0)), mode="edge")
-        t = cur.shape[0]
-        d = np.zeros_like(cur)
-        for n in range(1, half + 1):
-            d += n * (padded[half + n:half + n + t] - padded[half - n:half - n + t])
-        d /= denom
-        out.append(d)
-        cur = d
-    return np.concatenate(out, axis=1) if order else x
+    if not order:
+        return x
+    t, d = x.shape
+    out = np.empty((t, d * (order + 1)), dtype=x.dtype)
+    out[:, :d] = x
+    padded = np.empty((t + 2 * half, d), dtype=x.dtype)
+    for k in range(1, order + 1):
+        padded[half:half + t] = out[:, (k - 1) * d:k * d]
+        padded[:half] = padded[half]            # repeat the edge frames
+        padded[half + t:] = padded[half + t - 1]
+        delta = out[:, k * d:(k + 1) * d]
+        delta[:] = padded[half + 1:half + 1 + t] - padded[half - 1:half - 1 + t]
+        for n in range(2, half + 1):
+            delta += n * (padded[half + n:half + n + t] - padded[half - n:half - n + t])
+        delta /= denom
+    return out
 
 
 def extract_features(
@@ -368,8 +388,7 @@ def extract_features(
     static = mfcc(y=y, config=config)
     feats = deltas(static, width=config.delta_width, order=config.delta_order)
     if config.vad == "energy":
-        energy = frame_energy_db(y=y, n_frames=n_frames, hop_length=config.hop_length,
-                                 win_length=config.win_length)
+        energy = frame_energy_db(y=y, hop_length=config.hop_length, win_length=config.win_length)
         speech = energy_vad(energy_db=energy, threshold_db=config.vad_threshold_db,
                             floor_db=config.vad_floor_db, context=config.vad_context)
         kept = int(speech.sum())

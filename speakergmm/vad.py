@@ -28,29 +28,28 @@ __all__ = ["frame_energy_db", "energy_vad"]
 _TINY = 1e-20  # -200 dBFS: what digital silence measures, finite and far below any floor
 
 
-def frame_energy_db(*, y: np.ndarray, n_frames: int, hop_length: int, win_length: int) -> np.ndarray:
+def frame_energy_db(*, y: np.ndarray, hop_length: int, win_length: int) -> np.ndarray:
     """Mean-square energy of each frame in dBFS.
 
     Frames are centred at ``t * hop_length`` (librosa's ``center=True`` convention, so that
-    energies line up with the MFCC frames) and span ``win_length`` samples; samples outside
+    energies line up with the MFCC frames, as many of them) and span ``win_length`` samples; samples outside
     the signal count as zeros.
 
     Parameters
     ----------
     y : np.ndarray [shape=(n,)]
         The signal, full scale = 1.
-    n_frames : int
-        Number of frames (``1 + n // hop_length`` for the MFCC frames).
     hop_length, win_length : int
         Frame shift and length in samples.
 
     Returns
     -------
-    np.ndarray [shape=(n_frames,), dtype=float64]
+    np.ndarray [shape=(1 + n // hop_length,), dtype=float64]
     """
-    # A strided view of the raw signal, one row per frame: no copy of the samples.
-    padded = np.pad(np.asarray(y, dtype=np.float32), (win_length // 2, win_length))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, win_length)[::hop_length][:n_frames]
+    from .features import frame_signal
+
+    frames = frame_signal(np.asarray(y, dtype=np.float32), frame_length=win_length,
+                          hop_length=hop_length, left=win_length // 2)
     mean_square = np.einsum("ij,ij->i", frames, frames).astype(np.float64) / win_length
     return 10.0 * np.log10(np.maximum(mean_square, _TINY))
 
@@ -83,7 +82,8 @@ def energy_vad(
     energy_db = np.asarray(energy_db, dtype=np.float64)
     if energy_db.size == 0:
         return np.zeros(0, dtype=bool)
-    reference = np.percentile(energy_db, 99.0)
+    k = int(0.99 * (energy_db.size - 1))  # nearest-rank 99th percentile, in O(n)
+    reference = np.partition(energy_db, k)[k]
     speech = energy_db > max(reference - threshold_db, floor_db)
     if context > 0 and speech.size > 1:
         width = 2 * context + 1

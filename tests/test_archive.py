@@ -1,5 +1,4 @@
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,15 +53,29 @@ def test_extract_and_read(tmp_path):
 
 
 def test_read_features_is_lazy(tmp_path, monkeypatch):
-    data = make_data_dir(tmp_path, n_spk=1)
-    extract_archive(data, tmp_path / "feats", audio_root=tmp_path)
+    data = make_data_dir(tmp_path, n_spk=2)
+    extract_archive(data, tmp_path / "feats", audio_root=tmp_path, batch_size=3)
     loaded = []
     real_load = np.load
-    monkeypatch.setattr(np, "load", lambda *a, **k: loaded.append(a[0]) or real_load(*a, **k))
+    monkeypatch.setattr(np, "load", lambda *a, **k: loaded.append((a[0], k)) or real_load(*a, **k))
     feats = read_features(tmp_path / "feats")
-    assert len(feats) == 3 and loaded == []
-    feats["spk0-u1"]
-    assert len(loaded) == 1 and str(loaded[0]).endswith("spk0-u1.npy")
+    assert len(feats) == 6 and loaded == []
+    x = feats["spk0-u1"]
+    assert len(loaded) == 1 and loaded[0][1]["mmap_mode"] == "r"  # mapped, not read whole
+    assert isinstance(x, np.ndarray) and not isinstance(x, np.memmap)
+    assert len(list((tmp_path / "feats" / "feats").glob("part-*.npy"))) == 2
+
+
+def test_utterances_are_stacked_in_part_files(tmp_path):
+    data = make_data_dir(tmp_path, n_spk=2)
+    extract_archive(data, tmp_path / "feats", audio_root=tmp_path, batch_size=4)
+    index = (tmp_path / "feats" / "feats.scp").read_text().splitlines()
+    assert len(index) == 6 and index[0].startswith("spk0-u0 feats/part-")
+    feats = read_features(tmp_path / "feats")
+    counts = dict(line.split() for line in
+                  (tmp_path / "feats" / "utt2num_frames").read_text().splitlines())
+    for utt in feats:
+        assert feats[utt].shape[0] == int(counts[utt]) == feats.num_frames(utt)
 
 
 def test_parallel_equals_serial(tmp_path):
@@ -94,33 +107,43 @@ def test_resume_after_interruption(tmp_path):
     out = tmp_path / "feats"
     calls = []
 
-    def interrupt_after_four(n):
+    def interrupt_after_two_batches(n):
         calls.append(n)
-        if len(calls) == 4:
+        if len(calls) == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract_archive(data, out, audio_root=tmp_path, progress=interrupt_after_four)
+        extract_archive(data, out, audio_root=tmp_path, batch_size=2,
+                        progress=interrupt_after_two_batches)
     # no index yet: reading the archive says it is incomplete
     with pytest.raises(ArchiveError, match="incomplete feature archive"):
         read_features(out)
     # a temporary file left by a killed worker: never read, removed on resume
-    (out / "feats" / ".spk2-u2.npy.abc.tmp").write_bytes(b"partial")
-    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "feats").glob("*.npy")}
-    assert len(done_before) == 4
+    (out / "feats" / ".part-abc.npy.x1.tmp").write_bytes(b"partial")
+    # a part file written by a run killed before it logged it: not used, removed at the end
+    (out / "feats" / "part-unlogged.npy").write_bytes(b"whatever")
+    parts_before = {p.name: p.stat().st_mtime_ns for p in (out / "feats").glob("part-*.npy")
+                    if p.name != "part-unlogged.npy"}
+    assert len(parts_before) == 2
     summary = extract_archive(data, out, audio_root=tmp_path)
     assert (summary.skipped, summary.extracted) == (4, 5)
     assert not list((out / "feats").glob(".*.tmp"))
-    for name, mtime in done_before.items():
+    assert not (out / "feats" / "part-unlogged.npy").exists()
+    for name, mtime in parts_before.items():
         assert (out / "feats" / name).stat().st_mtime_ns == mtime  # not redone
-    assert len(read_features(out)) == 9
+    feats = read_features(out)
+    assert len(feats) == 9
     assert summary.hours == pytest.approx(9 / 3600, rel=1e-3)
+    fresh = tmp_path / "fresh"
+    extract_archive(data, fresh, audio_root=tmp_path)
+    for utt, x in read_features(fresh).items():
+        np.testing.assert_array_equal(feats[utt], x)
     again = extract_archive(data, out, audio_root=tmp_path)
     assert (again.skipped, again.extracted) == (9, 0)
 
 
 def test_features_without_journal_entry_are_redone(tmp_path):
-    """A run killed between writing the features and logging them."""
+    """A run killed between writing a part file and logging its utterances."""
     data = make_data_dir(tmp_path, n_spk=1)
     out = tmp_path / "feats"
     extract_archive(data, out, audio_root=tmp_path)
@@ -128,6 +151,7 @@ def test_features_without_journal_entry_are_redone(tmp_path):
     (out / ".journal").write_text("\n".join(lines[:2]) + "\n" + lines[2][:5])  # cut last line
     summary = extract_archive(data, out, audio_root=tmp_path)
     assert (summary.skipped, summary.extracted) == (2, 1)
+    assert len(read_features(out)) == 3
 
 
 def test_config_mismatch_is_refused(tmp_path):
@@ -146,8 +170,9 @@ def test_not_an_archive(tmp_path):
 def test_corrupt_feature_file(tmp_path):
     data = make_data_dir(tmp_path, n_spk=1)
     extract_archive(data, tmp_path / "feats", audio_root=tmp_path)
-    (tmp_path / "feats" / "feats" / "spk0-u0.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(ArchiveError, match="spk0-u0"):
+    part = next((tmp_path / "feats" / "feats").glob("part-*.npy"))
+    part.write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(ArchiveError, match="cannot read features"):
         read_features(tmp_path / "feats")["spk0-u0"]
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import soundfile as sf
 
 from speakergmm.audio import duration, load, load_pipe, resample
 from speakergmm.errors import AudioError

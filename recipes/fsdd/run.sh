@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# GMM-UBM speaker verification on the Free Spoken Digit Dataset (see README.md here).
+# Usage: recipes/fsdd/run.sh [--stage N] [--corpus-root DIR] [--nj N]
+set -euo pipefail
+
+# --- settings ---------------------------------------------------------------------------
+stage=0
+nj=2
+corpus_root="${FSDD_ROOT:-}"          # an existing FSDD copy (holds recordings/)
+work="${FSDD_WORK:-exp/fsdd}"         # everything this recipe writes
+config=telephone                      # 8 kHz feature preset
+# -------------------------------------------------------------------------------------
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage="$2"; shift 2 ;;
+    --corpus-root) corpus_root="$2"; shift 2 ;;
+    --nj) nj="$2"; shift 2 ;;
+    --work) work="$2"; shift 2 ;;
+    -h|--help) sed -n '2,3p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v speakergmm >/dev/null || { echo "run.sh: speakergmm is not on PATH (pip install -e .)" >&2; exit 2; }
+mkdir -p "$work"
+if [ -z "$corpus_root" ]; then corpus_root="$work/corpus"; fi
+
+if [ "$stage" -le 0 ]; then
+  echo "== stage 0: corpus ($corpus_root)"
+  speakergmm download fsdd "$corpus_root"   # only verifies when already present
+fi
+
+if [ "$stage" -le 1 ]; then
+  echo "== stage 1: data directories, enrollment map, trials"
+  speakergmm prepare fsdd "$corpus_root" "$work/data"
+fi
+
+if [ "$stage" -le 2 ]; then
+  echo "== stage 2: features"
+  for part in ubm enroll test; do
+    speakergmm extract "$work/data/$part" "$work/feats/$part" --audio-root "$corpus_root" \
+      --config "$config" -j "$nj"
+  done
+fi
+
+echo "done: features in $work/feats"

@@ -1,0 +1,144 @@
+"""Free Spoken Digit Dataset (FSDD).
+
+6 speakers (all male), 50 recordings of each digit 0-9 per speaker, 3,000 files of
+0.3-0.8 s, 8 kHz mono 16-bit WAV named ``recordings/{digit}_{speaker}_{index}.wav``.
+Source: Jakobovski et al., https://github.com/Jakobovski/free-spoken-digit-dataset.
+Licence: Creative Commons Attribution-ShareAlike 4.0 International (CC BY-SA 4.0).
+
+Protocol (speaker verification, text-dependent on digits): for every speaker and digit,
+recordings 0-4 enroll the speaker (50 per speaker), 10-39 train the UBM (1,800 files),
+40-49 are tests (600). Every test recording is tried against every speaker: 600 target and
+3,000 non-target trials. Recordings 5-9 are left out, as a development reserve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .._io import write_text_atomic
+from ..datadir import DataDir, Trials, validate_data_dir, write_data_dir, write_enroll_map, write_trials
+from ..errors import SpeakerGMMError
+
+__all__ = ["download_fsdd", "prepare_fsdd", "URL", "SPEAKERS"]
+
+URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+SPLITS = {"enroll": range(0, 5), "ubm": range(10, 40), "test": range(40, 50)}
+_CHECKSUMS = Path(__file__).with_name("fsdd.sha256")
+
+
+def _expected() -> dict[str, str]:
+    """File name -> SHA-256 of the 3,000 recordings this protocol was defined on."""
+    pairs = (line.split() for line in _CHECKSUMS.read_text().splitlines() if line.strip())
+    return {name: digest for digest, name in pairs}
+
+
+def verify_fsdd(corpus_root: str | os.PathLike, *, checksums: bool = True) -> Path:
+    """Check that ``corpus_root/recordings`` holds the 3,000 expected files.
+
+    Returns the recordings folder. Raises :class:`SpeakerGMMError` naming the missing,
+    extra or (with ``checksums``) altered files.
+    """
+    rec = Path(corpus_root) / "recordings"
+    if not rec.is_dir():
+        raise SpeakerGMMError(f"{corpus_root}: no 'recordings' folder; point at the FSDD "
+                              "root (the folder that holds recordings/), or download it with "
+                              "'speakergmm download fsdd DIR'")
+    expected = _expected()
+    present = {p.name for p in rec.glob("*.wav")}
+    missing = sorted(set(expected) - present)
+    if missing:
+        raise SpeakerGMMError(f"{rec}: {len(missing)} of {len(expected)} recordings missing "
+                              f"(e.g. {', '.join(missing[:3])})")
+    if checksums:
+        bad = [n for n in sorted(expected)
+               if hashlib.sha256((rec / n).read_bytes()).hexdigest() != expected[n]]
+        if bad:
+            raise SpeakerGMMError(f"{rec}: {len(bad)} recording(s) differ from the reference "
+                                  f"version (checksum mismatch: {', '.join(bad[:3])})")
+    return rec
+
+
+def download_fsdd(target_dir: str | os.PathLike, *, url: str = URL) -> Path:
+    """Download FSDD into ``target_dir`` (which then holds ``recordings/``) and verify it.
+
+    Does nothing but verify when the recordings are already there. The archive is unpacked
+    into a temporary folder beside the target and moved into place only once every file's
+    SHA-256 matches, so an interrupted download leaves nothing half-done.
+    """
+    target = Path(target_dir)
+    if (target / "recordings").is_dir():
+        return verify_fsdd(target).parent
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+        archive = Path(tmp) / "fsdd.zip"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp, open(archive, "wb") as out:
+                shutil.copyfileobj(resp, out)
+        except OSError as exc:
+            raise SpeakerGMMError(f"could not download FSDD from {url} ({exc}); download it "
+                                  "by hand and point FSDD_ROOT / --corpus-root at it") from None
+        staging = Path(tmp) / "recordings"
+        staging.mkdir()
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                parts = member.split("/")
+                if len(parts) >= 2 and parts[-2] == "recordings" and parts[-1].endswith(".wav"):
+                    (staging / parts[-1]).write_bytes(zf.read(member))
+        verify_fsdd(tmp)
+        staging.rename(target / "recordings")
+    return target
+
+
+def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, *,
+                 checksums: bool = True) -> dict[str, Path]:
+    """Write the protocol's data directories, enrollment map and trials.
+
+    Output: ``ubm/``, ``enroll/``, ``test/`` (data directories whose ``wav.scp`` paths are
+    relative to the corpus root: pass it as ``--audio-root``, so the files are portable),
+    ``enroll_map`` (speaker -> enrollment utterances) and ``trials``
+    (``<speaker> <test-utt> target|nontarget``). Utterance ids are
+    ``<speaker>-<digit>-<index>`` so that speaker ids prefix them, as Kaldi wants.
+
+    Returns
+    -------
+    dict
+        Name -> path of everything written.
+    """
+    rec = verify_fsdd(corpus_root, checksums=checksums)
+    out = Path(output_dir)
+    splits: dict[str, tuple[dict, dict]] = {name: ({}, {}) for name in SPLITS}
+    for path in sorted(rec.glob("*.wav")):
+        digit, spk, index = path.stem.split("_")
+        for name, indices in SPLITS.items():
+            if int(index) in indices:
+                utt = f"{spk}-{digit}-{int(index):02d}"
+                splits[name][0][utt] = f"recordings/{path.name}"
+                splits[name][1][utt] = spk
+    written: dict[str, Path] = {}
+    for name, (wav, utt2spk) in splits.items():
+        write_data_dir(out / name, DataDir(wav_scp=wav, utt2spk=utt2spk))
+        problems = validate_data_dir(out / name, audio_root=corpus_root)
+        if problems:  # a bug here, not bad input: say so loudly
+            raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
+        written[name] = out / name
+    enroll = splits["enroll"][1]
+    write_enroll_map(out / "enroll_map",
+                     {s: sorted(u for u in enroll if enroll[u] == s) for s in SPEAKERS})
+    tests = sorted(splits["test"][1].items())
+    enroll_ids = [s for s in SPEAKERS for _ in tests]
+    test_ids = [u for _ in SPEAKERS for u, _ in tests]
+    labels = [spk == s for s in SPEAKERS for _, spk in tests]
+    write_trials(out / "trials", Trials(np.array(enroll_ids), np.array(test_ids),
+                                        np.array(labels)))
+    write_text_atomic(out / "README", __doc__.strip() + "\n")
+    written.update(enroll_map=out / "enroll_map", trials=out / "trials")
+    return written
