@@ -28,6 +28,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -42,7 +43,7 @@ from .datadir import AudioRef, DataDir, read_data_dir
 from .errors import ArchiveError, SpeakerGMMError
 from .features import FeatureConfig, extract_features
 
-__all__ = ["FeatureArchive", "ExtractSummary", "extract_archive", "read_features"]
+__all__ = ["ArchiveSet", "FeatureArchive", "ExtractSummary", "extract_archive", "read_features"]
 
 _FEATS = "feats"
 _JOURNAL = ".journal"
@@ -156,6 +157,43 @@ class FeatureArchive(Mapping):
 
     def __repr__(self) -> str:
         return f"FeatureArchive({str(self.path)!r}, {len(self)} utterances, dim={self.config.dim})"
+
+
+class ArchiveSet(Mapping):
+    """Several feature archives made with one config, as one lazy mapping.
+
+    Keys are ``(archive index, utterance id)``, so the same utterance id may appear in
+    two archives.
+
+    Raises
+    ------
+    ArchiveError
+        If the archives were made with different feature configs.
+    """
+
+    def __init__(self, paths: Iterable[str | os.PathLike]):
+        self.archives = [FeatureArchive(p) for p in paths]
+        if not self.archives:
+            raise ArchiveError("no feature archive given")
+        self.config = self.archives[0].config
+        for archive in self.archives[1:]:
+            if archive.config != self.config:
+                raise ArchiveError(f"{archive.path} was extracted with another feature config "
+                                   f"than {self.archives[0].path}; use archives of one config")
+
+    def __getitem__(self, key: tuple[int, str]) -> np.ndarray:
+        return self.archives[key[0]][key[1]]
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for i, archive in enumerate(self.archives):
+            for utt in archive:
+                yield i, utt
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self.archives)
+
+    def num_frames(self, key: tuple[int, str]) -> int:
+        return self.archives[key[0]].num_frames(key[1])
 
 
 def read_features(path: str | os.PathLike) -> FeatureArchive:
@@ -371,6 +409,9 @@ def _worker_init(out: Path, config: FeatureConfig) -> None:
     global _worker_state
     _worker_state = (out, config)
     _single_thread_blas()
+    # Ctrl-C goes to the whole process group: the parent stops the pool; workers must not
+    # each print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_run(batch):

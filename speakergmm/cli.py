@@ -124,3 +124,51 @@ def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path) -> None:
     written = getattr(corpus_module(corpus), f"prepare_{corpus}")(corpus_root, out_dir)
     for name, path in written.items():
         click.echo(f"{name}\t{path}")
+
+
+@main.command("train-ubm")
+@click.argument("feats_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-c", "--components", type=click.IntRange(min=1), required=True,
+              help="Number of Gaussian components K.")
+@click.option("-n", "--iterations", type=click.IntRange(min=0), default=10,
+              help="EM iterations at the final K.")
+@click.option("--init", type=click.Choice(["split", "kmeans++"]), default="split",
+              help="Initialisation: binary splitting from one Gaussian, or k-means++.")
+@click.option("--split-iterations", type=click.IntRange(min=0), default=2,
+              help="EM iterations after each split.")
+@click.option("--subsample", type=click.IntRange(min=1), default=1,
+              help="Use every N-th frame.")
+@click.option("--seed", type=int, default=0, help="Random seed (same seed, same model).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1,
+              help="Worker processes for the statistics.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Model file to write (.npz).")
+def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, subsample, seed,
+                  jobs, output) -> None:
+    """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config)."""
+    from .archive import ArchiveSet
+    from .ubm import train_ubm
+
+    features = ArchiveSet(feats_dirs)
+    click.echo(f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
+               f"K={components}", err=True)
+    model = train_ubm(features, n_components=components, n_iterations=iterations, init=init,
+                      split_iterations=split_iterations, subsample=subsample, seed=seed,
+                      jobs=jobs, metadata={"feature_config": features.config.to_dict(),
+                                           "data": [str(d) for d in feats_dirs]},
+                      progress=lambda report: click.echo(str(report), err=True))
+    model.save(output)
+    record = model.metadata["training"]
+    click.echo(f"wrote {output}: K={model.n_components}, D={model.dim}, {record['frames']} "
+               f"frames, final avg log-likelihood "
+               f"{record['avg_llk_per_iteration'][-1]:.5f}, {record['seconds']:.1f} s")
+
+
+@main.command("info")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+def info_cmd(model: Path) -> None:
+    """Describe a model file."""
+    from .gmm import DiagGMM
+
+    click.echo(DiagGMM.load(model).describe())
