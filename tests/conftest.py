@@ -59,3 +59,14 @@ def write_audio(path: Path, y: np.ndarray, sr: int, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), y, sr, **kw)
     return path
+
+
+@pytest.fixture(scope="session")
+def speechocean_train_feats(tmp_path_factory):
+    """speechocean762 train extracted once per session: (summary, archive path)."""
+    from speakergmm.archive import extract_archive
+
+    root = corpus("speechocean762")
+    out = tmp_path_factory.mktemp("so762") / "feats"
+    summary = extract_archive(root / "train", out, audio_root=root, jobs=2)
+    return summary, out

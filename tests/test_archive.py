@@ -209,13 +209,12 @@ def test_extract_fsdd(tmp_path):
     assert x.shape[1] == 60 and np.isfinite(x).all()
 
 
-def test_extract_speechocean762_train(tmp_path):
-    root = corpus("speechocean762")
-    summary = extract_archive(root / "train", tmp_path / "feats", audio_root=root, jobs=2)
+def test_extract_speechocean762_train(speechocean_train_feats):
+    summary, path = speechocean_train_feats
     assert summary.utterances == 2500 and summary.failed == {}
     assert 2.5 < summary.hours < 3.2
     assert 0.5 < summary.vad_kept < 0.9
-    feats = read_features(tmp_path / "feats")
+    feats = read_features(path)
     assert len(feats) == 2500
     x = feats["000010011"]
     assert x.shape[1] == 60 and np.isfinite(x).all()

@@ -8,7 +8,6 @@ from speakergmm.errors import SpeakerGMMError
 from speakergmm.gmm import DiagGMM
 from speakergmm.ubm import train_ubm
 
-from conftest import corpus
 
 
 def mixture_data(seed=0, k=6, d=4, n_utts=8, frames=1500):
@@ -163,10 +162,8 @@ def test_trains_from_an_archive_and_cli(tmp_path):
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_train_ubm_on_speechocean762(tmp_path):
-    root = corpus("speechocean762")
-    extract_archive(root / "train", tmp_path / "feats", audio_root=root, jobs=2)
-    feats = read_features(tmp_path / "feats")
+def test_train_ubm_on_speechocean762(speechocean_train_feats):
+    feats = read_features(speechocean_train_feats[1])
     model = train_ubm(feats, n_components=32, n_iterations=3, jobs=2, subsample=2)
     llk = model.metadata["training"]["avg_llk_per_iteration"]
     assert model.n_components == 32 and np.isfinite(llk).all()

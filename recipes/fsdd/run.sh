@@ -9,6 +9,8 @@ nj=2
 corpus_root="${FSDD_ROOT:-}"          # an existing FSDD copy (holds recordings/)
 work="${FSDD_WORK:-exp/fsdd}"         # everything this recipe writes
 config=telephone                      # 8 kHz feature preset
+components=64                         # UBM size (1,800 files, ~66k speech frames)
+iterations=10
 # -------------------------------------------------------------------------------------
 
 while [ $# -gt 0 ]; do
@@ -43,4 +45,10 @@ if [ "$stage" -le 2 ]; then
   done
 fi
 
-echo "done: features in $work/feats"
+if [ "$stage" -le 3 ]; then
+  echo "== stage 3: UBM"
+  speakergmm train-ubm "$work/feats/ubm" -c "$components" -n "$iterations" -j "$nj" \
+    -o "$work/ubm.npz"
+fi
+
+echo "done: features in $work/feats, UBM $work/ubm.npz"
