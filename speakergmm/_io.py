@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+# mkstemp creates files readable by their owner only; finished files get the usual mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = False) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -35,6 +40,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

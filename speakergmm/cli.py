@@ -144,18 +144,26 @@ def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path) -> None:
               help="Worker processes for the statistics.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Model file to write (.npz).")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="Extra metadata stored in the model (e.g. a licence note); repeatable.")
 def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, subsample, seed,
-                  jobs, output) -> None:
+                  jobs, output, meta) -> None:
     """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config)."""
     from .archive import ArchiveSet
     from .ubm import train_ubm
 
+    extra = {}
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--meta")
+        extra[key] = value
     features = ArchiveSet(feats_dirs)
     click.echo(f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
                f"K={components}", err=True)
     model = train_ubm(features, n_components=components, n_iterations=iterations, init=init,
                       split_iterations=split_iterations, subsample=subsample, seed=seed,
-                      jobs=jobs, metadata={"feature_config": features.config.to_dict(),
+                      jobs=jobs, metadata={**extra, "feature_config": features.config.to_dict(),
                                            "data": [str(d) for d in feats_dirs]},
                       progress=lambda report: click.echo(str(report), err=True))
     model.save(output)

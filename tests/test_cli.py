@@ -77,3 +77,4 @@ def test_debug_shows_traceback(tmp_path):
     (data / "utt2spk").write_text("broken\n")
     result = CliRunner().invoke(main, ["--debug", "extract", str(data), str(tmp_path / "f")])
     assert result.exit_code != 0 and result.exception is not None
+

@@ -1,0 +1,28 @@
+"""Models shipped with speakergmm.
+
+The default UBM (``ubm-speechocean762-k512.npz``, K=512, D=60, 16 kHz ``wideband``
+features) was trained with speakergmm's own code on the train half of speechocean762
+(Zhang et al., Interspeech 2021, OpenSLR 101; CC BY 4.0): 125 speakers, 2,500 utterances,
+2.9 hours. ``speakergmm/models/README.md`` gives the commands that reproduce it.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from .gmm import DiagGMM
+
+__all__ = ["DEFAULT_UBM", "default_ubm_path", "load_default_ubm"]
+
+DEFAULT_UBM = "ubm-speechocean762-k512.npz"
+
+
+def default_ubm_path() -> Path:
+    """Path of the bundled default UBM file."""
+    return Path(str(resources.files("speakergmm") / "models" / DEFAULT_UBM))
+
+
+def load_default_ubm() -> DiagGMM:
+    """The bundled default UBM (its metadata holds the feature config to use with it)."""
+    return DiagGMM.load(default_ubm_path())
