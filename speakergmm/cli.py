@@ -180,3 +180,124 @@ def info_cmd(model: Path) -> None:
     from .gmm import DiagGMM
 
     click.echo(DiagGMM.load(model).describe())
+
+
+# --- speakers: enroll, verify, identify -----------------------------------------------------
+
+def _ubm_option(f):
+    return click.option("--ubm", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="UBM model file [default: the bundled speechocean762 UBM].")(f)
+
+
+def _store_option(f):
+    return click.option("--store", type=click.Path(dir_okay=False, path_type=Path),
+                        default=None, envvar="SPEAKERGMM_STORE",
+                        help="Speaker store file [default: $SPEAKERGMM_HOME/speakers.db].")(f)
+
+
+def _recognizer(ubm: Path | None, store: Path | None, **kw):
+    from .recognizer import Recognizer
+
+    return Recognizer(ubm, store, **kw)
+
+
+@main.command("enroll")
+@click.argument("speaker")
+@click.argument("audio", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@_ubm_option
+@_store_option
+@click.option("--append", "mode", flag_value="append", help="Add the audio to an enrolled speaker.")
+@click.option("--replace", "mode", flag_value="replace", help="Re-enroll a speaker from scratch.")
+@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0,
+              help="MAP relevance factor.")
+def enroll_cmd(speaker, audio, ubm, store, mode, relevance) -> None:
+    """Enroll SPEAKER from one or more recordings."""
+    rec = _recognizer(ubm, store, relevance=relevance)
+    info = rec.enroll(speaker, audio, mode=mode or "new")
+    click.echo(f"enrolled {info.id}: {info.utterances} recording(s), {info.seconds:.1f} s of "
+               f"speech (store {rec.store.path})")
+
+
+@main.command("verify")
+@click.argument("speaker")
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@_ubm_option
+@_store_option
+@click.option("--threshold", type=float, default=0.0,
+              help="Accept when the score (average log-likelihood ratio) reaches this.")
+@click.option("--method", type=click.Choice(["topc", "full", "linear"]), default="topc",
+              help="Scoring: top-5 Gaussian selection, all components, or linear.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify_cmd(speaker, audio, ubm, store, threshold, method, as_json) -> None:
+    """Is AUDIO spoken by SPEAKER? Exit status 0 accept, 1 reject, 2 error."""
+    import json
+
+    result = _recognizer(ubm, store).verify(speaker, audio, method=method, threshold=threshold)
+    click.echo(json.dumps(result.to_dict()) if as_json else str(result))
+    sys.exit(0 if result.accepted else 1)
+
+
+@main.command("identify")
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@_ubm_option
+@_store_option
+@click.option("--top", type=click.IntRange(min=1), default=5, help="Speakers to list.")
+@click.option("--threshold", type=float, default=None,
+              help="Below this best score the answer is 'unknown' (open set).")
+@click.option("--method", type=click.Choice(["topc", "full", "linear"]), default="topc")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def identify_cmd(audio, ubm, store, top, threshold, method, as_json) -> None:
+    """Who is speaking in AUDIO? Ranks the enrolled speakers."""
+    import json
+
+    result = _recognizer(ubm, store).identify(audio, top=top, threshold=threshold,
+                                              method=method)
+    click.echo(json.dumps(result.to_dict()) if as_json else str(result))
+
+
+@main.group("speakers", invoke_without_command=True)
+@_store_option
+@click.pass_context
+def speakers_cmd(ctx, store) -> None:
+    """List, show or remove enrolled speakers (default: list)."""
+    from .store import SpeakerStore
+
+    ctx.obj["store"] = SpeakerStore(store)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(speakers_list)
+
+
+@speakers_cmd.command("list")
+@click.pass_context
+def speakers_list(ctx) -> None:
+    """List enrolled speakers."""
+    from .recognizer import describe_store
+
+    click.echo(describe_store(ctx.obj["store"]))
+
+
+@speakers_cmd.command("show")
+@click.argument("speaker")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def speakers_show(ctx, speaker, as_json) -> None:
+    """Show one enrolled speaker."""
+    import dataclasses
+    import json
+
+    info = dataclasses.asdict(ctx.obj["store"].info(speaker))
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key}: {value}")
+
+
+@speakers_cmd.command("remove")
+@click.argument("speaker")
+@click.pass_context
+def speakers_remove(ctx, speaker) -> None:
+    """Remove an enrolled speaker."""
+    ctx.obj["store"].remove(speaker)
+    click.echo(f"removed {speaker}")

@@ -1,0 +1,179 @@
+"""Enroll, verify and identify speakers from recordings: what the CLI commands call.
+
+A :class:`Recognizer` ties a UBM (the bundled default unless one is given) to a speaker
+store and to the feature config stored in the UBM, so audio given by a user goes through
+exactly the pipeline the UBM was trained with.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from .audio import load
+from .errors import FeatureError, ModelError, SpeakerGMMError
+from .features import FeatureConfig, extract_features
+from .gmm import DiagGMM
+from .map import SpeakerModel
+from .store import SpeakerInfo, SpeakerStore, check_speaker_id
+
+__all__ = ["Recognizer", "Verification", "Identification", "METHODS", "describe_store"]
+
+METHODS = ("topc", "full", "linear")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer to "is this SPEAKER?" for one recording."""
+
+    speaker: str
+    audio: str
+    score: float        # average per-frame log-likelihood ratio (speaker vs UBM)
+    threshold: float
+    accepted: bool
+    method: str
+    frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        verdict = "accept" if self.accepted else "reject"
+        return (f"{verdict}: {self.audio} vs {self.speaker}: score {self.score:.4f} "
+                f"(threshold {self.threshold:g}, {self.method}, {self.frames} frames)")
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The answer to "who is speaking?" for one recording; ``speaker`` is None (unknown)
+    when no score reaches the threshold (open-set identification)."""
+
+    audio: str
+    speaker: str | None
+    ranking: list[tuple[str, float]]
+    threshold: float | None
+    method: str
+    frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ranking"] = [{"speaker": s, "score": v} for s, v in self.ranking]
+        return out
+
+    def __str__(self) -> str:
+        head = f"{self.audio}: {self.speaker if self.speaker is not None else 'unknown'}"
+        if self.threshold is not None:
+            head += f" (threshold {self.threshold:g})"
+        rows = [f"{i + 1:3d}. {s:24s} {v:9.4f}" for i, (s, v) in enumerate(self.ranking)]
+        return "\n".join([head, *rows])
+
+
+class Recognizer:
+    """Speaker enrollment, verification and identification over one UBM and one store.
+
+    Parameters
+    ----------
+    ubm : DiagGMM, path, or None
+        The UBM; None loads the bundled default (see :mod:`speakergmm.pretrained`). Its
+        metadata must hold the feature config it was trained with.
+    store : SpeakerStore, path, or None
+        The speaker store; None is the default store (:func:`default_store_path`).
+    relevance : float
+        MAP relevance factor for new enrollments.
+    adapt : tuple of str
+        Adapted parameters for new enrollments ("means", "weights", "variances").
+    """
+
+    def __init__(self, ubm: DiagGMM | str | os.PathLike | None = None,
+                 store: SpeakerStore | str | os.PathLike | None = None, *,
+                 relevance: float = 16.0, adapt: Iterable[str] = ("means",)):
+        if ubm is None:
+            from .pretrained import load_default_ubm
+
+            ubm = load_default_ubm()
+        elif not isinstance(ubm, DiagGMM):
+            ubm = DiagGMM.load(ubm)
+        self.ubm = ubm
+        try:
+            self.config = FeatureConfig.from_dict(ubm.metadata["feature_config"])
+        except (KeyError, TypeError):
+            raise ModelError("the UBM's metadata holds no feature config, so audio cannot be "
+                             "turned into matching features; train it with "
+                             "'speakergmm train-ubm'") from None
+        if self.config.dim != ubm.dim:
+            raise ModelError(f"the UBM has dimension {ubm.dim} but its feature config gives "
+                             f"{self.config.dim}")
+        self.store = store if isinstance(store, SpeakerStore) else SpeakerStore(store)
+        self.relevance = relevance
+        self.adapt = tuple(adapt)
+
+    def features(self, path: str | os.PathLike) -> np.ndarray:
+        """Features of one recording with the UBM's feature config."""
+        y, sr = load(path, sr=self.config.sample_rate)
+        return extract_features(y=y, sr=sr, config=self.config, name=str(path))
+
+    def enroll(self, speaker: str, audio: Iterable[str | os.PathLike], *,
+               mode: str = "new") -> SpeakerInfo:
+        """Enroll ``speaker`` from recordings (``mode``: "new", "append" or "replace").
+
+        Every recording is read and checked before the store is touched, so a bad file
+        leaves the store as it was.
+        """
+        check_speaker_id(speaker)
+        self.store.check_ubm(self.ubm)
+        paths = list(audio)
+        if not paths:
+            raise FeatureError("no enrollment audio given")
+        feats = [self.features(p) for p in paths]
+        model = SpeakerModel.enroll(self.ubm, feats, relevance=self.relevance, adapt=self.adapt)
+        seconds = sum(len(f) for f in feats) * self.config.frame_shift_ms / 1000
+        return self.store.enroll(speaker, model, self.ubm, seconds=seconds,
+                                 utterances=len(paths), mode=mode)
+
+    def verify(self, speaker: str, audio: str | os.PathLike, *, method: str = "topc",
+               threshold: float = 0.0, c: int = 5) -> Verification:
+        """Score one recording against one enrolled speaker and decide."""
+        from .scoring import llr
+
+        _check_method(method)
+        speaker_model = self.store.adapted(speaker, self.ubm)
+        x = self.features(audio)
+        score = float(llr(self.ubm, speaker_model, x, method=method, c=c))
+        return Verification(speaker, str(audio), score, threshold, score >= threshold, method,
+                            len(x))
+
+    def identify(self, audio: str | os.PathLike, *, top: int = 5,
+                 threshold: float | None = None, method: str = "topc",
+                 c: int = 5) -> Identification:
+        """Rank all enrolled speakers for one recording (open set with a threshold)."""
+        from .scoring import ModelSet, score
+
+        _check_method(method)
+        ids, weights, means, variances = self.store.parameters(self.ubm)
+        models = ModelSet.from_arrays(self.ubm, means, weights=weights, variances=variances,
+                                      ids=ids)
+        x = self.features(audio)
+        scores = np.asarray(score(self.ubm, models, x, method=method, c=c), dtype=np.float64)
+        order = np.argsort(-scores, kind="stable")[: max(1, top)]
+        ranking = [(ids[i], float(scores[i])) for i in order]
+        best = ranking[0][0] if threshold is None or ranking[0][1] >= threshold else None
+        return Identification(str(audio), best, ranking, threshold, method, len(x))
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise SpeakerGMMError(f"unknown scoring method {method!r}; choose one of "
+                              f"{', '.join(METHODS)}")
+
+
+def describe_store(store: SpeakerStore) -> str:
+    """Lines of ``speakergmm speakers list``."""
+    rows = store.list()
+    if not rows:
+        return f"{store.path}: no speakers enrolled"
+    lines = [f"{'speaker':24s} {'utts':>5s} {'speech s':>9s}  updated"]
+    lines += [f"{s.id:24s} {s.utterances:5d} {s.seconds:9.1f}  {s.updated}" for s in rows]
+    return "\n".join(lines)

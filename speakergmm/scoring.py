@@ -1,0 +1,553 @@
+"""Log-likelihood-ratio scoring of test utterances against speaker models adapted from a UBM.
+
+The score of a test utterance X (N frames) against a speaker is the average per-frame LLR
+
+    (1/N) Σ_t [log p(x_t | speaker) - log p(x_t | UBM)],
+
+computed by one of three methods:
+
+``"full"``
+    Every component of both models.
+``"topc"`` (default, C = 5)
+    Reynolds et al. (2000) fast scoring: ``ubm.top_components`` picks the C best UBM
+    components of each frame and BOTH log-likelihoods are sums over only those C components.
+``"linear"``
+    Glembek et al. (ICASSP 2009) first-order Taylor approximation around the UBM, means only:
+    with the test statistics (n, f) under the UBM (``ubm.accumulate``),
+    ``(1/N) Σ_k (μ_spk,k - μ_k)ᵀ Σ_k⁻¹ (f_k - n_k μ_k)`` -- the linear term of the expansion
+    of the expected log-likelihood in the mean offset; the quadratic term
+    ``-½ n_k ‖μ_spk,k - μ_k‖²_Σk⁻¹`` is dropped and weights/variances are ignored. One dot
+    product per model.
+
+**Speaker relative to the UBM.** A speaker component is written relative to the UBM's, in
+UBM-whitened coordinates ``y = (x - μ_k) / σ_k``: its log joint is the UBM's plus
+
+    e_mk(y) = b_mk + y·A_mk + y²·B_mk,
+
+where for means-only MAP (shared weights and variances, the usual case) ``A = (μ_mk - μ_k)/σ_k``
+(the whitened offset), ``B = 0`` and ``b = -½‖A‖²``. The frame LLR is then
+``log Σ_j π_tj exp(e_mj(y_tj))`` with ``π`` the UBM posteriors over the scored components:
+a log of small numbers, never a difference of two large log-likelihoods, which keeps float32
+accurate. Because the speaker term is relative to the UBM at the same (frame, component)
+pairs, the UBM log joint there is evaluated from the same ``y`` (``log w_k - ½Σ log 2πσ²_k
+- ½‖y‖²``); the selection itself is ``ubm.top_components``.
+
+**Vectorised over models.** :class:`ModelSet` stacks M models as the (K, M, W) float32 tensor
+of ``[A, b]`` (W = D+1, means-only) or ``[A, b, B]`` (W = 2D+1). For top-C, the N·C
+(frame, component) pairs are grouped by component and each used component costs one small
+GEMM ``[y, 1, y²]_pairs (n_k × W) · kernel_k (W × M)``; a float32 log-sum-exp over C follows
+and frame sums accumulate in float64. Linear scoring uses the same kernel: one batched GEMV.
+Measured (tests/benchmarks/bench_scoring.py): the per-component GEMMs are bound by reading
+the kernel from memory (1.25 GB for 10,000 models at K=512, D=60).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import FeatureError, ModelError
+from .gmm import DiagGMM
+
+__all__ = ["METHODS", "DEFAULT_C", "ModelSet", "score", "llr", "score_trials"]
+
+METHODS = ("full", "topc", "linear")
+DEFAULT_C = 5
+
+# Relative tolerance for "this model shares the UBM's weights and variances": float32 storage
+# rounds at 6e-8, so models that went through a float32 store are still recognised.
+_SHARED_RTOL = 1e-6
+# Stand-in for log 0 (a zero speaker weight): exp() of it is exactly 0 in float32, and unlike
+# -inf it never makes NaN in a product or a subtraction.
+_LOG_ZERO = np.float32(-1e30)
+# Bytes of the float32 (pairs × models) block of frame LLR terms; bounds memory whatever the
+# number of models or frames. Measured at K=512, D=60, 300 frames, C=5: blocks of 16-64 MiB
+# were within 10% of each other; 4 MiB blocks were 30% slower (more Python-level GEMM calls).
+_BLOCK_BYTES = 32 << 20
+# Frames per chunk for top-C (pairs = chunk × C) and bytes of the (K, frames, W) array for full.
+_TOPC_FRAMES = 2048
+_FULL_Y_BYTES = 8 << 20
+# Models per block when building a ModelSet (float64 temporaries of Mb × K × D).
+_BUILD_BLOCK = 64
+
+
+class _UBMTerms:
+    """Per-UBM constants: fingerprint, float32 means and 1/σ, and ``log w_k - ½Σ log 2πσ²_k``."""
+
+    def __init__(self, ubm: DiagGMM):
+        self.fingerprint = ubm.fingerprint()
+        self.mu32 = ubm.means.astype(np.float32)
+        self.isig32 = (1.0 / np.sqrt(ubm.variances)).astype(np.float32)
+        with np.errstate(divide="ignore"):
+            log_w = np.where(ubm.weights > 0, np.log(ubm.weights), float(_LOG_ZERO))
+        self.h = log_w - 0.5 * np.sum(np.log(2.0 * np.pi * ubm.variances), axis=1)
+
+
+_TERMS: "weakref.WeakKeyDictionary[DiagGMM, _UBMTerms]" = weakref.WeakKeyDictionary()
+
+
+def _terms(ubm: DiagGMM) -> _UBMTerms:
+    # DiagGMM is immutable, so its constants (and its fingerprint, a SHA-256 over its
+    # parameters) are computed once per object, not once per trial.
+    t = _TERMS.get(ubm)
+    if t is None:
+        t = _TERMS[ubm] = _UBMTerms(ubm)
+    return t
+
+
+class ModelSet:
+    """M speaker models adapted from one UBM, stacked for vectorised scoring.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The UBM (K components, D dimensions) the models were adapted from.
+    means : array_like [shape=(M, K, D)]
+    weights : array_like [shape=(M, K)], optional
+        Default: the UBM's for every model.
+    variances : array_like [shape=(M, K, D)], optional
+        Default: the UBM's for every model.
+    ids : sequence of str, optional
+        Model identifiers (default ``"0" .. "M-1"``); unique.
+
+    Notes
+    -----
+    When every model's weights and variances equal the UBM's (to ``1e-6`` relative, so that
+    float32-stored models qualify) -- means-only MAP -- only the (K, M, D+1) float32 tensor of
+    whitened offsets and biases is kept (:attr:`means_only`); otherwise (K, M, 2D+1).
+    The input arrays are not kept. Built in blocks of models, so a float32 ``means`` input
+    adds only the kernel to peak memory.
+    """
+
+    def __init__(self, ubm: DiagGMM, means, *, weights=None, variances=None,
+                 ids: Sequence[str] | None = None):
+        K, D = ubm.n_components, ubm.dim
+        means = np.asarray(means)
+        if means.ndim != 3 or means.shape[1:] != (K, D):
+            raise ModelError(f"means must have shape (M, {K}, {D}) to match the UBM, "
+                             f"got {means.shape}")
+        M = means.shape[0]
+        if weights is not None:
+            weights = np.asarray(weights)
+            if weights.shape != (M, K):
+                raise ModelError(f"weights have shape {weights.shape}, expected {(M, K)}")
+        if variances is not None:
+            variances = np.asarray(variances)
+            if variances.shape != (M, K, D):
+                raise ModelError(f"variances have shape {variances.shape}, expected {(M, K, D)}")
+        shared = _shares(ubm.weights, weights) and _shares(ubm.variances, variances)
+        self._init(ubm, M, ids, shared, lambda m0, m1: (
+            None if weights is None else weights[m0:m1], means[m0:m1],
+            None if variances is None else variances[m0:m1]))
+
+    @classmethod
+    def from_arrays(cls, ubm: DiagGMM, means, *, weights=None, variances=None,
+                    ids: Sequence[str] | None = None) -> "ModelSet":
+        """Same as the constructor: stack raw (M, K) weights, (M, K, D) means and variances."""
+        return cls(ubm, means, weights=weights, variances=variances, ids=ids)
+
+    @classmethod
+    def from_models(cls, ubm: DiagGMM, models: Iterable[DiagGMM] | Mapping[str, DiagGMM],
+                    ids: Sequence[str] | None = None) -> "ModelSet":
+        """Stack adapted models (a sequence, or a mapping id → model that also gives the ids).
+
+        Raises
+        ------
+        ModelError
+            If a model's shape differs from the UBM's, or its ``metadata["adaptation"]``
+            (written by :func:`~speakergmm.map.map_adapt`) names another UBM.
+        """
+        if isinstance(models, Mapping):
+            ids = list(models.keys()) if ids is None else ids
+            models = list(models.values())
+        else:
+            models = list(models)
+        fp = _terms(ubm).fingerprint
+        for i, g in enumerate(models):
+            name = ids[i] if ids is not None and i < len(ids) else i
+            if not isinstance(g, DiagGMM):
+                raise ModelError(f"model {name!r} is a {type(g).__name__}, not a DiagGMM")
+            if (g.n_components, g.dim) != (ubm.n_components, ubm.dim):
+                raise ModelError(f"model {name!r} has (K, D) = {(g.n_components, g.dim)}, "
+                                 f"the UBM {(ubm.n_components, ubm.dim)}")
+            src = (g.metadata.get("adaptation") or {}).get("ubm_fingerprint")
+            if src is not None and src != fp:
+                raise ModelError(f"model {name!r} was adapted from UBM {src}, not {fp}")
+        shared = all(_shares(ubm.weights, g.weights) and _shares(ubm.variances, g.variances)
+                     for g in models)
+        self = cls.__new__(cls)
+        self._init(ubm, len(models), ids, shared, lambda m0, m1: (
+            np.stack([g.weights for g in models[m0:m1]]),
+            np.stack([g.means for g in models[m0:m1]]),
+            np.stack([g.variances for g in models[m0:m1]])))
+        return self
+
+    def _init(self, ubm, M, ids, shared, block):
+        K, D = ubm.n_components, ubm.dim
+        ids = tuple(str(i) for i in (range(M) if ids is None else ids))
+        if len(ids) != M:
+            raise ModelError(f"{len(ids)} ids for {M} models")
+        if len(set(ids)) != M:
+            raise ModelError("model ids are not unique")
+        if M == 0:
+            raise ModelError("a ModelSet needs at least one model")
+        self.ids = ids
+        self._index = {name: m for m, name in enumerate(ids)}
+        self.ubm_fingerprint = _terms(ubm).fingerprint
+        self.means_only = bool(shared)
+        self.n_components, self.dim = K, D
+        W = D + 1 if shared else 2 * D + 1
+        self._kernel = np.empty((K, M, W), np.float32)
+        isig = 1.0 / np.sqrt(ubm.variances)
+        for m0 in range(0, M, _BUILD_BLOCK):
+            m1 = min(M, m0 + _BUILD_BLOCK)
+            w_b, mu_b, var_b = block(m0, m1)
+            out = self._kernel[:, m0:m1]  # (K, Mb, W) view
+            if shared:
+                # Whitened offsets and their bias in float64, written straight into the view.
+                a = np.subtract(mu_b, ubm.means, dtype=np.float64)
+                a *= isig
+                b = np.einsum("mkd,mkd->mk", a, a)
+                b *= -0.5
+                out[:, :, :D] = a.transpose(1, 0, 2)
+                out[:, :, D] = b.T
+            else:
+                b = _general_kernel(ubm, w_b, np.subtract(mu_b, ubm.means, dtype=np.float64),
+                                    var_b)
+                out[...] = b.transpose(1, 0, 2)
+            if not np.all(np.isfinite(out)):
+                raise ModelError(f"models {m0}..{m1 - 1} have non-finite parameters")
+        self._kernel.setflags(write=False)
+
+    # -- properties ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, model_id) -> bool:
+        return model_id in self._index
+
+    def __repr__(self) -> str:
+        kind = "means-only" if self.means_only else "general"
+        return (f"ModelSet(M={len(self)}, K={self.n_components}, D={self.dim}, {kind}, "
+                f"ubm={self.ubm_fingerprint}, {self.nbytes / 2**20:.1f} MiB)")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stacked parameters."""
+        return self._kernel.nbytes
+
+    def index(self, model_id: str) -> int:
+        """Row of ``model_id``; ModelError if it is not in the set."""
+        try:
+            return self._index[model_id]
+        except KeyError:
+            raise ModelError(f"no model {model_id!r} in this model set") from None
+
+    def select(self, model_ids: Sequence[str]) -> "ModelSet":
+        """A new set of the given models, in that order (copies their rows)."""
+        rows = [self.index(m) for m in model_ids]
+        new = ModelSet.__new__(ModelSet)
+        new.__dict__.update(self.__dict__)
+        new.ids = tuple(model_ids)
+        new._index = {name: m for m, name in enumerate(new.ids)}
+        new._kernel = self._kernel[:, rows]
+        new._kernel.setflags(write=False)
+        return new
+
+
+def _shares(ubm_param: np.ndarray, param) -> bool:
+    """True if ``param`` (None, or one/many models' values) equals the UBM's to float32 rounding."""
+    if param is None:
+        return True
+    return bool(np.all(np.abs(np.asarray(param, np.float64) - ubm_param)
+                       <= _SHARED_RTOL * np.abs(ubm_param)))
+
+
+def _general_kernel(ubm: DiagGMM, w_b, delta, var_b) -> np.ndarray:
+    """``[A, b, B]`` (Mb, K, 2D+1) for models with their own weights and/or variances.
+
+    With ``y = (x - μ_k)/σ_k``, ``δ = μ_mk - μ_k`` and ``ρ = σ²_k/σ²_mk``, the speaker's log
+    joint minus the UBM's is ``b + y·A + y²·B`` with ``A = ρ δ/σ_k``, ``B = -½(ρ - 1)`` and
+    ``b = log(w_mk/w_k) - ½Σ log(1/ρ) - ½Σ ρ δ²/σ²_k``.
+    """
+    w, var = ubm.weights, ubm.variances
+    Mb = delta.shape[0]
+    w_b = np.broadcast_to(w, (Mb,) + w.shape) if w_b is None else np.asarray(w_b, np.float64)
+    var_b = (np.broadcast_to(var, delta.shape) if var_b is None
+             else np.asarray(var_b, np.float64))
+    if not (np.all(np.isfinite(var_b)) and np.all(var_b > 0)):
+        raise ModelError("model variances must be finite and > 0")
+    if not (np.all(np.isfinite(w_b)) and np.all(w_b >= 0)):
+        raise ModelError("model weights must be finite and >= 0")
+    rho = var / var_b
+    z = delta / np.sqrt(var)  # whitened offset
+    log_ratio = np.log(np.where(w_b > 0, w_b, 1.0)) - np.log(np.where(w > 0, w, 1.0))
+    # A UBM component of weight 0 has posterior 0 and is never counted: ratio 1 keeps it so.
+    log_ratio = np.where(w == 0, 0.0, np.where(w_b > 0, log_ratio, float(_LOG_ZERO)))
+    b = log_ratio + 0.5 * np.sum(np.log(rho) - rho * z * z, axis=2)
+    return np.concatenate([rho * z, b[..., None], -0.5 * (rho - 1.0)], axis=2)
+
+
+# -- the test side ------------------------------------------------------------------------------
+
+def _check_method(method: str, c: int, K: int) -> int:
+    if method not in METHODS:
+        raise ValueError(f"unknown scoring method {method!r}: choose from {', '.join(METHODS)}")
+    if method == "topc" and not 1 <= int(c) <= K:
+        raise ValueError(f"c must be between 1 and the number of components {K}, got {c}")
+    return int(c)
+
+
+def _check_features(ubm: DiagGMM, X, what: str = "test features") -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "fiu":
+        raise FeatureError(f"{what} must be a 2-D real (frames, dims) array, "
+                           f"got shape {X.shape}, dtype {X.dtype}")
+    if X.shape[1] != ubm.dim:
+        raise ModelError(f"{what} have {X.shape[1]} dimensions but the UBM expects {ubm.dim}; "
+                         "were they extracted with the model's feature configuration?")
+    if X.shape[0] == 0:
+        raise FeatureError(f"{what} have no frames: nothing to score")
+    X = np.asarray(X, np.float32)
+    if not np.all(np.isfinite(X)):
+        raise FeatureError(f"{what} are not finite (NaN or inf)")
+    return X
+
+
+def _whiten(t: _UBMTerms, x: np.ndarray, k: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[y, 1, y²]`` (first ``width`` columns) of frames ``x`` (P, D) at components ``k`` (P,),
+    and the UBM log joint ``log w_k N(x|k)`` there (P,), float32."""
+    D = x.shape[1]
+    z = np.empty((x.shape[0], width), np.float32)
+    y = z[:, :D]
+    np.subtract(x, t.mu32[k], out=y)
+    y *= t.isig32[k]
+    z[:, D] = 1.0
+    if width > D + 1:
+        np.square(y, out=z[:, D + 1:])
+    a = t.h[k] - 0.5 * np.einsum("pd,pd->p", y, y, dtype=np.float64)
+    return z, a.astype(np.float32)
+
+
+def _lse_frames(E: np.ndarray, axis: int) -> np.ndarray:
+    """Σ over frames of the log-sum-exp along ``axis`` of ``E`` (already holding log π + e):
+    float32 in place, frame sums in float64. ``E`` is (frames, C, M) or (K, frames, M)."""
+    mx = E.max(axis=axis, keepdims=True)
+    E -= mx
+    np.exp(E, out=E)
+    s = E.sum(axis=axis)
+    np.log(s, out=s)
+    s += np.squeeze(mx, axis)
+    return s.sum(axis=0, dtype=np.float64)
+
+
+def _score_topc(t: _UBMTerms, ms: ModelSet, X: np.ndarray, top: np.ndarray) -> np.ndarray:
+    kernel = ms._kernel
+    K, M, W = kernel.shape
+    C = top.shape[1]
+    total = np.zeros(M, np.float64)
+    for f0 in range(0, X.shape[0], _TOPC_FRAMES):
+        x, tp = X[f0:f0 + _TOPC_FRAMES], top[f0:f0 + _TOPC_FRAMES]
+        n, P = x.shape[0], x.shape[0] * C
+        # Group the (frame, component) pairs by component: one GEMM per used component.
+        kf = tp.ravel()
+        order = np.argsort(kf, kind="stable")
+        ks = kf[order]
+        cuts = np.flatnonzero(np.diff(ks)) + 1
+        starts, ends = np.r_[0, cuts], np.r_[cuts, P]
+        z, a = _whiten(t, x[order // C], ks, W)
+        inv = np.empty_like(order)
+        inv[order] = np.arange(P)
+        # UBM posteriors over the C selected components, frame-major (n, C, 1).
+        lp = a[inv].reshape(n, C)
+        lp -= lp.max(axis=1, keepdims=True)
+        lp -= np.log(np.exp(lp).sum(axis=1, keepdims=True))
+        lp = lp[:, :, None]
+        mb = max(1, min(M, _BLOCK_BYTES // (4 * P)))
+        Es = np.empty((P, mb), np.float32)
+        E = np.empty((P, mb), np.float32)
+        for m0 in range(0, M, mb):
+            m1 = min(M, m0 + mb)
+            es, e = Es[:, :m1 - m0], E[:, :m1 - m0]
+            for s, stop in zip(starts, ends):
+                np.matmul(z[s:stop], kernel[ks[s], m0:m1].T, out=es[s:stop])
+            np.take(es, inv, axis=0, out=e)
+            e3 = e.reshape(n, C, m1 - m0)
+            e3 += lp
+            total[m0:m1] += _lse_frames(e3, axis=1)
+    return total
+
+
+def _score_full(t: _UBMTerms, ms: ModelSet, X: np.ndarray) -> np.ndarray:
+    kernel = ms._kernel
+    K, M, W = kernel.shape
+    total = np.zeros(M, np.float64)
+    ks = np.arange(K)
+    nf = max(1, _FULL_Y_BYTES // (4 * K * W))
+    for f0 in range(0, X.shape[0], nf):
+        x = X[f0:f0 + nf]
+        n = x.shape[0]
+        # All (component, frame) pairs, component-major: (K, n, W) for one batched GEMM.
+        z, a = _whiten(t, np.tile(x, (K, 1)), np.repeat(ks, n), W)
+        z = z.reshape(K, n, W)
+        lp = a.reshape(K, n)
+        lp -= lp.max(axis=0, keepdims=True)
+        lp -= np.log(np.exp(lp).sum(axis=0, keepdims=True))
+        lp = lp[:, :, None]
+        mb = max(1, min(M, _BLOCK_BYTES // (4 * K * n)))
+        for m0 in range(0, M, mb):
+            m1 = min(M, m0 + mb)
+            e = np.matmul(z, kernel[:, m0:m1].transpose(0, 2, 1))  # (K, n, Mb)
+            e += lp
+            total[m0:m1] += _lse_frames(e, axis=0)
+    return total
+
+
+def _score_linear(ubm: DiagGMM, ms: ModelSet, X: np.ndarray) -> np.ndarray:
+    stats = ubm.accumulate(X)
+    K, M, W = ms._kernel.shape
+    D = ubm.dim
+    # Centred, whitened first-order statistics (f_k - n_k μ_k)/σ_k, padded with a 0 for the
+    # bias column so that the kernel is used as stored (no (K, M, D) copy).
+    fc = (stats.f - stats.n[:, None] * ubm.means) / np.sqrt(ubm.variances)
+    if ms.means_only:
+        v = np.zeros((K, W, 1), np.float32)
+        v[:, :D, 0] = fc
+        per_k = np.matmul(ms._kernel, v)[:, :, 0]  # (K, M)
+        return per_k.sum(axis=0, dtype=np.float64) / stats.frames
+    total = np.zeros(M, np.float64)
+    fc32 = fc.astype(np.float32)
+    for k in range(K):
+        # The whitened mean offset is A/ρ, with ρ = 1 - 2B.
+        A, B = ms._kernel[k, :, :D], ms._kernel[k, :, D + 1:]
+        total += (A / (1.0 - 2.0 * B)) @ fc32[k]
+    return total / stats.frames
+
+
+# -- public API ---------------------------------------------------------------------------------
+
+def score(ubm: DiagGMM, model_set: ModelSet, X, *, method: str = "topc",
+          c: int = DEFAULT_C) -> np.ndarray:
+    """Score one test utterance against every model of a set.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The UBM the models were adapted from.
+    model_set : ModelSet
+        M models.
+    X : array_like [shape=(N, D)]
+        Test features (float32 preferred).
+    method : {"topc", "full", "linear"}
+    c : int
+        Components per frame for ``"topc"`` (1 <= c <= K).
+
+    Returns
+    -------
+    np.ndarray [shape=(M,), float64]
+        Average per-frame LLR of each model, in ``model_set.ids`` order.
+
+    Raises
+    ------
+    ModelError
+        If the model set was built from another UBM, or the feature dimension is not D.
+    FeatureError
+        If ``X`` has no frames or non-finite values.
+    """
+    c = _check_method(method, c, ubm.n_components)
+    t = _terms(ubm)
+    if model_set.ubm_fingerprint != t.fingerprint:
+        raise ModelError(f"the model set was adapted from UBM {model_set.ubm_fingerprint}, "
+                         f"not {t.fingerprint}")
+    X = _check_features(ubm, X)
+    if method == "linear":
+        return _score_linear(ubm, model_set, X)
+    if method == "full":
+        return _score_full(t, model_set, X) / X.shape[0]
+    return _score_topc(t, model_set, X, ubm.top_components(X, c)) / X.shape[0]
+
+
+def llr(ubm: DiagGMM, speaker: DiagGMM, X, *, method: str = "topc",
+        c: int = DEFAULT_C) -> float:
+    """Average per-frame LLR of one test utterance ``X`` (N, D) for one speaker model.
+
+    ``"full"`` is computed independently of :class:`ModelSet`, as
+    ``mean(speaker.log_likelihood(X) - ubm.log_likelihood(X))``; the other methods score a
+    one-model :class:`ModelSet`. Raises as :func:`score`.
+    """
+    c = _check_method(method, c, ubm.n_components)
+    X = _check_features(ubm, X)
+    if method == "full":
+        if (speaker.n_components, speaker.dim) != (ubm.n_components, ubm.dim):
+            raise ModelError(f"speaker model has (K, D) = {(speaker.n_components, speaker.dim)}"
+                             f", the UBM {(ubm.n_components, ubm.dim)}")
+        return float(np.mean(speaker.log_likelihood(X) - ubm.log_likelihood(X)))
+    return float(score(ubm, ModelSet.from_models(ubm, [speaker]), X, method=method, c=c)[0])
+
+
+def score_trials(ubm: DiagGMM, models: Mapping[str, DiagGMM] | ModelSet,
+                 test_features: Mapping[str, np.ndarray], enroll_ids: Sequence[str],
+                 test_ids: Sequence[str], *, method: str = "topc",
+                 c: int = DEFAULT_C) -> np.ndarray:
+    """Scores of trials ``(enroll_ids[i], test_ids[i])``, each test utterance read and
+    processed by the UBM once, all its trials scored together.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    models : ModelSet or mapping model id → DiagGMM
+        Only the models that appear in ``enroll_ids`` are used (stacked once).
+    test_features : mapping utterance id → np.ndarray [shape=(N, D)]
+        E.g. an archive; each utterance is read once.
+    enroll_ids, test_ids : sequence of str
+        The trial list, same length.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_trials,), float64]
+        In trial order.
+
+    Raises
+    ------
+    ModelError
+        For an enrollment id with no model (naming it), or as :func:`score`.
+    FeatureError
+        For a test id with no features (naming it), or as :func:`score`.
+    """
+    enroll_ids, test_ids = list(enroll_ids), list(test_ids)
+    if len(enroll_ids) != len(test_ids):
+        raise ValueError(f"{len(enroll_ids)} enrollment ids but {len(test_ids)} test ids")
+    _check_method(method, c, ubm.n_components)
+    wanted = list(dict.fromkeys(enroll_ids))
+    if isinstance(models, ModelSet):
+        model_set = models
+    else:
+        missing = [m for m in wanted if m not in models]
+        if missing:
+            raise ModelError(f"no enrolled model for {missing[0]!r} "
+                             f"({len(missing)} trial models missing)")
+        model_set = ModelSet.from_models(ubm, {m: models[m] for m in wanted})
+    rows = np.array([model_set.index(m) for m in enroll_ids], dtype=np.intp)
+    by_test: dict[str, list[int]] = {}
+    for i, utt in enumerate(test_ids):
+        by_test.setdefault(utt, []).append(i)
+    out = np.empty(len(enroll_ids), np.float64)
+    for utt, trials in by_test.items():
+        try:
+            X = test_features[utt]
+        except KeyError:
+            raise FeatureError(f"no features for test utterance {utt!r}") from None
+        need = rows[trials]
+        uniq, where = np.unique(need, return_inverse=True)
+        # Score the needed rows only, unless they are most of the set (a copy would cost more).
+        sub = (model_set if 2 * len(uniq) > len(model_set)
+               else model_set.select([model_set.ids[r] for r in uniq]))
+        try:
+            s = score(ubm, sub, X, method=method, c=c)
+        except (FeatureError, ModelError) as exc:
+            raise type(exc)(f"test utterance {utt!r}: {exc}") from exc
+        out[trials] = s[need] if sub is model_set else s[where]
+    return out

@@ -1,0 +1,388 @@
+"""The speaker store: enrolled speakers in one SQLite file.
+
+One file holds every speaker enrolled against one UBM: their summed Baum-Welch statistics
+(float64, so that enrolling more audio later gives exactly the model enrolling it all at once
+would), their MAP-adapted parameters (float32 blobs, what scoring reads), the fingerprint of
+the UBM, utterance count, seconds of speech and timestamps.
+
+Every change is one ``BEGIN IMMEDIATE`` transaction in WAL mode, so concurrent ``enroll``
+processes are serialised by SQLite and lose nothing, and a crash leaves the store as it was
+before the change. All SQL is parameterised.
+
+The default store is ``$SPEAKERGMM_HOME/speakers.db``, with ``SPEAKERGMM_HOME`` defaulting
+to ``$XDG_DATA_HOME/speakergmm`` or ``~/.local/share/speakergmm``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import SpeakerGMMError
+from .gmm import DiagGMM, GMMStats
+from .map import SpeakerModel
+
+__all__ = ["SpeakerStore", "SpeakerInfo", "StoreError", "default_store_path", "check_speaker_id"]
+
+SCHEMA_VERSION = 1
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,63}")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS speakers (
+    id TEXT PRIMARY KEY,
+    ubm_fingerprint TEXT NOT NULL,
+    components INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    relevance REAL NOT NULL,
+    adapt TEXT NOT NULL,
+    stat_n BLOB NOT NULL,
+    stat_f BLOB NOT NULL,
+    stat_s BLOB NOT NULL,
+    stat_llk REAL NOT NULL,
+    frames INTEGER NOT NULL,
+    weights BLOB NOT NULL,
+    means BLOB NOT NULL,
+    variances BLOB NOT NULL,
+    utterances INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+"""
+
+
+class StoreError(SpeakerGMMError):
+    """The store is unreadable, of another UBM, or asked for a speaker it lacks."""
+
+
+@dataclass(frozen=True)
+class SpeakerInfo:
+    """What the store knows of a speaker, without its parameters."""
+
+    id: str
+    utterances: int
+    seconds: float
+    frames: int
+    ubm_fingerprint: str
+    relevance: float
+    adapt: tuple[str, ...]
+    created: str
+    updated: str
+
+
+def default_store_path() -> Path:
+    """``$SPEAKERGMM_HOME/speakers.db`` (see the module docstring for the default home)."""
+    home = os.environ.get("SPEAKERGMM_HOME")
+    if not home:
+        data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                ".local", "share")
+        home = os.path.join(data, "speakergmm")
+    return Path(home) / "speakers.db"
+
+
+def check_speaker_id(speaker_id: str) -> str:
+    """Return ``speaker_id`` if valid: 1-64 characters from ``A-Z a-z 0-9 _ . @ + -``,
+    starting with a letter or digit; otherwise raise :class:`StoreError` saying so."""
+    if not isinstance(speaker_id, str) or not _ID.fullmatch(speaker_id):
+        raise StoreError(f"invalid speaker id {speaker_id!r}: use 1-64 characters from "
+                         "letters, digits and _ . @ + -, starting with a letter or digit")
+    return speaker_id
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _blob(a: np.ndarray, dtype: str) -> bytes:
+    return np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+class SpeakerStore:
+    """Enrolled speakers of one UBM, in an SQLite file.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The store file; :func:`default_store_path` if None. Created on first write.
+    timeout : float
+        Seconds to wait for another process's transaction to finish.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 60.0):
+        self.path = Path(path) if path is not None else default_store_path()
+        self.timeout = timeout
+        self._conn: sqlite3.Connection | None = None
+
+    # --- connection and transactions ------------------------------------------------------
+
+    def _connect(self, *, create: bool) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first "
+                                 "('speakergmm enroll SPEAKER AUDIO...')")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            # Switching to WAL and creating the schema need a moment of exclusive access;
+            # SQLite's busy handler does not cover the journal-mode switch, so wait here.
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._retry(lambda: self._create_schema(conn))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a readable speaker store ({exc})") from None
+        self._conn = conn
+        return conn
+
+    def _retry(self, action):
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{self.path}: store is busy ({exc})") from None
+                time.sleep(delay)
+                delay = min(0.2, delay * 2)
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: store schema version {row[0]}, this speakergmm "
+                                 f"reads version {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "SpeakerStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self_inner):
+                self_inner.conn = store._connect(create=True)
+                try:
+                    self_inner.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise StoreError(f"{store.path}: store is busy ({exc})") from None
+                return self_inner.conn
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                if exc_type is None:
+                    self_inner.conn.execute("COMMIT")
+                else:
+                    self_inner.conn.execute("ROLLBACK")
+                return False
+
+        return _Tx()
+
+    # --- UBM binding ------------------------------------------------------------------
+
+    def ubm_fingerprint(self) -> str | None:
+        """Fingerprint of the UBM this store belongs to (None while it is empty)."""
+        if not self.path.exists():
+            return None
+        row = self._connect(create=False).execute(
+            "SELECT value FROM meta WHERE key='ubm_fingerprint'").fetchone()
+        return row[0] if row else None
+
+    def check_ubm(self, ubm: DiagGMM) -> None:
+        """Raise :class:`StoreError` if the store belongs to another UBM."""
+        fp = self.ubm_fingerprint()
+        if fp is not None and fp != ubm.fingerprint():
+            raise StoreError(f"{self.path}: speakers here were enrolled with UBM {fp}, not with "
+                             f"UBM {ubm.fingerprint()}; use the same --ubm, or another --store")
+
+    # --- writing ------------------------------------------------------------------------
+
+    def enroll(self, speaker_id: str, model: SpeakerModel, ubm: DiagGMM, *, seconds: float,
+               utterances: int, mode: str = "new") -> SpeakerInfo:
+        """Add a speaker, or add audio to one, in one transaction.
+
+        Parameters
+        ----------
+        speaker_id : str
+        model : SpeakerModel
+            Statistics of the new enrollment audio under ``ubm``.
+        ubm : DiagGMM
+        seconds : float
+            Seconds of speech in the new audio.
+        utterances : int
+            Number of recordings in the new audio.
+        mode : {"new", "append", "replace"}
+            ``new`` refuses an existing speaker; ``append`` adds the audio to it (its
+            statistics are summed, so the result equals enrolling everything at once);
+            ``replace`` discards what it had.
+        """
+        check_speaker_id(speaker_id)
+        if mode not in ("new", "append", "replace"):
+            raise ValueError(f"mode must be 'new', 'append' or 'replace', got {mode!r}")
+        fp = ubm.fingerprint()
+        if model.ubm_fingerprint != fp:
+            raise StoreError(f"speaker model of '{speaker_id}' was adapted from UBM "
+                             f"{model.ubm_fingerprint}, not {fp}")
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='ubm_fingerprint'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('ubm_fingerprint', ?)", (fp,))
+            elif row[0] != fp:
+                raise StoreError(f"{self.path}: speakers here were enrolled with UBM {row[0]}, "
+                                 f"not with UBM {fp}; use the same --ubm, or another --store")
+            old = conn.execute("SELECT * FROM speakers WHERE id=?", (speaker_id,)).fetchone()
+            now = _now()
+            created = now
+            if old is not None:
+                if mode == "new":
+                    raise StoreError(f"speaker '{speaker_id}' is already enrolled; use --append "
+                                     "to add audio to it or --replace to start again")
+                if mode == "append":
+                    previous = self._model_from_row(old)
+                    if (previous.relevance, previous.adapt) != (model.relevance, model.adapt):
+                        raise StoreError(f"speaker '{speaker_id}' was enrolled with relevance "
+                                         f"{previous.relevance} and adapted {previous.adapt}; "
+                                         "append with the same settings")
+                    model = previous.add(model)
+                    seconds += old["seconds"]
+                    utterances += old["utterances"]
+                created = old["created"]
+            adapted = model.adapted(ubm)
+            stats = model.stats
+            conn.execute(
+                "INSERT OR REPLACE INTO speakers VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (speaker_id, fp, ubm.n_components, ubm.dim, float(model.relevance),
+                 ",".join(model.adapt), _blob(stats.n, "<f8"), _blob(stats.f, "<f8"),
+                 _blob(stats.s, "<f8"), float(stats.llk), int(stats.frames),
+                 _blob(adapted.weights, "<f4"), _blob(adapted.means, "<f4"),
+                 _blob(adapted.variances, "<f4"), int(utterances), float(seconds), created,
+                 now))
+        return self.info(speaker_id)
+
+    def remove(self, speaker_id: str) -> None:
+        """Delete a speaker (StoreError if unknown)."""
+        with self._transaction() as conn:
+            if conn.execute("DELETE FROM speakers WHERE id=?", (speaker_id,)).rowcount == 0:
+                raise StoreError(f"no speaker '{speaker_id}' in {self.path}")
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _rows(self, sql: str, args: tuple = ()) -> Iterator[sqlite3.Row]:
+        conn = self._connect(create=False)
+        try:
+            yield from conn.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the store ({exc})") from None
+
+    @staticmethod
+    def _info_from_row(row) -> SpeakerInfo:
+        return SpeakerInfo(row["id"], row["utterances"], row["seconds"], row["frames"],
+                           row["ubm_fingerprint"], row["relevance"],
+                           tuple(row["adapt"].split(",")), row["created"], row["updated"])
+
+    @staticmethod
+    def _model_from_row(row) -> SpeakerModel:
+        k, d = row["components"], row["dim"]
+        stats = GMMStats(np.frombuffer(row["stat_n"], "<f8").reshape(k),
+                         np.frombuffer(row["stat_f"], "<f8").reshape(k, d),
+                         np.frombuffer(row["stat_s"], "<f8").reshape(k, d),
+                         row["stat_llk"], row["frames"])
+        return SpeakerModel(stats=stats, ubm_fingerprint=row["ubm_fingerprint"],
+                            relevance=row["relevance"], adapt=tuple(row["adapt"].split(",")),
+                            utterances=row["utterances"])
+
+    def _row(self, speaker_id: str):
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first")
+        for row in self._rows("SELECT * FROM speakers WHERE id=?", (speaker_id,)):
+            return row
+        known = len(self)
+        raise StoreError(f"no speaker '{speaker_id}' in {self.path} ({known} enrolled; "
+                         "'speakergmm speakers list' shows them)")
+
+    def info(self, speaker_id: str) -> SpeakerInfo:
+        return self._info_from_row(self._row(speaker_id))
+
+    def model(self, speaker_id: str) -> SpeakerModel:
+        """The speaker's statistics (for adaptation with other settings, or export)."""
+        return self._model_from_row(self._row(speaker_id))
+
+    def adapted(self, speaker_id: str, ubm: DiagGMM) -> DiagGMM:
+        """The speaker's stored MAP-adapted model (checked against ``ubm``)."""
+        self.check_ubm(ubm)
+        row = self._row(speaker_id)
+        k, d = row["components"], row["dim"]
+        weights = np.frombuffer(row["weights"], "<f4").astype(np.float64)
+        # float32 storage rounds each weight; the sum drifts by up to ~K·6e-8.
+        return DiagGMM(weights / weights.sum(),
+                       np.frombuffer(row["means"], "<f4").reshape(k, d),
+                       np.frombuffer(row["variances"], "<f4").reshape(k, d))
+
+    def list(self) -> list[SpeakerInfo]:
+        """Every speaker, sorted by id."""
+        if not self.path.exists():
+            return []
+        return [self._info_from_row(r) for r in self._rows(
+            "SELECT id, utterances, seconds, frames, ubm_fingerprint, relevance, adapt, created,"
+            " updated FROM speakers ORDER BY id")]
+
+    def __len__(self) -> int:
+        if not self.path.exists():
+            return 0
+        return next(self._rows("SELECT COUNT(*) AS n FROM speakers"))["n"]
+
+    def parameters(self, ubm: DiagGMM) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """All speakers' adapted parameters as stacked float32 arrays, for identification.
+
+        Returns
+        -------
+        ids : list of str, sorted
+        weights : np.ndarray [shape=(M, K), dtype=float32]
+        means : np.ndarray [shape=(M, K, D), dtype=float32]
+        variances : np.ndarray [shape=(M, K, D), dtype=float32]
+        """
+        self.check_ubm(ubm)
+        k, d = ubm.n_components, ubm.dim
+        rows = list(self._rows("SELECT id, weights, means, variances FROM speakers ORDER BY id"))
+        if not rows:
+            raise StoreError(f"{self.path}: no speakers enrolled; enroll some first")
+        m = len(rows)
+        weights = np.empty((m, k), np.float32)
+        means = np.empty((m, k, d), np.float32)
+        variances = np.empty((m, k, d), np.float32)
+        for i, row in enumerate(rows):
+            weights[i] = np.frombuffer(row["weights"], "<f4")
+            means[i] = np.frombuffer(row["means"], "<f4").reshape(k, d)
+            variances[i] = np.frombuffer(row["variances"], "<f4").reshape(k, d)
+        return [r["id"] for r in rows], weights, means, variances

@@ -1,0 +1,190 @@
+"""Enroll / verify / identify through the library and the CLI (CliRunner)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from speakergmm.cli import main
+from speakergmm.errors import SpeakerGMMError
+from speakergmm.features import FeatureConfig, extract_features
+from speakergmm.recognizer import Recognizer
+from speakergmm.ubm import train_ubm
+
+from conftest import corpus, write_audio
+
+SR = 16000
+
+
+def voice(seed: int, utt: int, seconds: float = 2.0) -> np.ndarray:
+    """A synthetic 'speaker': a harmonic source with a speaker-specific pitch and formant-like
+    resonances, random prosody per utterance, pauses."""
+    rng = np.random.default_rng(1000 * seed + utt)
+    spk = np.random.default_rng(seed)
+    f0, formants = spk.uniform(90, 250), spk.uniform([300, 900, 2000], [800, 2000, 3500])
+    n = int(SR * seconds)
+    t = np.arange(n) / SR
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / SR
+    y = sum(np.sin(h * phase) / h for h in range(1, 20))
+    spec = np.fft.rfft(y)
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    spec *= sum(np.exp(-((freqs - f) / 150) ** 2) for f in formants) + 0.05
+    y = np.fft.irfft(spec, n)
+    env = np.repeat(rng.uniform(0.2, 1.0, n // 1600 + 1), 1600)[:n]
+    env[rng.random(n // 1600 + 1).repeat(1600)[:n] < 0.15] = 0.0
+    y = y / np.abs(y).max() * 0.5 * env + 1e-4 * rng.standard_normal(n)
+    return y.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A small UBM trained on synthetic voices, and audio files of three speakers."""
+    root = tmp_path_factory.mktemp("rec")
+    cfg = FeatureConfig()
+    background = [extract_features(y=voice(s, u), sr=SR, config=cfg)
+                  for s in range(100, 120) for u in range(3)]
+    ubm = train_ubm(background, n_components=32, n_iterations=5,
+                    metadata={"feature_config": cfg.to_dict()})
+    ubm_path = root / "ubm.npz"
+    ubm.save(ubm_path)
+    files = {(s, u): write_audio(root / f"spk{s}_{u}.wav", voice(s, u), SR)
+             for s in range(3) for u in range(4)}
+    return root, ubm_path, files
+
+
+def test_enroll_verify_identify_api(setup, tmp_path):
+    root, ubm_path, files = setup
+    rec = Recognizer(ubm_path, tmp_path / "s.db")
+    for s in range(3):
+        rec.enroll(f"spk{s}", [files[(s, 0)], files[(s, 1)], files[(s, 2)]])
+    target = rec.verify("spk1", files[(1, 3)])
+    impostor = rec.verify("spk1", files[(2, 3)])
+    assert target.score > impostor.score
+    for s in range(3):
+        result = rec.identify(files[(s, 3)])
+        assert result.speaker == f"spk{s}", result
+        assert [r[0] for r in result.ranking][0] == f"spk{s}" and len(result.ranking) == 3
+    # open set: a threshold above every score answers unknown
+    unknown = rec.identify(files[(0, 3)], threshold=1e9)
+    assert unknown.speaker is None and unknown.ranking
+
+
+def test_cli_end_to_end(setup, tmp_path):
+    root, ubm_path, files = setup
+    store = tmp_path / "cli.db"
+    run = lambda *args: CliRunner().invoke(main, [*map(str, args)])  # noqa: E731
+    common = ["--ubm", ubm_path, "--store", store]
+    r = run("enroll", "alice", files[(0, 0)], files[(0, 1)], *common)
+    assert r.exit_code == 0, r.output
+    assert "enrolled alice: 2 recording(s)" in r.output
+    r = run("enroll", "bob", files[(1, 0)], files[(1, 1)], *common)
+    assert r.exit_code == 0, r.output
+    r = run("enroll", "alice", files[(0, 2)], *common)
+    assert r.exit_code == 2 and "already enrolled; use --append" in r.output
+    r = run("enroll", "alice", files[(0, 2)], *common, "--append")
+    assert r.exit_code == 0 and "3 recording(s)" in r.output
+
+    r = run("verify", "alice", files[(0, 3)], *common, "--json")
+    out = json.loads(r.output)
+    assert r.exit_code == (0 if out["accepted"] else 1)
+    assert set(out) >= {"speaker", "score", "threshold", "accepted", "method", "frames"}
+    r_imp = run("verify", "alice", files[(1, 3)], *common, "--json",
+                "--threshold", str(out["score"]))
+    assert r_imp.exit_code == 1 and json.loads(r_imp.output)["accepted"] is False
+    r = run("verify", "alice", files[(0, 3)], *common, "--threshold", "-1e9")
+    assert r.exit_code == 0 and r.output.startswith("accept")
+
+    r = run("identify", files[(1, 3)], *common, "--json")
+    assert r.exit_code == 0
+    ident = json.loads(r.output)
+    assert ident["speaker"] == "bob" and ident["ranking"][0]["speaker"] == "bob"
+    r = run("identify", files[(2, 3)], *common, "--threshold", "1e9")
+    assert r.exit_code == 0 and "unknown" in r.output.splitlines()[0]
+
+    r = run("speakers", "--store", store)
+    assert r.exit_code == 0 and "alice" in r.output and "bob" in r.output
+    r = run("speakers", "--store", store, "show", "alice", "--json")
+    assert json.loads(r.output)["utterances"] == 3
+    r = run("speakers", "--store", store, "remove", "bob")
+    assert r.exit_code == 0
+    r = run("speakers", "--store", store, "list")
+    assert "bob" not in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["verify", "nobody", "{a}"], "no speaker 'nobody'"),
+    (["enroll", "bad id", "{a}"], "invalid speaker id"),
+    (["enroll", "carol", "{missing}"], "audio file not found"),
+    (["enroll", "carol", "{silent}"], "no speech found by VAD"),
+    (["verify", "alice", "{a}", "--ubm", "{other_ubm}"], "enrolled with UBM"),
+    (["verify", "alice", "{a}", "--method", "fast"], "Invalid value"),
+])
+def test_cli_errors_are_one_line_exit_2(setup, tmp_path, args, message):
+    root, ubm_path, files = setup
+    store = tmp_path / "e.db"
+    silent = write_audio(tmp_path / "silent.wav", np.zeros(SR, np.float32), SR)
+    other = tmp_path / "other.npz"
+    from speakergmm.gmm import DiagGMM
+
+    u = DiagGMM.load(ubm_path)
+    DiagGMM(u.weights, u.means + 0.01, u.variances, metadata=u.metadata).save(other)
+    base = ["--store", str(store)]
+    r0 = CliRunner().invoke(main, ["enroll", "alice", str(files[(0, 0)]), "--ubm", str(ubm_path),
+                                   *base])
+    assert r0.exit_code == 0
+    fill = dict(a=files[(0, 3)], missing=tmp_path / "nope.wav", silent=silent, other_ubm=other)
+    argv = [a.format(**fill) for a in args]
+    if "--ubm" not in argv:
+        argv += ["--ubm", str(ubm_path)]
+    from speakergmm.store import SpeakerStore
+
+    before = SpeakerStore(store).list()
+    r = CliRunner().invoke(main, argv + base)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    if "Invalid value" not in message:
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("speakergmm: error:")
+    assert SpeakerStore(store).list() == before  # nothing written
+
+
+def test_empty_store_is_a_clear_error(setup, tmp_path):
+    root, ubm_path, files = setup
+    r = CliRunner().invoke(main, ["identify", str(files[(0, 0)]), "--ubm", str(ubm_path),
+                                  "--store", str(tmp_path / "none.db")])
+    assert r.exit_code == 2 and "no speaker store yet" in r.output
+
+
+def test_ubm_without_feature_config_is_refused(setup, tmp_path):
+    from speakergmm.gmm import DiagGMM
+
+    root, ubm_path, files = setup
+    u = DiagGMM.load(ubm_path)
+    bare = tmp_path / "bare.npz"
+    DiagGMM(u.weights, u.means, u.variances).save(bare)
+    with pytest.raises(SpeakerGMMError, match="no feature config"):
+        Recognizer(bare, tmp_path / "s.db")
+
+
+def test_fsdd_with_the_bundled_ubm(tmp_path):
+    """Enroll the six FSDD speakers on 10 digits each with the bundled UBM, then identify
+    and verify held-out recordings."""
+    root = corpus("fsdd") / "recordings"
+    rec = Recognizer(None, tmp_path / "fsdd.db")
+    speakers = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+    for spk in speakers:
+        rec.enroll(spk, [root / f"{d}_{spk}_{i}.wav" for d in range(10) for i in range(2)])
+    correct, trials = 0, 0
+    target, nontarget = [], []
+    for spk in speakers:
+        for d in range(10):
+            path = root / f"{d}_{spk}_45.wav"
+            correct += rec.identify(path).speaker == spk
+            trials += 1
+            target.append(rec.verify(spk, path).score)
+            other = speakers[(speakers.index(spk) + 1) % 6]
+            nontarget.append(rec.verify(other, path).score)
+    assert correct / trials > 0.8
+    assert np.mean(np.array(target) > np.array(nontarget)) > 0.85

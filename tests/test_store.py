@@ -1,0 +1,150 @@
+import multiprocessing
+import sqlite3
+
+import numpy as np
+import pytest
+
+from speakergmm.gmm import DiagGMM
+from speakergmm.map import SpeakerModel
+from speakergmm.store import SpeakerStore, StoreError, check_speaker_id, default_store_path
+
+
+def small_ubm(seed=0, k=8, d=3):
+    rng = np.random.default_rng(seed)
+    return DiagGMM(np.full(k, 1 / k), rng.normal(0, 2, (k, d)), rng.uniform(0.5, 1.5, (k, d)))
+
+
+def speaker_frames(seed, n=400, d=3):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 2, d) + rng.standard_normal((n, d))).astype(np.float32)
+
+
+def test_round_trip(tmp_path):
+    ubm = small_ubm()
+    model = SpeakerModel.enroll(ubm, [speaker_frames(1), speaker_frames(2)])
+    with SpeakerStore(tmp_path / "s.db") as store:
+        info = store.enroll("alice", model, ubm, seconds=7.5, utterances=2)
+        assert (info.id, info.utterances, info.seconds, info.frames) == ("alice", 2, 7.5, 800)
+        back = store.model("alice")
+        for a, b in [(back.stats.n, model.stats.n), (back.stats.f, model.stats.f),
+                     (back.stats.s, model.stats.s)]:
+            np.testing.assert_array_equal(a, b)  # statistics kept in float64, exactly
+        adapted = store.adapted("alice", ubm)
+        np.testing.assert_allclose(adapted.means, model.adapted(ubm).means, rtol=1e-6)
+        assert [s.id for s in store.list()] == ["alice"] and len(store) == 1
+        assert store.ubm_fingerprint() == ubm.fingerprint()
+
+
+def test_append_equals_enrolling_at_once_and_replace(tmp_path):
+    ubm = small_ubm()
+    a, b = speaker_frames(1), speaker_frames(2)
+    store = SpeakerStore(tmp_path / "s.db")
+    store.enroll("bob", SpeakerModel.enroll(ubm, [a]), ubm, seconds=1, utterances=1)
+    with pytest.raises(StoreError, match="already enrolled; use --append"):
+        store.enroll("bob", SpeakerModel.enroll(ubm, [b]), ubm, seconds=1, utterances=1)
+    info = store.enroll("bob", SpeakerModel.enroll(ubm, [b]), ubm, seconds=2, utterances=1,
+                        mode="append")
+    assert (info.utterances, info.seconds) == (2, 3.0)
+    once = SpeakerModel.enroll(ubm, [a, b]).adapted(ubm)
+    np.testing.assert_allclose(store.adapted("bob", ubm).means, once.means, rtol=1e-6)
+    store.enroll("bob", SpeakerModel.enroll(ubm, [b]), ubm, seconds=2, utterances=1,
+                 mode="replace")
+    assert store.info("bob").utterances == 1
+
+
+def test_other_ubm_is_refused(tmp_path):
+    ubm, other = small_ubm(0), small_ubm(1)
+    store = SpeakerStore(tmp_path / "s.db")
+    store.enroll("c", SpeakerModel.enroll(ubm, [speaker_frames(1)]), ubm, seconds=1, utterances=1)
+    with pytest.raises(StoreError, match="enrolled with UBM .* not with UBM"):
+        store.enroll("d", SpeakerModel.enroll(other, [speaker_frames(1)]), other, seconds=1,
+                     utterances=1)
+    with pytest.raises(StoreError, match="enrolled with UBM"):
+        store.parameters(other)
+    with pytest.raises(StoreError, match="adapted from UBM"):
+        store.enroll("d", SpeakerModel.enroll(other, [speaker_frames(1)]), ubm, seconds=1,
+                     utterances=1)
+
+
+def test_unknown_remove_and_empty(tmp_path):
+    ubm = small_ubm()
+    store = SpeakerStore(tmp_path / "s.db")
+    assert store.list() == [] and len(store) == 0
+    with pytest.raises(StoreError, match="no speaker store yet"):
+        store.info("x")
+    store.enroll("e", SpeakerModel.enroll(ubm, [speaker_frames(1)]), ubm, seconds=1, utterances=1)
+    with pytest.raises(StoreError, match="no speaker 'zed'.*1 enrolled"):
+        store.info("zed")
+    store.remove("e")
+    with pytest.raises(StoreError, match="no speaker 'e'"):
+        store.remove("e")
+    with pytest.raises(StoreError, match="no speakers enrolled"):
+        store.parameters(ubm)
+
+
+@pytest.mark.parametrize("bad", ["", "-x", "a b", "a/b", "x" * 65, "é", "../etc"])
+def test_bad_speaker_ids(bad):
+    with pytest.raises(StoreError, match="invalid speaker id"):
+        check_speaker_id(bad)
+
+
+def test_good_speaker_ids():
+    for ok in ["alice", "0001", "a.b-c_d@e+f", "x" * 64]:
+        assert check_speaker_id(ok) == ok
+
+
+def test_not_a_store(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a readable speaker store"):
+        len(SpeakerStore(path))
+
+
+def test_default_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPEAKERGMM_HOME", str(tmp_path / "home"))
+    assert default_store_path() == tmp_path / "home" / "speakers.db"
+    monkeypatch.delenv("SPEAKERGMM_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_store_path() == tmp_path / "xdg" / "speakergmm" / "speakers.db"
+
+
+def test_parameters_stack_all_speakers(tmp_path):
+    ubm = small_ubm()
+    store = SpeakerStore(tmp_path / "s.db")
+    for i, name in enumerate(["zoe", "amy", "max"]):
+        store.enroll(name, SpeakerModel.enroll(ubm, [speaker_frames(i)]), ubm, seconds=1,
+                     utterances=1)
+    ids, w, mu, var = store.parameters(ubm)
+    assert ids == ["amy", "max", "zoe"]
+    assert w.shape == (3, 8) and mu.shape == (3, 8, 3) and var.dtype == np.float32
+    np.testing.assert_allclose(mu[0], store.adapted("amy", ubm).means)
+
+
+def _enroll_many(path, prefix, n):
+    ubm = small_ubm()
+    store = SpeakerStore(path)
+    for i in range(n):
+        model = SpeakerModel.enroll(ubm, [speaker_frames(hash((prefix, i)) % 10_000)])
+        store.enroll(f"{prefix}{i:03d}", model, ubm, seconds=1.0, utterances=1)
+    store.close()
+
+
+def test_two_processes_enrolling_concurrently_lose_nothing(tmp_path):
+    path = tmp_path / "shared.db"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_enroll_many, args=(path, p, 50)) for p in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    store = SpeakerStore(path)
+    speakers = store.list()
+    assert len(speakers) == 100
+    assert [s.id for s in speakers] == [f"{p}{i:03d}" for p in "ab" for i in range(50)]
+    ubm = small_ubm()
+    for s in speakers[::17]:
+        model = store.model(s.id)
+        assert model.stats.frames == 400 and np.isfinite(store.adapted(s.id, ubm).means).all()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
