@@ -9,6 +9,7 @@ Layout of an archive directory::
     feats.scp            index, Kaldi style with a row range: "<utt> feats/part-x.npy[0:412]"
     utt2num_frames       frames kept per utterance (Kaldi's file of that name)
     utt2dur              audio duration per utterance, seconds
+    utt2spk              speaker of each extracted utterance (from the data directory)
     failed               "<utt> <reason>" for every utterance that could not be extracted
     summary.json         counts, hours of audio, share of frames kept by VAD
     .journal             extraction log used to resume (one line per finished utterance)
@@ -150,6 +151,15 @@ class FeatureArchive(Mapping):
     def __len__(self) -> int:
         return len(self._index)
 
+    @property
+    def utt2spk(self) -> dict[str, str]:
+        """Speaker of each utterance (the data directory's ``utt2spk``, copied at extraction)."""
+        path = self.path / "utt2spk"
+        if not path.is_file():
+            raise ArchiveError(f"{self.path}: no utt2spk (archive made by an older speakergmm?); "
+                               "give an enroll map instead")
+        return {u: s for u, s in _read_pairs(path).items() if u in self._index}
+
     def num_frames(self, utt: str) -> int:
         """Frames of ``utt`` without reading its features."""
         _, a, b = self._index[utt]
@@ -279,6 +289,8 @@ def extract_archive(
                       "".join(f"{u} {done[u][2] - done[u][1]}\n" for u in finished))
     write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][3]:.4f}\n" for u in finished))
     write_text_atomic(out / "failed", "".join(f"{u} {r}\n" for u, r in sorted(failed.items())))
+    # The speakers travel with the features, as in a Kaldi data dir with feats.scp.
+    write_text_atomic(out / "utt2spk", "".join(f"{u} {data.utt2spk[u]}\n" for u in finished))
     _remove_unreferenced_parts(out, {done[u][0] for u in finished})
     total = sum(done[u][4] for u in finished)
     kept = sum(done[u][2] - done[u][1] for u in finished)

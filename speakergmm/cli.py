@@ -301,3 +301,125 @@ def speakers_remove(ctx, speaker) -> None:
     """Remove an enrolled speaker."""
     ctx.obj["store"].remove(speaker)
     click.echo(f"removed {speaker}")
+
+
+# --- trial lists ----------------------------------------------------------------------
+
+def _open_features(path: Path, ubm, audio_root: Path | None, stack):
+    """A feature archive, or a data directory extracted on the fly with the UBM's config;
+    refused when made with another config than the UBM's."""
+    import tempfile
+
+    from .archive import extract_archive, read_features
+    from .features import FeatureConfig
+
+    config = FeatureConfig.from_dict(ubm.metadata.get("feature_config") or {})
+    if not (path / "config.json").is_file() and (path / "wav.scp").is_file():
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="speakergmm-"))
+        summary = extract_archive(path, tmp, config=config, audio_root=audio_root)
+        if summary.failed:
+            utt, reason = next(iter(summary.failed.items()))
+            raise click.ClickException(f"{path}: {len(summary.failed)} utterance(s) failed, "
+                                       f"e.g. {utt}: {reason}")
+        path = Path(tmp)
+    feats = read_features(path)
+    if "feature_config" in ubm.metadata and feats.config != config:
+        raise click.ClickException(f"{path} was extracted with another feature config than the "
+                                   "UBM was trained with; re-extract with the UBM's config")
+    return feats
+
+
+@main.command("score")
+@click.argument("trials_file", metavar="TRIALS", type=click.Path(dir_okay=False, exists=True,
+                                                                  path_type=Path))
+@click.option("--enroll", "enroll_path", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Enrollment features (archive) or data directory.")
+@click.option("--enroll-map", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="model -> utterances [default: one model per speaker].")
+@click.option("--test", "test_path", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Test features (archive) or data directory.")
+@_ubm_option
+@click.option("--audio-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="For data directories given instead of archives.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Scores file: '<model> <test> <score>' per trial.")
+@click.option("--method", type=click.Choice(["topc", "full", "linear"]), default="topc")
+@click.option("-c", "--top-c", "c", type=click.IntRange(min=1), default=5,
+              help="Gaussians per frame for top-C scoring.")
+@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0)
+@click.option("--norm", type=click.Choice(["none", "znorm", "tnorm", "ztnorm", "snorm",
+                                           "asnorm"]), default="none",
+              help="Score normalisation against --cohort.")
+@click.option("--cohort", "cohort_path", type=click.Path(file_okay=False, exists=True,
+                                                         path_type=Path),
+              default=None, help="Impostor cohort features (archive with utt2spk).")
+@click.option("--cohort-utts", type=click.IntRange(min=1), default=500,
+              help="At most this many cohort utterances.")
+@click.option("--top-n", type=click.IntRange(min=1), default=None,
+              help="Cohort size for adaptive S-norm (asnorm).")
+@click.option("--calibration", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Apply a calibration (speakergmm calibrate) to the scores.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes.")
+def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output, method,
+              c, relevance, norm, cohort_path, cohort_utts, top_n, calibration, jobs) -> None:
+    """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
+    import contextlib
+
+    from ._io import write_text_atomic
+    from .calibration import Calibration
+    from .datadir import read_enroll_map, read_trials
+    from .gmm import DiagGMM
+    from .pipeline import Cohort, enroll_models, score_trial_list
+    from .pretrained import load_default_ubm
+
+    model = DiagGMM.load(ubm) if ubm else load_default_ubm()
+    trials = read_trials(trials_file)
+    with contextlib.ExitStack() as stack:
+        enroll_feats = _open_features(enroll_path, model, audio_root, stack)
+        test_feats = _open_features(test_path, model, audio_root, stack)
+        if enroll_map:
+            spk2utt = read_enroll_map(enroll_map)
+        else:
+            spk2utt = {}
+            for utt, spk in sorted(enroll_feats.utt2spk.items()):
+                spk2utt.setdefault(spk, []).append(utt)
+        wanted = set(trials.enroll)
+        models = enroll_models(model, enroll_feats,
+                               {m: u for m, u in spk2utt.items() if m in wanted},
+                               relevance=relevance)
+        cohort = None
+        if cohort_path is not None:
+            feats = _open_features(cohort_path, model, audio_root, stack)
+            cohort = Cohort.from_archive(model, feats, feats.utt2spk,
+                                         max_utterances=cohort_utts, relevance=relevance)
+        scores = score_trial_list(model, trials, models, test_feats, method=method, c=c,
+                                  norm=norm, cohort=cohort, top_n=top_n, jobs=jobs)
+    if calibration:
+        scores = Calibration.load(calibration).transform(scores)
+    write_text_atomic(output, "".join(f"{e} {t} {s:.6f}\n" for e, t, s in
+                                      zip(trials.enroll, trials.test, scores)))
+    click.echo(f"wrote {len(scores)} scores to {output}", err=True)
+
+
+@main.command("calibrate")
+@click.argument("scores_file", metavar="SCORES", type=click.Path(dir_okay=False, exists=True,
+                                                                  path_type=Path))
+@click.option("--trials", "trials_file", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Trial key (target/nontarget) for the scores.")
+@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.01, help="Target prior the calibration is optimised for.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
+    """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""
+    from .calibration import Calibration, cllr
+    from .datadir import read_trials
+    from .scores import labelled_scores
+
+    tar, non = labelled_scores(scores_file, read_trials(trials_file))
+    cal = Calibration().fit(tar, non, prior=prior)
+    cal.save(output)
+    click.echo(f"wrote {output}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}; Cllr "
+               f"{cllr(tar, non):.3f} -> {cllr(cal.transform(tar), cal.transform(non)):.3f} bits")

@@ -88,8 +88,12 @@ def cohort_stats(cohort_scores, top_n: int | None = None) -> tuple[np.ndarray, n
     Raises
     ------
     ValueError
-        Wrong number of dimensions, non-finite scores, an empty cohort, or ``top_n`` outside
-        ``1..C``.
+        Wrong number of dimensions, non-finite scores, an empty cohort, or ``top_n`` < 1.
+
+    Notes
+    -----
+    A ``top_n`` larger than the cohort uses the whole cohort (AS-norm usually has cohorts of
+    different sizes on the enrollment and test sides, and one ``top_n`` for both).
     """
     cohort = _as_scores(cohort_scores, "cohort scores", 2)
     n_cohort = cohort.shape[1]
@@ -99,8 +103,8 @@ def cohort_stats(cohort_scores, top_n: int | None = None) -> tuple[np.ndarray, n
     if top_n is not None:
         if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)):
             raise ValueError(f"top_n must be an integer, got {top_n!r}")
-        if not 1 <= top_n <= n_cohort:
-            raise ValueError(f"top_n={top_n} must be between 1 and the cohort size {n_cohort}")
+        if top_n < 1:
+            raise ValueError(f"top_n={top_n} must be at least 1")
         if top_n < n_cohort:
             # Partition, not sort: O(C) per row, and the order inside the top-N is irrelevant.
             cohort = np.partition(cohort, n_cohort - top_n, axis=1)[:, n_cohort - top_n:]

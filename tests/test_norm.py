@@ -111,8 +111,11 @@ def test_shape_errors():
         znorm(SCORES, np.zeros((2, 0)))
     with pytest.raises(ValueError, match=r"cohort_cohort has shape \(2, 3\), expected .*\(3, 2\)"):
         ztnorm(SCORES, np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="top_n=3 must be between 1 and the cohort size 2"):
-        snorm(SCORES, COHORT_A, COHORT_B, top_n=3)
+    # a top_n beyond the cohort size uses the whole cohort: AS-norm becomes S-norm
+    np.testing.assert_allclose(snorm(SCORES, COHORT_A, COHORT_B, top_n=3),
+                               snorm(SCORES, COHORT_A, COHORT_B))
+    with pytest.raises(ValueError, match="top_n=0 must be at least 1"):
+        snorm(SCORES, COHORT_A, COHORT_B, top_n=0)
     with pytest.raises(ValueError, match="top_n"):
         cohort_stats(COHORT_A, top_n=0)
     with pytest.raises(ValueError, match="non-finite"):

@@ -1,0 +1,50 @@
+"""Score files: ``<model> <test> <score>`` per line, and their pairing with a trial key."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .datadir import Trials
+from .errors import DataDirError
+
+__all__ = ["read_scores", "labelled_scores"]
+
+
+def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
+    """Read a score file; a malformed line, a non-finite score or a trial scored twice is an
+    error naming the file and line."""
+    scores: dict[tuple[str, str], float] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 3:
+                raise DataDirError(f"{path}:{n}: expected '<model> <test> <score>', got {line.strip()!r}")
+            try:
+                value = float(parts[2])
+            except ValueError:
+                raise DataDirError(f"{path}:{n}: score {parts[2]!r} is not a number") from None
+            if not np.isfinite(value):
+                raise DataDirError(f"{path}:{n}: score {parts[2]} is not finite")
+            key = (parts[0], parts[1])
+            if key in scores:
+                raise DataDirError(f"{path}:{n}: trial {key[0]} {key[1]} scored twice")
+            scores[key] = value
+    return scores
+
+
+def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray, np.ndarray]:
+    """Target and non-target scores of ``trials`` from a score file: every trial of the key
+    must be scored."""
+    if trials.is_target is None:
+        raise DataDirError("the trial list has no target/nontarget labels")
+    scores = read_scores(path)
+    missing = [(e, t) for e, t in zip(trials.enroll, trials.test) if (e, t) not in scores]
+    if missing:
+        raise DataDirError(f"{path}: {len(missing)} trial(s) of the key are not scored, e.g. "
+                           f"{missing[0][0]} {missing[0][1]}")
+    values = np.array([scores[(e, t)] for e, t in zip(trials.enroll, trials.test)])
+    return values[trials.is_target], values[~trials.is_target]

@@ -1,0 +1,132 @@
+"""Trial-list scoring from archives: library (pipeline) and CLI (score, calibrate)."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from speakergmm.archive import extract_archive, read_features
+from speakergmm.cli import main
+from speakergmm.datadir import DataDir, Trials, write_data_dir, write_enroll_map, write_trials
+from speakergmm.errors import SpeakerGMMError
+from speakergmm.features import FeatureConfig
+from speakergmm.pipeline import Cohort, enroll_models, score_trial_list
+from speakergmm.scores import labelled_scores, read_scores
+from speakergmm.ubm import train_ubm
+
+from conftest import write_audio
+from test_recognizer import SR, voice
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Archives for 4 enrolled speakers (2 enroll + 3 test utterances each), 6 cohort
+    speakers, a UBM, a trial list and an enroll map."""
+    root = tmp_path_factory.mktemp("pipe")
+
+    def data(name, speakers, utts):
+        wav, u2s = {}, {}
+        for s in speakers:
+            for u in utts:
+                utt = f"s{s:03d}-{u}"
+                write_audio(root / "audio" / f"{utt}.wav", voice(s, u, seconds=1.5), SR)
+                wav[utt], u2s[utt] = f"audio/{utt}.wav", f"s{s:03d}"
+        write_data_dir(root / "data" / name, DataDir(wav_scp=wav, utt2spk=u2s))
+        extract_archive(root / "data" / name, root / "feats" / name, audio_root=root)
+        return read_features(root / "feats" / name)
+
+    enroll = data("enroll", range(4), range(2))
+    test = data("test", range(4), range(2, 5))
+    cohort = data("cohort", range(50, 56), range(2))
+    background = [x for x in cohort.values()] + [x for x in enroll.values()]
+    ubm = train_ubm(background, n_components=16, n_iterations=4,
+                    metadata={"feature_config": FeatureConfig().to_dict()})
+    ubm.save(root / "ubm.npz")
+    pairs = [(f"s{m:03d}", utt) for m in range(4) for utt in sorted(test)]
+    trials = Trials(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]),
+                    np.array([p[1].startswith(p[0]) for p in pairs]))
+    write_trials(root / "trials", trials)
+    write_enroll_map(root / "enroll_map", {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"]
+                                           for m in range(4)})
+    return root, ubm, enroll, test, cohort, trials
+
+
+def test_scores_separate_targets(world):
+    root, ubm, enroll, test, cohort, trials = world
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    models = enroll_models(ubm, enroll, spk2utt)
+    raw = score_trial_list(ubm, trials, models, test)
+    assert raw.shape == (len(trials),)
+    assert raw[trials.is_target].mean() > raw[~trials.is_target].mean()
+    parallel = score_trial_list(ubm, trials, models, test, jobs=2)
+    np.testing.assert_allclose(parallel, raw, rtol=1e-6)
+    coh = Cohort.from_archive(ubm, cohort, cohort.utt2spk)
+    assert len(coh.models) == 6 and len(coh.utterances) == 12
+    for norm in ("znorm", "tnorm", "ztnorm", "snorm"):
+        s = score_trial_list(ubm, trials, models, test, norm=norm, cohort=coh)
+        assert np.isfinite(s).all()
+        assert s[trials.is_target].mean() > s[~trials.is_target].mean(), norm
+    asn = score_trial_list(ubm, trials, models, test, norm="asnorm", cohort=coh, top_n=12)
+    snorm = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=coh)
+    np.testing.assert_allclose(asn, snorm, rtol=1e-9)  # top-N over the whole cohort = S-norm
+
+
+def test_pipeline_errors(world):
+    root, ubm, enroll, test, cohort, trials = world
+    with pytest.raises(SpeakerGMMError, match="no features for enrollment utterance 'nope'"):
+        enroll_models(ubm, enroll, {"s000": ["nope"]})
+    models = enroll_models(ubm, enroll, {"s000": ["s000-0"]})
+    with pytest.raises(SpeakerGMMError, match="trial model 's001' is not enrolled"):
+        score_trial_list(ubm, trials, models, test)
+    with pytest.raises(SpeakerGMMError, match="needs an impostor cohort"):
+        score_trial_list(ubm, Trials(trials.enroll[:1], trials.test[:1], trials.is_target[:1]),
+                         models, test, norm="znorm")
+
+
+def test_cli_score_and_calibrate(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    out = tmp_path / "scores"
+    base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz")]
+    r = CliRunner().invoke(main, base + ["-o", str(out)])
+    assert r.exit_code == 0, r.output
+    scores = read_scores(out)
+    assert len(scores) == len(trials)
+    # the enroll map gives the same models as utt2spk here
+    r = CliRunner().invoke(main, base + ["--enroll-map", str(root / "enroll_map"), "-o",
+                                         str(tmp_path / "s2")])
+    assert r.exit_code == 0, r.output
+    assert read_scores(tmp_path / "s2") == pytest.approx(scores)
+    # a data directory instead of an archive is extracted on the fly
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "data" / "enroll"), "--audio-root", str(root),
+                                  "--test", str(root / "feats" / "test"), "--ubm",
+                                  str(root / "ubm.npz"), "-o", str(tmp_path / "s3")])
+    assert r.exit_code == 0, r.output
+    assert read_scores(tmp_path / "s3") == pytest.approx(scores, rel=1e-5)
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "sn"), "--norm", "snorm",
+                                         "--cohort", str(root / "feats" / "cohort")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "x"), "--norm", "znorm"])
+    assert r.exit_code == 2 and "needs an impostor cohort" in r.output
+    cal = tmp_path / "cal.json"
+    r = CliRunner().invoke(main, ["calibrate", str(out), "--trials", str(root / "trials"),
+                                  "--prior", "0.25", "-o", str(cal)])
+    assert r.exit_code == 0, r.output and "Cllr" in r.output
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "cal_scores"), "--calibration",
+                                         str(cal)])
+    assert r.exit_code == 0
+    tar, non = labelled_scores(tmp_path / "cal_scores", trials)
+    from speakergmm.calibration import cllr
+
+    raw_tar, raw_non = labelled_scores(out, trials)
+    assert cllr(tar, non) < cllr(raw_tar, raw_non)
+
+
+def test_score_refuses_features_of_another_config(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    extract_archive(root / "data" / "test", tmp_path / "t13", audio_root=root,
+                    config=FeatureConfig(n_mfcc=13))
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "feats" / "enroll"), "--test", str(tmp_path / "t13"),
+                                  "--ubm", str(root / "ubm.npz"), "-o", str(tmp_path / "s")])
+    assert r.exit_code != 0 and "another feature config" in r.output
