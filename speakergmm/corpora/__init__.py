@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 
 #: Corpora speakergmm can prepare.
-CORPORA = ("fsdd",)
+CORPORA = ("fsdd", "speechocean762")
 
 
 def corpus_module(name: str) -> ModuleType:
