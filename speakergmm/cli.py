@@ -13,6 +13,7 @@ import click
 
 from ._version import __version__
 from .errors import SpeakerGMMError
+from .recognizer import DEFAULT_THRESHOLD
 
 CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"])
 
@@ -224,8 +225,9 @@ def enroll_cmd(speaker, audio, ubm, store, mode, relevance) -> None:
 @click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
 @_ubm_option
 @_store_option
-@click.option("--threshold", type=float, default=0.0,
-              help="Accept when the score (average log-likelihood ratio) reaches this.")
+@click.option("--threshold", type=float, default=DEFAULT_THRESHOLD,
+              help="Accept when the score (average log-likelihood ratio) reaches this "
+                   "(default: the bundled UBM's dev-protocol operating point).")
 @click.option("--method", type=click.Choice(["topc", "full", "linear"]), default="topc",
               help="Scoring: top-5 Gaussian selection, all components, or linear.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
