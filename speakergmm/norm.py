@@ -113,6 +113,16 @@ def cohort_stats(cohort_scores, top_n: int | None = None) -> tuple[np.ndarray, n
     return mean, np.maximum(std, _MIN_STD)
 
 
+def _standardise(scores, cohort_scores, name: str) -> np.ndarray:
+    """``(s - μ) / σ`` with μ, σ of each trial's row of cohort scores (Z- and T-norm alike:
+    they differ only in which cohort scores they are given)."""
+    s = _as_scores(scores, "scores", 1)
+    cohort = _as_scores(cohort_scores, name, 2)
+    _check_rows(cohort, s, name)
+    mean, std = cohort_stats(cohort)
+    return (s - mean) / std
+
+
 def znorm(scores, enroll_cohort) -> np.ndarray:
     """Zero normalisation: standardise by the enrolment model's impostor scores.
 
@@ -130,11 +140,7 @@ def znorm(scores, enroll_cohort) -> np.ndarray:
     -------
     np.ndarray [shape=(N,)] float64
     """
-    s = _as_scores(scores, "scores", 1)
-    cohort = _as_scores(enroll_cohort, "enroll_cohort", 2)
-    _check_rows(cohort, s, "enroll_cohort")
-    mean, std = cohort_stats(cohort)
-    return (s - mean) / std
+    return _standardise(scores, enroll_cohort, "enroll_cohort")
 
 
 def tnorm(scores, test_cohort) -> np.ndarray:
@@ -154,11 +160,7 @@ def tnorm(scores, test_cohort) -> np.ndarray:
     -------
     np.ndarray [shape=(N,)] float64
     """
-    s = _as_scores(scores, "scores", 1)
-    cohort = _as_scores(test_cohort, "test_cohort", 2)
-    _check_rows(cohort, s, "test_cohort")
-    mean, std = cohort_stats(cohort)
-    return (s - mean) / std
+    return _standardise(scores, test_cohort, "test_cohort")
 
 
 def ztnorm(scores, enroll_cohort, test_cohort, cohort_cohort) -> np.ndarray:
