@@ -161,7 +161,7 @@ def _mem_worker(what: str, n: int, dim: int, k: int) -> None:
     """
     import gc
 
-    import sklearn.mixture  # noqa: F401  (every worker imports the same modules)
+    import sklearn.mixture  # noqa: F401  pyflakes: ignore (every worker imports the same modules)
 
     from speakergmm.gmm import DiagGMM
 
