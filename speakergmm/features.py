@@ -5,10 +5,10 @@ The pipeline for one utterance (``extract_features``)::
     waveform ─▶ pre-emphasis ─▶ |STFT|² ─▶ mel filterbank ─▶ log ─▶ DCT  (MFCC, librosa)
              ─▶ Δ, ΔΔ (HTK regression) ─▶ energy VAD (frame selection) ─▶ normalisation
 
-The mel filterbank, the dB conversion and the DCT are librosa's (``librosa.filters.mel``,
-``librosa.power_to_db``, ``librosa.feature.mfcc``); the framing is the same as
-``librosa.stft(center=True)`` done once per block of frames without librosa's per-call
-checks, which cost more than the transform on short files. The result equals
+The mel filterbank is librosa's (``librosa.filters.mel``, cached on disk); the framing,
+dB conversion and DCT are those of ``librosa.stft(center=True)``, ``librosa.power_to_db``
+and ``librosa.feature.mfcc``, written out in numpy/scipy because librosa's per-call checks
+and its import (~2 s) cost more than the transform of a short file. The result equals
 ``librosa.feature.mfcc(y=preemphasis(y), ...)`` for the same parameters (tested).
 """
 
@@ -26,6 +26,7 @@ import numpy as np
 import scipy.fft
 
 from .cmvn import NORMALISATIONS, normalize
+from ._io import atomic_write
 from .errors import FeatureError
 from .vad import energy_vad, frame_energy_db
 
@@ -236,16 +237,64 @@ def preemphasis(*, y: np.ndarray, coef: float = 0.97) -> np.ndarray:
     return out
 
 
+def _cache_dir() -> Path:
+    env = os.environ.get("SPEAKERGMM_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "speakergmm"
+
+
+def _periodic_window(name: str, n: int) -> np.ndarray | None:
+    """``scipy.signal.get_window(name, n, fftbins=True)`` for the usual windows, without
+    importing scipy.signal (over a second of start-up); None for other names."""
+    k = 2 * np.pi * np.arange(n) / n
+    if name == "hamming":
+        return 0.54 - 0.46 * np.cos(k)
+    if name in ("hann", "hanning"):
+        return 0.5 - 0.5 * np.cos(k)
+    return None
+
+
 @functools.lru_cache(maxsize=16)
 def _analysis(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Window (padded to n_fft, as librosa.stft does) and mel filterbank, computed once."""
-    import librosa
+    """Window (zero-padded to n_fft, centred, as librosa.stft does) and librosa's mel
+    filterbank, transposed to (n_bins, n_mels).
 
-    window = librosa.filters.get_window(config.window, config.win_length, fftbins=True)
-    window = librosa.util.pad_center(window, size=config.n_fft).astype(np.float32)
-    mel = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
-                              fmin=config.fmin, fmax=config.fmax)
-    return window, np.ascontiguousarray(mel.T, dtype=np.float32)  # (n_bins, n_mels)
+    Importing librosa's filter module costs ~2 s (scipy.signal, numba), which every
+    ``speakergmm verify`` would pay; the filterbank is therefore computed by librosa once
+    and kept in the user cache (``$SPEAKERGMM_CACHE``, default ``~/.cache/speakergmm``),
+    keyed by its parameters and the librosa version.
+    """
+    from importlib.metadata import version
+
+    window = _periodic_window(config.window, config.win_length)
+    if window is None:
+        import librosa
+
+        window = librosa.filters.get_window(config.window, config.win_length, fftbins=True)
+    padded = np.zeros(config.n_fft, np.float32)
+    left = (config.n_fft - config.win_length) // 2
+    padded[left:left + config.win_length] = window
+    key = (f"mel-{version('librosa')}-{config.sample_rate}-{config.n_fft}-{config.n_mels}-"
+           f"{config.fmin:g}-{config.fmax if config.fmax is not None else 'nyq'}.npy")
+    path = _cache_dir() / key
+    try:
+        mel = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        import librosa
+
+        mel = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft,
+                                  n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "wb") as fh:
+                np.save(fh, mel, allow_pickle=False)
+        except OSError:
+            pass  # a read-only home: compute it each time, still correct
+    if mel.shape != (config.n_mels, 1 + config.n_fft // 2):
+        raise FeatureError(f"{path}: cached filterbank has shape {mel.shape}; delete it")
+    return padded, np.ascontiguousarray(mel.T, dtype=np.float32)
 
 
 def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = 8192) -> np.ndarray:
@@ -262,8 +311,6 @@ def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = 8192) -> np.ndarr
     -------
     np.ndarray [shape=(1 + n // hop_length, n_mfcc), dtype=float32]
     """
-    import librosa
-
     window, mel_basis = _analysis(config)
     n_fft, hop = config.n_fft, config.hop_length
     y = preemphasis(y=np.asarray(y, dtype=np.float32), coef=config.preemphasis)
@@ -281,8 +328,13 @@ def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = 8192) -> np.ndarr
     np.log10(mel, out=mel)
     mel *= 10.0
     np.maximum(mel, mel.max() - 80.0, out=mel)
-    cep = librosa.feature.mfcc(S=mel.T, n_mfcc=config.n_mfcc, lifter=config.lifter)
-    return np.ascontiguousarray(cep.T, dtype=np.float32)
+    # librosa.feature.mfcc(S=mel.T, n_mfcc, lifter), written out: a type-II orthonormal DCT
+    # and librosa's sinusoidal lifter (importing librosa.feature costs more than a file).
+    cep = scipy.fft.dct(mel, axis=1, type=2, norm="ortho")[:, :config.n_mfcc]
+    if config.lifter > 0:
+        n = np.arange(1, 1 + config.n_mfcc, dtype=cep.dtype)
+        cep *= 1 + (config.lifter / 2) * np.sin(np.pi * n / config.lifter)
+    return np.ascontiguousarray(cep, dtype=np.float32)
 
 
 def frame_signal(y: np.ndarray, *, frame_length: int, hop_length: int, left: int) -> np.ndarray:

@@ -70,3 +70,15 @@ def speechocean_train_feats(tmp_path_factory):
     out = tmp_path_factory.mktemp("so762") / "feats"
     summary = extract_archive(root / "train", out, audio_root=root, jobs=2)
     return summary, out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Filterbank cache in a temporary folder, not the user's ~/.cache."""
+    old = os.environ.get("SPEAKERGMM_CACHE")
+    os.environ["SPEAKERGMM_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("SPEAKERGMM_CACHE", None)
+    else:
+        os.environ["SPEAKERGMM_CACHE"] = old

@@ -141,3 +141,39 @@ def test_config_file_errors(tmp_path):
         FeatureConfig.load(bad)
     with pytest.raises(FeatureError, match="unknown feature preset"):
         FeatureConfig.preset("studio")
+
+
+def test_liftered_mfcc_equals_librosa():
+    cfg = FeatureConfig(**RAW, lifter=22.0)
+    y = speechlike(16000, seconds=1.0, seed=4)
+    ours = extract_features(y=y, sr=16000, config=cfg)
+    zi = [-cfg.preemphasis * (2 * y[0] - y[1])]
+    ref = librosa.feature.mfcc(
+        y=librosa.effects.preemphasis(y, coef=cfg.preemphasis, zi=zi), sr=16000, n_mfcc=20,
+        n_fft=512, hop_length=160, win_length=400, window="hamming", n_mels=40, fmin=20,
+        fmax=7600, lifter=22.0).T
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("window", ["hamming", "hann", "blackman"])
+def test_analysis_window_and_cached_filterbank(tmp_path, monkeypatch, window):
+    import scipy.signal
+
+    from speakergmm import features
+
+    monkeypatch.setenv("SPEAKERGMM_CACHE", str(tmp_path))
+    features._analysis.cache_clear()
+    cfg = FeatureConfig(window=window, n_mels=30)
+    win, mel = features._analysis(cfg)
+    ref = librosa.util.pad_center(scipy.signal.get_window(window, 400, fftbins=True), size=512)
+    np.testing.assert_allclose(win, ref, atol=1e-6)
+    np.testing.assert_allclose(mel.T, librosa.filters.mel(sr=16000, n_fft=512, n_mels=30,
+                                                          fmin=20, fmax=7600), rtol=1e-6)
+    cached = list(tmp_path.glob("mel-*.npy"))
+    assert len(cached) == 1
+    # a damaged cache file is recomputed, not trusted
+    cached[0].write_bytes(b"garbage")
+    features._analysis.cache_clear()
+    np.testing.assert_allclose(features._analysis(cfg)[1], mel)
+    assert np.load(cached[0]).shape == (30, 257)
+    features._analysis.cache_clear()
