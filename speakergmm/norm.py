@@ -229,7 +229,8 @@ def snorm(scores, enroll_cohort, test_cohort, *, top_n: int | None = None) -> np
     test_cohort : np.ndarray [shape=(N, C_m)]
         Row n: C_m cohort models scored on the test utterance of trial n.
     top_n : int, optional
-        At most ``min(C_u, C_m)``; ``None`` uses whole cohorts (plain S-norm).
+        Cohort scores used per side; a side with fewer uses all of them; ``None`` uses
+        whole cohorts (plain S-norm).
 
     Returns
     -------

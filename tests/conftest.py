@@ -55,6 +55,21 @@ def speechlike(sr: int = 16000, seconds: float = 1.0, seed: int = 0) -> np.ndarr
     return (env * (0.5 * rng.standard_normal(n) + tone)).astype(np.float32)
 
 
+def random_gmm(rng, k=12, d=4, scale=1.0):
+    """A random diagonal GMM (speakergmm.gmm.DiagGMM)."""
+    from speakergmm.gmm import DiagGMM
+
+    return DiagGMM(rng.dirichlet(np.full(k, 2.0)), scale * rng.standard_normal((k, d)),
+                   rng.uniform(0.3, 2.0, (k, d)))
+
+
+def sample(rng, gmm, n, shift=0.0):
+    """``n`` float32 frames drawn from ``gmm``, means shifted by ``shift``."""
+    comp = rng.choice(gmm.n_components, n, p=gmm.weights)
+    x = gmm.means[comp] + shift + np.sqrt(gmm.variances[comp]) * rng.standard_normal((n, gmm.dim))
+    return x.astype(np.float32)
+
+
 def write_audio(path: Path, y: np.ndarray, sr: int, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), y, sr, **kw)

@@ -7,21 +7,13 @@ import numpy as np
 import pytest
 
 from speakergmm import FeatureError, ModelError
-from speakergmm.gmm import DiagGMM, GMMStats
+from speakergmm.gmm import GMMStats
 from speakergmm.map import SpeakerModel, map_adapt, parse_adapt
 
 ALL = ("means", "weights", "variances")
 
 
-def random_gmm(rng, k=12, d=4, scale=1.0):
-    return DiagGMM(rng.dirichlet(np.full(k, 2.0)), scale * rng.standard_normal((k, d)),
-                   rng.uniform(0.3, 2.0, (k, d)))
-
-
-def sample(rng, gmm, n, shift=0.0):
-    comp = rng.choice(gmm.n_components, n, p=gmm.weights)
-    x = gmm.means[comp] + shift + np.sqrt(gmm.variances[comp]) * rng.standard_normal((n, gmm.dim))
-    return x.astype(np.float32)
+from conftest import random_gmm, sample  # noqa: E402
 
 
 def with_empty(stats, empty):

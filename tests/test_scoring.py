@@ -20,14 +20,11 @@ ALL = ("means", "weights", "variances")
 
 
 def random_gmm(rng, k=K, d=D):
-    return DiagGMM(rng.dirichlet(np.full(k, 2.0)), 1.5 * rng.standard_normal((k, d)),
-                   rng.uniform(0.3, 2.0, (k, d)))
+    return conftest.random_gmm(rng, k, d, scale=1.5)
 
 
-def sample(rng, gmm, n, shift=0.0):
-    comp = rng.choice(gmm.n_components, n, p=gmm.weights)
-    x = gmm.means[comp] + shift + np.sqrt(gmm.variances[comp]) * rng.standard_normal((n, gmm.dim))
-    return x.astype(np.float32)
+import conftest  # noqa: E402
+from conftest import sample  # noqa: E402,F401
 
 
 def log_joint(X, gmm):

@@ -29,6 +29,9 @@ import warnings
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import cpu_busy  # noqa: E402
+
 SEED = 20240521
 
 
@@ -79,19 +82,6 @@ def sklearn_fit(X, w, mu, var, max_iter):
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm.fit(X)
     return gm
-
-
-def cpu_busy(interval: float = 0.3) -> float:
-    """Fraction of all CPUs busy (any process) over ``interval`` seconds, from /proc/stat."""
-    def read():
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        return v[3] + v[4], sum(v)
-
-    idle0, total0 = read()
-    time.sleep(interval)
-    idle1, total1 = read()
-    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
 
 
 def wait_quiet(max_wait: float) -> None:

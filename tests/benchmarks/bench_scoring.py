@@ -31,7 +31,12 @@ import argparse
 import statistics
 import time
 
+import sys
+import os
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import cpu_busy  # noqa: E402
 
 from speakergmm.gmm import DiagGMM, GMMStats
 from speakergmm.map import map_adapt
@@ -67,19 +72,6 @@ def test_utterance(rng, ubm: DiagGMM) -> np.ndarray:
     comp = rng.choice(K, FRAMES, p=ubm.weights)
     x = ubm.means[comp] + 0.3 + np.sqrt(ubm.variances[comp]) * rng.standard_normal((FRAMES, D))
     return x.astype(np.float32)
-
-
-def cpu_busy(interval: float = 0.2) -> float:
-    """Fraction of all CPUs busy (any process) over ``interval`` seconds, from /proc/stat."""
-    def read():
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        return v[3] + v[4], sum(v)
-
-    idle0, total0 = read()
-    time.sleep(interval)
-    idle1, total1 = read()
-    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
 
 
 def median_time(fn, repeats: int, quiet: float) -> float:
