@@ -425,3 +425,26 @@ def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     cal.save(output)
     click.echo(f"wrote {output}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}; Cllr "
                f"{cllr(tar, non):.3f} -> {cllr(cal.transform(tar), cal.transform(non)):.3f} bits")
+
+
+@main.command("evaluate")
+@click.argument("score_files", metavar="SCORES...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--trials", "trials_file", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Trial key (Kaldi target/nontarget or VoxCeleb 1/0).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Report directory (report.json, report.md, report.html, det.png, hist.png).")
+def evaluate_cmd(score_files, trials_file, output) -> None:
+    """EER, minDCF, actDCF, Cllr and a DET plot for score files against a trial key."""
+    from .datadir import read_trials
+    from .report import evaluate, write_report
+
+    results = evaluate(score_files, read_trials(trials_file))
+    files = write_report(results, output)
+    for name, system in results["systems"].items():
+        f = system["figures"]
+        click.echo(f"{name}: EER {100 * f['eer_rocch']:.2f}% (ROCCH), "
+                   f"{100 * f['eer_linear']:.2f}% (linear); minDCF vox "
+                   f"{f['min_dcf']['vox']['value']:.3f}, sre10 {f['min_dcf']['sre10']['value']:.3f}")
+    click.echo(f"report: {files['html']}")

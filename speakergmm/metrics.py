@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DCF_PRESETS", "det_curve", "eer_interpolated", "rocch", "rocch_eer", "min_dcf",
+__all__ = ["DCF_PRESETS", "DCFParams", "det_curve", "eer_interpolated", "rocch", "rocch_eer",
+           "min_dcf", "act_dcf", "min_cllr",
            "check_scores"]
 
 
@@ -142,3 +143,32 @@ def min_dcf(tar, non, params: DCFParams | str = "vox") -> float:
     _, p_miss, p_fa = det_curve(tar, non)
     cost = p.c_miss * p.p_target * p_miss + p.c_fa * (1 - p.p_target) * p_fa
     return float(cost.min() / min(p.c_miss * p.p_target, p.c_fa * (1 - p.p_target)))
+
+
+def act_dcf(tar_llrs, non_llrs, params: DCFParams | str = "vox") -> float:
+    """Normalised detection cost of calibrated LLRs at the Bayes threshold
+    ``log(C_fa (1 - P_tar) / (C_miss P_tar))``."""
+    p = DCF_PRESETS[params] if isinstance(params, str) else params
+    tar, non = check_scores(tar_llrs, non_llrs)
+    threshold = np.log(p.c_fa * (1 - p.p_target) / (p.c_miss * p.p_target))
+    cost = (p.c_miss * p.p_target * np.mean(tar < threshold)
+            + p.c_fa * (1 - p.p_target) * np.mean(non >= threshold))
+    return float(cost / min(p.c_miss * p.p_target, p.c_fa * (1 - p.p_target)))
+
+
+def min_cllr(tar, non) -> float:
+    """Cllr after the best monotone recalibration (PAV), in bits: the discrimination part
+    of Cllr, as BOSARIS ``min_cllr``."""
+    from .calibration import cllr
+
+    tar, non = check_scores(tar, non)
+    scores = np.concatenate([tar, non])
+    ideal = np.concatenate([np.ones(tar.size), np.zeros(non.size)])
+    order = np.argsort(scores, kind="mergesort")
+    widths, posterior = _pav(ideal[order])
+    p = np.repeat(posterior, widths)
+    with np.errstate(divide="ignore"):
+        llr = np.log(p) - np.log1p(-p) - np.log(tar.size / non.size)
+    out = np.empty_like(llr)
+    out[order] = llr
+    return cllr(out[: tar.size], out[tar.size:])

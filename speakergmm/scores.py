@@ -41,6 +41,10 @@ def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray
     must be scored."""
     if trials.is_target is None:
         raise DataDirError("the trial list has no target/nontarget labels")
+    n_tar = int(np.sum(trials.is_target))
+    if n_tar == 0 or n_tar == len(trials):
+        raise DataDirError(f"the trial key has {n_tar} target and {len(trials) - n_tar} "
+                           "non-target trials; error rates need both")
     scores = read_scores(path)
     missing = [(e, t) for e, t in zip(trials.enroll, trials.test) if (e, t) not in scores]
     if missing:

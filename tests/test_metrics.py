@@ -51,3 +51,47 @@ def test_bad_input():
         rocch_eer([], [1.0])
     with pytest.raises(ValueError, match="finite"):
         min_dcf([np.nan], [1.0])
+
+
+def test_linear_eer_against_sklearn_roc_curve(rng):
+    from sklearn.metrics import roc_curve
+
+    tar, non = rng.normal(1, 1, 400), rng.normal(0, 1, 1500)
+    fpr, tpr, _ = roc_curve(np.r_[np.ones(400), np.zeros(1500)], np.r_[tar, non])
+    fnr = 1 - tpr
+    i = np.flatnonzero(fnr <= fpr)[0]  # first point past the crossing
+    # linear interpolation between the two ROC points around fnr = fpr
+    a0, a1 = fpr[i - 1] - fnr[i - 1], fpr[i] - fnr[i]
+    w = a0 / (a0 - a1)
+    expected = fpr[i - 1] + w * (fpr[i] - fpr[i - 1])
+    assert eer_interpolated(tar, non) == pytest.approx(expected, abs=2e-3)
+
+
+def test_ties_are_not_rewarded():
+    # all scores tied: no threshold separates anything
+    assert rocch_eer([1.0, 1.0], [1.0, 1.0, 1.0]) == pytest.approx(0.5)
+    assert min_dcf([1.0, 1.0], [1.0, 1.0], "vox") == pytest.approx(1.0)
+
+
+def test_presets_and_act_dcf():
+    from speakergmm.metrics import act_dcf
+
+    assert (DCF_PRESETS["sre08"].c_miss, DCF_PRESETS["sre08"].p_target) == (10.0, 0.01)
+    assert DCF_PRESETS["sre10"].p_target == 0.001 and DCF_PRESETS["vox05"].p_target == 0.05
+    # LLRs all 0: at P=0.01 the Bayes threshold is log(99) > 0, everything is rejected:
+    # cost = Cmiss P / (Cmiss P) = 1
+    assert act_dcf([0.0, 0.0], [0.0], "vox") == pytest.approx(1.0)
+    assert act_dcf([10.0], [-10.0], "vox") == 0.0
+    with pytest.raises(KeyError):
+        min_dcf([1.0], [0.0], "nist99")
+
+
+def test_min_cllr(rng):
+    from speakergmm.calibration import cllr
+    from speakergmm.metrics import min_cllr
+
+    assert min_cllr([2.0, 3.0], [0.0, 1.0]) == 0.0  # separable: PAV gives infinite LLRs
+    tar, non = rng.normal(2, 1, 3000), rng.normal(-2, 1, 3000)
+    best = min_cllr(tar, non)
+    assert 0 < best <= cllr(4 * tar, 4 * non)  # 4s is the true LLR here
+    assert min_cllr(7 * tar + 3, 7 * non + 3) == pytest.approx(best)  # invariant to scaling

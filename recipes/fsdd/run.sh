@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GMM-UBM speaker verification on the Free Spoken Digit Dataset (see README.md here).
+# GMM-UBM speaker verification on the Free Spoken Digit Dataset: corpus, data directories,
+# features, UBM, enrollment and scoring, evaluation report (EER, minDCF, DET curve).
 # Usage: recipes/fsdd/run.sh [--stage N] [--corpus-root DIR] [--nj N]
 set -euo pipefail
 
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
     --corpus-root) corpus_root="$2"; shift 2 ;;
     --nj) nj="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
-    -h|--help) sed -n '2,3p' "$0"; exit 0 ;;
+    -h|--help) sed -n "2,4p" "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -51,4 +52,17 @@ if [ "$stage" -le 3 ]; then
     -o "$work/ubm.npz"
 fi
 
-echo "done: features in $work/feats, UBM $work/ubm.npz"
+if [ "$stage" -le 4 ]; then
+  echo "== stage 4: enroll and score (top-C; top-C + S-norm against the UBM speakers)"
+  common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
+          --test "$work/feats/test" --ubm "$work/ubm.npz" -j "$nj")
+  speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
+  speakergmm score "$work/data/trials" "${common[@]}" --norm snorm --cohort "$work/feats/ubm" \
+    --cohort-utts 300 -o "$work/scores_topc_snorm"
+fi
+
+if [ "$stage" -le 5 ]; then
+  echo "== stage 5: evaluate"
+  speakergmm evaluate "$work/scores_topc" "$work/scores_topc_snorm" \
+    --trials "$work/data/trials" -o "$work/report"
+fi
