@@ -446,5 +446,7 @@ def evaluate_cmd(score_files, trials_file, output) -> None:
         f = system["figures"]
         click.echo(f"{name}: EER {100 * f['eer_rocch']:.2f}% (ROCCH), "
                    f"{100 * f['eer_linear']:.2f}% (linear); minDCF vox "
-                   f"{f['min_dcf']['vox']['value']:.3f}, sre10 {f['min_dcf']['sre10']['value']:.3f}")
+                   f"{f['min_dcf']['vox']['value']:.3f}, sre10 {f['min_dcf']['sre10']['value']:.3f}"
+                   + ("" if f["identification_accuracy"] is None else
+                      f"; closed-set identification {100 * f['identification_accuracy']:.1f}%"))
     click.echo(f"report: {files['html']}")

@@ -21,7 +21,7 @@ from .calibration import cllr
 from .datadir import Trials
 from .metrics import (DCF_PRESETS, act_dcf, det_curve, eer_interpolated, min_cllr, min_dcf,
                       rocch_eer)
-from .scores import labelled_scores
+from .scores import identification_accuracy, key_scores
 
 __all__ = ["evaluate_scores", "evaluate", "write_report"]
 
@@ -49,8 +49,11 @@ def evaluate(score_files: Sequence[str | os.PathLike], trials: Trials) -> dict[s
     """Figures of every score file against the key ``trials``, plus what produced them."""
     systems = {}
     for path in score_files:
-        tar, non = labelled_scores(path, trials)
-        systems[str(path)] = {"scores": (tar, non), "figures": evaluate_scores(tar, non)}
+        values = key_scores(path, trials)
+        tar, non = values[trials.is_target], values[~trials.is_target]
+        figures = evaluate_scores(tar, non)
+        figures["identification_accuracy"] = identification_accuracy(values, trials)
+        systems[str(path)] = {"scores": (tar, non), "figures": figures}
     return {"speakergmm_version": __version__,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "systems": systems}
@@ -128,13 +131,15 @@ def _save(fig, path: Path) -> None:
 
 def _table(results: dict[str, Any]) -> list[list[str]]:
     rows = [["system", "targets", "non-targets", "EER (ROCCH)", "EER (linear)",
-             *[f"minDCF {k}" for k in DCF_PRESETS], "Cllr", "minCllr"]]
+             *[f"minDCF {k}" for k in DCF_PRESETS], "Cllr", "minCllr", "closed-set id"]]
     for name, system in results["systems"].items():
         f = system["figures"]
         rows.append([Path(name).name, str(f["n_target"]), str(f["n_nontarget"]),
                      f"{100 * f['eer_rocch']:.2f}%", f"{100 * f['eer_linear']:.2f}%",
                      *[f"{f['min_dcf'][k]['value']:.3f}" for k in DCF_PRESETS],
-                     f"{f['cllr']:.3f}", f"{f['min_cllr']:.3f}"])
+                     f"{f['cllr']:.3f}", f"{f['min_cllr']:.3f}",
+                     "-" if f["identification_accuracy"] is None
+                     else f"{100 * f['identification_accuracy']:.1f}%"])
     return rows
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from .datadir import Trials
 from .errors import DataDirError
 
-__all__ = ["read_scores", "labelled_scores"]
+__all__ = ["read_scores", "key_scores", "labelled_scores", "identification_accuracy"]
 
 
 def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
@@ -36,9 +36,9 @@ def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
     return scores
 
 
-def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray, np.ndarray]:
-    """Target and non-target scores of ``trials`` from a score file: every trial of the key
-    must be scored."""
+def key_scores(path: str | os.PathLike, trials: Trials) -> np.ndarray:
+    """Scores of a score file in the order of ``trials`` (a labelled key with both classes);
+    every trial of the key must be scored."""
     if trials.is_target is None:
         raise DataDirError("the trial list has no target/nontarget labels")
     n_tar = int(np.sum(trials.is_target))
@@ -50,5 +50,23 @@ def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray
     if missing:
         raise DataDirError(f"{path}: {len(missing)} trial(s) of the key are not scored, e.g. "
                            f"{missing[0][0]} {missing[0][1]}")
-    values = np.array([scores[(e, t)] for e, t in zip(trials.enroll, trials.test)])
+    return np.array([scores[(e, t)] for e, t in zip(trials.enroll, trials.test)])
+
+
+def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray, np.ndarray]:
+    """Target and non-target scores of ``trials`` from a score file."""
+    values = key_scores(path, trials)
     return values[trials.is_target], values[~trials.is_target]
+
+
+def identification_accuracy(values: np.ndarray, trials: Trials) -> float | None:
+    """Closed-set identification accuracy implied by a verification key: the share of test
+    utterances whose best-scoring model is their target. None unless every test utterance
+    has exactly one target trial and at least one non-target trial."""
+    order = np.lexsort((-values, trials.test))
+    tests, first = np.unique(trials.test[order], return_index=True)
+    counts = np.diff(np.r_[first, len(order)])
+    targets = np.add.reduceat(trials.is_target[order].astype(int), first)
+    if np.any(targets != 1) or np.any(counts < 2):
+        return None
+    return float(np.mean(trials.is_target[order][first]))

@@ -57,3 +57,18 @@ def test_key_problems_are_clear(tmp_path, rng):
     r = CliRunner().invoke(main, ["evaluate", str(tmp_path / "s1"), "--trials",
                                   str(tmp_path / "t1"), "-o", str(tmp_path / "o")])
     assert r.exit_code != 0 and "non-target" in r.output
+
+
+def test_identification_accuracy_from_a_key():
+    from speakergmm.scores import identification_accuracy
+
+    # two tests, three models each; t1's best is its target, t2's best is not
+    enroll = np.array(["a", "b", "c", "a", "b", "c"])
+    test = np.array(["t1"] * 3 + ["t2"] * 3)
+    target = np.array([True, False, False, False, True, False])
+    values = np.array([0.9, 0.1, 0.2, 0.5, 0.4, 0.3])
+    assert identification_accuracy(values, Trials(enroll, test, target)) == 0.5
+    # a test with two targets: not an identification key
+    target2 = target.copy()
+    target2[2] = True
+    assert identification_accuracy(values, Trials(enroll, test, target2)) is None
