@@ -74,3 +74,14 @@ def test_cli_prepare_and_unknown_corpus(tmp_path):
     result = CliRunner().invoke(main, ["prepare", "fsdd", str(root), str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert "trials" in result.output
+
+
+def test_committed_manifests_match_prepare(tmp_path):
+    from conftest import REPO
+
+    written = prepare_fsdd(corpus("fsdd"), tmp_path / "out")
+    assert written
+    committed = REPO / "data_manifests" / "fsdd"
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (committed / path.relative_to(tmp_path / "out")).read_bytes()

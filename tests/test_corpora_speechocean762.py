@@ -50,3 +50,13 @@ def test_official_protocol_when_both_halves_exist(tmp_path):
 def test_not_a_corpus_root(tmp_path):
     with pytest.raises(SpeakerGMMError, match="no train/wav.scp"):
         prepare_speechocean762(tmp_path, tmp_path / "out")
+
+
+def test_committed_manifests_match_prepare(tmp_path):
+    from conftest import REPO
+
+    prepare_speechocean762(corpus("speechocean762"), tmp_path / "out")
+    committed = REPO / "data_manifests" / "speechocean762-dev"
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (committed / path.relative_to(tmp_path / "out")).read_bytes()
