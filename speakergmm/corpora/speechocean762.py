@@ -20,23 +20,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 from .._io import write_text_atomic
-from ..datadir import (DataDir, Trials, read_data_dir, validate_data_dir, write_data_dir,
-                       write_enroll_map, write_trials)
+from ..datadir import read_data_dir, validate_data_dir, write_data_dir, write_enroll_map
 from ..errors import SpeakerGMMError
+from ._protocol import enroll_test_split, subset, write_trials_all_vs_all
 
 __all__ = ["prepare_speechocean762", "ENROLL_UTTERANCES"]
 
 ENROLL_UTTERANCES = 5
-
-
-def _subset(data: DataDir, utts: list[str]) -> DataDir:
-    return DataDir(wav_scp={u: data.wav_scp[u] for u in utts},
-                   utt2spk={u: data.utt2spk[u] for u in utts},
-                   spk2gender={s: g for s, g in (data.spk2gender or {}).items()
-                               if s in {data.utt2spk[u] for u in utts}} or None)
 
 
 def prepare_speechocean762(corpus_root: str | os.PathLike,
@@ -60,17 +51,10 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
         protocol, evaluation = "dev", train
         speakers = train.speakers
         eval_speakers = speakers[1::2]
-        background = _subset(train, [u for u in train.utterances
+        background = subset(train, [u for u in train.utterances
                                      if train.utt2spk[u] in set(speakers[0::2])])
-    spk2utt = evaluation.spk2utt
-    enroll_map = {s: spk2utt[s][:ENROLL_UTTERANCES] for s in eval_speakers}
-    short = [s for s, u in spk2utt.items() if s in enroll_map and len(u) <= ENROLL_UTTERANCES]
-    if short:
-        raise SpeakerGMMError(f"speaker {short[0]} has too few utterances for the protocol")
-    test_utts = [u for s in eval_speakers for u in spk2utt[s][ENROLL_UTTERANCES:]]
-    enroll_utts = [u for s in eval_speakers for u in enroll_map[s]]
-    dirs = {"ubm": background, "enroll": _subset(evaluation, enroll_utts),
-            "test": _subset(evaluation, test_utts)}
+    enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES, eval_speakers)
+    dirs = {"ubm": background, "enroll": enroll, "test": test}
     written: dict[str, Path] = {}
     for name, data in dirs.items():
         write_data_dir(out / name, data)
@@ -79,11 +63,7 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
             raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
         written[name] = out / name
     write_enroll_map(out / "enroll_map", enroll_map)
-    tests = sorted(test_utts)
-    enroll_ids = np.array([s for s in eval_speakers for _ in tests])
-    test_ids = np.array([u for _ in eval_speakers for u in tests])
-    labels = np.array([evaluation.utt2spk[u] == s for s in eval_speakers for u in tests])
-    write_trials(out / "trials", Trials(enroll_ids, test_ids, labels))
+    write_trials_all_vs_all(out / "trials", list(eval_speakers), test)
     write_text_atomic(out / "README", f"protocol: {protocol}\n\n" + __doc__.strip() + "\n")
     written.update(enroll_map=out / "enroll_map", trials=out / "trials")
     return written
