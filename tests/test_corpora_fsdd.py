@@ -15,7 +15,7 @@ from conftest import corpus
 def test_prepare_protocol(tmp_path):
     root = corpus("fsdd")
     written = prepare_fsdd(root, tmp_path / "out")
-    assert set(written) == {"ubm", "enroll", "test", "enroll_map", "trials"}
+    assert set(written) == {"ubm", "enroll", "dev", "test", "enroll_map", "trials", "dev_trials"}
     sizes = {name: len(read_data_dir(written[name]).utt2spk) for name in ("ubm", "enroll", "test")}
     assert sizes == {"ubm": 1800, "enroll": 300, "test": 600}
     for name in ("ubm", "enroll", "test"):
@@ -28,6 +28,9 @@ def test_prepare_protocol(tmp_path):
     assert len(enroll) == 6 and all(len(v) == 50 for v in enroll.values())
     trials = read_trials(written["trials"])
     assert len(trials) == 3600 and trials.is_target.sum() == 600
+    dev = read_trials(written["dev_trials"])
+    assert len(dev) == 1800 and dev.is_target.sum() == 300
+    assert not set(dev.test) & set(trials.test) and not set(dev.test) & ubm
     for e, t, target in zip(trials.enroll[:50], trials.test[:50], trials.is_target[:50]):
         assert target == (test[t] == e)
 

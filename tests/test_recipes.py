@@ -22,12 +22,15 @@ def test_fsdd_recipe_end_to_end(tmp_path):
     assert "EER" in out.stdout and "report.html" in out.stdout
     report = json.loads((work / "report" / "report.json").read_text())
     systems = report["systems"]
-    assert len(systems) == 2
+    assert len(systems) == 3
     for figures in systems.values():
         assert (figures["n_target"], figures["n_nontarget"]) == (600, 3000)
         # regression guard, above the 2% target of the issue (4.7% / 3.2% measured)
         assert 0 < figures["eer_rocch"] < 0.10
         assert figures["min_dcf"]["vox"]["value"] < 1.0
+    calibrated = systems[str(work / "scores_topc_snorm_cal")]
+    assert calibrated["cllr"] < systems[str(work / "scores_topc_snorm")]["cllr"]
+    assert calibrated["act_dcf"]["vox"]["value"] < 1.0
     assert (work / "report" / "det.png").stat().st_size > 1000
     # resuming from a later stage redoes only that stage
     again = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--work",

@@ -14,6 +14,7 @@ work="${FSDD_WORK:-exp/fsdd}"         # everything this recipe writes
 config="$(dirname "$0")/conf/features.json"
 components=64                         # UBM size (1,800 files, ~66k speech frames)
 iterations=10
+prior=0.01                            # target prior the calibration is trained for
 # -------------------------------------------------------------------------------------
 
 while [ $# -gt 0 ]; do
@@ -42,7 +43,7 @@ fi
 
 if [ "$stage" -le 2 ]; then
   echo "== stage 2: features"
-  for part in ubm enroll test; do
+  for part in ubm enroll dev test; do
     speakergmm extract "$work/data/$part" "$work/feats/$part" --audio-root "$corpus_root" \
       --config "$config" -j "$nj"
   done
@@ -55,16 +56,25 @@ if [ "$stage" -le 3 ]; then
 fi
 
 if [ "$stage" -le 4 ]; then
-  echo "== stage 4: enroll and score (top-C; top-C + S-norm against the UBM speakers)"
+  echo "== stage 4: enroll and score: top-C; + S-norm against the UBM speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
-          --test "$work/feats/test" --ubm "$work/ubm.npz" -j "$nj")
-  speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
-  speakergmm score "$work/data/trials" "${common[@]}" --norm snorm --cohort "$work/feats/ubm" \
-    --cohort-utts 300 -o "$work/scores_topc_snorm"
+          --ubm "$work/ubm.npz" -j "$nj")
+  snorm=(--norm snorm --cohort "$work/feats/ubm" --cohort-utts 300)
+  speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" \
+    -o "$work/scores_topc"
+  speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" "${snorm[@]}" \
+    -o "$work/scores_topc_snorm"
+  # calibration trained on the development recordings (5-9), applied to the test scores
+  speakergmm score "$work/data/dev_trials" "${common[@]}" --test "$work/feats/dev" \
+    "${snorm[@]}" -o "$work/dev_scores_topc_snorm"
+  speakergmm calibrate "$work/dev_scores_topc_snorm" --trials "$work/data/dev_trials" \
+    --prior "$prior" -o "$work/calibration.json"
+  speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" "${snorm[@]}" \
+    --calibration "$work/calibration.json" -o "$work/scores_topc_snorm_cal"
 fi
 
 if [ "$stage" -le 5 ]; then
   echo "== stage 5: evaluate"
   speakergmm evaluate "$work/scores_topc" "$work/scores_topc_snorm" \
-    --trials "$work/data/trials" -o "$work/report"
+    "$work/scores_topc_snorm_cal" --trials "$work/data/trials" -o "$work/report"
 fi

@@ -8,7 +8,9 @@ Licence: Creative Commons Attribution-ShareAlike 4.0 International (CC BY-SA 4.0
 Protocol (speaker verification, text-dependent on digits): for every speaker and digit,
 recordings 0-4 enroll the speaker (50 per speaker), 10-39 train the UBM (1,800 files),
 40-49 are tests (600). Every test recording is tried against every speaker: 600 target and
-3,000 non-target trials. Recordings 5-9 are left out, as a development reserve.
+3,000 non-target trials. Recordings 5-9 form a development set (``dev/``, ``dev_trials``:
+300 target and 1,500 non-target trials against the same enrolled speakers) for
+calibration and tuning.
 """
 
 from __future__ import annotations
@@ -21,17 +23,18 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import numpy as np
 
 from .._io import write_text_atomic
-from ..datadir import DataDir, Trials, validate_data_dir, write_data_dir, write_enroll_map, write_trials
+from ..datadir import DataDir, validate_data_dir, write_data_dir, write_enroll_map
 from ..errors import SpeakerGMMError
+from ._protocol import write_trials_all_vs_all
 
 __all__ = ["download_fsdd", "prepare_fsdd", "URL", "SPEAKERS"]
 
 URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
-SPLITS = {"enroll": range(0, 5), "ubm": range(10, 40), "test": range(40, 50)}
+SPLITS = {"enroll": range(0, 5), "dev": range(5, 10), "ubm": range(10, 40),
+          "test": range(40, 50)}
 _CHECKSUMS = Path(__file__).with_name("fsdd.sha256")
 
 
@@ -102,9 +105,9 @@ def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, 
                  checksums: bool = True) -> dict[str, Path]:
     """Write the protocol's data directories, enrollment map and trials.
 
-    Output: ``ubm/``, ``enroll/``, ``test/`` (data directories whose ``wav.scp`` paths are
+    Output: ``ubm/``, ``enroll/``, ``dev/``, ``test/`` (data directories whose ``wav.scp`` paths are
     relative to the corpus root: pass it as ``--audio-root``, so the files are portable),
-    ``enroll_map`` (speaker -> enrollment utterances) and ``trials``
+    ``enroll_map`` (speaker -> enrollment utterances), ``trials`` and ``dev_trials``
     (``<speaker> <test-utt> target|nontarget``). Utterance ids are
     ``<speaker>-<digit>-<index>`` so that speaker ids prefix them, as Kaldi wants.
 
@@ -133,12 +136,10 @@ def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, 
     enroll = splits["enroll"][1]
     write_enroll_map(out / "enroll_map",
                      {s: sorted(u for u in enroll if enroll[u] == s) for s in SPEAKERS})
-    tests = sorted(splits["test"][1].items())
-    enroll_ids = [s for s in SPEAKERS for _ in tests]
-    test_ids = [u for _ in SPEAKERS for u, _ in tests]
-    labels = [spk == s for s in SPEAKERS for _, spk in tests]
-    write_trials(out / "trials", Trials(np.array(enroll_ids), np.array(test_ids),
-                                        np.array(labels)))
+    for part, key in (("test", "trials"), ("dev", "dev_trials")):
+        write_trials_all_vs_all(out / key, list(SPEAKERS),
+                                DataDir(wav_scp=splits[part][0], utt2spk=splits[part][1]))
+        written[key] = out / key
     write_text_atomic(out / "README", __doc__.strip() + "\n")
-    written.update(enroll_map=out / "enroll_map", trials=out / "trials")
+    written["enroll_map"] = out / "enroll_map"
     return written
