@@ -10,6 +10,21 @@ from ..datadir import DataDir, Trials, write_trials
 from ..errors import SpeakerGMMError
 
 
+def write_data_dirs(out: Path, dirs: dict[str, DataDir], audio_root) -> dict[str, Path]:
+    """Write each data directory under ``out`` and validate it (audio resolved against
+    ``audio_root``); an invalid result is a bug in the preparation, raised loudly."""
+    from ..datadir import validate_data_dir, write_data_dir
+
+    written = {}
+    for name, data in dirs.items():
+        write_data_dir(out / name, data)
+        problems = validate_data_dir(out / name, audio_root=audio_root)
+        if problems:
+            raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
+        written[name] = out / name
+    return written
+
+
 def subset(data: DataDir, utts: list[str]) -> DataDir:
     """The data directory restricted to ``utts``."""
     speakers = {data.utt2spk[u] for u in utts}

@@ -25,9 +25,9 @@ from pathlib import Path
 
 
 from .._io import write_text_atomic
-from ..datadir import DataDir, validate_data_dir, write_data_dir, write_enroll_map
+from ..datadir import DataDir, write_enroll_map
 from ..errors import SpeakerGMMError
-from ._protocol import write_trials_all_vs_all
+from ._protocol import write_data_dirs, write_trials_all_vs_all
 
 __all__ = ["download_fsdd", "prepare_fsdd", "URL", "SPEAKERS"]
 
@@ -126,13 +126,8 @@ def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, 
                 utt = f"{spk}-{digit}-{int(index):02d}"
                 splits[name][0][utt] = f"recordings/{path.name}"
                 splits[name][1][utt] = spk
-    written: dict[str, Path] = {}
-    for name, (wav, utt2spk) in splits.items():
-        write_data_dir(out / name, DataDir(wav_scp=wav, utt2spk=utt2spk))
-        problems = validate_data_dir(out / name, audio_root=corpus_root)
-        if problems:  # a bug here, not bad input: say so loudly
-            raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
-        written[name] = out / name
+    written = write_data_dirs(out, {name: DataDir(wav_scp=w, utt2spk=u2s)
+                                    for name, (w, u2s) in splits.items()}, corpus_root)
     enroll = splits["enroll"][1]
     write_enroll_map(out / "enroll_map",
                      {s: sorted(u for u in enroll if enroll[u] == s) for s in SPEAKERS})

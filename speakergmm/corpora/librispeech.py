@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..datadir import DataDir, validate_data_dir, write_data_dir, write_enroll_map
+from ..datadir import DataDir, write_enroll_map
 from ..errors import SpeakerGMMError
-from ._protocol import enroll_test_split, write_trials_all_vs_all
+from ._protocol import enroll_test_split, write_data_dirs, write_trials_all_vs_all
 
 __all__ = ["prepare_librispeech", "SUBSETS"]
 
@@ -46,13 +46,7 @@ def prepare_librispeech(corpus_root: str | os.PathLike,
     ubm = _scan(root, SUBSETS["ubm"])
     evaluation = _scan(root, SUBSETS["eval"])
     enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES)
-    written: dict[str, Path] = {}
-    for name, data in (("ubm", ubm), ("enroll", enroll), ("test", test)):
-        write_data_dir(out / name, data)
-        problems = validate_data_dir(out / name, audio_root=root)
-        if problems:
-            raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
-        written[name] = out / name
+    written = write_data_dirs(out, {"ubm": ubm, "enroll": enroll, "test": test}, root)
     write_enroll_map(out / "enroll_map", enroll_map)
     write_trials_all_vs_all(out / "trials", sorted(enroll_map), test)
     write_text_atomic(out / "README", __doc__.strip() + "\n")

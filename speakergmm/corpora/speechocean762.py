@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..datadir import read_data_dir, validate_data_dir, write_data_dir, write_enroll_map
+from ..datadir import read_data_dir, write_enroll_map
 from ..errors import SpeakerGMMError
-from ._protocol import enroll_test_split, subset, write_trials_all_vs_all
+from ._protocol import enroll_test_split, subset, write_data_dirs, write_trials_all_vs_all
 
 __all__ = ["prepare_speechocean762", "ENROLL_UTTERANCES"]
 
@@ -55,13 +55,7 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
                                      if train.utt2spk[u] in set(speakers[0::2])])
     enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES, eval_speakers)
     dirs = {"ubm": background, "enroll": enroll, "test": test}
-    written: dict[str, Path] = {}
-    for name, data in dirs.items():
-        write_data_dir(out / name, data)
-        problems = validate_data_dir(out / name, audio_root=root)
-        if problems:
-            raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
-        written[name] = out / name
+    written = write_data_dirs(out, dirs, root)
     write_enroll_map(out / "enroll_map", enroll_map)
     write_trials_all_vs_all(out / "trials", list(eval_speakers), test)
     write_text_atomic(out / "README", f"protocol: {protocol}\n\n" + __doc__.strip() + "\n")

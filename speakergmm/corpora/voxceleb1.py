@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_text_atomic
-from ..datadir import (DataDir, Trials, read_trials, validate_data_dir, write_data_dir,
-                       write_enroll_map, write_trials)
+from ..datadir import DataDir, Trials, read_trials, write_enroll_map, write_trials
 from ..errors import SpeakerGMMError
-from ._protocol import subset
+from ._protocol import subset, write_data_dirs
 
 __all__ = ["prepare_voxceleb1", "TRIAL_LISTS"]
 
@@ -65,13 +64,7 @@ def prepare_voxceleb1(corpus_root: str | os.PathLike,
     test_speakers = {utt2spk[u] for u in enroll_utts | test_utts}
     dirs = {"ubm": subset(data, [u for u in wav if utt2spk[u] not in test_speakers]),
             "enroll": subset(data, sorted(enroll_utts)), "test": subset(data, sorted(test_utts))}
-    written: dict[str, Path] = {}
-    for name, d in dirs.items():
-        write_data_dir(out / name, d)
-        problems = validate_data_dir(out / name, audio_root=root)
-        if problems:
-            raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
-        written[name] = out / name
+    written = write_data_dirs(out, dirs, root)
     write_enroll_map(out / "enroll_map", {u: [u] for u in sorted(enroll_utts)})
     for name, trials in keys.items():
         write_trials(out / name, Trials(np.array([utt_id(u) for u in trials.enroll]),
