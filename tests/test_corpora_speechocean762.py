@@ -24,6 +24,9 @@ def test_dev_protocol_on_the_train_half(tmp_path):
     assert not {u for us in emap.values() for u in us} & set(test.utt2spk)
     trials = read_trials(written["trials"])
     assert len(trials) == 930 * 62 and trials.is_target.sum() == 930
+    cal = read_trials(written["cal_trials"])
+    assert len(cal) == 63 * 15 * 63 and cal.is_target.sum() == 63 * 15
+    assert set(cal.test) <= set(ubm.utt2spk) and not set(cal.enroll) & set(trials.enroll)
 
 
 def test_official_protocol_when_both_halves_exist(tmp_path):

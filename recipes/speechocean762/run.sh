@@ -14,6 +14,7 @@ config="$(dirname "$0")/conf/features.json"   # 16 kHz defaults with mean normal
 components=256
 iterations=10
 cohort_utts=300
+prior=0.01                              # target prior the calibration is trained for
 # -------------------------------------------------------------------------------------
 
 while [ $# -gt 0 ]; do
@@ -55,16 +56,24 @@ if [ "$stage" -le 3 ]; then
 fi
 
 if [ "$stage" -le 4 ]; then
-  echo "== stage 4: enroll and score (top-C; top-C + S-norm against the UBM speakers)"
+  echo "== stage 4: enroll and score: top-C; + S-norm against the UBM speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
           --test "$work/feats/test" --ubm "$work/ubm.npz" -j "$nj")
+  snorm=(--norm snorm --cohort "$work/feats/ubm" --cohort-utts "$cohort_utts")
   speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
-  speakergmm score "$work/data/trials" "${common[@]}" --norm snorm --cohort "$work/feats/ubm" \
-    --cohort-utts "$cohort_utts" -o "$work/scores_topc_snorm"
+  speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" -o "$work/scores_topc_snorm"
+  # calibration trained on trials among the background speakers
+  speakergmm score "$work/data/cal_trials" --enroll "$work/feats/ubm" \
+    --enroll-map "$work/data/cal_enroll_map" --test "$work/feats/ubm" --ubm "$work/ubm.npz" \
+    -j "$nj" "${snorm[@]}" -o "$work/cal_scores_topc_snorm"
+  speakergmm calibrate "$work/cal_scores_topc_snorm" --trials "$work/data/cal_trials" \
+    --prior "$prior" -o "$work/calibration.json"
+  speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" \
+    --calibration "$work/calibration.json" -o "$work/scores_topc_snorm_cal"
 fi
 
 if [ "$stage" -le 5 ]; then
   echo "== stage 5: evaluate"
   speakergmm evaluate "$work/scores_topc" "$work/scores_topc_snorm" \
-    --trials "$work/data/trials" -o "$work/report"
+    "$work/scores_topc_snorm_cal" --trials "$work/data/trials" -o "$work/report"
 fi

@@ -13,6 +13,9 @@ Protocols (speaker verification):
 - **dev** (only ``train/``, as in a copy of the train half): speakers in sorted order, even
   positions (0, 2, ...) are background (UBM and cohort), odd positions evaluation, same
   enroll/test rule: 62 evaluation speakers, 930 target and 56,730 non-target trials.
+
+Both also write calibration trials among the background speakers (``cal_enroll_map``,
+``cal_trials``: the same enroll/test rule; the utterances are those of ``ubm/``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ ENROLL_UTTERANCES = 5
 
 def prepare_speechocean762(corpus_root: str | os.PathLike,
                            output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``ubm/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials`` and a README.
+    """Write ``ubm/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials``, ``cal_enroll_map``,
+    ``cal_trials`` and a README.
 
     The protocol is ``official`` when ``corpus_root/test`` exists, else ``dev`` (see the
     module docstring). ``wav.scp`` paths stay relative to the corpus root: pass it as
@@ -58,6 +62,12 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
     written = write_data_dirs(out, dirs, root)
     write_enroll_map(out / "enroll_map", enroll_map)
     write_trials_all_vs_all(out / "trials", list(eval_speakers), test)
+    # Calibration trials among the background speakers, same enroll/test rule; their
+    # utterances are those of ubm/, so the UBM's features serve them.
+    _, cal_test, cal_map = enroll_test_split(background, ENROLL_UTTERANCES)
+    write_enroll_map(out / "cal_enroll_map", cal_map)
+    write_trials_all_vs_all(out / "cal_trials", sorted(cal_map), cal_test)
     write_text_atomic(out / "README", f"protocol: {protocol}\n\n" + __doc__.strip() + "\n")
-    written.update(enroll_map=out / "enroll_map", trials=out / "trials")
+    written.update(enroll_map=out / "enroll_map", trials=out / "trials",
+                   cal_enroll_map=out / "cal_enroll_map", cal_trials=out / "cal_trials")
     return written
