@@ -354,8 +354,9 @@ def _reseed(model: DiagGMM, starved: np.ndarray) -> tuple[DiagGMM, list[tuple[in
 def _kmeanspp_init(source: _Source, shards, k: int, n_sample: int, rng: np.random.Generator,
                    floor: np.ndarray) -> DiagGMM:
     """k-means++ seeding and Lloyd iterations on a random frame subsample."""
-    sizes = [source.frames_of(i).shape[0] for s in shards for i in s]
-    total = sum(sizes)
+    # frame counts from the archive index where there is one, not by reading every utterance
+    total = sum(-(-source._sizes(i) // source.subsample) if source._sizes else
+                source.frames_of(i).shape[0] for s in shards for i in s)
     keep = min(n_sample, total)
     chosen = np.sort(rng.choice(total, size=keep, replace=False))
     sample, offset, pos = [], 0, 0

@@ -17,17 +17,7 @@ iterations=10
 prior=0.01                            # target prior the calibration is trained for
 # -------------------------------------------------------------------------------------
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage="$2"; shift 2 ;;
-    --corpus-root) corpus_root="$2"; shift 2 ;;
-    --nj) nj="$2"; shift 2 ;;
-    --work) work="$2"; shift 2 ;;
-    -h|--help) sed -n "2,4p" "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-command -v speakergmm >/dev/null || { echo "run.sh: speakergmm is not on PATH (pip install -e .)" >&2; exit 2; }
+. "$(dirname "$0")/../parse_options.sh"
 mkdir -p "$work"
 if [ -z "$corpus_root" ]; then corpus_root="$work/corpus"; fi
 
