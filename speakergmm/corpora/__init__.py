@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 
 #: Corpora speakergmm can prepare.
-CORPORA = ("fsdd", "librispeech", "speechocean762", "voxceleb1")
+CORPORA = ("fsdd", "librispeech", "speechocean762", "timit", "voxceleb1")
 
 
 def corpus_module(name: str) -> ModuleType:

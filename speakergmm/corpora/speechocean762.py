@@ -20,17 +20,160 @@ Both also write calibration trials among the background speakers (``cal_enroll_m
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import os
-from pathlib import Path
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path, PurePosixPath
 
 from .._io import write_text_atomic
 from ..datadir import read_data_dir, write_enroll_map
 from ..errors import SpeakerGMMError
 from ._protocol import enroll_test_split, subset, write_data_dirs, write_trials_all_vs_all
 
-__all__ = ["prepare_speechocean762", "ENROLL_UTTERANCES"]
+__all__ = ["download_speechocean762", "prepare_speechocean762", "verify_speechocean762",
+           "ENROLL_UTTERANCES", "URLS"]
 
 ENROLL_UTTERANCES = 5
+
+# Download (not in the module docstring, which is the README of prepared outputs):
+# speechocean762.tar.gz from OpenSLR resource 101, https://www.openslr.org/101/. No checksum
+# of the archive published by OpenSLR or the authors was found, so download_speechocean762
+# verifies the unpacked corpus instead (verify_speechocean762).
+
+#: The archive on OpenSLR (resource 101), then OpenSLR's US, EU and CN mirrors.
+URLS = tuple(f"https://{host}/resources/101/speechocean762.tar.gz"
+             for host in ("www.openslr.org", "us.openslr.org", "openslr.elda.org",
+                          "openslr.magicdatatech.com"))
+#: The two halves, and the size of each in the published corpus.
+HALVES = ("train", "test")
+SPEAKERS_PER_HALF = 125
+UTTERANCES_PER_HALF = 2500
+
+
+def verify_speechocean762(corpus_root: str | os.PathLike) -> Path:
+    """Check that ``corpus_root`` holds the complete corpus: both halves, their sizes and
+    every audio file they list.
+
+    Returns the corpus root. Raises :class:`SpeakerGMMError` naming the half, the count or
+    the audio files that differ.
+    """
+    root = Path(corpus_root)
+    for half in HALVES:
+        if not (root / half / "wav.scp").is_file():
+            raise SpeakerGMMError(f"{root}: no {half}/wav.scp; the complete speechocean762 has "
+                                  f"{' and '.join(HALVES)} halves")
+        data = read_data_dir(root / half)
+        sizes = (len(data.speakers), len(data.utt2spk))
+        if sizes != (SPEAKERS_PER_HALF, UTTERANCES_PER_HALF):
+            raise SpeakerGMMError(f"{root / half}: {sizes[0]} speakers and {sizes[1]} "
+                                  f"utterances, but each half of speechocean762 has "
+                                  f"{SPEAKERS_PER_HALF} and {UTTERANCES_PER_HALF}")
+        missing = sorted(path for path in data.wav_scp.values() if not (root / path).is_file())
+        if missing:
+            raise SpeakerGMMError(f"{root / half / 'wav.scp'}: {len(missing)} audio file(s) "
+                                  f"missing under {root} (e.g. {', '.join(missing[:3])})")
+    return root
+
+
+def _unsafe(member: tarfile.TarInfo) -> str | None:
+    """Why ``member`` must not be extracted, or None."""
+    name = member.name
+    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
+        return "an absolute path"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "a '..' component"
+    if not (member.isfile() or member.isdir()):
+        return "a link or special file"
+    return None
+
+
+def _extract(archive: Path, dest: Path, url: str) -> None:
+    """Unpack ``archive`` into ``dest``, refusing members that could land outside it."""
+    data_filter = hasattr(tarfile, "data_filter")  # Python >= 3.12, 3.11.4, 3.10.12
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            for member in tf:
+                why = _unsafe(member)
+                if why:
+                    raise SpeakerGMMError(f"{url}: archive member {member.name!r} is {why}; "
+                                          "refusing to unpack it")
+                if data_filter:
+                    tf.extract(member, dest, filter="data")
+                else:
+                    tf.extract(member, dest)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise SpeakerGMMError(f"{url}: the archive is damaged or incomplete ({exc}); try "
+                              "again") from None
+
+
+def download_speechocean762(target_dir: str | os.PathLike) -> Path:
+    """Download speechocean762 into ``target_dir/speechocean762`` and verify it.
+
+    The archive is streamed from OpenSLR resource 101
+    (:data:`URLS`: the main site, then its mirrors) into a temporary folder inside
+    ``target_dir``, unpacked there, refusing absolute paths, ``..`` components, links and
+    special files (and through tarfile's ``data`` filter where Python has it), verified
+    with :func:`verify_speechocean762`, and only then moved into place by one rename: an
+    interrupted or failed download leaves nothing half-done. No checksum of the archive
+    published by OpenSLR or the authors was found, so the unpacked corpus is what is
+    verified. Does nothing but verify when the corpus is already there.
+
+    Returns
+    -------
+    Path
+        The corpus root, ``target_dir/speechocean762`` (holds ``train/``, ``test/`` and
+        ``WAVE/``): pass it to :func:`prepare_speechocean762`.
+
+    Raises
+    ------
+    SpeakerGMMError
+        No mirror answers, the archive is damaged or unsafe, or the unpacked corpus is
+        incomplete; the message names the URL or file.
+    """
+    target = Path(target_dir)
+    root = target / "speechocean762"
+    if (root / "train" / "wav.scp").is_file():
+        return verify_speechocean762(root)
+    if root.exists():
+        raise SpeakerGMMError(f"{root} exists but holds no train/wav.scp; remove it or choose "
+                              "another folder")
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+        archive = Path(tmp) / "speechocean762.tar.gz"
+        errors = []
+        for url in URLS:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as resp, \
+                        open(archive, "wb") as out:
+                    shutil.copyfileobj(resp, out, 1 << 20)
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                errors.append(f"{url}: {str(exc) or type(exc).__name__}")
+        else:
+            raise SpeakerGMMError(f"could not download speechocean762 ({'; '.join(errors)}); "
+                                  "download it by hand from https://www.openslr.org/101/ and "
+                                  "unpack it") from None
+        staging = Path(tmp) / "unpacked"
+        staging.mkdir()
+        _extract(archive, staging, url)
+        archive.unlink()
+        # The published archive holds one folder, speechocean762/; accept a bare corpus too.
+        corpus = staging / "speechocean762"
+        if not (corpus / "train").is_dir():
+            corpus = staging
+        if not (corpus / "train").is_dir():
+            entries = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
+            raise SpeakerGMMError(f"{url}: the archive holds {entries}, not the speechocean762 "
+                                  "layout (train/, test/, WAVE/)")
+        verify_speechocean762(corpus)
+        corpus.rename(root)
+    return root
 
 
 def prepare_speechocean762(corpus_root: str | os.PathLike,
