@@ -196,6 +196,24 @@ def _store_option(f):
                         help="Speaker store file [default: $SPEAKERGMM_HOME/speakers.db].")(f)
 
 
+def _map_options(f):
+    """``--relevance`` and ``--adapt``, shared by every command that enrolls speakers."""
+    f = click.option("--adapt", default="means", show_default=True, callback=_parse_adapt,
+                     help="Comma-separated MAP-adapted parameters: means, weights, "
+                          "variances (e.g. means,weights,variances).")(f)
+    return click.option("--relevance", type=click.FloatRange(min=0, min_open=True),
+                        default=16.0, show_default=True, help="MAP relevance factor.")(f)
+
+
+def _parse_adapt(ctx, param, value):
+    from .map import parse_adapt
+
+    try:
+        return parse_adapt(value)
+    except SpeakerGMMError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 def _recognizer(ubm: Path | None, store: Path | None, **kw):
     from .recognizer import Recognizer
 
@@ -210,11 +228,10 @@ def _recognizer(ubm: Path | None, store: Path | None, **kw):
 @_store_option
 @click.option("--append", "mode", flag_value="append", help="Add the audio to an enrolled speaker.")
 @click.option("--replace", "mode", flag_value="replace", help="Re-enroll a speaker from scratch.")
-@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0,
-              help="MAP relevance factor.")
-def enroll_cmd(speaker, audio, ubm, store, mode, relevance) -> None:
+@_map_options
+def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt) -> None:
     """Enroll SPEAKER from one or more recordings."""
-    rec = _recognizer(ubm, store, relevance=relevance)
+    rec = _recognizer(ubm, store, relevance=relevance, adapt=adapt)
     info = rec.enroll(speaker, audio, mode=mode or "new")
     click.echo(f"enrolled {info.id}: {info.utterances} recording(s), {info.seconds:.1f} s of "
                f"speech (store {rec.store.path})")
@@ -350,7 +367,7 @@ def _open_features(path: Path, ubm, audio_root: Path | None, stack):
 @click.option("--method", type=click.Choice(["topc", "full", "linear"]), default="topc")
 @click.option("-c", "--top-c", "c", type=click.IntRange(min=1), default=5,
               help="Gaussians per frame for top-C scoring.")
-@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0)
+@_map_options
 @click.option("--norm", type=click.Choice(["none", "znorm", "tnorm", "ztnorm", "snorm",
                                            "asnorm"]), default="none",
               help="Score normalisation against --cohort.")
@@ -365,7 +382,8 @@ def _open_features(path: Path, ubm, audio_root: Path | None, stack):
               default=None, help="Apply a calibration (speakergmm calibrate) to the scores.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes.")
 def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output, method,
-              c, relevance, norm, cohort_path, cohort_utts, top_n, calibration, jobs) -> None:
+              c, relevance, adapt, norm, cohort_path, cohort_utts, top_n, calibration,
+              jobs) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     import contextlib
 
@@ -390,12 +408,13 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
         wanted = set(trials.enroll)
         models = enroll_models(model, enroll_feats,
                                {m: u for m, u in spk2utt.items() if m in wanted},
-                               relevance=relevance)
+                               relevance=relevance, adapt=adapt)
         cohort = None
         if cohort_path is not None:
             feats = _open_features(cohort_path, model, audio_root, stack)
             cohort = Cohort.from_archive(model, feats, feats.utt2spk,
-                                         max_utterances=cohort_utts, relevance=relevance)
+                                         max_utterances=cohort_utts, relevance=relevance,
+                                         adapt=adapt)
         scores = score_trial_list(model, trials, models, test_feats, method=method, c=c,
                                   norm=norm, cohort=cohort, top_n=top_n, jobs=jobs)
     if calibration:

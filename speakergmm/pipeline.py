@@ -72,9 +72,12 @@ class Cohort:
     @classmethod
     def from_archive(cls, ubm: DiagGMM, features: Mapping[str, np.ndarray],
                      utt2spk: Mapping[str, str], *, max_utterances: int | None = None,
-                     relevance: float = 16.0) -> "Cohort":
+                     relevance: float = 16.0, adapt=("means",)) -> "Cohort":
         """One model per cohort speaker; every cohort utterance (or an even subset of at
-        most ``max_utterances``) as a cohort test utterance."""
+        most ``max_utterances``) as a cohort test utterance.
+
+        ``relevance`` and ``adapt`` should be those of the models being normalised, so that
+        cohort models are built like them."""
         spk2utt: dict[str, list[str]] = {}
         for utt in sorted(utt2spk):
             if utt in features:
@@ -84,7 +87,8 @@ class Cohort:
         utts = [u for us in spk2utt.values() for u in us]
         if max_utterances and len(utts) > max_utterances:
             utts = [utts[i] for i in np.linspace(0, len(utts) - 1, max_utterances).astype(int)]
-        return cls(enroll_models(ubm, features, spk2utt, relevance=relevance), features, utts)
+        return cls(enroll_models(ubm, features, spk2utt, relevance=relevance, adapt=adapt),
+                   features, utts)
 
 
 def _map(fn, items: list, jobs: int, state) -> list:

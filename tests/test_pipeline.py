@@ -122,6 +122,34 @@ def test_cli_score_and_calibrate(world, tmp_path):
     assert cllr(tar, non) < cllr(raw_tar, raw_non)
 
 
+def test_adapt_reaches_models_and_cohort(world, tmp_path):
+    """--adapt builds the trial models and the cohort models the same way, as the library
+    does with the same arguments."""
+    root, ubm, enroll, test, cohort, trials = world
+    mwv = ("means", "weights", "variances")
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    coh = Cohort.from_archive(ubm, cohort, cohort.utt2spk, adapt=mwv, relevance=8)
+    assert not coh.models.means_only
+    models = enroll_models(ubm, enroll, spk2utt, adapt=mwv, relevance=8)
+    expect = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=coh)
+    means_only = score_trial_list(
+        ubm, trials, enroll_models(ubm, enroll, spk2utt, relevance=8), test, norm="snorm",
+        cohort=Cohort.from_archive(ubm, cohort, cohort.utt2spk, relevance=8))
+    assert not np.allclose(expect, means_only)
+    base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
+            "--norm", "snorm", "--cohort", str(root / "feats" / "cohort"), "--relevance", "8"]
+    r = CliRunner().invoke(main, base + ["--adapt", "variances,means,weights", "-o",
+                                         str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    got = read_scores(tmp_path / "s")
+    np.testing.assert_allclose([got[(e, t)] for e, t in zip(trials.enroll, trials.test)],
+                               expect, rtol=0, atol=6e-7)  # files hold 6 decimals
+    r = CliRunner().invoke(main, base + ["--adapt", "mean", "-o", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "cannot adapt" in r.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_score_refuses_features_of_another_config(world, tmp_path):
     root, ubm, enroll, test, cohort, trials = world
     extract_archive(root / "data" / "test", tmp_path / "t13", audio_root=root,
