@@ -15,18 +15,13 @@ calibration and tuning.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
-import urllib.request
-import zipfile
 from pathlib import Path
-
 
 from .._io import write_text_atomic
 from ..datadir import DataDir, write_enroll_map
 from ..errors import SpeakerGMMError
+from ._download import file_digest, unpacked_download
 from ._protocol import write_data_dirs, write_trials_all_vs_all
 
 __all__ = ["download_fsdd", "prepare_fsdd", "URL", "SPEAKERS"]
@@ -63,41 +58,49 @@ def verify_fsdd(corpus_root: str | os.PathLike, *, checksums: bool = True) -> Pa
                               f"(e.g. {', '.join(missing[:3])})")
     if checksums:
         bad = [n for n in sorted(expected)
-               if hashlib.sha256((rec / n).read_bytes()).hexdigest() != expected[n]]
+               if file_digest(rec / n, "sha256") != expected[n]]
         if bad:
             raise SpeakerGMMError(f"{rec}: {len(bad)} recording(s) differ from the reference "
                                   f"version (checksum mismatch: {', '.join(bad[:3])})")
     return rec
 
 
-def download_fsdd(target_dir: str | os.PathLike, *, url: str = URL) -> Path:
+def download_fsdd(target_dir: str | os.PathLike, *, url: str = URL, progress=None) -> Path:
     """Download FSDD into ``target_dir`` (which then holds ``recordings/``) and verify it.
 
-    Does nothing but verify when the recordings are already there. The archive is unpacked
-    into a temporary folder beside the target and moved into place only once every file's
-    SHA-256 matches, so an interrupted download leaves nothing half-done.
+    Does nothing but verify when the recordings are already there. The archive is
+    downloaded and unpacked (safely: see :func:`~speakergmm.corpora._download.safe_extract`)
+    into a temporary folder inside the target, and its ``recordings/`` moved into place by
+    one rename only once every file's SHA-256 matches, so an interrupted or failed download
+    leaves nothing half-done.
+
+    Parameters
+    ----------
+    target_dir : path-like
+    url : str
+        Where the archive is (default: the dataset's GitHub archive, :data:`URL`).
+    progress : callable, optional
+        ``progress(bytes_so_far, total_bytes_or_None)``, called as the archive arrives.
+
+    Returns
+    -------
+    Path
+        ``target_dir``, the corpus root to pass to :func:`prepare_fsdd`.
+
+    Raises
+    ------
+    SpeakerGMMError
+        The archive cannot be downloaded, is damaged or unsafe, or its recordings are
+        missing or altered; the message names the URL or files.
     """
     target = Path(target_dir)
     if (target / "recordings").is_dir():
         return verify_fsdd(target).parent
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
-        archive = Path(tmp) / "fsdd.zip"
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, open(archive, "wb") as out:
-                shutil.copyfileobj(resp, out)
-        except OSError as exc:
-            raise SpeakerGMMError(f"could not download FSDD from {url} ({exc}); download it "
-                                  "by hand and point FSDD_ROOT / --corpus-root at it") from None
-        staging = Path(tmp) / "recordings"
-        staging.mkdir()
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                parts = member.split("/")
-                if len(parts) >= 2 and parts[-2] == "recordings" and parts[-1].endswith(".wav"):
-                    (staging / parts[-1]).write_bytes(zf.read(member))
-        verify_fsdd(tmp)
-        staging.rename(target / "recordings")
+    with unpacked_download(url, target, archive="fsdd.zip", holding="recordings",
+                           layout="FSDD's recordings/ folder", what="FSDD",
+                           fix="download it by hand and point FSDD_ROOT / --corpus-root at it",
+                           progress=progress) as corpus:
+        verify_fsdd(corpus).rename(target / "recordings")
     return target
 
 

@@ -20,20 +20,13 @@ Both also write calibration trials among the background speakers (``cal_enroll_m
 
 from __future__ import annotations
 
-import gzip
-import http.client
 import os
-import re
-import shutil
-import tarfile
-import tempfile
-import urllib.request
-import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .._io import write_text_atomic
 from ..datadir import read_data_dir, write_enroll_map
 from ..errors import SpeakerGMMError
+from ._download import unpacked_download
 from ._protocol import enroll_test_split, subset, write_data_dirs, write_trials_all_vs_all
 
 __all__ = ["download_speechocean762", "prepare_speechocean762", "verify_speechocean762",
@@ -81,38 +74,7 @@ def verify_speechocean762(corpus_root: str | os.PathLike) -> Path:
     return root
 
 
-def _unsafe(member: tarfile.TarInfo) -> str | None:
-    """Why ``member`` must not be extracted, or None."""
-    name = member.name
-    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
-        return "an absolute path"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
-        return "a '..' component"
-    if not (member.isfile() or member.isdir()):
-        return "a link or special file"
-    return None
-
-
-def _extract(archive: Path, dest: Path, url: str) -> None:
-    """Unpack ``archive`` into ``dest``, refusing members that could land outside it."""
-    data_filter = hasattr(tarfile, "data_filter")  # Python >= 3.12, 3.11.4, 3.10.12
-    try:
-        with tarfile.open(archive, "r:*") as tf:
-            for member in tf:
-                why = _unsafe(member)
-                if why:
-                    raise SpeakerGMMError(f"{url}: archive member {member.name!r} is {why}; "
-                                          "refusing to unpack it")
-                if data_filter:
-                    tf.extract(member, dest, filter="data")
-                else:
-                    tf.extract(member, dest)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise SpeakerGMMError(f"{url}: the archive is damaged or incomplete ({exc}); try "
-                              "again") from None
-
-
-def download_speechocean762(target_dir: str | os.PathLike) -> Path:
+def download_speechocean762(target_dir: str | os.PathLike, *, progress=None) -> Path:
     """Download speechocean762 into ``target_dir/speechocean762`` and verify it.
 
     The archive is streamed from OpenSLR resource 101
@@ -123,6 +85,12 @@ def download_speechocean762(target_dir: str | os.PathLike) -> Path:
     interrupted or failed download leaves nothing half-done. No checksum of the archive
     published by OpenSLR or the authors was found, so the unpacked corpus is what is
     verified. Does nothing but verify when the corpus is already there.
+
+    Parameters
+    ----------
+    target_dir : path-like
+    progress : callable, optional
+        ``progress(bytes_so_far, total_bytes_or_None)``, called as the archive arrives.
 
     Returns
     -------
@@ -143,36 +111,13 @@ def download_speechocean762(target_dir: str | os.PathLike) -> Path:
     if root.exists():
         raise SpeakerGMMError(f"{root} exists but holds no train/wav.scp; remove it or choose "
                               "another folder")
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
-        archive = Path(tmp) / "speechocean762.tar.gz"
-        errors = []
-        for url in URLS:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as resp, \
-                        open(archive, "wb") as out:
-                    shutil.copyfileobj(resp, out, 1 << 20)
-                break
-            except (OSError, http.client.HTTPException) as exc:
-                errors.append(f"{url}: {str(exc) or type(exc).__name__}")
-        else:
-            raise SpeakerGMMError(f"could not download speechocean762 ({'; '.join(errors)}); "
-                                  "download it by hand from https://www.openslr.org/101/ and "
-                                  "unpack it") from None
-        staging = Path(tmp) / "unpacked"
-        staging.mkdir()
-        _extract(archive, staging, url)
-        archive.unlink()
-        # The published archive holds one folder, speechocean762/; accept a bare corpus too.
-        corpus = staging / "speechocean762"
-        if not (corpus / "train").is_dir():
-            corpus = staging
-        if not (corpus / "train").is_dir():
-            entries = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
-            raise SpeakerGMMError(f"{url}: the archive holds {entries}, not the speechocean762 "
-                                  "layout (train/, test/, WAVE/)")
-        verify_speechocean762(corpus)
-        corpus.rename(root)
+    # The published archive holds one folder, speechocean762/; a bare corpus is accepted too.
+    with unpacked_download(URLS, target, archive="speechocean762.tar.gz", holding="train",
+                           layout="the speechocean762 layout (train/, test/, WAVE/)",
+                           what="speechocean762", fix="download it by hand from "
+                           "https://www.openslr.org/101/ and unpack it",
+                           progress=progress) as corpus:
+        verify_speechocean762(corpus).rename(root)
     return root
 
 

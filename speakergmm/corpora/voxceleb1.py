@@ -19,18 +19,17 @@ VoxCeleb1-O: EER 15.0% (Nagrani et al. 2017).
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import re
-import urllib.request
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write, write_text_atomic
+from .._io import write_text_atomic
 from ..datadir import DataDir, Trials, read_trials, write_enroll_map, write_trials
 from ..errors import SpeakerGMMError
+from ._download import fetch, staging_dir
 from ._protocol import subset, write_data_dirs
 
 __all__ = ["download_voxceleb1", "prepare_voxceleb1", "verify_trial_list", "TRIAL_LISTS",
@@ -93,27 +92,15 @@ def verify_trial_list(name: str, data: bytes, *, checksums: bool = True,
         raise SpeakerGMMError(f"{where}: {len(lines)} trials ({targets} target), but {name} has "
                               f"{n_trials} ({n_target} target); the file is incomplete or "
                               "another version")
-    if checksums and hashlib.md5(data).hexdigest() != md5:
-        raise SpeakerGMMError(f"{where}: MD5 {hashlib.md5(data).hexdigest()} differs from "
+    if checksums and (found := hashlib.md5(data).hexdigest()) != md5:
+        raise SpeakerGMMError(f"{where}: MD5 {found} differs from "
                               f"{md5}, that of the known {name}, although format and counts "
                               "match; if the authors have re-issued the list, pass "
                               "checksums=False to accept it on format and counts alone")
 
 
-def _fetch(name: str) -> tuple[bytes, str]:
-    """The bytes of trial list ``name`` from the first of :data:`TRIAL_URLS` that answers."""
-    errors = []
-    for url in TRIAL_URLS[name]:
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp:
-                return resp.read(), url
-        except (OSError, http.client.HTTPException) as exc:
-            errors.append(f"{url}: {str(exc) or type(exc).__name__}")
-    raise SpeakerGMMError(f"could not download {name} ({'; '.join(errors)}); download it by "
-                          "hand into the corpus root")
-
-
-def download_voxceleb1(target_dir: str | os.PathLike, *, checksums: bool = True) -> Path:
+def download_voxceleb1(target_dir: str | os.PathLike, *, checksums: bool = True,
+                       progress=None) -> Path:
     """Download the VoxCeleb1-O trial lists into ``target_dir`` and verify them.
 
     Fetches ``veri_test.txt`` (original, 37,720 trials) and ``veri_test2.txt`` (cleaned,
@@ -123,7 +110,9 @@ def download_voxceleb1(target_dir: str | os.PathLike, *, checksums: bool = True)
     sums are those PaddleSpeech verifies the same files against (see :data:`EXPECTED`); pass
     ``checksums=False`` to rely on format and counts alone. Lists already present are
     verified, not downloaded again. Nothing is written until both lists have been
-    verified, and each is written atomically, so a failure leaves nothing half-written.
+    verified (they are downloaded into a temporary folder inside ``target_dir``, then
+    renamed into place), so a failure leaves nothing half-written. ``progress``, if given,
+    is called as ``progress(bytes_so_far, total_bytes_or_None)`` as each list arrives.
 
     **Only the trial lists are downloaded.** The audio needs registration with the
     authors: request it at :data:`AUDIO_URL` and unpack ``vox1_dev_wav.zip`` and
@@ -142,22 +131,25 @@ def download_voxceleb1(target_dir: str | os.PathLike, *, checksums: bool = True)
         verification; the message names the file or URL.
     """
     target = Path(target_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    fetched = {}
+    missing = []
     for name in TRIAL_LISTS.values():
         path = target / name
-        if path.is_file():
-            try:
-                verify_trial_list(name, path.read_bytes(), checksums=checksums, source=str(path))
-            except SpeakerGMMError as exc:
-                raise SpeakerGMMError(f"{exc}; delete it to download it again") from None
+        if not path.is_file():
+            missing.append(name)
             continue
-        data, url = _fetch(name)
-        verify_trial_list(name, data, checksums=checksums, source=url)
-        fetched[name] = data
-    for name, data in fetched.items():
-        with atomic_write(target / name, "wb") as fh:
-            fh.write(data)
+        try:
+            verify_trial_list(name, path.read_bytes(), checksums=checksums, source=str(path))
+        except SpeakerGMMError as exc:
+            raise SpeakerGMMError(f"{exc}; delete it to download it again") from None
+    if missing:
+        with staging_dir(target) as tmp:
+            for name in missing:
+                url = fetch(TRIAL_URLS[name], tmp / name, what=name,
+                            fix="download it by hand into the corpus root", progress=progress)
+                verify_trial_list(name, (tmp / name).read_bytes(), checksums=checksums,
+                                  source=url)
+            for name in missing:
+                os.replace(tmp / name, target / name)
     if not (target / "wav").is_dir():
         warnings.warn(f"only the VoxCeleb1 trial lists were downloaded: the audio needs "
                       f"registration with its authors. Request it at {AUDIO_URL} and unpack "
