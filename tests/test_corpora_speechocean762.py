@@ -32,8 +32,16 @@ def test_dev_protocol_on_the_train_half(tmp_path):
     trials = read_trials(written["trials"])
     assert len(trials) == 930 * 62 and trials.is_target.sum() == 930
     cal = read_trials(written["cal_trials"])
-    assert len(cal) == 63 * 15 * 63 and cal.is_target.sum() == 63 * 15
+    # a quarter of the background speakers calibrate; they stay out of the cohort
+    cohort = read_data_dir(written["cohort"])
+    cal_spk = sorted(set(cal.enroll))
+    assert cal_spk == ubm.speakers[3::4] and len(cal_spk) == 15
+    assert len(cal) == 15 * 15 * 15 and cal.is_target.sum() == 15 * 15
     assert set(cal.test) <= set(ubm.utt2spk) and not set(cal.enroll) & set(trials.enroll)
+    assert {ubm.utt2spk[u] for u in cal.test} == set(cal_spk)
+    assert sorted(set(cohort.speakers) | set(cal_spk)) == ubm.speakers
+    assert not set(cohort.speakers) & set(cal_spk)
+    assert set(cohort.utt2spk) <= set(ubm.utt2spk)
 
 
 def test_official_protocol_when_both_halves_exist(tmp_path):

@@ -14,6 +14,9 @@ work="${FSDD_WORK:-exp/fsdd}"         # everything this recipe writes
 config="$(dirname "$0")/conf/features.json"
 components=64                         # UBM size (1,800 files, ~66k speech frames)
 iterations=10
+relevance=8                           # MAP relevance factor
+adapt=means,weights,variances         # MAP-adapted parameters (chosen on the dev recordings
+                                      # 5-9; see README.md)
 prior=0.01                            # target prior the calibration is trained for
 # -------------------------------------------------------------------------------------
 
@@ -48,7 +51,7 @@ fi
 if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll and score: top-C; + S-norm against the UBM speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
-          --ubm "$work/ubm.npz" -j "$nj")
+          --ubm "$work/ubm.npz" --relevance "$relevance" --adapt "$adapt" -j "$nj")
   snorm=(--norm snorm --cohort "$work/feats/ubm" --cohort-utts 300)
   speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" \
     -o "$work/scores_topc"

@@ -10,10 +10,11 @@ stage=0
 nj=2
 corpus_root="${SPEECHOCEAN762_ROOT:-}"   # holds train/ (and test/), WAVE/
 work="${SPEECHOCEAN762_WORK:-exp/speechocean762}"
-config="$(dirname "$0")/conf/features.json"   # 16 kHz, 20 MFCC + Δ, no VAD, mean normalisation
+config="$(dirname "$0")/conf/features.json"   # 16 kHz, 24 MFCC + Δ, no VAD, mean normalisation
 components=256
 iterations=10
-cohort_utts=300
+relevance=8                             # MAP relevance (means only)
+cohort_utts=5000                        # S-norm against every cohort utterance
 prior=0.01                              # target prior the calibration is trained for
 # -------------------------------------------------------------------------------------
 
@@ -33,7 +34,7 @@ fi
 
 if [ "$stage" -le 2 ]; then
   echo "== stage 2: features"
-  for part in ubm enroll test; do
+  for part in ubm cohort enroll test; do
     speakergmm extract "$work/data/$part" "$work/feats/$part" --audio-root "$corpus_root" \
       --config "$config" -j "$nj"
   done
@@ -46,16 +47,17 @@ if [ "$stage" -le 3 ]; then
 fi
 
 if [ "$stage" -le 4 ]; then
-  echo "== stage 4: enroll and score: top-C; + S-norm against the UBM speakers; + calibration"
+  echo "== stage 4: enroll and score: top-C; + S-norm against the cohort speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
-          --test "$work/feats/test" --ubm "$work/ubm.npz" -j "$nj")
-  snorm=(--norm snorm --cohort "$work/feats/ubm" --cohort-utts "$cohort_utts")
+          --test "$work/feats/test" --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj")
+  snorm=(--norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts")
   speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
   speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" -o "$work/scores_topc_snorm"
-  # calibration trained on trials among the background speakers
+  # calibration trained on trials among the calibration speakers (background speakers kept
+  # out of the cohort)
   speakergmm score "$work/data/cal_trials" --enroll "$work/feats/ubm" \
     --enroll-map "$work/data/cal_enroll_map" --test "$work/feats/ubm" --ubm "$work/ubm.npz" \
-    -j "$nj" "${snorm[@]}" -o "$work/cal_scores_topc_snorm"
+    --relevance "$relevance" -j "$nj" "${snorm[@]}" -o "$work/cal_scores_topc_snorm"
   speakergmm calibrate "$work/cal_scores_topc_snorm" --trials "$work/data/cal_trials" \
     --prior "$prior" -o "$work/calibration.json"
   speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" \
