@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from speakergmm.corpora._download import (fetch, file_digest, safe_extract, staging_dir,
-                                          unpacked_download)
+from speakergmm.corpora._download import (fetch, file_digest, openslr_urls, safe_extract,
+                                          staging_dir, unpacked_download)
 from speakergmm.errors import SpeakerGMMError
 
 
@@ -169,3 +169,35 @@ def test_unpacked_download_finds_the_content_root(tmp_path, monkeypatch):
                                holding="nothing", layout="the layout", what="A", fix="fix"):
             pass
     assert list((tmp_path / "u").iterdir()) == []
+
+
+def test_unpacked_download_checks_the_digest_before_unpacking(tmp_path, monkeypatch):
+    archive = make_zip(tmp_path / "a.zip", [("wrap/data/f", b"f", None)])
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    serve(monkeypatch, {"https://h/a.zip": archive.read_bytes()})
+    unpacked = []
+    monkeypatch.setattr("speakergmm.corpora._download.safe_extract",
+                        lambda *a, **k: unpacked.append(a) or safe_extract(*a, **k))
+    with pytest.raises(SpeakerGMMError, match=rf"https://h/a.zip: MD5 of a.zip is {md5}, "
+                                              rf"expected {'0' * 32}; the download is damaged "
+                                              rf"or not the published file; try again, or fix "
+                                              rf"it by hand"):
+        with unpacked_download("https://h/a.zip", tmp_path / "t", archive="a.zip",
+                               holding="data", layout="the layout", what="A",
+                               fix="fix it by hand", digest=("md5", "0" * 32)):
+            pytest.fail("the body must not run")
+    assert unpacked == [] and list((tmp_path / "t").iterdir()) == []
+    # the right digest (in either case) unpacks
+    for expected in (md5, md5.upper()):
+        with unpacked_download("https://h/a.zip", tmp_path / "u", archive="a.zip",
+                               holding="data", layout="the layout", what="A", fix="fix",
+                               digest=("md5", expected)) as root:
+            assert (root / "data" / "f").read_bytes() == b"f"
+    assert len(unpacked) == 2
+
+
+def test_openslr_urls():
+    assert openslr_urls(12, "dev-clean.tar.gz") == [
+        f"https://{host}/resources/12/dev-clean.tar.gz"
+        for host in ("www.openslr.org", "us.openslr.org", "openslr.elda.org",
+                     "openslr.magicdatatech.com")]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from speakergmm.corpora import librispeech as ls
+from speakergmm.corpora._download import OPENSLR_HOSTS
 from speakergmm.corpora.librispeech import (download_librispeech, prepare_librispeech,
                                             verify_librispeech)
 from speakergmm.datadir import read_data_dir, read_enroll_map, read_trials
@@ -45,6 +46,14 @@ def test_prepare_librispeech(tmp_path):
     trials = read_trials(written["trials"])
     assert len(trials) == 3 * 9 and trials.is_target.sum() == 9
     assert ubm.wav_scp["100-1001-0000"] == "train-clean-100/100/1001/100-1001-0000.flac"
+    # the S-norm cohort: each UBM speaker's first 5 utterances (sorted ids)
+    cohort = read_data_dir(written["cohort"])
+    assert cohort.spk2utt["101"] == ["101-1001-0000", "101-1001-0001", "101-1001-0002",
+                                     "101-1001-0003", "101-2002-0000"]
+    assert cohort.speakers == ubm.speakers and len(cohort.utt2spk) == 3 * 5
+    assert {u: cohort.wav_scp[u] for u in cohort.utt2spk} == {u: ubm.wav_scp[u]
+                                                              for u in cohort.utt2spk}
+    assert "S-norm cohort (``cohort/``)" in (tmp_path / "out" / "README").read_text()
     # no dev-clean: no calibration, and the README says so
     assert not {"cal", "cal_enroll_map", "cal_trials"} & set(written)
     assert not (tmp_path / "out" / "cal_trials").exists()
@@ -160,8 +169,10 @@ def test_md5_mismatch_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setitem(ls.MD5, "test-clean", "0" * 32)
     target = tmp_path / "corpus"
     with pytest.raises(SpeakerGMMError, match=r"https://www.openslr.org/resources/12/"
-                                              r"test-clean.tar.gz: MD5 [0-9a-f]{32} differs from "
-                                              r"0{32}, the one OpenSLR publishes"):
+                                              r"test-clean.tar.gz: MD5 of test-clean.tar.gz is "
+                                              r"[0-9a-f]{32}, expected 0{32}; .*try again, or "
+                                              r"download it by hand from "
+                                              r"https://www.openslr.org/12/"):
         download_librispeech(target, subsets=["test-clean"])
     assert left_over(target) == []
 
@@ -188,7 +199,7 @@ def test_download_errors(tmp_path, monkeypatch):
                                               "'train-other-500'"):
         download_librispeech(tmp_path / "t", subsets=["train-other-500"])
     payloads = archives(tmp_path, subsets=("test-clean",))
-    serve(monkeypatch, payloads, down=[m.split("/")[2] for m in ls.MIRRORS])
+    serve(monkeypatch, payloads, down=OPENSLR_HOSTS)
     with pytest.raises(SpeakerGMMError, match=r"could not download LibriSpeech "
                                               r"test-clean.tar.gz .*no route to host.*"
                                               r"openslr.org/12/"):
@@ -197,6 +208,7 @@ def test_download_errors(tmp_path, monkeypatch):
     # the MD5 matches but the archive holds another subset
     wrong = archives(tmp_path / "w", subsets=("dev-clean",))["dev-clean"]
     serve(monkeypatch, {"test-clean": wrong})
-    with pytest.raises(SpeakerGMMError, match="the archive holds no LibriSpeech/test-clean/"):
+    with pytest.raises(SpeakerGMMError, match=r"test-clean.tar.gz: the archive holds "
+                                              r"LibriSpeech, not a LibriSpeech/test-clean/"):
         download_librispeech(tmp_path / "t", subsets=["test-clean"])
     assert left_over(tmp_path / "t") == []

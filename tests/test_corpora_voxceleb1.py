@@ -39,6 +39,12 @@ def test_prepare_voxceleb1(tmp_path):
     ubm = read_data_dir(written["ubm"])
     assert ubm.speakers == ["id10001", "id10002"] and len(ubm.utt2spk) == 8
     assert ubm.wav_scp["id10001-abcDEF12345-00001"] == "wav/id10001/abcDEF12345/00001.wav"
+    # the S-norm cohort: each UBM speaker's first utterance (sorted ids)
+    cohort = read_data_dir(written["cohort"])
+    assert cohort.utt2spk == {"id10001-abcDEF12345-00001": "id10001",
+                              "id10002-abcDEF12345-00001": "id10002"}
+    assert cohort.wav_scp["id10002-abcDEF12345-00001"] == "wav/id10002/abcDEF12345/00001.wav"
+    assert "S-norm cohort (``cohort/``)" in (tmp_path / "out" / "README").read_text()
     trials = read_trials(written["trials"])
     assert len(trials) == 3 and list(trials.is_target) == [True, False, True]
     assert trials.enroll[0] == "id10270-abcDEF12345-00001"

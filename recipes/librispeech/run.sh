@@ -15,8 +15,8 @@ config="$(dirname "$0")/conf/features.json"   # speechocean762's: 16 kHz, 20 MFC
 components=512
 iterations=10
 subsample=4                  # UBM EM on every 4th frame (~9M of train-clean-100's ~36M)
-cohort_per_spk=5             # S-norm cohort: first 5 utterances of each UBM speaker, one
-cohort_utts=300              #   model per speaker (as enrollment), 300 cohort test utterances
+cohort_utts=300              # S-norm: 300 of the cohort's utterances (data/cohort: the first
+                             #   5 of each UBM speaker) as cohort test utterances
 calibration=true             # true: calibrate on the dev-clean trials when dev-clean/ is
                              #   there (speakers disjoint from UBM, cohort, test); false: never
 prior=0.01                   # target prior the calibration is trained for
@@ -34,17 +34,9 @@ if [ "$stage" -le 0 ]; then
 fi
 
 if [ "$stage" -le 1 ]; then
-  echo "== stage 1: data directories, enrollment map, trials"
+  echo "== stage 1: data directories (S-norm cohort included), enrollment map, trials"
   speakergmm prepare librispeech "$corpus_root" "$work/data"
   head -1 "$work/data/README"
-  # S-norm cohort: the first $cohort_per_spk utterances (sorted ids) of every UBM speaker
-  mkdir -p "$work/data/cohort"
-  awk -v n="$cohort_per_spk" 'seen[$2]++ < n' "$work/data/ubm/utt2spk" > "$work/data/cohort/utt2spk"
-  awk 'NR == FNR { keep[$1]; next } $1 in keep' "$work/data/cohort/utt2spk" \
-    "$work/data/ubm/wav.scp" > "$work/data/cohort/wav.scp"
-  awk '{ u[$2] = u[$2] " " $1 } END { for (s in u) print s u[s] }' \
-    "$work/data/cohort/utt2spk" | LC_ALL=C sort > "$work/data/cohort/spk2utt"
-  speakergmm validate-data-dir "$work/data/cohort" --audio-root "$corpus_root"
 fi
 
 # prepare writes cal/, cal_enroll_map and cal_trials only when the corpus holds dev-clean/

@@ -18,8 +18,8 @@ config="$(dirname "$0")/conf/features.json"
 components=1024              # as the GMM-UBM baseline of Nagrani et al. (2017)
 iterations=10
 subsample=10                 # UBM EM on every 10th frame (dev set: ~120M frames before VAD)
-cohort_per_spk=1             # S-norm cohort: first utterance of each UBM speaker, one model
-cohort_utts=300              #   each (enrollment is one utterance), 300 cohort test utterances
+cohort_utts=300              # S-norm: 300 of the cohort's utterances (data/cohort: the first
+                             #   of each UBM speaker) as cohort test utterances
 check_lists=true             # fetch missing trial lists and verify both (speakergmm download)
 lists_url=https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/
 # -------------------------------------------------------------------------------------
@@ -61,17 +61,9 @@ if [ "$stage" -le 0 ]; then
 fi
 
 if [ "$stage" -le 1 ]; then
-  echo "== stage 1: data directories, enrollment map, trials"
+  echo "== stage 1: data directories (S-norm cohort included), enrollment map, trials"
   speakergmm prepare voxceleb1 "$corpus_root" "$work/data"
   head -1 "$work/data/README"
-  # S-norm cohort: the first $cohort_per_spk utterances (sorted ids) of every UBM speaker
-  mkdir -p "$work/data/cohort"
-  awk -v n="$cohort_per_spk" 'seen[$2]++ < n' "$work/data/ubm/utt2spk" > "$work/data/cohort/utt2spk"
-  awk 'NR == FNR { keep[$1]; next } $1 in keep' "$work/data/cohort/utt2spk" \
-    "$work/data/ubm/wav.scp" > "$work/data/cohort/wav.scp"
-  awk '{ u[$2] = u[$2] " " $1 } END { for (s in u) print s u[s] }' \
-    "$work/data/cohort/utt2spk" | LC_ALL=C sort > "$work/data/cohort/spk2utt"
-  speakergmm validate-data-dir "$work/data/cohort" --audio-root "$corpus_root"
 fi
 
 if [ "$stage" -le 2 ]; then

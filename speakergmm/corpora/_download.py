@@ -26,10 +26,16 @@ from pathlib import Path, PurePosixPath
 from .._io import atomic_write
 from ..errors import SpeakerGMMError
 
-__all__ = ["fetch", "file_digest", "safe_extract", "staging_dir", "unpacked_download"]
+__all__ = ["fetch", "file_digest", "openslr_urls", "safe_extract", "staging_dir",
+           "unpacked_download", "OPENSLR_HOSTS"]
 
 #: Bytes read from the network (or a file) at a time.
 CHUNK = 1 << 20
+
+#: OpenSLR (https://www.openslr.org/), then its US, EU and CN mirrors; all four serve a
+#: resource's files under the same path, ``/resources/<resource>/<file>``.
+OPENSLR_HOSTS = ("www.openslr.org", "us.openslr.org", "openslr.elda.org",
+                 "openslr.magicdatatech.com")
 
 # What a damaged or truncated archive raises while it is read.
 _DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile)
@@ -94,6 +100,16 @@ def fetch(urls: str | Iterable[str], dest: str | os.PathLike, *, what: str | Non
     if not errors:
         raise ValueError("fetch needs at least one URL")
     raise SpeakerGMMError(f"could not download {what or dest.name} ({'; '.join(errors)}); {fix}")
+
+
+def openslr_urls(resource: int, filename: str) -> list[str]:
+    """The URLs of file ``filename`` of OpenSLR resource ``resource``: the main site first,
+    then its mirrors (:data:`OPENSLR_HOSTS`), the order :func:`fetch` tries them in.
+
+    >>> openslr_urls(12, "dev-clean.tar.gz")[0]
+    'https://www.openslr.org/resources/12/dev-clean.tar.gz'
+    """
+    return [f"https://{host}/resources/{resource}/{filename}" for host in OPENSLR_HOSTS]
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -223,13 +239,17 @@ def _content_root(unpacked: Path, holding: str, *, source: str, layout: str) -> 
 @contextlib.contextmanager
 def unpacked_download(urls: str | Iterable[str], target: str | os.PathLike, *, archive: str,
                       holding: str, layout: str, what: str, fix: str,
+                      digest: tuple[str, str] | None = None,
                       progress: Callable[[int, int | None], None] | None = None
                       ) -> Iterator[Path]:
-    """Download an archive into a staging folder inside ``target`` and unpack it safely.
+    """Download an archive into a staging folder inside ``target``, check its digest and
+    unpack it safely.
 
-    Combines :func:`staging_dir`, :func:`fetch` and :func:`safe_extract`; the archive is
-    deleted once unpacked. The caller verifies the yielded folder and renames what it wants
-    to keep into ``target`` inside the ``with`` block; everything else is removed on exit.
+    Combines :func:`staging_dir`, :func:`fetch`, :func:`file_digest` (when ``digest`` is
+    given; nothing is unpacked from an archive that fails it) and :func:`safe_extract`; the
+    archive is deleted once unpacked. The caller verifies the yielded folder and renames
+    what it wants to keep into ``target`` inside the ``with`` block; everything else is
+    removed on exit.
 
     Parameters
     ----------
@@ -245,6 +265,9 @@ def unpacked_download(urls: str | Iterable[str], target: str | os.PathLike, *, a
         The expected layout, for the error when no folder holds ``holding``.
     what, fix, progress
         As for :func:`fetch`.
+    digest : (str, str), optional
+        ``(algorithm, hexdigest)`` the archive must have, ``algorithm`` a
+        :func:`hashlib.new` name (``("md5", "42e2...")``); by default it is not checked.
 
     Yields
     ------
@@ -254,11 +277,19 @@ def unpacked_download(urls: str | Iterable[str], target: str | os.PathLike, *, a
     Raises
     ------
     SpeakerGMMError
-        No URL answered, the archive is damaged or unsafe, or it does not hold ``holding``.
+        No URL answered, the archive's digest differs from ``digest`` (the message names the
+        URL, both digests and ``fix``), the archive is damaged or unsafe, or it does not
+        hold ``holding``.
     """
     with staging_dir(target) as tmp:
         path = tmp / archive
         url = fetch(urls, path, what=what, fix=fix, progress=progress)
+        if digest is not None:
+            algorithm, expected = digest
+            if (found := file_digest(path, algorithm)) != expected.lower():
+                raise SpeakerGMMError(
+                    f"{url}: {algorithm.upper()} of {archive} is {found}, expected {expected}; "
+                    f"the download is damaged or not the published file; try again, or {fix}")
         unpacked = safe_extract(path, tmp / "unpacked", source=url)
         path.unlink()
         yield _content_root(unpacked, holding, source=url, layout=layout)

@@ -1,4 +1,5 @@
-"""The enroll/test split and all-against-all trial lists that several protocols share."""
+"""What several protocols share: data directory subsets (each speaker's first utterances,
+the enroll/test split) and all-against-all trial lists."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def subset(data: DataDir, utts: list[str]) -> DataDir:
                                if s in speakers} or None)
 
 
+def first_utterances(data: DataDir, n: int, speakers: list[str] | None = None) -> DataDir:
+    """The data directory restricted to the first ``n`` utterances (sorted ids) of each of
+    ``speakers`` (default: every speaker), all of a speaker's when it has fewer."""
+    spk2utt = data.spk2utt
+    speakers = list(spk2utt) if speakers is None else speakers
+    return subset(data, [u for s in speakers for u in spk2utt[s][:n]])
+
+
 def enroll_test_split(data: DataDir, n_enroll: int, speakers: list[str] | None = None):
     """Each speaker's first ``n_enroll`` utterances (sorted ids) enroll it, the rest test.
 
@@ -48,10 +57,11 @@ def enroll_test_split(data: DataDir, n_enroll: int, speakers: list[str] | None =
     if short:
         raise SpeakerGMMError(f"speaker {short[0]} has {len(spk2utt[short[0]])} utterances; the "
                               f"protocol needs more than {n_enroll}")
-    enroll_map = {s: spk2utt[s][:n_enroll] for s in speakers}
+    enroll = first_utterances(data, n_enroll, speakers)
+    enrolled = enroll.spk2utt
+    enroll_map = {s: enrolled[s] for s in speakers}
     test = [u for s in speakers for u in spk2utt[s][n_enroll:]]
-    return (subset(data, [u for s in speakers for u in enroll_map[s]]), subset(data, test),
-            enroll_map)
+    return enroll, subset(data, test), enroll_map
 
 
 def write_trials_all_vs_all(path: Path, models: list[str], test: DataDir) -> None:

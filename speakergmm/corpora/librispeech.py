@@ -8,6 +8,10 @@ evaluation on ``test-clean`` (40 speakers): each speaker enrolled on its first 5
 (sorted ids), every other utterance tested against every test speaker (``ubm/``,
 ``enroll/``, ``test/``, ``enroll_map``, ``trials``).
 
+S-norm cohort (``cohort/``): the first 5 utterances (sorted ids) of each UBM speaker, a
+subset of ``ubm/`` (1,255 utterances): as many as a test speaker is enrolled on, and far
+cheaper to enroll than all of a speaker's ~24 minutes.
+
 Calibration, when the corpus root holds ``dev-clean/``: the same enroll/test rule on
 dev-clean's 40 speakers, who are disjoint from train-clean-100 and test-clean (so from the
 UBM and the evaluation): ``cal/`` (all of dev-clean's utterances, enrollment and test),
@@ -25,15 +29,18 @@ from pathlib import Path
 from .._io import write_text_atomic
 from ..datadir import DataDir, write_enroll_map
 from ..errors import SpeakerGMMError
-from ._download import fetch, file_digest, safe_extract, staging_dir
-from ._protocol import enroll_test_split, write_data_dirs, write_trials_all_vs_all
+from ._download import openslr_urls, unpacked_download
+from ._protocol import (enroll_test_split, first_utterances, write_data_dirs,
+                        write_trials_all_vs_all)
 
 __all__ = ["download_librispeech", "prepare_librispeech", "verify_librispeech", "SUBSETS",
-           "MD5", "MIRRORS", "ENROLL_UTTERANCES"]
+           "MD5", "ENROLL_UTTERANCES", "COHORT_UTTERANCES"]
 
 #: The subset each part of the protocol is drawn from.
 SUBSETS = {"ubm": "train-clean-100", "eval": "test-clean", "cal": "dev-clean"}
 ENROLL_UTTERANCES = 5
+#: The S-norm cohort: this many utterances (the first, sorted ids) of each UBM speaker.
+COHORT_UTTERANCES = 5
 
 # Download (not in the module docstring, which is the README of prepared outputs): one
 # <subset>.tar.gz per subset from OpenSLR resource 12, https://www.openslr.org/12/, each
@@ -44,10 +51,6 @@ ENROLL_UTTERANCES = 5
 MD5 = {"dev-clean": "42e2234ba48799c1f50f24a7926300a1",
        "test-clean": "32fa31d27d2e1cad72775fee3f4849a9",
        "train-clean-100": "2a93770f6d5c6c964bc36631d331a522"}
-#: Where the archives are: OpenSLR, then its US, EU and CN mirrors (same path layout).
-MIRRORS = tuple(f"https://{host}/resources/12"
-                for host in ("www.openslr.org", "us.openslr.org", "openslr.elda.org",
-                             "openslr.magicdatatech.com"))
 
 
 def _scan(root: Path, subset: str) -> DataDir:
@@ -96,22 +99,16 @@ def verify_librispeech(corpus_root: str | os.PathLike,
     return root
 
 
-def _download_subset(target: Path, subset: str, mirrors: Iterable[str], progress) -> None:
+def _download_subset(target: Path, subset: str, progress) -> None:
     """Fetch ``subset``'s archive, check its MD5, unpack it and verify it in a staging
     folder, then rename ``LibriSpeech/<subset>`` into ``target``."""
-    with staging_dir(target) as tmp:
-        archive = tmp / f"{subset}.tar.gz"
-        url = fetch([f"{m.rstrip('/')}/{archive.name}" for m in mirrors], archive,
-                    what=f"LibriSpeech {archive.name}", progress=progress,
-                    fix=f"download it by hand from https://www.openslr.org/12/ and unpack its "
-                        f"LibriSpeech/{subset}/ into {target}")
-        if (found := file_digest(archive, "md5")) != MD5[subset]:
-            raise SpeakerGMMError(f"{url}: MD5 {found} differs from {MD5[subset]}, the one "
-                                  f"OpenSLR publishes for {archive.name}; try again")
-        unpacked = safe_extract(archive, tmp / "unpacked", source=url) / "LibriSpeech"
-        archive.unlink()
-        if not (unpacked / subset).is_dir():
-            raise SpeakerGMMError(f"{url}: the archive holds no LibriSpeech/{subset}/")
+    archive = f"{subset}.tar.gz"
+    with unpacked_download(openslr_urls(12, archive), target, archive=archive,
+                           holding=subset, layout=f"a LibriSpeech/{subset}/ folder",
+                           what=f"LibriSpeech {archive}", digest=("md5", MD5[subset]),
+                           fix=f"download it by hand from https://www.openslr.org/12/ and "
+                               f"unpack its LibriSpeech/{subset}/ into {target}",
+                           progress=progress) as unpacked:
         verify_librispeech(unpacked, [subset])
         (unpacked / subset).rename(target / subset)
         for extra in sorted(unpacked.iterdir()):  # README.TXT, SPEAKERS.TXT, CHAPTERS.TXT...
@@ -122,15 +119,16 @@ def _download_subset(target: Path, subset: str, mirrors: Iterable[str], progress
 def download_librispeech(target_dir: str | os.PathLike, *,
                          subsets: Iterable[str] = ("train-clean-100", "test-clean",
                                                    "dev-clean"),
-                         mirrors: Iterable[str] = MIRRORS, progress=None) -> Path:
+                         progress=None) -> Path:
     """Download LibriSpeech subsets into ``target_dir`` (which then holds ``<subset>/``).
 
-    Each subset's archive, ``<subset>.tar.gz``, is streamed from OpenSLR resource 12
-    (:data:`MIRRORS`: the main site, then its mirrors) into a temporary folder inside
-    ``target_dir``, checked against the MD5 sum OpenSLR publishes (:data:`MD5`), unpacked
-    there (safely: see :func:`~speakergmm.corpora._download.safe_extract`), its layout
-    verified (:func:`verify_librispeech`), and only then its ``LibriSpeech/<subset>/``
-    moved into place by one rename; the archive's top-level files (``README.TXT``,
+    Each subset's archive, ``<subset>.tar.gz``, is streamed from OpenSLR resource 12 (the
+    main site, then its mirrors: :func:`~speakergmm.corpora._download.openslr_urls`) into a
+    temporary folder inside ``target_dir``, checked against the MD5 sum OpenSLR publishes
+    (:data:`MD5`) before anything is unpacked, unpacked there (safely: see
+    :func:`~speakergmm.corpora._download.safe_extract`), its layout verified
+    (:func:`verify_librispeech`), and only then its ``LibriSpeech/<subset>/`` moved into
+    place by one rename; the archive's top-level files (``README.TXT``,
     ``SPEAKERS.TXT``...) are moved beside it unless already there. A failed or interrupted
     download leaves nothing of that subset (subsets completed before it stay). Subsets
     already present are verified, not downloaded again; all of them are verified before
@@ -142,8 +140,6 @@ def download_librispeech(target_dir: str | os.PathLike, *,
     subsets : iterable of str
         Which subsets (those of :data:`MD5`); by default the protocol's three
         (train-clean-100: 6.3 GB, test-clean: 346 MB, dev-clean: 337 MB).
-    mirrors : iterable of str
-        Folders holding the archives, tried in order (default :data:`MIRRORS`).
     progress : callable, optional
         ``progress(bytes_so_far, total_bytes_or_None)``, called as each archive arrives.
 
@@ -159,7 +155,7 @@ def download_librispeech(target_dir: str | os.PathLike, *,
         archive's MD5 differs, is damaged or unsafe, or holds another layout; the message
         names the subset, folder or URL.
     """
-    target, subsets, mirrors = Path(target_dir), list(subsets), list(mirrors)
+    target, subsets = Path(target_dir), list(subsets)
     unknown = [s for s in subsets if s not in MD5]
     if unknown:
         raise SpeakerGMMError(f"no MD5 sum known for LibriSpeech subset {unknown[0]!r}; "
@@ -173,14 +169,15 @@ def download_librispeech(target_dir: str | os.PathLike, *,
                 raise SpeakerGMMError(f"{exc}; delete {target / subset} to download it "
                                       "again") from None
     for subset in missing:
-        _download_subset(target, subset, mirrors, progress)
+        _download_subset(target, subset, progress)
     return target
 
 
 def prepare_librispeech(corpus_root: str | os.PathLike,
                         output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``ubm/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials``, a README and, when
-    ``corpus_root`` holds ``dev-clean/``, ``cal/``, ``cal_enroll_map`` and ``cal_trials``.
+    """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials``, a
+    README and, when ``corpus_root`` holds ``dev-clean/``, ``cal/``, ``cal_enroll_map`` and
+    ``cal_trials``.
 
     See the module docstring for the protocol. ``wav.scp`` paths stay relative to the
     corpus root: pass it as ``--audio-root``. The README's first line says whether the
@@ -190,7 +187,8 @@ def prepare_librispeech(corpus_root: str | os.PathLike,
     ubm = _scan(root, SUBSETS["ubm"])
     evaluation = _scan(root, SUBSETS["eval"])
     enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES)
-    dirs = {"ubm": ubm, "enroll": enroll, "test": test}
+    dirs = {"ubm": ubm, "cohort": first_utterances(ubm, COHORT_UTTERANCES), "enroll": enroll,
+            "test": test}
     trials = {"": (enroll_map, test)}
     if (root / SUBSETS["cal"]).is_dir():
         cal = _scan(root, SUBSETS["cal"])

@@ -32,7 +32,7 @@ from pathlib import Path
 from .._io import write_text_atomic
 from ..datadir import read_data_dir, write_enroll_map
 from ..errors import SpeakerGMMError
-from ._download import unpacked_download
+from ._download import openslr_urls, unpacked_download
 from ._protocol import enroll_test_split, subset, write_data_dirs, write_trials_all_vs_all
 
 __all__ = ["download_speechocean762", "prepare_speechocean762", "verify_speechocean762",
@@ -48,9 +48,7 @@ CAL_EVERY = 4
 # verifies the unpacked corpus instead (verify_speechocean762).
 
 #: The archive on OpenSLR (resource 101), then OpenSLR's US, EU and CN mirrors.
-URLS = tuple(f"https://{host}/resources/101/speechocean762.tar.gz"
-             for host in ("www.openslr.org", "us.openslr.org", "openslr.elda.org",
-                          "openslr.magicdatatech.com"))
+URLS = tuple(openslr_urls(101, "speechocean762.tar.gz"))
 #: The two halves, and the size of each in the published corpus.
 HALVES = ("train", "test")
 SPEAKERS_PER_HALF = 125

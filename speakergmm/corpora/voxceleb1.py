@@ -11,9 +11,12 @@ lines ``1|0 <enroll wav> <test wav>``. ``download_voxceleb1(ROOT)`` (CLI: ``spea
 download voxceleb1 ROOT``) fetches and verifies them into the corpus root.
 
 Protocol: the UBM is trained on the development speakers (every speaker that does not
-appear in the trial lists); each trial's enrollment is a single utterance, so the enroll
-map has one model per enrollment utterance, named like it. Published GMM-UBM anchor on
-VoxCeleb1-O: EER 15.0% (Nagrani et al. 2017).
+appear in the trial lists; ``ubm/``); each trial's enrollment is a single utterance, so the
+enroll map has one model per enrollment utterance, named like it (``enroll/``, ``test/``,
+``enroll_map``; ``trials`` from veri_test.txt, ``trials_cleaned`` from veri_test2.txt).
+The S-norm cohort (``cohort/``) is the first utterance (sorted ids) of each development
+speaker, a subset of ``ubm/``: one utterance per cohort model, as the enrollment models
+have. Published GMM-UBM anchor on VoxCeleb1-O: EER 15.0% (Nagrani et al. 2017).
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from .._io import write_text_atomic
 from ..datadir import DataDir, Trials, read_trials, write_enroll_map, write_trials
 from ..errors import SpeakerGMMError
 from ._download import fetch, staging_dir
-from ._protocol import subset, write_data_dirs
+from ._protocol import first_utterances, subset, write_data_dirs
 
 __all__ = ["download_voxceleb1", "prepare_voxceleb1", "verify_trial_list", "TRIAL_LISTS",
-           "TRIAL_URLS", "EXPECTED", "AUDIO_URL"]
+           "TRIAL_URLS", "EXPECTED", "AUDIO_URL", "COHORT_UTTERANCES"]
 
 TRIAL_LISTS = {"trials": "veri_test.txt", "trials_cleaned": "veri_test2.txt"}
+#: The S-norm cohort: this many utterances (the first, sorted ids) of each UBM speaker.
+COHORT_UTTERANCES = 1
 
 #: Where each trial list is published: the VoxCeleb authors' site, then the mirror at
 #: mm.kaist.ac.kr that several recipes use; what either serves is verified the same way.
@@ -160,7 +165,8 @@ def download_voxceleb1(target_dir: str | os.PathLike, *, checksums: bool = True,
 
 def prepare_voxceleb1(corpus_root: str | os.PathLike,
                       output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``ubm/``, ``enroll/``, ``test/``, ``enroll_map`` and the trial lists found."""
+    """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, the trial lists
+    found (``trials``, ``trials_cleaned``) and a README (the module docstring)."""
     root, out = Path(corpus_root), Path(output_dir)
     if not (root / "wav").is_dir():
         raise SpeakerGMMError(f"{root}: no wav/ folder; point at the VoxCeleb1 root "
@@ -187,7 +193,8 @@ def prepare_voxceleb1(corpus_root: str | os.PathLike,
         raise SpeakerGMMError(f"{root}: {len(missing)} trial utterance(s) have no audio, e.g. "
                               f"{missing[0]}")
     test_speakers = {utt2spk[u] for u in enroll_utts | test_utts}
-    dirs = {"ubm": subset(data, [u for u in wav if utt2spk[u] not in test_speakers]),
+    ubm = subset(data, [u for u in wav if utt2spk[u] not in test_speakers])
+    dirs = {"ubm": ubm, "cohort": first_utterances(ubm, COHORT_UTTERANCES),
             "enroll": subset(data, sorted(enroll_utts)), "test": subset(data, sorted(test_utts))}
     written = write_data_dirs(out, dirs, root)
     write_enroll_map(out / "enroll_map", {u: [u] for u in sorted(enroll_utts)})
