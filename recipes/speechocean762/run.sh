@@ -3,6 +3,7 @@
 # test/ is present, dev protocol on train/ alone), features, UBM, enrollment and scoring,
 # evaluation report (EER, minDCF, DET curve). See README.md here.
 # Usage: recipes/speechocean762/run.sh [--stage N] [--corpus-root DIR] [--nj N] [--work DIR]
+# Without --corpus-root (or $SPEECHOCEAN762_ROOT) the corpus is downloaded into $work/corpus.
 set -euo pipefail
 
 # --- settings ---------------------------------------------------------------------------
@@ -19,12 +20,16 @@ prior=0.01                              # target prior the calibration is traine
 # -------------------------------------------------------------------------------------
 
 . "$(dirname "$0")/../parse_options.sh"
-if [ -z "$corpus_root" ]; then
-  echo "run.sh: give --corpus-root or set SPEECHOCEAN762_ROOT (the folder holding train/ and" \
-       "WAVE/; the corpus is OpenSLR resource 101, CC BY 4.0)" >&2
-  exit 2
-fi
 mkdir -p "$work"
+
+if [ -z "$corpus_root" ]; then
+  # no copy given: fetch the whole corpus (both halves: the official protocol) from OpenSLR
+  corpus_root="$work/corpus/speechocean762"
+  if [ "$stage" -le 0 ]; then
+    echo "== stage 0: corpus (OpenSLR resource 101, CC BY 4.0) into $work/corpus"
+    speakergmm download speechocean762 "$work/corpus"
+  fi
+fi
 
 if [ "$stage" -le 1 ]; then
   echo "== stage 1: data directories, enrollment map, trials"
