@@ -96,7 +96,7 @@ def display_names(paths: Sequence[str | os.PathLike]) -> dict[str, str]:
     return names
 
 
-def _probit_ticks(lo: float = 0.001, hi: float = 0.4) -> tuple[np.ndarray, list[str]]:
+def _probit_ticks(lo: float, hi: float) -> tuple[np.ndarray, list[str]]:
     """Standard DET ticks between the probabilities ``lo`` and ``hi``: probit positions and
     labels in %."""
     from scipy.stats import norm
@@ -107,7 +107,8 @@ def _probit_ticks(lo: float = 0.001, hi: float = 0.4) -> tuple[np.ndarray, list[
 
 def _det_limits(values: Sequence[float], margin: float = 0.08) -> tuple[float, float]:
     """Axis limits (probabilities, standard ticks) holding every value in (0, 1), with a
-    probit ``margin``, within 0.001 %–99 %; 0.1 %–40 % when there is none."""
+    probit ``margin``, within 0.001 %–99 %, at least one tick apart; 0.1 %–40 % when there
+    is no value."""
     from scipy.stats import norm
 
     v = np.asarray([x for x in values if 0 < x < 1], dtype=np.float64)
@@ -115,9 +116,12 @@ def _det_limits(values: Sequence[float], margin: float = 0.08) -> tuple[float, f
     if v.size == 0:
         return 0.001, 0.4
     lo_z, hi_z = norm.ppf(v.min()) - margin, norm.ppf(v.max()) + margin
-    below, above = ticks[norm.ppf(ticks) <= lo_z], ticks[norm.ppf(ticks) >= hi_z]
-    return (float(below[-1]) if below.size else float(ticks[0]),
-            float(above[0]) if above.size else float(ticks[-1]))
+    lo = int(np.searchsorted(norm.ppf(ticks), lo_z, side="right")) - 1  # last tick <= lo_z
+    hi = int(np.searchsorted(norm.ppf(ticks), hi_z, side="left"))  # first tick >= hi_z
+    lo, hi = max(lo, 0), min(hi, ticks.size - 1)
+    if hi <= lo:  # every value beyond the outermost tick: keep an axis one tick wide
+        lo, hi = (hi - 1, hi) if hi > 0 else (lo, lo + 1)
+    return float(ticks[lo]), float(ticks[hi])
 
 
 def _spread(z: np.ndarray, gap: float) -> list[int]:
@@ -137,7 +141,7 @@ def _spread(z: np.ndarray, gap: float) -> list[int]:
     return sorted(keep)
 
 
-def _det_plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
+def _det_plot(results: dict[str, Any], names: dict[str, str], path: Path) -> dict[str, Any]:
     """Draw the DET curves into ``path``; return the axis limits actually drawn and the
     marked points, as probabilities: ``{"limits": (lo, hi), "points": {system: {"eer":
     (p_fa, p_miss), "min_dcf_vox": (p_fa, p_miss)}}}``."""
@@ -147,7 +151,6 @@ def _det_plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
     import matplotlib.pyplot as plt
     from scipy.stats import norm
 
-    names = display_names(results["systems"])
     p = DCF_PRESETS["vox"]
     curves, points, extent = {}, {}, []
     for name, system in results["systems"].items():
@@ -155,12 +158,12 @@ def _det_plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
         _, p_miss, p_fa = det_curve(tar, non)
         curves[name] = (p_fa, p_miss)
         inside = (p_miss > 0) & (p_miss < 1) & (p_fa > 0) & (p_fa < 1)
-        extent += [*p_fa[inside], *p_miss[inside]]
+        extent += [p_fa[inside], p_miss[inside]]
         eer = system["figures"]["eer_rocch"]
         i = int(np.argmin(p.c_miss * p.p_target * p_miss + p.c_fa * (1 - p.p_target) * p_fa))
         points[name] = {"eer": (eer, eer), "min_dcf_vox": (float(p_fa[i]), float(p_miss[i]))}
-        extent += [c for pt in points[name].values() for c in pt]
-    lo, hi = _det_limits(extent)
+        extent.append(np.ravel(list(points[name].values())))
+    lo, hi = _det_limits(np.concatenate(extent))
     z_lo, z_hi = norm.ppf(lo), norm.ppf(hi)
 
     def z(prob, clip_to_axes=False):
@@ -195,19 +198,17 @@ def _det_plot(results: dict[str, Any], path: Path) -> dict[str, Any]:
     ax.set_title("DET curve (o: EER, □: minDCF vox)")
     ax.grid(True, which="both", lw=0.3)
     ax.legend(loc="upper right", fontsize=8, handlelength=3.5)
-    limits = tuple(float(f"{norm.cdf(v):.6g}") for v in ax.get_xlim())
     _save(fig, path)
-    return {"limits": limits, "points": points}
+    return {"limits": (lo, hi), "points": points}
 
 
-def _histogram(results: dict[str, Any], path: Path) -> None:
+def _histogram(results: dict[str, Any], names: dict[str, str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     systems = results["systems"]
-    names = display_names(systems)
     fig, axes = plt.subplots(len(systems), 1, figsize=(6, 2.6 * len(systems)), squeeze=False)
     for ax, (name, system) in zip(axes[:, 0], systems.items()):
         tar, non = system["scores"]
@@ -239,10 +240,9 @@ _GROUPS = [("", ["system", "targets", "non-targets"]),
            ("", ["closed-set id"])]
 
 
-def _table(results: dict[str, Any]) -> list[list[str]]:
+def _table(results: dict[str, Any], names: dict[str, str]) -> list[list[str]]:
     """Header row, then one row per system (column 0: its display name)."""
     rows = [[c for _, cols in _GROUPS for c in cols]]
-    names = display_names(results["systems"])
     for name, system in results["systems"].items():
         f = system["figures"]
         rows.append([names[name], str(f["n_target"]), str(f["n_nontarget"]),
@@ -291,17 +291,18 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     files = {k: out / v for k, v in (("json", "report.json"), ("md", "report.md"),
                                      ("html", "report.html"), ("det", "det.png"),
                                      ("hist", "hist.png"))}
-    det = _det_plot(results, files["det"])
-    _histogram(results, files["hist"])
+    names = display_names(results["systems"])
+    det = _det_plot(results, names, files["det"])
+    _histogram(results, names, files["hist"])
     machine = {k: v for k, v in results.items() if k != "systems"}
     machine["dcf_presets"] = {k: vars(p) for k, p in DCF_PRESETS.items()}
     machine["notes"] = NOTES
     machine["systems"] = {k: v["figures"] for k, v in results["systems"].items()}
-    machine["display_names"] = display_names(results["systems"])
+    machine["display_names"] = names
     machine["det_axis_limits"] = list(det["limits"])
     write_text_atomic(files["json"], json.dumps(machine, indent=2) + "\n")
 
-    rows = _table(results)
+    rows = _table(results, names)
     presets = "minDCF presets: " + "; ".join(
         f"{k} (Cmiss {p.c_miss:g}, Cfa {p.c_fa:g}, Ptarget {p.p_target:g})"
         for k, p in DCF_PRESETS.items()) + "."

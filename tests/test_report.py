@@ -168,7 +168,7 @@ def test_det_axes_hold_every_marked_point(tmp_path, rng):
     for name, sep in (("exp/sharp", 3.5), ("exp/blunt", 2.0)):
         tar, non = 1.6 * rng.standard_normal(600) + sep, rng.standard_normal(3000)
         systems[name] = {"scores": (tar, non), "figures": evaluate_scores(tar, non)}
-    drawn = _det_plot({"systems": systems}, tmp_path / "det.png")
+    drawn = _det_plot({"systems": systems}, {n: n for n in systems}, tmp_path / "det.png")
     assert (tmp_path / "det.png").read_bytes()[:4] == b"\x89PNG"
     lo, hi = drawn["limits"]
     assert 1e-5 <= lo < hi <= 0.99
@@ -186,3 +186,6 @@ def test_det_axes_hold_every_marked_point(tmp_path, rng):
     assert _det_limits([0.03, 0.3]) == (0.02, 0.4)
     assert _det_limits([1e-9, 0.5, 1 - 1e-9]) == (0.00001, 0.99)
     assert _det_limits([0.0, 1.0, 0.05]) == (0.02, 0.1)
+    # values all beyond the outermost tick still give an axis one tick wide
+    assert _det_limits([1e-9]) == (0.00001, 0.00002)
+    assert _det_limits([0.995]) == (0.98, 0.99)

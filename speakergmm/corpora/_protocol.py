@@ -57,11 +57,9 @@ def enroll_test_split(data: DataDir, n_enroll: int, speakers: list[str] | None =
     if short:
         raise SpeakerGMMError(f"speaker {short[0]} has {len(spk2utt[short[0]])} utterances; the "
                               f"protocol needs more than {n_enroll}")
-    enroll = first_utterances(data, n_enroll, speakers)
-    enrolled = enroll.spk2utt
-    enroll_map = {s: enrolled[s] for s in speakers}
+    enroll_map = {s: spk2utt[s][:n_enroll] for s in speakers}
     test = [u for s in speakers for u in spk2utt[s][n_enroll:]]
-    return enroll, subset(data, test), enroll_map
+    return first_utterances(data, n_enroll, speakers), subset(data, test), enroll_map
 
 
 def write_trials_all_vs_all(path: Path, models: list[str], test: DataDir) -> None:
