@@ -89,8 +89,28 @@ def test_prepare_librispeech_with_dev_clean(tmp_path):
 
 def test_missing_subset(tmp_path):
     root = fake_librispeech(tmp_path / "L", subsets=("train-clean-100",))
-    with pytest.raises(SpeakerGMMError, match="no test-clean/ folder"):
+    with pytest.raises(SpeakerGMMError, match=r"no test-clean/ folder; point at the "
+                                              r"LibriSpeech root \(the folder that holds "
+                                              r"train-clean-100/ and test-clean/, and dev-clean/ "
+                                              r"for calibration if you have it\), or download "
+                                              r"it with 'speakergmm download librispeech DIR'$"):
         prepare_librispeech(root, tmp_path / "out")
+    with pytest.raises(SpeakerGMMError, match="no test-clean/ folder"):
+        verify_librispeech(root)
+
+
+def test_verify_checks_what_prepare_uses_by_default(tmp_path):
+    """train-clean-100 and test-clean are required, dev-clean (calibration) checked when
+    present, as prepare_librispeech treats them."""
+    assert verify_librispeech(fake_librispeech(tmp_path / "L2")) == tmp_path / "L2"
+    root = fake_librispeech(tmp_path / "L3", subsets=("train-clean-100", "test-clean",
+                                                     "dev-clean"))
+    assert verify_librispeech(root) == root
+    (root / "dev-clean" / "300" / "1001" / "300-1001.trans.txt").unlink()
+    with pytest.raises(SpeakerGMMError, match="dev-clean/300/1001: no 300-1001.trans.txt"):
+        verify_librispeech(root)
+    assert ls.REQUIRED == ("train-clean-100", "test-clean")
+    assert set(ls.SUBSETS.values()) == set(ls.MD5)  # the default download, all known
 
 
 def test_verify_finds_an_incomplete_chapter(tmp_path):
@@ -168,13 +188,33 @@ def test_md5_mismatch_leaves_nothing(tmp_path, monkeypatch):
     serve(monkeypatch, payloads)
     monkeypatch.setitem(ls.MD5, "test-clean", "0" * 32)
     target = tmp_path / "corpus"
-    with pytest.raises(SpeakerGMMError, match=r"https://www.openslr.org/resources/12/"
-                                              r"test-clean.tar.gz: MD5 of test-clean.tar.gz is "
-                                              r"[0-9a-f]{32}, expected 0{32}; .*try again, or "
-                                              r"download it by hand from "
-                                              r"https://www.openslr.org/12/"):
+    mirrors = ", ".join(f"https://{host}/resources/12/test-clean.tar.gz"
+                        for host in OPENSLR_HOSTS)
+    with pytest.raises(SpeakerGMMError, match=rf"^could not download LibriSpeech "
+                                              rf"test-clean.tar.gz \({mirrors}: MD5 of "
+                                              rf"test-clean.tar.gz is [0-9a-f]{{32}}, expected "
+                                              rf"0{{32}}: damaged, or not the published "
+                                              rf"file\); download it by hand from "
+                                              rf"https://www.openslr.org/12/"):
         download_librispeech(target, subsets=["test-clean"])
     assert left_over(target) == []
+
+
+def test_a_mirror_serving_another_file_is_passed_over(tmp_path, monkeypatch):
+    payloads = archives(tmp_path, subsets=("test-clean",))
+    asked = serve(monkeypatch, payloads)
+    good = payloads["test-clean"]
+
+    def urlopen(url, timeout=None):  # the main site serves a truncated copy
+        asked.append(url)
+        return io.BytesIO(good[: len(good) // 3] if "//www." in url else good)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    target = tmp_path / "corpus"
+    download_librispeech(target, subsets=["test-clean"])
+    assert asked == [f"https://{host}/resources/12/test-clean.tar.gz"
+                     for host in OPENSLR_HOSTS[:2]]
+    assert left_over(target) == ["README.TXT", "test-clean"]
 
 
 def test_existing_subset_is_verified_not_downloaded(tmp_path, monkeypatch):

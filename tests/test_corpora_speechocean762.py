@@ -198,7 +198,9 @@ def test_damaged_archive_and_no_mirror(tmp_path, monkeypatch, small):
         download_speechocean762(tmp_path / "t")
     assert left_over(tmp_path / "t") == []
     serve(monkeypatch, b"<html>Service Unavailable</html>")
-    with pytest.raises(SpeakerGMMError, match="damaged or incomplete"):
+    with pytest.raises(SpeakerGMMError, match=r"^could not download speechocean762 \(" +
+                                              ", ".join(so.URLS) + ": not an archive but a "
+                                              r"web page .*\); download it by hand"):
         download_speechocean762(tmp_path / "t")
     serve(monkeypatch, payload, down=len(so.URLS))
     with pytest.raises(SpeakerGMMError, match=r"could not download speechocean762 .*no route "
@@ -208,6 +210,20 @@ def test_damaged_archive_and_no_mirror(tmp_path, monkeypatch, small):
     (tmp_path / "t" / "speechocean762").mkdir()
     with pytest.raises(SpeakerGMMError, match="exists but holds no train/wav.scp"):
         download_speechocean762(tmp_path / "t")
+
+
+def test_a_bad_archive_from_one_mirror_tries_the_next(tmp_path, monkeypatch, small):
+    """The main site answers with a portal page, the first mirror with a cut-short archive
+    (no Content-Length to tell): the second mirror's archive is the one unpacked."""
+    payload = tarball(tmp_path, fake_corpus(tmp_path / "src"))
+    answers = iter([b"<!DOCTYPE html><title>Log in to the network</title>",
+                    payload[: len(payload) // 2], payload])
+    asked = []
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout=None: asked.append(url) or io.BytesIO(next(answers)))
+    root = download_speechocean762(tmp_path / "t")
+    assert asked == list(so.URLS[:3]) and verify_speechocean762(root) == root
+    assert left_over(tmp_path / "t") == ["speechocean762"]
 
 
 def test_verify_the_shared_train_half(tmp_path):

@@ -92,8 +92,11 @@ def test_lower_case_copy_and_riff_conversions(tmp_path):
 
 def test_complete_corpus_is_required_by_default(tmp_path):
     root = fake_timit(tmp_path / "TIMIT")
-    with pytest.raises(SpeakerGMMError, match="462 TRAIN and 168 TEST speakers, found 3 TRAIN, "
-                                              "3 TEST"):
+    with pytest.raises(SpeakerGMMError, match=r"462 TRAIN and 168 TEST speakers, found 3 TRAIN, "
+                                              r"3 TEST; point at a complete copy, or accept a "
+                                              r"subset with 'speakergmm prepare "
+                                              r"--allow-incomplete' \(complete=False in "
+                                              r"Python\)$"):
         prepare_timit(root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -130,6 +133,12 @@ def test_cli_dispatch(tmp_path):
     assert "timit" in CORPORA and corpus_module("timit").prepare_timit is prepare_timit
     root = fake_timit(tmp_path / "TIMIT")
     result = CliRunner().invoke(main, ["prepare", "timit", str(root), str(tmp_path / "o")])
-    assert result.exit_code != 0 and "462 TRAIN and 168 TEST" in result.output
+    assert result.exit_code == 2 and "462 TRAIN and 168 TEST" in result.output
+    assert "accept a subset with 'speakergmm prepare --allow-incomplete'" in result.output
+    result = CliRunner().invoke(main, ["prepare", "timit", str(root), str(tmp_path / "o"),
+                                       "--allow-incomplete"])
+    assert result.exit_code == 0, result.output
+    assert "trials\t" in result.output
+    assert (tmp_path / "o" / "README").read_text().startswith("speakers: 3 background")
     result = CliRunner().invoke(main, ["download", "timit", str(tmp_path / "d")])
     assert result.exit_code == 2 and "cannot be downloaded automatically" in result.output

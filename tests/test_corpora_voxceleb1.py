@@ -8,17 +8,22 @@ import numpy as np
 import pytest
 
 from speakergmm.corpora import voxceleb1
-from speakergmm.corpora.voxceleb1 import (download_voxceleb1, prepare_voxceleb1, utt_id,
-                                          verify_trial_list)
-from speakergmm.datadir import read_data_dir, read_enroll_map, read_trials
+from speakergmm.corpora.voxceleb1 import (calibration_trials, download_voxceleb1,
+                                          prepare_voxceleb1, utt_id, verify_trial_list)
+from speakergmm.datadir import DataDir, read_data_dir, read_enroll_map, read_trials
 from speakergmm.errors import SpeakerGMMError
 
 from conftest import write_audio
 
 
+DEV_SPEAKERS = [f"id{10001 + i}" for i in range(8)]
+
+
 def fake_voxceleb1(root, with_lists=True):
+    """8 development speakers (id10001-id10008) and 2 test speakers, 2 videos x 2
+    utterances each."""
     y = (0.1 * np.sin(np.arange(1600) / 5)).astype(np.float32)
-    for spk in ("id10001", "id10002", "id10270", "id10271"):
+    for spk in (*DEV_SPEAKERS, "id10270", "id10271"):
         for video in ("abcDEF12345", "xyz_-987654"):
             for n in (1, 2):
                 write_audio(root / "wav" / spk / video / f"{n:05d}.wav", y, 16000)
@@ -37,14 +42,31 @@ def test_prepare_voxceleb1(tmp_path):
     root = fake_voxceleb1(tmp_path / "vox1")
     written = prepare_voxceleb1(root, tmp_path / "out")
     ubm = read_data_dir(written["ubm"])
-    assert ubm.speakers == ["id10001", "id10002"] and len(ubm.utt2spk) == 8
+    assert ubm.speakers == DEV_SPEAKERS and len(ubm.utt2spk) == 32
     assert ubm.wav_scp["id10001-abcDEF12345-00001"] == "wav/id10001/abcDEF12345/00001.wav"
-    # the S-norm cohort: each UBM speaker's first utterance (sorted ids)
+    # the S-norm cohort: the first utterance (sorted ids) of each development speaker but
+    # the calibration speakers (every 4th, sorted: id10004, id10008)
     cohort = read_data_dir(written["cohort"])
-    assert cohort.utt2spk == {"id10001-abcDEF12345-00001": "id10001",
-                              "id10002-abcDEF12345-00001": "id10002"}
+    assert cohort.utt2spk == {f"{s}-abcDEF12345-00001": s for s in DEV_SPEAKERS
+                              if s not in ("id10004", "id10008")}
     assert cohort.wav_scp["id10002-abcDEF12345-00001"] == "wav/id10002/abcDEF12345/00001.wav"
-    assert "S-norm cohort (``cohort/``)" in (tmp_path / "out" / "README").read_text()
+    # calibration: per speaker, the first video's 2 utterances enroll (one model each), the
+    # second video's 2 test; each model against its own speaker's and the other speaker's
+    cal_map = read_enroll_map(written["cal_enroll_map"])
+    assert cal_map == {f"{s}-abcDEF12345-0000{n}": [f"{s}-abcDEF12345-0000{n}"]
+                       for s in ("id10004", "id10008") for n in (1, 2)}
+    cal = read_trials(written["cal_trials"])
+    assert list(zip(cal.enroll[:4], cal.test[:4], cal.is_target[:4])) == [
+        ("id10004-abcDEF12345-00001", "id10004-xyz_-987654-00001", True),
+        ("id10004-abcDEF12345-00001", "id10004-xyz_-987654-00002", True),
+        ("id10004-abcDEF12345-00001", "id10008-xyz_-987654-00001", False),
+        ("id10004-abcDEF12345-00001", "id10008-xyz_-987654-00002", False)]
+    assert (len(cal), int(cal.is_target.sum())) == (16, 8)
+    assert set(cal.test) <= set(ubm.utt2spk) and set(cal_map) <= set(ubm.utt2spk)
+    readme = (tmp_path / "out" / "README").read_text()
+    assert readme.startswith("calibration: 2 of 8 development speakers, 4 models, 8 target and "
+                             "8 non-target trials; lists: trials, trials_cleaned\n\n")
+    assert "S-norm cohort (``cohort/``" in readme
     trials = read_trials(written["trials"])
     assert len(trials) == 3 and list(trials.is_target) == [True, False, True]
     assert trials.enroll[0] == "id10270-abcDEF12345-00001"
@@ -62,6 +84,66 @@ def test_errors(tmp_path):
     with pytest.raises(SpeakerGMMError, match="have no audio"):
         prepare_voxceleb1(root, tmp_path / "o")
     assert utt_id("id1/v/00001.wav") == "id1-v-00001"
+    # one calibration speaker (id10004) is not enough for non-target calibration trials
+    (root / "veri_test.txt").write_text("0 id10270/abcDEF12345/00001.wav "
+                                        "id10271/xyz_-987654/00002.wav\n")
+    for spk in DEV_SPEAKERS[4:]:
+        for wav in sorted((root / "wav" / spk).rglob("*.wav")):
+            wav.unlink()
+    with pytest.raises(SpeakerGMMError, match=r"4 development speaker\(s\) .*needs at least 8"):
+        prepare_voxceleb1(root, tmp_path / "o")
+
+
+def _dev_set(videos_per_speaker, utterances_per_video=2):
+    """A data directory of speakers id10001... with the given numbers of videos."""
+    wav, utt2spk = {}, {}
+    for i, n_videos in enumerate(videos_per_speaker):
+        spk = f"id{10001 + i}"
+        for v in range(n_videos):
+            for n in range(1, utterances_per_video + 1):
+                utt = f"{spk}-vid{v:02d}-{n:05d}"
+                wav[utt], utt2spk[utt] = f"wav/{spk}/vid{v:02d}/{n:05d}.wav", spk
+    return DataDir(wav_scp=wav, utt2spk=utt2spk)
+
+
+def test_calibration_trials_counts_and_rule():
+    """The documented counts for the full corpus (1,211 development speakers, 302 of them
+    for calibration) and the documented rule: single-utterance models, target trials
+    across videos, non-target trials against the next 4 calibration speakers."""
+    data = _dev_set([8 + i % 11 for i in range(1211)])
+    speakers = data.speakers[voxceleb1.CAL_EVERY - 1::voxceleb1.CAL_EVERY]
+    assert len(speakers) == 302
+    enroll_map, trials = calibration_trials(data, speakers)
+    n_target = int(trials.is_target.sum())
+    assert (len(enroll_map), n_target, len(trials) - n_target) == (1208, 4832, 19328)
+    assert all(utts == [model] for model, utts in enroll_map.items())
+    video = {u: data.wav_scp[u].split("/")[2] for u in data.utt2spk}
+    for model, test, target in zip(trials.enroll, trials.test, trials.is_target):
+        assert target == (data.utt2spk[model] == data.utt2spk[test])
+        assert video[model] != video[test] or not target
+    # the first utterance of videos 1, 3, 5, 7 enroll, of videos 2, 4, 6, 8 test
+    first = speakers[0]
+    assert [m for m in enroll_map if m.startswith(first)] == [
+        f"{first}-vid{v:02d}-00001" for v in (0, 2, 4, 6)]
+    assert sorted({t for t in trials.test if t.startswith(first)}) == [
+        f"{first}-vid{v:02d}-00001" for v in (1, 3, 5, 7)]
+    # the last speaker's impostors wrap around to the first ones
+    last = trials.test[trials.enroll == f"{speakers[-1]}-vid00-00001"]
+    assert [data.utt2spk[t] for t in last[::4]] == [speakers[-1], *speakers[:4]]
+
+
+def test_calibration_trials_with_few_videos_or_speakers():
+    # 3 videos: enrollment from videos 1 and 3 in turn, test from video 2; one video: the
+    # utterances alternate; 2 speakers: each model has one impostor speaker
+    data = _dev_set([3, 1], utterances_per_video=5)
+    enroll_map, trials = calibration_trials(data, ["id10001", "id10002"])
+    assert list(enroll_map) == ["id10001-vid00-00001", "id10001-vid02-00001",
+                                "id10001-vid00-00002", "id10001-vid02-00002",
+                                "id10002-vid00-00001", "id10002-vid00-00003",
+                                "id10002-vid00-00005"]
+    own = trials.test[trials.enroll == "id10002-vid00-00001"]
+    assert list(own) == ["id10002-vid00-00002", "id10002-vid00-00004",
+                         *(f"id10001-vid01-{n:05d}" for n in range(1, 5))]
 
 
 # --------------------------------------------------------------------------- download
@@ -171,8 +253,18 @@ def test_checksum_mismatch_and_existing_files(tmp_path, monkeypatch, small_lists
         download_voxceleb1(tmp_path / "v")
 
 
-def test_published_counts():
-    assert voxceleb1.EXPECTED["veri_test.txt"][:2] == (37720, 18860)
-    assert voxceleb1.EXPECTED["veri_test2.txt"][:2] == (37611, 18802)
-    with pytest.raises(SpeakerGMMError, match="3 trials"):
-        verify_trial_list("veri_test.txt", LISTS["veri_test.txt"])
+@pytest.mark.parametrize("name, n_trials, n_target", [("veri_test.txt", 37_720, 18_860),
+                                                      ("veri_test2.txt", 37_611, 18_802)])
+def test_a_list_of_the_documented_size_passes_the_count_check(name, n_trials, n_target):
+    """Lists of the sizes the docs give (module docstring, recipe README) are counted right
+    by the verifier: accepted on format and counts, then held to the MD5 sum; one trial
+    more or a label flipped is refused."""
+    line = "{} id10270/x6uYqmx31kE/{:05d}.wav id10271/1gtz-CUIygI/00001.wav\n"
+    data = "".join(line.format(int(i < n_target), i % 99_999 + 1) for i in range(n_trials))
+    verify_trial_list(name, data.encode(), checksums=False)
+    with pytest.raises(SpeakerGMMError, match=f"{name}: MD5 "):
+        verify_trial_list(name, data.encode())
+    with pytest.raises(SpeakerGMMError, match=f"{n_trials + 1} trials"):
+        verify_trial_list(name, (data + line.format(0, 1)).encode(), checksums=False)
+    with pytest.raises(SpeakerGMMError, match=f"{n_target - 1} target"):
+        verify_trial_list(name, ("0" + data[1:]).encode(), checksums=False)

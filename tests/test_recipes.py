@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from conftest import REPO, corpus
@@ -31,6 +32,10 @@ def test_fsdd_recipe_end_to_end(tmp_path):
         assert figures["min_dcf"]["vox"]["value"] < 1.0
     calibrated = systems[str(work / "scores_topc_snorm_cal")]
     assert calibrated["cllr"] < systems[str(work / "scores_topc_snorm")]["cllr"]
+    # the accuracy the recipe README reports (EER 2.00%, identification 98.8%), with room
+    # for BLAS and platform differences only
+    snorm = systems[str(work / "scores_topc_snorm")]
+    assert snorm["eer_rocch"] < 0.03 and snorm["identification_accuracy"] >= 0.98
     assert calibrated["act_dcf"]["vox"]["value"] < 1.0
     assert (work / "report" / "det.png").stat().st_size > 1000
     # resuming from a later stage redoes only that stage
@@ -111,15 +116,15 @@ def _fake_librispeech(root: Path, subsets=("train-clean-100", "test-clean", "dev
 
 
 def _fake_voxceleb1(root: Path) -> None:
-    """<root>/wav/idNNNNN/<video>/NNNNN.wav: 4 development speakers and 3 test speakers, 2
-    videos x 2 segments each; veri_test.txt (every pair of test segments, '1|0 enroll test')
-    and veri_test2.txt (the same without its last two trials, standing in for the cleaned
-    list)."""
+    """<root>/wav/idNNNNN/<video>/NNNNN.wav: 8 development speakers (so 2 calibration
+    speakers: id10004, id10008) and 3 test speakers, 2 videos x 2 segments each;
+    veri_test.txt (every pair of test segments, '1|0 enroll test') and veri_test2.txt (the
+    same without its last two trials, standing in for the cleaned list)."""
     import itertools
 
     from conftest import write_audio
 
-    speakers = {f"id{10001 + i}": i for i in range(4)} | {f"id{10270 + i}": 4 + i for i in range(3)}
+    speakers = {f"id{10001 + i}": i for i in range(8)} | {f"id{10270 + i}": 8 + i for i in range(3)}
     test_utts = []
     for spk, index in speakers.items():
         for v, video in enumerate([f"x6uY{index}qmx3-kE", f"_Zq{index}vyQbwGs"]):
@@ -135,6 +140,16 @@ def _fake_voxceleb1(root: Path) -> None:
 
 
 _SMALL = ["--components", 8, "--iterations", 2, "--subsample", 1, "--cohort-utts", 10, "--nj", 1]
+
+
+def _spk2utt(path: Path) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in path.read_text().splitlines()}
+
+
+def _labels(trials: Path) -> list[bool]:
+    """Target (True) or not, per line of a Kaldi ('e t target') or VoxCeleb ('1 e t') list."""
+    return [line.split()[0] == "1" or line.split()[-1] == "target"
+            for line in trials.read_text().splitlines()]
 
 
 def test_librispeech_recipe_end_to_end(tmp_path):
@@ -155,7 +170,9 @@ def test_librispeech_recipe_end_to_end(tmp_path):
     assert "calibration: dev-clean (3 speakers)" in out.stdout
     assert sorted(p.relative_to(corpus) for p in corpus.rglob("*")) == before
     assert len((work / "data" / "cohort" / "utt2spk").read_text().splitlines()) == 4 * 5
-    assert len((work / "data" / "cal_trials").read_text().splitlines()) == 3 * 3 * 2
+    # dev-clean: 3 speakers x 2 test utterances against 3 models
+    assert sorted(Counter(_labels(work / "data" / "cal_trials")).items()) == [(False, 12),
+                                                                             (True, 6)]
     report = json.loads((work / "report" / "report.json").read_text())
     systems = report["systems"]
     assert sorted(systems) == sorted(str(work / s) for s in
@@ -163,7 +180,8 @@ def test_librispeech_recipe_end_to_end(tmp_path):
     for figures in systems.values():
         # 3 test-clean speakers x 2 test utterances against 3 models
         assert (figures["n_target"], figures["n_nontarget"]) == (6, 12)
-        assert 0 <= figures["eer_rocch"] <= 1
+        # the synthetic speakers differ in pitch and formants: far from chance (0.5)
+        assert figures["eer_rocch"] < 0.25
     # calibration switched off: the report again, of two systems
     again = _run_recipe("librispeech", "--work", work, "--stage", 5, "--calibration", "false",
                         env=env)
@@ -185,7 +203,8 @@ def test_librispeech_recipe_stops_when_the_given_root_lacks_a_subset(tmp_path):
 
 
 def test_voxceleb1_recipe_end_to_end(tmp_path):
-    """Both trial lists scored and evaluated (top-C, top-C + S-norm)."""
+    """Both trial lists scored and evaluated (top-C, top-C + S-norm, + calibration trained
+    on the calibration speakers' trials)."""
     root = tmp_path / "vox1"
     _fake_voxceleb1(root)
     work = tmp_path / "exp"
@@ -194,19 +213,72 @@ def test_voxceleb1_recipe_end_to_end(tmp_path):
     out = _run_recipe("voxceleb1", "--work", work, "--check-lists", "false", *_SMALL, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "EER" in out.stdout and out.stdout.count("report.html") == 2
-    # the UBM and cohort are the speakers outside the trial lists
-    ubm_speakers = set((work / "data" / "ubm" / "spk2utt").read_text().split()[::5])
-    assert ubm_speakers == {"id10001", "id10002", "id10003", "id10004"}
-    cohort = (work / "data" / "cohort" / "utt2spk").read_text().splitlines()
-    assert [line.split()[1] for line in cohort] == sorted(ubm_speakers)
-    for report_dir, key in (("report", "veri_test.txt"), ("report_cleaned", "veri_test2.txt")):
-        labels = [line.split()[0] for line in (root / key).read_text().splitlines()]
+    # the UBM: the speakers outside the trial lists; the cohort: those of them that are not
+    # calibration speakers (every 4th, sorted), one utterance each
+    ubm = _spk2utt(work / "data" / "ubm" / "spk2utt")
+    assert sorted(ubm) == [f"id{10001 + i}" for i in range(8)]
+    assert all(len(utts) == 4 for utts in ubm.values())
+    cohort = _spk2utt(work / "data" / "cohort" / "spk2utt")
+    assert sorted(cohort) == ["id10001", "id10002", "id10003", "id10005", "id10006", "id10007"]
+    assert all(len(utts) == 1 for utts in cohort.values())
+    # calibration: 2 speakers x 2 single-utterance models (the first video, sorted ids)
+    # against their own 2 test utterances (the other video) and the other speaker's 2
+    assert "calibration: 2 of 8 development speakers, 4 models, 8 target and 8 non-target" \
+        in out.stdout
+    cal_map = _spk2utt(work / "data" / "cal_enroll_map")
+    assert cal_map == {f"{spk}-_Zq{i}vyQbwGs-0000{n}": [f"{spk}-_Zq{i}vyQbwGs-0000{n}"]
+                       for spk, i in (("id10004", 3), ("id10008", 7)) for n in (1, 2)}
+    assert sorted(Counter(_labels(work / "data" / "cal_trials")).items()) == [(False, 8),
+                                                                             (True, 8)]
+    assert (work / "calibration.json").is_file()
+    systems = ("scores_topc", "scores_topc_snorm", "scores_topc_snorm_cal")
+    # veri_test.txt: 12 test segments, every pair: 3 x 6 target, 66 - 18 non-target;
+    # veri_test2.txt: without the last two (target) pairs
+    for report_dir, sfx, counts in (("report", "", (18, 48)),
+                                    ("report_cleaned", "_cleaned", (16, 48))):
         report = json.loads((work / report_dir / "report.json").read_text())
-        assert len(report["systems"]) == 2
+        assert sorted(report["systems"]) == sorted(str(work / f"{s}{sfx}") for s in systems)
         for figures in report["systems"].values():
-            assert figures["n_target"] == labels.count("1")
-            assert figures["n_nontarget"] == labels.count("0")
-            assert 0 <= figures["eer_rocch"] <= 1
+            assert (figures["n_target"], figures["n_nontarget"]) == counts
+            # the synthetic speakers differ in pitch and formants: far from chance (0.5)
+            assert figures["eer_rocch"] < 0.25
+        # the calibration learnt on the calibration speakers transfers to the test speakers
+        cllr = {name.rsplit("/", 1)[-1]: f["cllr"] for name, f in report["systems"].items()}
+        assert cllr[f"scores_topc_snorm_cal{sfx}"] < cllr[f"scores_topc_snorm{sfx}"]
+
+
+def test_voxceleb1_recipe_stops_when_the_trial_lists_fail_verification(tmp_path):
+    """--check-lists true (the default): stage 0 verifies the lists in the corpus root (the
+    fake ones fail on their counts, before any download) and stops."""
+    root = tmp_path / "vox1"
+    (root / "wav").mkdir(parents=True)
+    (root / "veri_test.txt").write_text("1 id10270/abcDEF12345/00001.wav "
+                                        "id10270/xyz_-987654/00002.wav\n")
+    (root / "veri_test2.txt").write_text((root / "veri_test.txt").read_text())
+    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", env=_recipe_env(
+        VOXCELEB1_ROOT=str(root)), timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "1 trials (1 target), but veri_test.txt has 37720" in out.stderr
+    assert "--check-lists false" in out.stderr and "stage 1" not in out.stdout
+
+
+def test_voxceleb1_recipe_checks_lists_without_checksums_on_request(tmp_path):
+    """--checksums false: lists of the published format and counts (but another MD5) pass
+    stage 0; stage 1 then stops, as the fake corpus has none of their audio."""
+    root = tmp_path / "vox1"
+    (root / "wav").mkdir(parents=True)
+    line = "{} id10270/x6uYqmx31kE/{:05d}.wav id10271/1gtz-CUIygI/00001.wav\n"
+    for name, n_trials, n_target in (("veri_test.txt", 37_720, 18_860),
+                                     ("veri_test2.txt", 37_611, 18_802)):
+        (root / name).write_text("".join(line.format(int(i < n_target), i % 99_999 + 1)
+                                         for i in range(n_trials)))
+    env = _recipe_env(VOXCELEB1_ROOT=str(root))
+    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", env=env, timeout=60)
+    assert out.returncode == 1 and "MD5" in out.stderr and "stage 1" not in out.stdout
+    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", "--checksums", "false", env=env,
+                      timeout=60)
+    assert "== stage 1" in out.stdout, out.stdout + out.stderr
+    assert out.returncode != 0 and "have no audio" in out.stderr
 
 
 def test_voxceleb1_recipe_without_the_corpus_says_where_to_get_it(tmp_path):

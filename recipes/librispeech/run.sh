@@ -11,10 +11,13 @@ nj=2
 corpus_root="${LIBRISPEECH_ROOT:-}"   # holds train-clean-100/, test-clean/ (and dev-clean/);
                                       # empty: downloaded into $work/corpus
 work="${LIBRISPEECH_WORK:-exp/librispeech}"
-config="$(dirname "$0")/conf/features.json"   # speechocean762's: 16 kHz, 20 MFCC + Δ, no VAD, CMN
+# 16 kHz, 24 MFCC + Δ, CMN, no VAD: the settings chosen on speechocean762 (clean read
+# speech, like LibriSpeech), not tuned on LibriSpeech
+config="$(dirname "$0")/conf/features.json"
 components=512
 iterations=10
 subsample=4                  # UBM EM on every 4th frame (~9M of train-clean-100's ~36M)
+relevance=8                  # MAP relevance (means only), as chosen on speechocean762
 cohort_utts=300              # S-norm: 300 of the cohort's utterances (data/cohort: the first
                              #   5 of each UBM speaker) as cohort test utterances
 calibration=true             # true: calibrate on the dev-clean trials when dev-clean/ is
@@ -62,7 +65,7 @@ fi
 if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll and score: top-C; + S-norm against the UBM speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
-          --test "$work/feats/test" --ubm "$work/ubm.npz" -j "$nj")
+          --test "$work/feats/test" --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj")
   snorm=(--norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts")
   speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
   speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" -o "$work/scores_topc_snorm"
@@ -70,7 +73,8 @@ if [ "$stage" -le 4 ]; then
     # calibration trained on the same protocol run on dev-clean's speakers
     speakergmm score "$work/data/cal_trials" --enroll "$work/feats/cal" \
       --enroll-map "$work/data/cal_enroll_map" --test "$work/feats/cal" \
-      --ubm "$work/ubm.npz" -j "$nj" "${snorm[@]}" -o "$work/cal_scores_topc_snorm"
+      --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj" "${snorm[@]}" \
+      -o "$work/cal_scores_topc_snorm"
     speakergmm calibrate "$work/cal_scores_topc_snorm" --trials "$work/data/cal_trials" \
       --prior "$prior" -o "$work/calibration.json"
     speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GMM-UBM speaker verification on VoxCeleb1-O (original and cleaned trial lists): trial
-# lists, data directories, features, UBM, enrollment and scoring, evaluation reports (EER,
-# minDCF, DET curve). The audio needs registration: see README.md here.
+# lists, data directories, features, UBM, enrollment and scoring, calibration, evaluation
+# reports (EER, minDCF, DET curve). The audio needs registration: see README.md here.
 # Usage: recipes/voxceleb1/run.sh --corpus-root DIR [--stage N] [--nj N] [--work DIR]
 set -euo pipefail
 
@@ -11,17 +11,21 @@ nj=2
 corpus_root="${VOXCELEB1_ROOT:-}"   # holds wav/<speaker>/<video>/<nnnnn>.wav (dev and test)
                                     # and veri_test.txt, veri_test2.txt
 work="${VOXCELEB1_WORK:-exp/voxceleb1}"
-# 16 kHz, 20 MFCC + Δ, CMN as the LibriSpeech and speechocean762 recipes, but energy VAD
-# (30 dB below the loudest frames): interview audio has pauses, laughter and music beds,
-# unlike trimmed read speech
+# 16 kHz, 24 MFCC + Δ, CMN as chosen on speechocean762, but with the energy VAD kept (30 dB
+# below the loudest frames): interviews have pauses, laughter and music beds, unlike the
+# trimmed read speech the VAD was dropped for
 config="$(dirname "$0")/conf/features.json"
 components=1024              # as the GMM-UBM baseline of Nagrani et al. (2017)
 iterations=10
 subsample=10                 # UBM EM on every 10th frame (dev set: ~120M frames before VAD)
+relevance=8                  # MAP relevance (means only), as chosen on speechocean762
 cohort_utts=300              # S-norm: 300 of the cohort's utterances (data/cohort: the first
-                             #   of each UBM speaker) as cohort test utterances
-check_lists=true             # fetch missing trial lists and verify both (speakergmm download)
-lists_url=https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/
+                             #   of each cohort speaker) as cohort test utterances
+prior=0.01                   # target prior the calibration is trained for
+check_lists=true             # true: fetch missing trial lists and verify both (speakergmm
+                             #   download); false: use the lists in the corpus root as they are
+checksums=true               # false: verify the lists on format and counts only, not MD5
+                             #   (speakergmm download --no-checksums), for re-issued lists
 # -------------------------------------------------------------------------------------
 
 . "$(dirname "$0")/../parse_options.sh"
@@ -37,37 +41,32 @@ mkdir -p "$work"
 
 if [ "$stage" -le 0 ]; then
   echo "== stage 0: trial lists ($corpus_root)"
-  if $check_lists; then
+  if [ "$check_lists" = true ]; then
     # fetches veri_test.txt / veri_test2.txt if missing and verifies both (format, counts, MD5)
-    if ! out=$(speakergmm download voxceleb1 "$corpus_root" 2>&1); then
-      echo "$out" >&2
-      if ! grep -q "cannot be downloaded automatically" <<<"$out"; then
-        echo "run.sh: put veri_test.txt and veri_test2.txt from $lists_url into $corpus_root" \
-             "(or give --check-lists false to use the lists there unverified)" >&2
-        exit 1
-      fi
-      # a speakergmm older than 'speakergmm download voxceleb1': use what is there, unverified
-      echo "run.sh: this speakergmm cannot fetch the trial lists; using those in" \
-           "$corpus_root unverified" >&2
-    else
-      echo "$out"
+    download=(speakergmm download voxceleb1 "$corpus_root")
+    if [ "$checksums" != true ]; then download+=(--no-checksums); fi
+    if ! "${download[@]}"; then
+      echo "run.sh: the trial lists could not be fetched or verified (see above); put" \
+           "veri_test.txt and veri_test2.txt from the VoxCeleb site into $corpus_root, give" \
+           "--checksums false to accept lists whose MD5 differs, or --check-lists false to" \
+           "use the lists there unverified" >&2
+      exit 1
     fi
-  fi
-  if [ ! -f "$corpus_root/veri_test.txt" ] && [ ! -f "$corpus_root/veri_test2.txt" ]; then
-    echo "run.sh: no trial list in $corpus_root: put veri_test.txt and veri_test2.txt from" \
-         "$lists_url there" >&2
-    exit 2
+  else
+    echo "not checked (--check-lists $check_lists): stage 1 uses the lists there as they are"
   fi
 fi
 
 if [ "$stage" -le 1 ]; then
-  echo "== stage 1: data directories (S-norm cohort included), enrollment map, trials"
+  echo "== stage 1: data directories (S-norm cohort included), enrollment map, trials," \
+       "calibration trials"
   speakergmm prepare voxceleb1 "$corpus_root" "$work/data"
   head -1 "$work/data/README"
 fi
 
 if [ "$stage" -le 2 ]; then
   echo "== stage 2: features"
+  # the calibration speakers' utterances are in ubm/, so its features serve them
   for part in ubm cohort enroll test; do
     speakergmm extract "$work/data/$part" "$work/feats/$part" --audio-root "$corpus_root" \
       --config "$config" -j "$nj"
@@ -88,15 +87,24 @@ done
 
 if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll (one model per enrollment utterance) and score: top-C;" \
-       "+ S-norm against the UBM speakers (no calibration: see README.md)"
+       "+ S-norm against the cohort speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
-          --test "$work/feats/test" --ubm "$work/ubm.npz" -j "$nj")
+          --test "$work/feats/test" --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj")
   snorm=(--norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts")
+  # calibration trained on single-utterance trials among the calibration speakers
+  # (development speakers kept out of the cohort)
+  speakergmm score "$work/data/cal_trials" --enroll "$work/feats/ubm" \
+    --enroll-map "$work/data/cal_enroll_map" --test "$work/feats/ubm" --ubm "$work/ubm.npz" \
+    --relevance "$relevance" -j "$nj" "${snorm[@]}" -o "$work/cal_scores_topc_snorm"
+  speakergmm calibrate "$work/cal_scores_topc_snorm" --trials "$work/data/cal_trials" \
+    --prior "$prior" -o "$work/calibration.json"
   for list in "${lists[@]}"; do
     sfx="${list#trials}"
     speakergmm score "$work/data/$list" "${common[@]}" -o "$work/scores_topc$sfx"
     speakergmm score "$work/data/$list" "${common[@]}" "${snorm[@]}" \
       -o "$work/scores_topc_snorm$sfx"
+    speakergmm score "$work/data/$list" "${common[@]}" "${snorm[@]}" \
+      --calibration "$work/calibration.json" -o "$work/scores_topc_snorm_cal$sfx"
   done
 fi
 
@@ -106,6 +114,6 @@ if [ "$stage" -le 5 ]; then
     sfx="${list#trials}"
     echo "-- VoxCeleb1-O${sfx:+ (cleaned)}: $work/data/$list"
     speakergmm evaluate "$work/scores_topc$sfx" "$work/scores_topc_snorm$sfx" \
-      --trials "$work/data/$list" -o "$work/report$sfx"
+      "$work/scores_topc_snorm_cal$sfx" --trials "$work/data/$list" -o "$work/report$sfx"
   done
 fi

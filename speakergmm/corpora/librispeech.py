@@ -34,10 +34,12 @@ from ._protocol import (enroll_test_split, first_utterances, write_data_dirs,
                         write_trials_all_vs_all)
 
 __all__ = ["download_librispeech", "prepare_librispeech", "verify_librispeech", "SUBSETS",
-           "MD5", "ENROLL_UTTERANCES", "COHORT_UTTERANCES"]
+           "REQUIRED", "MD5", "ENROLL_UTTERANCES", "COHORT_UTTERANCES"]
 
-#: The subset each part of the protocol is drawn from.
+#: The subset each part of the protocol is drawn from. All three are downloaded by default.
 SUBSETS = {"ubm": "train-clean-100", "eval": "test-clean", "cal": "dev-clean"}
+#: The subsets prepare needs; the calibration subset, ``SUBSETS["cal"]``, is optional.
+REQUIRED = (SUBSETS["ubm"], SUBSETS["eval"])
 ENROLL_UTTERANCES = 5
 #: The S-norm cohort: this many utterances (the first, sorted ids) of each UBM speaker.
 COHORT_UTTERANCES = 5
@@ -57,7 +59,9 @@ def _scan(root: Path, subset: str) -> DataDir:
     folder = root / subset
     if not folder.is_dir():
         raise SpeakerGMMError(f"{root}: no {subset}/ folder; point at the LibriSpeech root "
-                              f"(the folder that holds {', '.join(SUBSETS.values())})")
+                              f"(the folder that holds {'/ and '.join(REQUIRED)}/, and "
+                              f"{SUBSETS['cal']}/ for calibration if you have it), or "
+                              f"download it with 'speakergmm download librispeech DIR'")
     wav, utt2spk = {}, {}
     for path in sorted(folder.glob("*/*/*.flac")):
         spk = path.parent.parent.name
@@ -69,8 +73,10 @@ def _scan(root: Path, subset: str) -> DataDir:
 
 
 def verify_librispeech(corpus_root: str | os.PathLike,
-                       subsets: Iterable[str] = tuple(MD5)) -> Path:
-    """Check the layout of each of ``subsets`` under ``corpus_root``.
+                       subsets: Iterable[str] | None = None) -> Path:
+    """Check the layout of each of ``subsets`` under ``corpus_root``: by default those
+    :func:`prepare_librispeech` uses, the :data:`REQUIRED` ones and, when its folder is
+    there, the calibration subset (``SUBSETS["cal"]``, dev-clean).
 
     Every subset must hold ``<speaker>/<chapter>/`` folders, and every chapter folder its
     transcript ``<speaker>-<chapter>.trans.txt`` and exactly the FLAC files it lists. This
@@ -80,6 +86,9 @@ def verify_librispeech(corpus_root: str | os.PathLike,
     Returns the corpus root. Raises :class:`SpeakerGMMError` naming the folder or file.
     """
     root = Path(corpus_root)
+    if subsets is None:
+        optional = [SUBSETS["cal"]] if (root / SUBSETS["cal"]).is_dir() else []
+        subsets = [*REQUIRED, *optional]
     for name in subsets:
         _scan(root, name)  # the folder exists and holds <speaker>/<chapter>/*.flac files
         for chapter in sorted(p for p in (root / name).glob("*/*") if p.is_dir()):
@@ -117,15 +126,15 @@ def _download_subset(target: Path, subset: str, progress) -> None:
 
 
 def download_librispeech(target_dir: str | os.PathLike, *,
-                         subsets: Iterable[str] = ("train-clean-100", "test-clean",
-                                                   "dev-clean"),
+                         subsets: Iterable[str] = tuple(SUBSETS.values()),
                          progress=None) -> Path:
     """Download LibriSpeech subsets into ``target_dir`` (which then holds ``<subset>/``).
 
     Each subset's archive, ``<subset>.tar.gz``, is streamed from OpenSLR resource 12 (the
     main site, then its mirrors: :func:`~speakergmm.corpora._download.openslr_urls`) into a
     temporary folder inside ``target_dir``, checked against the MD5 sum OpenSLR publishes
-    (:data:`MD5`) before anything is unpacked, unpacked there (safely: see
+    (:data:`MD5`) before anything is unpacked (an archive that fails it, or is no archive
+    at all, is fetched again from the next mirror), unpacked there (safely: see
     :func:`~speakergmm.corpora._download.safe_extract`), its layout verified
     (:func:`verify_librispeech`), and only then its ``LibriSpeech/<subset>/`` moved into
     place by one rename; the archive's top-level files (``README.TXT``,
@@ -138,8 +147,9 @@ def download_librispeech(target_dir: str | os.PathLike, *,
     ----------
     target_dir : path-like
     subsets : iterable of str
-        Which subsets (those of :data:`MD5`); by default the protocol's three
-        (train-clean-100: 6.3 GB, test-clean: 346 MB, dev-clean: 337 MB).
+        Which subsets (those of :data:`MD5`); by default the protocol's three,
+        :data:`SUBSETS` (train-clean-100: 6.3 GB, test-clean: 346 MB, and dev-clean:
+        337 MB, which :func:`prepare_librispeech` needs only for the calibration trials).
     progress : callable, optional
         ``progress(bytes_so_far, total_bytes_or_None)``, called as each archive arrives.
 

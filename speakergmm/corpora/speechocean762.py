@@ -84,10 +84,12 @@ def download_speechocean762(target_dir: str | os.PathLike, *, progress=None) -> 
     """Download speechocean762 into ``target_dir/speechocean762`` and verify it.
 
     The archive is streamed from OpenSLR resource 101
-    (:data:`URLS`: the main site, then its mirrors) into a temporary folder inside
-    ``target_dir``, unpacked there, refusing absolute paths, ``..`` components, links and
-    special files (and through tarfile's ``data`` filter where Python has it), verified
-    with :func:`verify_speechocean762`, and only then moved into place by one rename: an
+    (:data:`URLS`: the main site, then its mirrors, the next one tried also when one serves
+    something other than a good archive: a web page, a truncated or damaged file) into a
+    temporary folder inside ``target_dir``, unpacked there, refusing absolute paths, ``..``
+    components, links and special files (see
+    :func:`~speakergmm.corpora._download.safe_extract`), verified with
+    :func:`verify_speechocean762`, and only then moved into place by one rename: an
     interrupted or failed download leaves nothing half-done. No checksum of the archive
     published by OpenSLR or the authors was found, so the unpacked corpus is what is
     verified. Does nothing but verify when the corpus is already there.
@@ -149,12 +151,13 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
         protocol, evaluation = "dev", train
         speakers = train.speakers
         eval_speakers = speakers[1::2]
-        background = subset(train, [u for u in train.utterances
-                                     if train.utt2spk[u] in set(speakers[0::2])])
+        kept = set(speakers[0::2])
+        background = subset(train, [u for u in train.utterances if train.utt2spk[u] in kept])
     enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES, eval_speakers)
     cal_speakers = background.speakers[CAL_EVERY - 1::CAL_EVERY]
+    calibrating = set(cal_speakers)
     cohort = subset(background, [u for u in background.utterances
-                                 if background.utt2spk[u] not in set(cal_speakers)])
+                                 if background.utt2spk[u] not in calibrating])
     dirs = {"ubm": background, "cohort": cohort, "enroll": enroll, "test": test}
     written = write_data_dirs(out, dirs, root)
     write_enroll_map(out / "enroll_map", enroll_map)

@@ -8,7 +8,8 @@ phonetically-diverse SI sentences (each text read by this speaker only). Laid ou
 (M/F) followed by initials and a digit (``FCJF0``) and the sentence is ``SA1``, ``SI648``,
 ``SX43``...; some copies use lower case throughout (``train/dr1/fcjf0/sa1.wav``), both are
 accepted. TIMIT's standard split puts 462 speakers in ``TRAIN`` and 168 in ``TEST`` (the
-"complete test set"; no sentence text appears in both).
+"complete test set"; apart from the dialect sentences SA1/SA2, which every speaker reads,
+no sentence text appears in both).
 
 Licence: LDC User Agreement (for licence holders only; distributed by the Linguistic Data
 Consortium, https://catalog.ldc.upenn.edu/LDC93S1). speakergmm cannot download it: point
@@ -191,7 +192,8 @@ def prepare_timit(corpus_root: str | os.PathLike, output_dir: str | os.PathLike,
         (``<speaker> <test-utt> target|nontarget``) and a README.
     complete : bool
         Require the complete corpus (462 ``TRAIN`` and 168 ``TEST`` speakers). False
-        accepts fewer speakers (a partial copy, tests); the README states the counts.
+        accepts fewer speakers (a partial copy, tests); the README states the counts. On
+        the command line: ``speakergmm prepare --allow-incomplete``.
 
     Returns
     -------
@@ -212,7 +214,8 @@ def prepare_timit(corpus_root: str | os.PathLike, output_dir: str | os.PathLike,
         found = ", ".join(f"{n} {name}" for name, n in counts.items())
         raise SpeakerGMMError(f"{root}: the complete TIMIT has {SPEAKERS['TRAIN']} TRAIN and "
                               f"{SPEAKERS['TEST']} TEST speakers, found {found}; point at a "
-                              "complete copy (or pass complete=False to accept a subset)")
+                              "complete copy, or accept a subset with 'speakergmm prepare "
+                              "--allow-incomplete' (complete=False in Python)")
     overlap = sorted(set(ubm.speakers) & set(evaluation.speakers))
     if overlap:
         raise SpeakerGMMError(f"{root}: speaker {overlap[0]} is in both TRAIN and TEST")

@@ -14,18 +14,43 @@ Protocol: the UBM is trained on the development speakers (every speaker that doe
 appear in the trial lists; ``ubm/``); each trial's enrollment is a single utterance, so the
 enroll map has one model per enrollment utterance, named like it (``enroll/``, ``test/``,
 ``enroll_map``; ``trials`` from veri_test.txt, ``trials_cleaned`` from veri_test2.txt).
-The S-norm cohort (``cohort/``) is the first utterance (sorted ids) of each development
-speaker, a subset of ``ubm/``: one utterance per cohort model, as the enrollment models
-have. Published GMM-UBM anchor on VoxCeleb1-O: EER 15.0% (Nagrani et al. 2017).
+
+The development speakers (sorted) are split for score normalisation and calibration, as in
+the speechocean762 protocol: every fourth one, from the fourth on, is a calibration speaker
+(``n = floor(D / 4)`` of the ``D`` development speakers: 302 of 1,211), the others form the
+S-norm cohort (``cohort/``: the first utterance, sorted ids, of each of them; one utterance
+per cohort model, as the enrollment models have). All of them train the UBM. Calibration
+speakers must stay out of the cohort: S-norm of a speaker's trials against a cohort holding
+that speaker's own utterances shifts its scores, and a calibration trained on them does not
+transfer (on speechocean762, actDCF 1.8 against 0.345 with the speakers kept apart).
+
+Calibration trials (``cal_enroll_map``, ``cal_trials``; the utterances are in ``ubm/``)
+mirror VoxCeleb1-O's single-utterance enrollment. Each calibration speaker's videos (sorted
+ids) alternate between enrollment and test (1st, 3rd, 5th, ... enroll; 2nd, 4th, ...
+test); from each side the first utterance (sorted ids) of each video is taken in turn,
+then the second of each, and so on, until 4 are taken (fewer if the side has fewer); a
+speaker of a single video has its utterances alternate instead. With 8 or more videos
+(VoxCeleb1's speakers have 18 on average) that is the first utterance of videos 1, 3, 5, 7
+(enrollment) and 2, 4, 6, 8 (test); whenever a speaker has two videos or more, every
+target trial pairs utterances of different videos. Each enrollment utterance is a model,
+named like it, tried against the speaker's own test utterances (target) and against those
+of the next 4 calibration speakers in sorted order, wrapping around (non-target, always
+across speakers). With ``n >= 5`` calibration speakers that all have 4 utterances on each
+side (8 or more videos suffice): ``16 n`` target and ``64 n`` non-target trials, ``4 n``
+models; with n = 302, 4,832 target and 19,328 non-target trials. The first line of this
+README gives the counts written.
+
+Published GMM-UBM anchor on VoxCeleb1-O: EER 15.0% (Nagrani et al. 2017).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -35,12 +60,22 @@ from ..errors import SpeakerGMMError
 from ._download import fetch, staging_dir
 from ._protocol import first_utterances, subset, write_data_dirs
 
-__all__ = ["download_voxceleb1", "prepare_voxceleb1", "verify_trial_list", "TRIAL_LISTS",
-           "TRIAL_URLS", "EXPECTED", "AUDIO_URL", "COHORT_UTTERANCES"]
+__all__ = ["download_voxceleb1", "prepare_voxceleb1", "verify_trial_list",
+           "calibration_trials", "TRIAL_LISTS", "TRIAL_URLS", "EXPECTED", "AUDIO_URL",
+           "COHORT_UTTERANCES", "CAL_EVERY", "CAL_UTTERANCES", "CAL_IMPOSTORS"]
 
 TRIAL_LISTS = {"trials": "veri_test.txt", "trials_cleaned": "veri_test2.txt"}
-#: The S-norm cohort: this many utterances (the first, sorted ids) of each UBM speaker.
+#: The S-norm cohort: this many utterances (the first, sorted ids) of each cohort speaker.
 COHORT_UTTERANCES = 1
+#: Every CAL_EVERY-th development speaker (sorted, from the CAL_EVERY-th) is for
+#: calibration and kept out of the cohort: the rule (and value) of speechocean762.CAL_EVERY.
+CAL_EVERY = 4
+#: Calibration trials: utterances of each calibration speaker on each side (enrollment
+#: models, test utterances) ...
+CAL_UTTERANCES = 4
+#: ... and how many of the following calibration speakers (sorted, wrapping around) each
+#: model is tried against for non-target trials.
+CAL_IMPOSTORS = 4
 
 #: Where each trial list is published: the VoxCeleb authors' site, then the mirror at
 #: mm.kaist.ac.kr that several recipes use; what either serves is verified the same way.
@@ -163,10 +198,61 @@ def download_voxceleb1(target_dir: str | os.PathLike, *, checksums: bool = True,
     return target
 
 
+def _round_robin(groups: list[list[str]]) -> list[str]:
+    """The first item of each group, then the second of each, and so on."""
+    return [x for layer in itertools.zip_longest(*groups) for x in layer if x is not None]
+
+
+def _calibration_sides(utts_by_video: list[list[str]]) -> tuple[list[str], list[str]]:
+    """A speaker's enrollment and test utterances for calibration (module docstring)."""
+    if len(utts_by_video) == 1:
+        utts = utts_by_video[0]
+        return utts[0::2][:CAL_UTTERANCES], utts[1::2][:CAL_UTTERANCES]
+    return (_round_robin(utts_by_video[0::2])[:CAL_UTTERANCES],
+            _round_robin(utts_by_video[1::2])[:CAL_UTTERANCES])
+
+
+def calibration_trials(data: DataDir, speakers: list[str]) -> tuple[dict[str, list[str]],
+                                                                      Trials]:
+    """Single-utterance calibration trials among ``speakers`` (sorted ids), as the module
+    docstring describes; an utterance's video is the folder its audio file is in.
+
+    Returns
+    -------
+    enroll_map : dict model -> [utterance]
+        One model per enrollment utterance, named like it.
+    trials : Trials
+        Per model: the speaker's own test utterances (target), then those of the next
+        :data:`CAL_IMPOSTORS` speakers (non-target).
+    """
+    spk2utt = data.spk2utt
+    sides = {}
+    for spk in speakers:
+        videos: dict[str, list[str]] = {}
+        for utt in spk2utt[spk]:
+            videos.setdefault(PurePosixPath(data.wav_scp[utt]).parent.name, []).append(utt)
+        sides[spk] = _calibration_sides([videos[v] for v in sorted(videos)])
+    rows = []
+    for i, spk in enumerate(speakers):
+        others = [speakers[(i + k) % len(speakers)]
+                  for k in range(1, min(CAL_IMPOSTORS, len(speakers) - 1) + 1)]
+        rows += [(model, test, other == spk) for model in sides[spk][0]
+                 for other in (spk, *others) for test in sides[other][1]]
+    enroll_map = {model: [model] for spk in speakers for model in sides[spk][0]}
+    models, tests, labels = zip(*rows) if rows else ((), (), ())
+    return enroll_map, Trials(np.array(models), np.array(tests), np.array(labels, dtype=bool))
+
+
 def prepare_voxceleb1(corpus_root: str | os.PathLike,
                       output_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, the trial lists
-    found (``trials``, ``trials_cleaned``) and a README (the module docstring)."""
+    found (``trials``, ``trials_cleaned``), ``cal_enroll_map``, ``cal_trials`` and a README
+    (a status line, then the module docstring).
+
+    Raises :class:`SpeakerGMMError` when the audio or the trial lists are missing, a trial
+    utterance has no audio, or there are fewer than ``2 * CAL_EVERY`` development speakers
+    (two calibration speakers are needed for non-target calibration trials).
+    """
     root, out = Path(corpus_root), Path(output_dir)
     if not (root / "wav").is_dir():
         raise SpeakerGMMError(f"{root}: no wav/ folder; point at the VoxCeleb1 root "
@@ -194,7 +280,13 @@ def prepare_voxceleb1(corpus_root: str | os.PathLike,
                               f"{missing[0]}")
     test_speakers = {utt2spk[u] for u in enroll_utts | test_utts}
     ubm = subset(data, [u for u in wav if utt2spk[u] not in test_speakers])
-    dirs = {"ubm": ubm, "cohort": first_utterances(ubm, COHORT_UTTERANCES),
+    cal_speakers = ubm.speakers[CAL_EVERY - 1::CAL_EVERY]
+    if len(cal_speakers) < 2:
+        raise SpeakerGMMError(f"{root}: {len(ubm.speakers)} development speaker(s) (outside the "
+                              f"trial lists); the protocol needs at least {2 * CAL_EVERY}, and "
+                              "VoxCeleb1 has 1,211: is vox1_dev_wav.zip unpacked into wav/?")
+    cohort_speakers = sorted(set(ubm.speakers) - set(cal_speakers))
+    dirs = {"ubm": ubm, "cohort": first_utterances(ubm, COHORT_UTTERANCES, cohort_speakers),
             "enroll": subset(data, sorted(enroll_utts)), "test": subset(data, sorted(test_utts))}
     written = write_data_dirs(out, dirs, root)
     write_enroll_map(out / "enroll_map", {u: [u] for u in sorted(enroll_utts)})
@@ -203,6 +295,14 @@ def prepare_voxceleb1(corpus_root: str | os.PathLike,
                                         np.array([utt_id(u) for u in trials.test]),
                                         trials.is_target))
         written[name] = out / name
-    write_text_atomic(out / "README", __doc__.strip() + "\n")
-    written["enroll_map"] = out / "enroll_map"
+    cal_map, cal_trials = calibration_trials(ubm, cal_speakers)
+    write_enroll_map(out / "cal_enroll_map", cal_map)
+    write_trials(out / "cal_trials", cal_trials)
+    n_target = int(cal_trials.is_target.sum())
+    status = (f"calibration: {len(cal_speakers)} of {len(ubm.speakers)} development speakers, "
+              f"{len(cal_map)} models, {n_target} target and {len(cal_trials) - n_target} "
+              f"non-target trials; lists: {', '.join(keys)}")
+    write_text_atomic(out / "README", f"{status}\n\n" + __doc__.strip() + "\n")
+    written.update(enroll_map=out / "enroll_map", cal_enroll_map=out / "cal_enroll_map",
+                   cal_trials=out / "cal_trials")
     return written
