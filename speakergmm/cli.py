@@ -521,12 +521,12 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     import contextlib
 
-    from ._io import write_text_atomic
     from .calibration import Calibration
     from .datadir import read_enroll_map, read_trials
     from .gmm import DiagGMM
     from .pipeline import Cohort, enroll_models, score_trial_list
     from .pretrained import load_default_ubm
+    from .scores import write_scores
 
     model = DiagGMM.load(ubm) if ubm else load_default_ubm()
     trials = read_trials(trials_file)
@@ -553,8 +553,7 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
                                   norm=norm, cohort=cohort, top_n=top_n, jobs=jobs)
     if calibration:
         scores = Calibration.load(calibration).transform(scores)
-    write_text_atomic(output, "".join(f"{e} {t} {s:.6f}\n" for e, t, s in
-                                      zip(trials.enroll, trials.test, scores)))
+    write_scores(output, trials.enroll, trials.test, scores)
     click.echo(f"wrote {len(scores)} scores to {output}", err=True)
 
 
@@ -578,6 +577,27 @@ def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     cal.save(output)
     click.echo(f"wrote {output}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}; Cllr "
                f"{cllr(tar, non):.3f} -> {cllr(cal.transform(tar), cal.transform(non)):.3f} bits")
+
+
+@main.command("apply-calibration")
+@click.argument("calibration", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("scores_file", metavar="SCORES", type=click.Path(dir_okay=False, exists=True,
+                                                                  path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Calibrated scores (log-likelihood ratios), same trials and order.")
+def apply_calibration_cmd(calibration, scores_file, output) -> None:
+    """Map the scores of a score file to log-likelihood ratios with CALIBRATION (from
+    'speakergmm calibrate'), without scoring again."""
+    import numpy as np
+
+    from .calibration import Calibration
+    from .scores import read_scores, write_scores
+
+    cal = Calibration.load(calibration)
+    scores = read_scores(scores_file)
+    write_scores(output, [e for e, _ in scores], [t for _, t in scores],
+                 cal.transform(np.fromiter(scores.values(), np.float64, len(scores))))
+    click.echo(f"wrote {len(scores)} calibrated scores to {output}", err=True)
 
 
 @main.command("evaluate")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
+from ._io import write_text_atomic
 from .datadir import Trials
 from .errors import DataDirError
 
-__all__ = ["read_scores", "key_scores", "labelled_scores", "identification_accuracy"]
+__all__ = ["read_scores", "write_scores", "key_scores", "labelled_scores",
+           "identification_accuracy"]
 
 
 def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
@@ -34,6 +37,12 @@ def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
                 raise DataDirError(f"{path}:{n}: trial {key[0]} {key[1]} scored twice")
             scores[key] = value
     return scores
+
+
+def write_scores(path: str | os.PathLike, enroll: Sequence[str], test: Sequence[str],
+                 values: np.ndarray) -> None:
+    """Write ``<model> <test> <score>`` lines (6 decimals), atomically."""
+    write_text_atomic(path, "".join(f"{e} {t} {v:.6f}\n" for e, t, v in zip(enroll, test, values)))
 
 
 def key_scores(path: str | os.PathLike, trials: Trials) -> np.ndarray:

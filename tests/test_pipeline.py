@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from speakergmm.archive import extract_archive, read_features
+from speakergmm.calibration import Calibration
 from speakergmm.cli import main
 from speakergmm.datadir import DataDir, Trials, write_data_dir, write_enroll_map, write_trials
 from speakergmm.errors import SpeakerGMMError
@@ -115,6 +116,18 @@ def test_cli_score_and_calibrate(world, tmp_path):
     r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "cal_scores"), "--calibration",
                                          str(cal)])
     assert r.exit_code == 0
+    # applying the calibration to the written scores gives the same LLRs as scoring again
+    r = CliRunner().invoke(main, ["apply-calibration", str(cal), str(out), "-o",
+                                  str(tmp_path / "applied")])
+    assert r.exit_code == 0, r.output
+    applied, rescored = read_scores(tmp_path / "applied"), read_scores(tmp_path / "cal_scores")
+    assert applied.keys() == rescored.keys()
+    scale = Calibration.load(cal).scale_  # the input file holds 6 decimals
+    np.testing.assert_allclose([applied[k] for k in rescored], list(rescored.values()),
+                               rtol=0, atol=abs(scale) * 5e-7 + 6e-7)
+    r = CliRunner().invoke(main, ["apply-calibration", str(out), str(out), "-o",
+                                  str(tmp_path / "bad")])
+    assert r.exit_code == 2 and not (tmp_path / "bad").exists()
     tar, non = labelled_scores(tmp_path / "cal_scores", trials)
     from speakergmm.calibration import cllr
 

@@ -62,8 +62,8 @@ if [ "$stage" -le 4 ]; then
     "${snorm[@]}" -o "$work/dev_scores_topc_snorm"
   speakergmm calibrate "$work/dev_scores_topc_snorm" --trials "$work/data/dev_trials" \
     --prior "$prior" -o "$work/calibration.json"
-  speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" "${snorm[@]}" \
-    --calibration "$work/calibration.json" -o "$work/scores_topc_snorm_cal"
+  speakergmm apply-calibration "$work/calibration.json" "$work/scores_topc_snorm" \
+    -o "$work/scores_topc_snorm_cal"
 fi
 
 if [ "$stage" -le 5 ]; then

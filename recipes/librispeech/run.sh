@@ -77,8 +77,8 @@ if [ "$stage" -le 4 ]; then
       -o "$work/cal_scores_topc_snorm"
     speakergmm calibrate "$work/cal_scores_topc_snorm" --trials "$work/data/cal_trials" \
       --prior "$prior" -o "$work/calibration.json"
-    speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" \
-      --calibration "$work/calibration.json" -o "$work/scores_topc_snorm_cal"
+    speakergmm apply-calibration "$work/calibration.json" "$work/scores_topc_snorm" \
+      -o "$work/scores_topc_snorm_cal"
   fi
 fi
 

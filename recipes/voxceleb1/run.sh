@@ -103,8 +103,8 @@ if [ "$stage" -le 4 ]; then
     speakergmm score "$work/data/$list" "${common[@]}" -o "$work/scores_topc$sfx"
     speakergmm score "$work/data/$list" "${common[@]}" "${snorm[@]}" \
       -o "$work/scores_topc_snorm$sfx"
-    speakergmm score "$work/data/$list" "${common[@]}" "${snorm[@]}" \
-      --calibration "$work/calibration.json" -o "$work/scores_topc_snorm_cal$sfx"
+    speakergmm apply-calibration "$work/calibration.json" "$work/scores_topc_snorm$sfx" \
+      -o "$work/scores_topc_snorm_cal$sfx"
   done
 fi
 
