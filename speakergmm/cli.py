@@ -510,14 +510,18 @@ def _open_features(path: Path, ubm, audio_root: Path | None, stack):
               default=None, help="Impostor cohort features (archive with utt2spk).")
 @click.option("--cohort-utts", type=click.IntRange(min=1), default=500,
               help="At most this many cohort utterances.")
+@click.option("--cohort-enroll-utts", type=click.IntRange(min=1), default=None,
+              help="Enroll each cohort model on at most this many of its speaker's "
+                   "utterances (spread evenly), to match the target models' enrollment "
+                   "[default: all].")
 @click.option("--top-n", type=click.IntRange(min=1), default=None,
               help="Cohort size for adaptive S-norm (asnorm).")
 @click.option("--calibration", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Apply a calibration (speakergmm calibrate) to the scores.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes.")
 def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output, method,
-              c, relevance, adapt, norm, cohort_path, cohort_utts, top_n, calibration,
-              jobs) -> None:
+              c, relevance, adapt, norm, cohort_path, cohort_utts, cohort_enroll_utts, top_n,
+              calibration, jobs) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     import contextlib
 
@@ -547,7 +551,9 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
         if cohort_path is not None:
             feats = _open_features(cohort_path, model, audio_root, stack)
             cohort = Cohort.from_archive(model, feats, feats.utt2spk,
-                                         max_utterances=cohort_utts, relevance=relevance,
+                                         max_utterances=cohort_utts,
+                                         enroll_utterances=cohort_enroll_utts,
+                                         relevance=relevance,
                                          adapt=adapt)
         scores = score_trial_list(model, trials, models, test_feats, method=method, c=c,
                                   norm=norm, cohort=cohort, top_n=top_n, jobs=jobs)

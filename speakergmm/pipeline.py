@@ -72,12 +72,17 @@ class Cohort:
     @classmethod
     def from_archive(cls, ubm: DiagGMM, features: Mapping[str, np.ndarray],
                      utt2spk: Mapping[str, str], *, max_utterances: int | None = None,
-                     relevance: float = 16.0, adapt=("means",)) -> "Cohort":
+                     enroll_utterances: int | None = None, relevance: float = 16.0,
+                     adapt=("means",)) -> "Cohort":
         """One model per cohort speaker; every cohort utterance (or an even subset of at
         most ``max_utterances``) as a cohort test utterance.
 
-        ``relevance`` and ``adapt`` should be those of the models being normalised, so that
-        cohort models are built like them."""
+        ``relevance``, ``adapt`` and ``enroll_utterances`` should match the models being
+        normalised, so that cohort models are built like them: a cohort model enrolled on
+        more data than the target models is sharper than they are, which biases the T-norm
+        statistics. ``enroll_utterances`` caps each cohort model's enrollment at that many
+        of its speaker's utterances, spread evenly over them in sorted order (None: all).
+        """
         spk2utt: dict[str, list[str]] = {}
         for utt in sorted(utt2spk):
             if utt in features:
@@ -86,9 +91,18 @@ class Cohort:
             raise SpeakerGMMError("the cohort has no utterances with features")
         utts = [u for us in spk2utt.values() for u in us]
         if max_utterances and len(utts) > max_utterances:
-            utts = [utts[i] for i in np.linspace(0, len(utts) - 1, max_utterances).astype(int)]
+            utts = _spread(utts, max_utterances)
+        if enroll_utterances:
+            spk2utt = {s: _spread(us, enroll_utterances) for s, us in spk2utt.items()}
         return cls(enroll_models(ubm, features, spk2utt, relevance=relevance, adapt=adapt),
                    features, utts)
+
+
+def _spread(items: list, n: int) -> list:
+    """At most ``n`` of ``items``, evenly spaced, first and last included."""
+    if len(items) <= n:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).astype(int)]
 
 
 def _map(fn, items: list, jobs: int, state) -> list:

@@ -163,6 +163,34 @@ def test_adapt_reaches_models_and_cohort(world, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_cohort_models_enrolled_like_the_targets(world, tmp_path):
+    """enroll_utterances caps each cohort model's enrollment (evenly spread utterances); the
+    cohort test utterances stay all of them; the CLI option reaches it."""
+    root, ubm, enroll, test, cohort, trials = world
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    models = enroll_models(ubm, enroll, spk2utt)
+    capped = Cohort.from_archive(ubm, cohort, cohort.utt2spk, enroll_utterances=1)
+    by_hand = Cohort(enroll_models(ubm, cohort, {f"s{s:03d}": [f"s{s:03d}-0"]
+                                                 for s in range(50, 56)}),
+                     cohort, sorted(cohort))
+    assert capped.utterances == by_hand.utterances and len(capped.utterances) == 12
+    expect = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=by_hand)
+    np.testing.assert_allclose(
+        score_trial_list(ubm, trials, models, test, norm="snorm", cohort=capped), expect)
+    full = Cohort.from_archive(ubm, cohort, cohort.utt2spk)
+    assert not np.allclose(score_trial_list(ubm, trials, models, test, norm="snorm",
+                                            cohort=full), expect)
+    r = CliRunner().invoke(main, [
+        "score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+        "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"), "--norm",
+        "snorm", "--cohort", str(root / "feats" / "cohort"), "--cohort-enroll-utts", "1",
+        "-o", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    got = read_scores(tmp_path / "s")
+    np.testing.assert_allclose([got[(e, t)] for e, t in zip(trials.enroll, trials.test)],
+                               expect, rtol=0, atol=6e-7)  # files hold 6 decimals
+
+
 def test_score_refuses_features_of_another_config(world, tmp_path):
     root, ubm, enroll, test, cohort, trials = world
     extract_archive(root / "data" / "test", tmp_path / "t13", audio_root=root,

@@ -32,7 +32,7 @@ def test_fsdd_recipe_end_to_end(tmp_path):
         assert figures["min_dcf"]["vox"]["value"] < 1.0
     calibrated = systems[str(work / "scores_topc_snorm_cal")]
     assert calibrated["cllr"] < systems[str(work / "scores_topc_snorm")]["cllr"]
-    # the accuracy the recipe README reports (EER 2.00%, identification 98.8%), with room
+    # the accuracy the recipe README reports (EER 1.73%, identification 98.8%), with room
     # for BLAS and platform differences only
     snorm = systems[str(work / "scores_topc_snorm")]
     assert snorm["eer_rocch"] < 0.03 and snorm["identification_accuracy"] >= 0.98

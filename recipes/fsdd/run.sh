@@ -17,6 +17,8 @@ iterations=10
 relevance=8                           # MAP relevance factor
 adapt=means,weights,variances         # MAP-adapted parameters (chosen on the dev recordings
                                       # 5-9; see README.md)
+cohort_enroll_utts=50                 # cohort models enrolled on 50 recordings, as the
+                                      # speakers are (5 of each digit)
 prior=0.01                            # target prior the calibration is trained for
 # -------------------------------------------------------------------------------------
 
@@ -52,7 +54,8 @@ if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll and score: top-C; + S-norm against the UBM speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
           --ubm "$work/ubm.npz" --relevance "$relevance" --adapt "$adapt" -j "$nj")
-  snorm=(--norm snorm --cohort "$work/feats/ubm" --cohort-utts 300)
+  snorm=(--norm snorm --cohort "$work/feats/ubm" --cohort-utts 300
+         --cohort-enroll-utts "$cohort_enroll_utts")
   speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" \
     -o "$work/scores_topc"
   speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" "${snorm[@]}" \

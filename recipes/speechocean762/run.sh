@@ -16,6 +16,8 @@ components=256
 iterations=10
 relevance=8                             # MAP relevance (means only)
 cohort_utts=5000                        # S-norm against every cohort utterance
+cohort_enroll_utts=5                    # cohort models enrolled on 5 utterances, as the
+                                        # speakers are
 prior=0.01                              # target prior the calibration is trained for
 # -------------------------------------------------------------------------------------
 
@@ -55,7 +57,8 @@ if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll and score: top-C; + S-norm against the cohort speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
           --test "$work/feats/test" --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj")
-  snorm=(--norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts")
+  snorm=(--norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts"
+         --cohort-enroll-utts "$cohort_enroll_utts")
   speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
   speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" -o "$work/scores_topc_snorm"
   # calibration trained on trials among the calibration speakers (background speakers kept
