@@ -135,8 +135,9 @@ def verify_trial_list(name: str, data: bytes, *, checksums: bool = True,
     if checksums and (found := hashlib.md5(data).hexdigest()) != md5:
         raise SpeakerGMMError(f"{where}: MD5 {found} differs from "
                               f"{md5}, that of the known {name}, although format and counts "
-                              "match; if the authors have re-issued the list, pass "
-                              "checksums=False to accept it on format and counts alone")
+                              "match; if the authors have re-issued the list, accept it on "
+                              "format and counts alone with 'speakergmm download voxceleb1 "
+                              "--no-checksums' (checksums=False)")
 
 
 def download_voxceleb1(target_dir: str | os.PathLike, *, checksums: bool = True,
