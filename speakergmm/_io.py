@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator, Mapping
+
+import numpy as np
+
+from ._version import __version__
+from .errors import ModelError
 
 
 # mkstemp creates files readable by their owner only; finished files get the usual mode.
@@ -52,3 +60,83 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_write(path, "w") as fh:
         fh.write(text)
+
+
+def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], *, format_name: str,
+              format_version: int, metadata: Mapping[str, Any]) -> None:
+    """Write ``arrays`` and a JSON header (format, versions, ``metadata``) to an ``.npz``
+    file atomically; the header is a string array, so no pickle is ever needed to read it.
+
+    Raises
+    ------
+    ValueError
+        If ``metadata`` is not JSON-serialisable.
+    """
+    header = {"format": format_name, "format_version": format_version,
+              "library_version": __version__, "metadata": dict(metadata)}
+    try:
+        text = json.dumps(header, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model metadata must be JSON-serialisable: {exc}") from exc
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, **arrays, metadata=np.array(text))
+
+
+def read_npz(path: str | os.PathLike, keys: tuple[str, ...], *, format_name: str,
+             format_version: int, what: str = "model") -> tuple[dict[str, np.ndarray], dict]:
+    """Read a file written by :func:`write_npz`, never unpickling, checking the format.
+
+    Returns
+    -------
+    arrays : dict
+        The float arrays named by ``keys``.
+    header : dict
+        ``format``, ``format_version``, ``library_version`` and ``metadata`` (a dict).
+
+    Raises
+    ------
+    ModelError
+        Naming the path and the problem: missing file, not an npz, pickled objects, missing
+        arrays, non-numeric arrays, unreadable header, wrong format or version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such {what} file")
+    with open(path, "rb") as fh:
+        # np.load takes any non-zip file for a pickle and would say so, which misleads.
+        if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise ModelError(f"{path}: not a valid .npz {what} file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = sorted(({"metadata"} | set(keys)) - set(npz.files))
+            arrays = {key: npz[key] for key in (*keys, "metadata") if key in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        if isinstance(exc, ValueError) and "pickle" in str(exc):
+            raise ModelError(f"{path}: holds pickled object arrays; refusing to load") from exc
+        raise ModelError(f"{path}: not a valid .npz {what} file ({exc})") from exc
+
+    if "metadata" not in arrays:
+        raise ModelError(f"{path}: not a speakergmm {what}, missing {missing}")
+    meta_arr = arrays.pop("metadata")
+    try:
+        if meta_arr.shape != () or meta_arr.dtype.kind != "U":
+            raise ValueError("not a string")
+        header = json.loads(str(meta_arr))
+        if not isinstance(header, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise ModelError(f"{path}: unreadable metadata ({exc})") from exc
+    if header.get("format") != format_name:
+        raise ModelError(f"{path}: format is {header.get('format')!r}, expected {format_name!r}")
+    version = header.get("format_version")
+    if version != format_version:
+        raise ModelError(
+            f"{path}: format version {version!r} is not supported (this speakergmm "
+            f"{__version__} reads version {format_version}); use a matching speakergmm")
+    if missing:  # checked after the format, which names the wrong kind of file better
+        raise ModelError(f"{path}: not a speakergmm {what}, missing {missing}")
+    for key in keys:
+        if arrays[key].dtype.kind not in "fiu":
+            raise ModelError(f"{path}: {key} has dtype {arrays[key].dtype}, expected float")
+    header["metadata"] = header.get("metadata") or {}
+    return arrays, header

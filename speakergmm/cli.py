@@ -317,6 +317,47 @@ def info_cmd(model: Path) -> None:
     click.echo(DiagGMM.load(model).describe())
 
 
+@main.command("train-channel")
+@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--ubm", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              required=True, help="The UBM the features are scored with.")
+@click.option("--utt2class", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="'<utt> <class>' lines: recordings of one class differ only "
+                                 "by session (e.g. speaker, or speaker and word) "
+                                 "[default: the archive's utt2spk].")
+@click.option("-r", "--factors", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Rank R of the channel subspace.")
+@click.option("-n", "--iterations", type=click.IntRange(min=0), default=10, show_default=True,
+              help="EM iterations.")
+@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0,
+              show_default=True, help="Relevance factor of the class offsets.")
+@click.option("--seed", type=int, default=0, help="Random seed of the initialisation.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1,
+              help="Worker processes for the statistics.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Eigenchannel file to write (.npz).")
+def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance, seed, jobs,
+                      output) -> None:
+    """Learn the session-variability (eigenchannel) subspace of a UBM from the background
+    archive FEATS_DIR; 'speakergmm score --channel' then removes it from every utterance."""
+    from .archive import read_features
+    from .channel import EigenChannel
+    from .datadir import read_kaldi_map
+    from .gmm import DiagGMM
+
+    model = DiagGMM.load(ubm)
+    features = _check_config(read_features(feats_dir), model)
+    classes = read_kaldi_map(utt2class, n_values=1) if utt2class else features.utt2spk
+    click.echo(f"train-channel: {sum(u in features for u in classes)} utterances, "
+               f"{len(set(classes.values()))} classes, R={factors}", err=True)
+    channel = EigenChannel.fit(
+        model, features, classes, n_factors=factors, n_iterations=iterations,
+        relevance=relevance, seed=seed, jobs=jobs,
+        progress=lambda i, obj: click.echo(f"iter {i:3d} objective {obj:.4f}", err=True))
+    channel.save(output)
+    click.echo(f"wrote {output}: R={factors}, UBM {model.fingerprint()}")
+
+
 # --- speakers: enroll, verify, identify -----------------------------------------------------
 
 def _ubm_option(f):
@@ -475,11 +516,29 @@ def _open_features(path: Path, ubm, audio_root: Path | None, stack):
             raise click.ClickException(f"{path}: {len(summary.failed)} utterance(s) failed, "
                                        f"e.g. {utt}: {reason}")
         path = Path(tmp)
-    feats = read_features(path)
+    return _check_config(read_features(path), ubm)
+
+
+def _check_config(feats, ubm):
+    from .features import FeatureConfig
+
+    config = FeatureConfig.from_dict(ubm.metadata.get("feature_config") or {})
     if "feature_config" in ubm.metadata and feats.config != config:
-        raise click.ClickException(f"{path} was extracted with another feature config than the "
-                                   "UBM was trained with; re-extract with the UBM's config")
+        raise click.ClickException(f"{feats.path} was extracted with another feature config "
+                                   "than the UBM was trained with; re-extract with the UBM's "
+                                   "config")
     return feats
+
+
+def _compensator(channel: Path | None, ubm):
+    """Wraps feature mappings so that they come out channel-compensated (identity without
+    a channel file)."""
+    if channel is None:
+        return lambda feats: feats
+    from .channel import CompensatedFeatures, EigenChannel
+
+    model = EigenChannel.load(channel, ubm)
+    return lambda feats: CompensatedFeatures(feats, model)
 
 
 @main.command("score")
@@ -518,10 +577,14 @@ def _open_features(path: Path, ubm, audio_root: Path | None, stack):
               help="Cohort size for adaptive S-norm (asnorm).")
 @click.option("--calibration", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Apply a calibration (speakergmm calibrate) to the scores.")
+@click.option("--channel", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Remove session variability from every utterance (enroll, "
+                                 "test, cohort) with this eigenchannel file "
+                                 "(speakergmm train-channel).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes.")
 def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output, method,
               c, relevance, adapt, norm, cohort_path, cohort_utts, cohort_enroll_utts, top_n,
-              calibration, jobs) -> None:
+              channel, calibration, jobs) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     import contextlib
 
@@ -534,9 +597,10 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
 
     model = DiagGMM.load(ubm) if ubm else load_default_ubm()
     trials = read_trials(trials_file)
+    compensate = _compensator(channel, model)
     with contextlib.ExitStack() as stack:
-        enroll_feats = _open_features(enroll_path, model, audio_root, stack)
-        test_feats = _open_features(test_path, model, audio_root, stack)
+        enroll_feats = compensate(_open_features(enroll_path, model, audio_root, stack))
+        test_feats = compensate(_open_features(test_path, model, audio_root, stack))
         if enroll_map:
             spk2utt = read_enroll_map(enroll_map)
         else:
@@ -549,7 +613,7 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
                                relevance=relevance, adapt=adapt)
         cohort = None
         if cohort_path is not None:
-            feats = _open_features(cohort_path, model, audio_root, stack)
+            feats = compensate(_open_features(cohort_path, model, audio_root, stack))
             cohort = Cohort.from_archive(model, feats, feats.utt2spk,
                                          max_utterances=cohort_utts,
                                          enroll_utterances=cohort_enroll_utts,

@@ -26,15 +26,12 @@ import functools
 import hashlib
 import json
 import os
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from ._io import atomic_write
-from ._version import __version__
+from ._io import read_npz, write_npz
 from .errors import FeatureError, ModelError
 
 __all__ = ["GMMStats", "DiagGMM", "FORMAT_NAME", "FORMAT_VERSION", "default_chunk_size"]
@@ -481,16 +478,10 @@ class DiagGMM:
             JSON-serialisable; defaults to :attr:`metadata`. Stored with the format name,
             format version and library version.
         """
-        meta = dict(self.metadata if metadata is None else metadata)
-        header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-                  "library_version": __version__, "metadata": meta}
-        try:
-            text = json.dumps(header, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"model metadata must be JSON-serialisable: {exc}") from exc
-        with atomic_write(path, "wb") as fh:
-            np.savez(fh, weights=self._weights, means=self._means, variances=self._variances,
-                     metadata=np.array(text))
+        write_npz(path, {"weights": self._weights, "means": self._means,
+                         "variances": self._variances},
+                  format_name=FORMAT_NAME, format_version=FORMAT_VERSION,
+                  metadata=self.metadata if metadata is None else metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DiagGMM":
@@ -503,49 +494,11 @@ class DiagGMM:
             missing arrays, wrong format or version, or invalid parameters.
         """
         path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"{path}: no such model file")
-        keys = ("weights", "means", "variances", "metadata")
-        with open(path, "rb") as fh:
-            # np.load takes any non-zip file for a pickle and would say so, which misleads.
-            if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
-                raise ModelError(f"{path}: not a valid .npz model file (not a zip archive)")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                missing = set(keys) - set(npz.files)
-                if missing:
-                    raise ModelError(f"{path}: not a speakergmm model, missing {sorted(missing)}")
-                arrays = {key: npz[key] for key in keys}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            if isinstance(exc, ValueError) and "pickle" in str(exc):
-                raise ModelError(f"{path}: holds pickled object arrays; refusing to load") from exc
-            raise ModelError(f"{path}: not a valid .npz model file ({exc})") from exc
-
-        meta_arr = arrays["metadata"]
-        try:
-            if meta_arr.shape != () or meta_arr.dtype.kind != "U":
-                raise ValueError("not a string")
-            header = json.loads(str(meta_arr))
-            if not isinstance(header, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            raise ModelError(f"{path}: unreadable metadata ({exc})") from exc
-        if header.get("format") != FORMAT_NAME:
-            raise ModelError(
-                f"{path}: format is {header.get('format')!r}, expected {FORMAT_NAME!r}"
-            )
-        version = header.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ModelError(
-                f"{path}: format version {version!r} is not supported (this speakergmm "
-                f"{__version__} reads version {FORMAT_VERSION}); use a matching speakergmm"
-            )
-        for key in ("weights", "means", "variances"):
-            if arrays[key].dtype.kind not in "fiu":
-                raise ModelError(f"{path}: {key} has dtype {arrays[key].dtype}, expected float")
+        arrays, header = read_npz(path, ("weights", "means", "variances"),
+                                  format_name=FORMAT_NAME, format_version=FORMAT_VERSION)
         try:
             model = cls(arrays["weights"], arrays["means"], arrays["variances"],
-                        metadata=header.get("metadata") or {})
+                        metadata=header["metadata"])
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from exc
         model.file_header = {k: v for k, v in header.items() if k != "metadata"}

@@ -10,6 +10,7 @@ from speakergmm.cli import main
 from speakergmm.datadir import DataDir, Trials, write_data_dir, write_enroll_map, write_trials
 from speakergmm.errors import SpeakerGMMError
 from speakergmm.features import FeatureConfig
+from speakergmm.gmm import DiagGMM
 from speakergmm.pipeline import Cohort, enroll_models, score_trial_list
 from speakergmm.scores import labelled_scores, read_scores
 from speakergmm.ubm import train_ubm
@@ -199,3 +200,56 @@ def test_score_refuses_features_of_another_config(world, tmp_path):
                                   str(root / "feats" / "enroll"), "--test", str(tmp_path / "t13"),
                                   "--ubm", str(root / "ubm.npz"), "-o", str(tmp_path / "s")])
     assert r.exit_code != 0 and "another feature config" in r.output
+
+
+def test_cli_train_channel_and_score_with_it(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    channel = tmp_path / "channel.npz"
+    r = CliRunner().invoke(main, ["train-channel", str(root / "feats" / "cohort"), "--ubm",
+                                  str(root / "ubm.npz"), "-r", "2", "-n", "3", "-o",
+                                  str(channel)])
+    assert r.exit_code == 0, r.output
+    assert "iter   3 objective" in r.output and channel.is_file()
+    base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
+            "--norm", "snorm", "--cohort", str(root / "feats" / "cohort")]
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "plain")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, base + ["--channel", str(channel), "-o", str(tmp_path / "comp")])
+    assert r.exit_code == 0, r.output
+    plain, comp = read_scores(tmp_path / "plain"), read_scores(tmp_path / "comp")
+    assert plain.keys() == comp.keys()
+    assert not np.allclose(list(plain.values()), list(comp.values()))
+    tar, non = labelled_scores(tmp_path / "comp", trials)
+    assert tar.mean() > non.mean()
+
+    # the library gives the same scores: enroll, test and cohort are all compensated
+    from speakergmm.channel import CompensatedFeatures, EigenChannel
+
+    ch = EigenChannel.load(channel, ubm)
+    wrap = {name: CompensatedFeatures(f, ch) for name, f in
+            (("enroll", enroll), ("test", test), ("cohort", cohort))}
+    models = enroll_models(ubm, wrap["enroll"], {m: [u for u in enroll if u.startswith(m)]
+                                                 for m in sorted(set(trials.enroll))})
+    coh = Cohort.from_archive(ubm, wrap["cohort"], cohort.utt2spk, max_utterances=500)
+    lib = score_trial_list(ubm, trials, models, wrap["test"], norm="snorm", cohort=coh)
+    np.testing.assert_allclose([comp[(e, t)] for e, t in zip(trials.enroll, trials.test)], lib,
+                               atol=2e-6)
+
+    # a class map: each utterance its own class leaves nothing to learn
+    classes = tmp_path / "utt2class"
+    classes.write_text("".join(f"{u} {u}\n" for u in sorted(cohort)))
+    r = CliRunner().invoke(main, ["train-channel", str(root / "feats" / "cohort"), "--ubm",
+                                  str(root / "ubm.npz"), "--utt2class", str(classes), "-o",
+                                  str(tmp_path / "c2.npz")])
+    assert r.exit_code == 2 and "of which 0 have two or more" in r.output
+    assert not (tmp_path / "c2.npz").exists()
+    # a channel trained with another UBM is refused, naming the fix
+    other = tmp_path / "other_ubm.npz"
+    DiagGMM(ubm.weights, ubm.means + 0.5, ubm.variances, metadata=ubm.metadata).save(other)
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "feats" / "enroll"), "--test",
+                                  str(root / "feats" / "test"), "--ubm", str(other),
+                                  "--channel", str(channel), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "train it again with this UBM" in r.output
+    assert not (tmp_path / "x").exists()
