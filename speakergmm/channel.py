@@ -38,7 +38,8 @@ from ._io import read_npz, write_npz
 from .errors import ModelError, SpeakerGMMError
 from .gmm import DiagGMM, default_chunk_size
 
-__all__ = ["EigenChannel", "CompensatedFeatures", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["EigenChannel", "CompensatedFeatures", "describe_file", "FORMAT_NAME",
+           "FORMAT_VERSION"]
 
 FORMAT_NAME = "speakergmm.eigenchannel"
 FORMAT_VERSION = 1
@@ -270,6 +271,27 @@ class EigenChannel:
             raise ModelError(f"{path}: {exc}") from None
 
 
+def describe_file(path: str | os.PathLike) -> str:
+    """A human-readable summary of an eigenchannel file (``speakergmm info``), read without
+    its UBM."""
+    arrays, header = read_npz(path, ("U",), format_name=FORMAT_NAME,
+                              format_version=FORMAT_VERSION, what="eigenchannel")
+    K, D, R = arrays["U"].shape if arrays["U"].ndim == 3 else (None, None, None)
+    meta = header["metadata"]
+    record = meta.get("training") or {}
+    lines = ["speakergmm eigenchannel (session variability subspace)",
+             f"  components (K): {K}", f"  dimension (D):  {D}", f"  rank (R):       {R}",
+             f"  UBM:            {meta.get('ubm_fingerprint')}",
+             f"  relevance:      {meta.get('relevance')}"]
+    if record:
+        lines.append(f"  trained on:     {record.get('utterances')} utterances in "
+                     f"{record.get('classes')} classes, {record.get('iterations')} EM "
+                     f"iterations, seed {record.get('seed')}")
+    lines.append(f"  file:           format {header['format']} v{header['format_version']}, "
+                 f"speakergmm {header.get('library_version')}")
+    return "\n".join(lines)
+
+
 class CompensatedFeatures(Mapping):
     """A features mapping whose utterances come out channel-compensated, computed on access.
 
@@ -323,6 +345,13 @@ def _class_sums(A: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(A, starts, axis=0)
 
 
+def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
+    """``out[c] += sum of rows of class c``, for rows sorted by class (``cls`` ascending);
+    np.add.at would do it 20x slower."""
+    starts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]])
+    out[cls[starts]] += np.add.reduceat(rows, starts, axis=0)
+
+
 def _init(F, N, D, cls_of, starts, R, relevance, rng) -> np.ndarray:
     """Leading within-class directions of the utterances' MAP offsets (randomised SVD,
     Halko et al. 2011), scaled to their standard deviation: a start near the EM solution."""
@@ -333,7 +362,7 @@ def _init(F, N, D, cls_of, starts, R, relevance, rng) -> np.ndarray:
         dev[blk] = F[blk] / (np.repeat(N[blk], D, axis=1) + relevance)
     sums = np.zeros((len(starts), F.shape[1]))
     for lo in range(0, H, _BLOCK):
-        np.add.at(sums, cls_of[lo:lo + _BLOCK], dev[lo:lo + _BLOCK])
+        _add_by_class(sums, dev[lo:lo + _BLOCK], cls_of[lo:lo + _BLOCK])
     centres = (sums / np.diff(np.append(starts, H))[:, None]).astype(np.float32)
     for lo in range(0, H, _BLOCK):
         dev[lo:lo + _BLOCK] -= centres[cls_of[lo:lo + _BLOCK]]
@@ -356,7 +385,7 @@ def _em_step(F, N, D, U, X, cls_of, starts, relevance):
     for lo in range(0, H, _BLOCK):
         blk = slice(lo, lo + _BLOCK)
         resid = F[blk] - np.repeat(N[blk], D, axis=1) * (X[blk] @ U.T)
-        np.add.at(num, cls_of[blk], resid)
+        _add_by_class(num, resid, cls_of[blk])
     count = np.repeat(_class_sums(N, starts), D, axis=1)
     offsets = num / (count + relevance)
     # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)

@@ -311,10 +311,18 @@ def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, su
 @main.command("info")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 def info_cmd(model: Path) -> None:
-    """Describe a model file."""
+    """Describe a model file (UBM or eigenchannel)."""
+    from . import channel
+    from .errors import ModelError
     from .gmm import DiagGMM
 
-    click.echo(DiagGMM.load(model).describe())
+    try:
+        click.echo(DiagGMM.load(model).describe())
+    except ModelError as exc:
+        try:
+            click.echo(channel.describe_file(model))
+        except ModelError:
+            raise exc from None
 
 
 @main.command("train-channel")

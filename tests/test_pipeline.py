@@ -210,6 +210,13 @@ def test_cli_train_channel_and_score_with_it(world, tmp_path):
                                   str(channel)])
     assert r.exit_code == 0, r.output
     assert "iter   3 objective" in r.output and channel.is_file()
+    r = CliRunner().invoke(main, ["info", str(channel)])
+    assert r.exit_code == 0, r.output
+    assert "rank (R):       2" in r.output and f"UBM:            {ubm.fingerprint()}" in r.output
+    assert "12 utterances in 6 classes, 3 EM iterations" in r.output
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "junk.npz")])
+    assert r.exit_code == 2 and "not a valid .npz model file" in r.output
     base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
             "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
             "--norm", "snorm", "--cohort", str(root / "feats" / "cohort")]

@@ -189,7 +189,7 @@ def test_librispeech_recipe_end_to_end(tmp_path):
     dead = "http://127.0.0.1:9"
     env = _recipe_env(http_proxy=dead, https_proxy=dead, HTTP_PROXY=dead, HTTPS_PROXY=dead,
                       no_proxy="", NO_PROXY="")
-    out = _run_recipe("librispeech", "--work", work, *_SMALL, env=env)
+    out = _run_recipe("librispeech", "--work", work, *_SMALL, "--channel-factors", 4, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "EER" in out.stdout and "report.html" in out.stdout
     assert "calibration: dev-clean (3 speakers)" in out.stdout
@@ -200,8 +200,10 @@ def test_librispeech_recipe_end_to_end(tmp_path):
                                                                              (True, 6)]
     report = json.loads((work / "report" / "report.json").read_text())
     systems = report["systems"]
-    assert sorted(systems) == sorted(str(work / s) for s in
-                                     ("scores_topc", "scores_topc_snorm", "scores_topc_snorm_cal"))
+    assert sorted(systems) == sorted(str(work / s) for s in (
+        "scores_topc", "scores_topc_ec", "scores_topc_ec_snorm", "scores_topc_ec_snorm_cal"))
+    # the channel subspace is learnt on 3 utterances of each UBM chapter (all of them here)
+    assert "train-channel: 24 utterances, 4 classes, R=4" in out.stderr
     for figures in systems.values():
         # 3 test-clean speakers x 2 test utterances against 3 models
         assert (figures["n_target"], figures["n_nontarget"]) == (6, 12)
@@ -213,7 +215,8 @@ def test_librispeech_recipe_end_to_end(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     report = json.loads((work / "report" / "report.json").read_text())
     assert sorted(report["systems"]) == sorted(str(work / s) for s in
-                                               ("scores_topc", "scores_topc_snorm"))
+                                               ("scores_topc", "scores_topc_ec",
+                                                "scores_topc_ec_snorm"))
 
 
 def test_librispeech_recipe_stops_when_the_given_root_lacks_a_subset(tmp_path):

@@ -20,6 +20,9 @@ subsample=4                  # UBM EM on every 4th frame (~9M of train-clean-100
 relevance=8                  # MAP relevance (means only), as chosen on speechocean762
 cohort_utts=300              # S-norm: 300 of the cohort's utterances (data/cohort: the first
                              #   5 of each UBM speaker) as cohort test utterances
+channel_factors=60           # eigenchannel rank, as chosen on speechocean762; learnt within
+                             #   the UBM speakers on 3 utterances of each of their chapters
+                             #   (a chapter is a recording session)
 calibration=true             # true: calibrate on the dev-clean trials when dev-clean/ is
                              #   there (speakers disjoint from UBM, cohort, test); false: never
 prior=0.01                   # target prior the calibration is trained for
@@ -57,34 +60,44 @@ if [ "$stage" -le 2 ]; then
 fi
 
 if [ "$stage" -le 3 ]; then
-  echo "== stage 3: UBM"
+  echo "== stage 3: UBM; eigenchannel (session variability) subspace"
   speakergmm train-ubm "$work/feats/ubm" -c "$components" -n "$iterations" \
     --subsample "$subsample" -j "$nj" -o "$work/ubm.npz"
+  # class map: speaker of the first 3 utterances (<spk>-<chapter>-<n>) of every chapter
+  awk '{ split($1, id, "-"); c = id[1] "-" id[2]; if (n[c]++ < 3) print $1, $2 }' \
+    "$work/feats/ubm/utt2spk" > "$work/utt2class"
+  speakergmm train-channel "$work/feats/ubm" --ubm "$work/ubm.npz" \
+    --utt2class "$work/utt2class" -r "$channel_factors" --relevance "$relevance" -j "$nj" \
+    -o "$work/channel.npz"
 fi
 
 if [ "$stage" -le 4 ]; then
-  echo "== stage 4: enroll and score: top-C; + S-norm against the UBM speakers; + calibration"
+  echo "== stage 4: enroll and score: top-C; + eigenchannel compensation; + S-norm against"
+  echo "   the UBM speakers; + calibration"
   common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
           --test "$work/feats/test" --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj")
+  ec=(--channel "$work/channel.npz")
   snorm=(--norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts")
   speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
-  speakergmm score "$work/data/trials" "${common[@]}" "${snorm[@]}" -o "$work/scores_topc_snorm"
+  speakergmm score "$work/data/trials" "${common[@]}" "${ec[@]}" -o "$work/scores_topc_ec"
+  speakergmm score "$work/data/trials" "${common[@]}" "${ec[@]}" "${snorm[@]}" \
+    -o "$work/scores_topc_ec_snorm"
   if $calibrate; then
     # calibration trained on the same protocol run on dev-clean's speakers
     speakergmm score "$work/data/cal_trials" --enroll "$work/feats/cal" \
       --enroll-map "$work/data/cal_enroll_map" --test "$work/feats/cal" \
-      --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj" "${snorm[@]}" \
-      -o "$work/cal_scores_topc_snorm"
-    speakergmm calibrate "$work/cal_scores_topc_snorm" --trials "$work/data/cal_trials" \
+      --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj" "${ec[@]}" "${snorm[@]}" \
+      -o "$work/cal_scores_topc_ec_snorm"
+    speakergmm calibrate "$work/cal_scores_topc_ec_snorm" --trials "$work/data/cal_trials" \
       --prior "$prior" -o "$work/calibration.json"
-    speakergmm apply-calibration "$work/calibration.json" "$work/scores_topc_snorm" \
-      -o "$work/scores_topc_snorm_cal"
+    speakergmm apply-calibration "$work/calibration.json" "$work/scores_topc_ec_snorm" \
+      -o "$work/scores_topc_ec_snorm_cal"
   fi
 fi
 
 if [ "$stage" -le 5 ]; then
   echo "== stage 5: evaluate"
-  systems=("$work/scores_topc" "$work/scores_topc_snorm")
-  if $calibrate; then systems+=("$work/scores_topc_snorm_cal"); fi
+  systems=("$work/scores_topc" "$work/scores_topc_ec" "$work/scores_topc_ec_snorm")
+  if $calibrate; then systems+=("$work/scores_topc_ec_snorm_cal"); fi
   speakergmm evaluate "${systems[@]}" --trials "$work/data/trials" -o "$work/report"
 fi
