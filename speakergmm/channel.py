@@ -147,8 +147,11 @@ class EigenChannel:
             raise SpeakerGMMError(f"eigenchannel: need n_factors >= 1 (got {n_factors}), "
                                   f"n_iterations >= 0 (got {n_iterations}) and relevance > 0 "
                                   f"(got {relevance})")
-        utts = sorted((u for u in utt2class if u in features or _missing(u)),
-                      key=lambda u: (utt2class[u], u))
+        missing = [u for u in utt2class if u not in features]
+        if missing:
+            raise SpeakerGMMError(f"eigenchannel: no features for utterance '{missing[0]}' of "
+                                  f"the class map ({len(missing)} missing); was it extracted?")
+        utts = sorted(utt2class, key=lambda u: (utt2class[u], u))
         by_class: dict[str, int] = {}
         for u in utts:
             by_class[utt2class[u]] = by_class.get(utt2class[u], 0) + 1
@@ -173,7 +176,9 @@ class EigenChannel:
         for lo in range(0, len(utts), _BLOCK):  # centre on the UBM, normalise by Σ^½
             blk = slice(lo, lo + _BLOCK)
             F[blk] = (F[blk] - np.repeat(N[blk], D, axis=1) * means) * inv_sd
-        classes, starts = np.unique([utt2class[u] for u in utts], return_index=True)
+        labels = [utt2class[u] for u in utts]  # sorted: each class is one run of rows
+        starts = np.flatnonzero([i == 0 or labels[i] != labels[i - 1]
+                                 for i in range(len(labels))])
         cls_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(utts))))
 
         U = _init(F, N, D, cls_of, starts, n_factors, relevance, np.random.default_rng(seed))
@@ -187,7 +192,7 @@ class EigenChannel:
         meta = {"kind": "eigenchannel", "ubm_fingerprint": ubm.fingerprint(),
                 "feature_config": ubm.metadata.get("feature_config"),
                 "n_factors": n_factors, "relevance": relevance,
-                "training": {"utterances": len(utts), "classes": len(classes),
+                "training": {"utterances": len(utts), "classes": len(starts),
                              "repeated_classes": repeated, "iterations": n_iterations,
                              "seed": seed, "objective": record}}
         return cls(ubm, U.reshape(K, D, n_factors), metadata=meta)
@@ -326,11 +331,6 @@ class CompensatedFeatures(Mapping):
 
 
 # --- internals ----------------------------------------------------------------------------
-
-def _missing(utt: str):
-    raise SpeakerGMMError(f"eigenchannel: no features for utterance '{utt}' of the class map; "
-                          "was it extracted?")
-
 
 def _utt_stats(utt: str) -> tuple[np.ndarray, np.ndarray]:
     from . import pipeline
