@@ -27,6 +27,7 @@ prior on ``x`` is isotropic.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -90,6 +91,13 @@ class EigenChannel:
     def __repr__(self) -> str:
         K, D, R = self.U.shape
         return f"EigenChannel(K={K}, D={D}, R={R}, ubm={self.ubm.fingerprint()})"
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the subspace (as saved: float32) and its UBM; a speaker
+        store records it, so that speakers are never scored with another compensation."""
+        h = hashlib.sha256(f"eigenchannel:{self.U.shape}:{self.ubm.fingerprint()}:".encode())
+        h.update(np.ascontiguousarray(self.U, dtype="<f4").tobytes())
+        return h.hexdigest()[:16]
 
     # -- training --------------------------------------------------------------------------
 

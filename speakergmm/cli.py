@@ -403,6 +403,15 @@ def _recognizer(ubm: Path | None, store: Path | None, **kw):
     return Recognizer(ubm, store, **kw)
 
 
+def _channel_option(f):
+    return click.option("--channel", type=click.Path(dir_okay=False, exists=True,
+                                                     path_type=Path), default=None,
+                        help="Remove session variability with this eigenchannel file "
+                             "(speakergmm train-channel, for the same UBM); a store's "
+                             "speakers are scored with the compensation they were enrolled "
+                             "with.")(f)
+
+
 @main.command("enroll")
 @click.argument("speaker")
 @click.argument("audio", nargs=-1, required=True,
@@ -412,9 +421,10 @@ def _recognizer(ubm: Path | None, store: Path | None, **kw):
 @click.option("--append", "mode", flag_value="append", help="Add the audio to an enrolled speaker.")
 @click.option("--replace", "mode", flag_value="replace", help="Re-enroll a speaker from scratch.")
 @_map_options
-def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt) -> None:
+@_channel_option
+def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel) -> None:
     """Enroll SPEAKER from one or more recordings."""
-    rec = _recognizer(ubm, store, relevance=relevance, adapt=adapt)
+    rec = _recognizer(ubm, store, relevance=relevance, adapt=adapt, channel=channel)
     info = rec.enroll(speaker, audio, mode=mode or "new")
     click.echo(f"enrolled {info.id}: {info.utterances} recording(s), {info.seconds:.1f} s of "
                f"speech (store {rec.store.path})")
@@ -431,11 +441,13 @@ def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt) -> None:
 @click.option("--method", type=click.Choice(["topc", "full", "linear"]), default="topc",
               help="Scoring: top-5 Gaussian selection, all components, or linear.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify_cmd(speaker, audio, ubm, store, threshold, method, as_json) -> None:
+@_channel_option
+def verify_cmd(speaker, audio, ubm, store, threshold, method, as_json, channel) -> None:
     """Is AUDIO spoken by SPEAKER? Exit status 0 accept, 1 reject, 2 error."""
     import json
 
-    result = _recognizer(ubm, store).verify(speaker, audio, method=method, threshold=threshold)
+    result = _recognizer(ubm, store, channel=channel).verify(speaker, audio, method=method,
+                                                             threshold=threshold)
     click.echo(json.dumps(result.to_dict()) if as_json else str(result))
     sys.exit(0 if result.accepted else 1)
 
@@ -449,12 +461,14 @@ def verify_cmd(speaker, audio, ubm, store, threshold, method, as_json) -> None:
               help="Below this best score the answer is 'unknown' (open set).")
 @click.option("--method", type=click.Choice(["topc", "full", "linear"]), default="topc")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def identify_cmd(audio, ubm, store, top, threshold, method, as_json) -> None:
+@_channel_option
+def identify_cmd(audio, ubm, store, top, threshold, method, as_json, channel) -> None:
     """Who is speaking in AUDIO? Ranks the enrolled speakers."""
     import json
 
-    result = _recognizer(ubm, store).identify(audio, top=top, threshold=threshold,
-                                              method=method)
+    result = _recognizer(ubm, store, channel=channel).identify(audio, top=top,
+                                                               threshold=threshold,
+                                                               method=method)
     click.echo(json.dumps(result.to_dict()) if as_json else str(result))
 
 

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .audio import load
+from .channel import EigenChannel
 from .errors import FeatureError, ModelError, SpeakerGMMError
 from .features import FeatureConfig, extract_features
 from .gmm import DiagGMM
@@ -91,11 +92,16 @@ class Recognizer:
         MAP relevance factor for new enrollments.
     adapt : tuple of str
         Adapted parameters for new enrollments ("means", "weights", "variances").
+    channel : EigenChannel, path, or None
+        Session-variability compensation applied to every recording (trained for this UBM
+        with ``speakergmm train-channel``). The store records it: its speakers are scored
+        only with the same compensation.
     """
 
     def __init__(self, ubm: DiagGMM | str | os.PathLike | None = None,
                  store: SpeakerStore | str | os.PathLike | None = None, *,
-                 relevance: float = 16.0, adapt: Iterable[str] = ("means",)):
+                 relevance: float = 16.0, adapt: Iterable[str] = ("means",),
+                 channel=None):
         if ubm is None:
             from .pretrained import load_default_ubm
 
@@ -115,11 +121,20 @@ class Recognizer:
         self.store = store if isinstance(store, SpeakerStore) else SpeakerStore(store)
         self.relevance = relevance
         self.adapt = tuple(adapt)
+        if channel is not None and not isinstance(channel, EigenChannel):
+            channel = EigenChannel.load(channel, ubm)
+        if channel is not None and channel.ubm.fingerprint() != ubm.fingerprint():
+            raise ModelError("the eigenchannel was trained with another UBM; train it again "
+                             "with this UBM (speakergmm train-channel)")
+        self.channel = channel
+        self._channel_fp = channel.fingerprint() if channel is not None else None
 
     def features(self, path: str | os.PathLike) -> np.ndarray:
-        """Features of one recording with the UBM's feature config."""
+        """Features of one recording with the UBM's feature config (channel-compensated
+        when the recognizer has a channel)."""
         y, sr = load(path, sr=self.config.sample_rate)
-        return extract_features(y=y, sr=sr, config=self.config, name=str(path))
+        x = extract_features(y=y, sr=sr, config=self.config, name=str(path))
+        return x if self.channel is None else self.channel.compensate(x)
 
     def enroll(self, speaker: str, audio: Iterable[str | os.PathLike], *,
                mode: str = "new") -> SpeakerInfo:
@@ -129,7 +144,7 @@ class Recognizer:
         leaves the store as it was.
         """
         check_speaker_id(speaker)
-        self.store.check_ubm(self.ubm)
+        self.store.check_ubm(self.ubm, self._channel_fp)
         paths = list(audio)
         if not paths:
             raise FeatureError("no enrollment audio given")
@@ -137,7 +152,7 @@ class Recognizer:
         model = SpeakerModel.enroll(self.ubm, feats, relevance=self.relevance, adapt=self.adapt)
         seconds = sum(len(f) for f in feats) * self.config.frame_shift_ms / 1000
         return self.store.enroll(speaker, model, self.ubm, seconds=seconds,
-                                 utterances=len(paths), mode=mode)
+                                 utterances=len(paths), mode=mode, channel=self._channel_fp)
 
     def verify(self, speaker: str, audio: str | os.PathLike, *, method: str = "topc",
                threshold: float = DEFAULT_THRESHOLD, c: int = 5) -> Verification:
@@ -145,7 +160,7 @@ class Recognizer:
         from .scoring import llr
 
         _check_method(method)
-        speaker_model = self.store.adapted(speaker, self.ubm)
+        speaker_model = self.store.adapted(speaker, self.ubm, self._channel_fp)
         x = self.features(audio)
         score = float(llr(self.ubm, speaker_model, x, method=method, c=c))
         return Verification(speaker, str(audio), score, threshold, score >= threshold, method,
@@ -158,7 +173,7 @@ class Recognizer:
         from .scoring import ModelSet, score
 
         _check_method(method)
-        ids, weights, means, variances = self.store.parameters(self.ubm)
+        ids, weights, means, variances = self.store.parameters(self.ubm, self._channel_fp)
         models = ModelSet.from_arrays(self.ubm, means, weights=weights, variances=variances,
                                       ids=ids)
         x = self.features(audio)

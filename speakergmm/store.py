@@ -218,17 +218,26 @@ class SpeakerStore:
             "SELECT value FROM meta WHERE key='ubm_fingerprint'").fetchone()
         return row[0] if row else None
 
-    def check_ubm(self, ubm: DiagGMM) -> None:
-        """Raise :class:`StoreError` if the store belongs to another UBM."""
+    def channel_fingerprint(self) -> str | None:
+        """Fingerprint of the eigenchannel compensation this store's speakers were enrolled
+        with: ``"none"`` without one, None while the store is empty."""
+        if not self.path.exists():
+            return None
+        return _bound_channel(self._connect(create=False))
+
+    def check_ubm(self, ubm: DiagGMM, channel: str | None = None) -> None:
+        """Raise :class:`StoreError` if the store belongs to another UBM, or to another
+        channel compensation than ``channel`` (a fingerprint; None: no compensation)."""
         fp = self.ubm_fingerprint()
         if fp is not None and fp != ubm.fingerprint():
             raise StoreError(f"{self.path}: speakers here were enrolled with UBM {fp}, not with "
                              f"UBM {ubm.fingerprint()}; use the same --ubm, or another --store")
+        _check_channel(self.path, self.channel_fingerprint(), channel)
 
     # --- writing ------------------------------------------------------------------------
 
     def enroll(self, speaker_id: str, model: SpeakerModel, ubm: DiagGMM, *, seconds: float,
-               utterances: int, mode: str = "new") -> SpeakerInfo:
+               utterances: int, mode: str = "new", channel: str | None = None) -> SpeakerInfo:
         """Add a speaker, or add audio to one, in one transaction.
 
         Parameters
@@ -245,6 +254,9 @@ class SpeakerStore:
             ``new`` refuses an existing speaker; ``append`` adds the audio to it (its
             statistics are summed, so the result equals enrolling everything at once);
             ``replace`` discards what it had.
+        channel : str, optional
+            Fingerprint of the eigenchannel compensation the audio went through (None:
+            none). A store holds speakers of one compensation only, as of one UBM.
         """
         check_speaker_id(speaker_id)
         if mode not in ("new", "append", "replace"):
@@ -260,6 +272,11 @@ class SpeakerStore:
             elif row[0] != fp:
                 raise StoreError(f"{self.path}: speakers here were enrolled with UBM {row[0]}, "
                                  f"not with UBM {fp}; use the same --ubm, or another --store")
+            bound = _bound_channel(conn, empty=row is None)
+            _check_channel(self.path, bound, channel)
+            if conn.execute("SELECT 1 FROM meta WHERE key='channel_fingerprint'").fetchone() is None:
+                conn.execute("INSERT INTO meta VALUES ('channel_fingerprint', ?)",
+                             (channel or _NO_CHANNEL,))
             old = conn.execute("SELECT * FROM speakers WHERE id=?", (speaker_id,)).fetchone()
             now = _now()
             created = now
@@ -338,9 +355,10 @@ class SpeakerStore:
         """The speaker's statistics (for adaptation with other settings, or export)."""
         return self._model_from_row(self._row(speaker_id))
 
-    def adapted(self, speaker_id: str, ubm: DiagGMM) -> DiagGMM:
-        """The speaker's stored MAP-adapted model (checked against ``ubm``)."""
-        self.check_ubm(ubm)
+    def adapted(self, speaker_id: str, ubm: DiagGMM, channel: str | None = None) -> DiagGMM:
+        """The speaker's stored MAP-adapted model (checked against ``ubm`` and ``channel``,
+        as :meth:`check_ubm`)."""
+        self.check_ubm(ubm, channel)
         row = self._row(speaker_id)
         k, d = row["components"], row["dim"]
         weights = np.frombuffer(row["weights"], "<f4").astype(np.float64)
@@ -362,8 +380,10 @@ class SpeakerStore:
             return 0
         return next(self._rows("SELECT COUNT(*) AS n FROM speakers"))["n"]
 
-    def parameters(self, ubm: DiagGMM) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """All speakers' adapted parameters as stacked float32 arrays, for identification.
+    def parameters(self, ubm: DiagGMM, channel: str | None = None
+                   ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """All speakers' adapted parameters as stacked float32 arrays, for identification
+        (checked against ``ubm`` and ``channel``, as :meth:`check_ubm`).
 
         Returns
         -------
@@ -372,7 +392,7 @@ class SpeakerStore:
         means : np.ndarray [shape=(M, K, D), dtype=float32]
         variances : np.ndarray [shape=(M, K, D), dtype=float32]
         """
-        self.check_ubm(ubm)
+        self.check_ubm(ubm, channel)
         k, d = ubm.n_components, ubm.dim
         rows = list(self._rows("SELECT id, weights, means, variances FROM speakers ORDER BY id"))
         if not rows:
@@ -386,3 +406,28 @@ class SpeakerStore:
             means[i] = np.frombuffer(row["means"], "<f4").reshape(k, d)
             variances[i] = np.frombuffer(row["variances"], "<f4").reshape(k, d)
         return [r["id"] for r in rows], weights, means, variances
+
+
+_NO_CHANNEL = "none"
+
+
+def _bound_channel(conn: sqlite3.Connection, *, empty: bool | None = None) -> str | None:
+    """The store's channel fingerprint; stores written before compensation existed record
+    none, and their speakers were enrolled without it. None for an empty store."""
+    row = conn.execute("SELECT value FROM meta WHERE key='channel_fingerprint'").fetchone()
+    if row is not None:
+        return row[0]
+    if empty is None:
+        empty = conn.execute("SELECT 1 FROM meta WHERE key='ubm_fingerprint'").fetchone() is None
+    return None if empty else _NO_CHANNEL
+
+
+def _check_channel(path, bound: str | None, channel: str | None) -> None:
+    want = channel or _NO_CHANNEL
+    if bound is None or bound == want:
+        return
+    were = ("without channel compensation" if bound == _NO_CHANNEL
+            else f"with channel compensation {bound}")
+    now = "none is given" if want == _NO_CHANNEL else f"channel {want} is given"
+    raise StoreError(f"{path}: speakers here were enrolled {were}, but {now}; use the same "
+                     "--channel (or none), or another --store")

@@ -188,3 +188,68 @@ def test_fsdd_with_the_bundled_ubm(tmp_path):
             nontarget.append(rec.verify(other, path).score)
     assert correct / trials > 0.8
     assert np.mean(np.array(target) > np.array(nontarget)) > 0.85
+
+
+@pytest.fixture(scope="module")
+def channel_file(setup):
+    """An eigenchannel subspace trained on the setup's background voices (3 takes each)."""
+    from speakergmm.channel import EigenChannel
+    from speakergmm.gmm import DiagGMM
+
+    root, ubm_path, _ = setup
+    ubm = DiagGMM.load(ubm_path)
+    cfg = FeatureConfig.from_dict(ubm.metadata["feature_config"])
+    feats = {f"b{s}-{u}": extract_features(y=voice(s, u), sr=SR, config=cfg)
+             for s in range(100, 120) for u in range(3)}
+    ch = EigenChannel.fit(ubm, feats, {u: u.split("-")[0] for u in feats}, n_factors=4,
+                          n_iterations=3)
+    path = root / "channel.npz"
+    ch.save(path)
+    return path, ch
+
+
+def test_channel_compensation_in_enroll_verify_identify(setup, channel_file, tmp_path):
+    from speakergmm.store import StoreError
+
+    root, ubm_path, files = setup
+    path, ch = channel_file
+    rec = Recognizer(ubm_path, tmp_path / "c.db", channel=path)
+    assert rec.channel.fingerprint() == ch.fingerprint()  # what was saved is what is loaded
+    for s in range(3):
+        rec.enroll(f"spk{s}", [files[(s, 0)], files[(s, 1)], files[(s, 2)]])
+    assert rec.store.channel_fingerprint() == ch.fingerprint()
+    for s in range(3):
+        assert rec.identify(files[(s, 3)]).speaker == f"spk{s}"
+    assert rec.verify("spk1", files[(1, 3)]).score > rec.verify("spk1", files[(2, 3)]).score
+    # the scores are those of compensated features, not of the raw ones
+    plain_store = Recognizer(ubm_path, tmp_path / "p.db")
+    plain_store.enroll("spk1", [files[(1, 0)], files[(1, 1)], files[(1, 2)]])
+    assert plain_store.store.channel_fingerprint() == "none"
+    assert plain_store.verify("spk1", files[(1, 3)]).score != \
+        pytest.approx(rec.verify("spk1", files[(1, 3)]).score)
+    # a store's speakers are never scored with another compensation, in either direction
+    with pytest.raises(StoreError, match="with channel compensation .* but none is given"):
+        Recognizer(ubm_path, tmp_path / "c.db").verify("spk1", files[(1, 3)])
+    with pytest.raises(StoreError, match="with channel compensation .* but none is given"):
+        Recognizer(ubm_path, tmp_path / "c.db").identify(files[(1, 3)])
+    with pytest.raises(StoreError, match="without channel compensation, but channel"):
+        Recognizer(ubm_path, tmp_path / "p.db", channel=ch).enroll("spk2", [files[(2, 0)]])
+    assert len(Recognizer(ubm_path, tmp_path / "p.db").store) == 1  # nothing written
+
+
+def test_cli_channel_option(setup, channel_file, tmp_path):
+    root, ubm_path, files = setup
+    path, _ = channel_file
+    run = lambda *args: CliRunner().invoke(main, [*map(str, args)])  # noqa: E731
+    common = ["--ubm", ubm_path, "--store", tmp_path / "s.db"]
+    r = run("enroll", "alice", files[(0, 0)], files[(0, 1)], *common, "--channel", path)
+    assert r.exit_code == 0, r.output
+    r = run("enroll", "bob", files[(1, 0)], files[(1, 1)], *common, "--channel", path)
+    assert r.exit_code == 0, r.output
+    r = run("identify", files[(1, 3)], *common, "--channel", path, "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["speaker"] == "bob"
+    r = run("verify", "alice", files[(0, 3)], *common, "--channel", path, "--json")
+    assert r.exit_code in (0, 1) and json.loads(r.output)["speaker"] == "alice"
+    r = run("verify", "alice", files[(0, 3)], *common)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "use the same --channel (or none)" in r.output

@@ -148,3 +148,32 @@ def test_two_processes_enrolling_concurrently_lose_nothing(tmp_path):
         assert model.stats.frames == 400 and np.isfinite(store.adapted(s.id, ubm).means).all()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_store_is_bound_to_one_channel_compensation(tmp_path):
+    ubm = small_ubm()
+    model = SpeakerModel.enroll(ubm, [speaker_frames(1)])
+    store = SpeakerStore(tmp_path / "s.db")
+    assert store.channel_fingerprint() is None
+    store.enroll("a", model, ubm, seconds=1, utterances=1, channel="0123456789abcdef")
+    assert store.channel_fingerprint() == "0123456789abcdef"
+    store.check_ubm(ubm, "0123456789abcdef")
+    with pytest.raises(StoreError, match="with channel compensation 0123456789abcdef, but "
+                                         "channel fedcba9876543210 is given"):
+        store.enroll("b", model, ubm, seconds=1, utterances=1, channel="fedcba9876543210")
+    with pytest.raises(StoreError, match="but none is given"):
+        store.adapted("a", ubm)
+    with pytest.raises(StoreError, match="but none is given"):
+        store.parameters(ubm)
+    assert len(store) == 1
+
+    # a store written before compensation existed (no channel key): enrolled without one
+    old = SpeakerStore(tmp_path / "old.db")
+    old.enroll("a", model, ubm, seconds=1, utterances=1)
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("DELETE FROM meta WHERE key='channel_fingerprint'")
+    assert old.channel_fingerprint() == "none"
+    with pytest.raises(StoreError, match="without channel compensation"):
+        old.enroll("b", model, ubm, seconds=1, utterances=1, channel="0123456789abcdef")
+    old.enroll("b", model, ubm, seconds=1, utterances=1)
+    assert old.channel_fingerprint() == "none" and len(old) == 2
