@@ -46,6 +46,8 @@ FORMAT_NAME = "speakergmm.eigenchannel"
 FORMAT_VERSION = 1
 # Utterances per block of the vectorised E-step (bounds the (block × KD) temporaries).
 _BLOCK = 256
+# Posteriors of an utterance kept between the two passes of compensate() up to this size.
+_KEEP_POSTERIOR_BYTES = 64 << 20
 
 
 class EigenChannel:
@@ -242,15 +244,25 @@ class EigenChannel:
         X = np.asarray(X, np.float32)
         if len(X) == 0:
             return X
-        stats = self.ubm.accumulate(X)
-        offsets = (self._basis @ self.factors(stats.n, stats.f)).reshape(self.ubm.n_components,
-                                                                          self.ubm.dim)
-        offsets = offsets.astype(np.float32)
-        out = np.empty_like(X)
-        step = default_chunk_size(self.ubm.n_components)
+        K, D = self.ubm.n_components, self.ubm.dim
+        step = default_chunk_size(K)
+        # The posteriors serve twice (statistics, then the offsets): kept unless the
+        # utterance is so long that they would not fit comfortably, then recomputed.
+        keep = len(X) * K * 4 <= _KEEP_POSTERIOR_BYTES
+        n, f, kept = np.zeros(K), np.zeros((K, D)), []
         for lo in range(0, len(X), step):
             chunk = X[lo:lo + step]
-            out[lo:lo + step] = chunk - self.ubm.posteriors(chunk) @ offsets
+            post = self.ubm.posteriors(chunk)
+            n += post.sum(axis=0, dtype=np.float64)
+            f += post.T @ chunk
+            if keep:
+                kept.append(post)
+        offsets = (self._basis @ self.factors(n, f)).reshape(K, D).astype(np.float32)
+        out = np.empty_like(X)
+        for i, lo in enumerate(range(0, len(X), step)):
+            chunk = X[lo:lo + step]
+            post = kept[i] if keep else self.ubm.posteriors(chunk)
+            out[lo:lo + step] = chunk - post @ offsets
         return out
 
     # -- files -------------------------------------------------------------------------------

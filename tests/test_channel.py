@@ -108,6 +108,13 @@ def test_compensate_is_chunked_consistently(world, fitted, monkeypatch):
 
     monkeypatch.setattr(mod, "default_chunk_size", lambda k: 7)
     np.testing.assert_allclose(fitted.compensate(x), whole, rtol=1e-5, atol=1e-5)
+    # a long utterance's posteriors are recomputed instead of kept: the same result
+    monkeypatch.setattr(mod, "_KEEP_POSTERIOR_BYTES", 0)
+    np.testing.assert_allclose(fitted.compensate(x), whole, rtol=1e-5, atol=1e-5)
+    # the statistics behind the factors are the UBM's own
+    stats = ubm.accumulate(x)
+    offsets = (fitted._basis @ fitted.factors(stats.n, stats.f)).reshape(K, D)
+    np.testing.assert_allclose(whole, x - ubm.posteriors(x) @ offsets, rtol=1e-4, atol=1e-4)
 
 
 def test_workers_give_the_same_matrix(world, fitted):
