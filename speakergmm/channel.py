@@ -162,20 +162,21 @@ class EigenChannel:
             raise SpeakerGMMError(f"eigenchannel: no features for utterance '{missing[0]}' of "
                                   f"the class map ({len(missing)} missing); was it extracted?")
         utts = sorted(utt2class, key=lambda u: (utt2class[u], u))
-        by_class: dict[str, int] = {}
-        for u in utts:
-            by_class[utt2class[u]] = by_class.get(utt2class[u], 0) + 1
-        repeated = sum(1 for n in by_class.values() if n >= 2)
-        dof = len(utts) - len(by_class)
+        labels = [utt2class[u] for u in utts]  # sorted: each class is one run of rows
+        starts = np.flatnonzero([i == 0 or labels[i] != labels[i - 1]
+                                 for i in range(len(labels))])
+        counts = np.diff(np.append(starts, len(utts)))
+        repeated = int(np.sum(counts >= 2))
+        dof = len(utts) - len(starts)
         if repeated < 1:
-            raise SpeakerGMMError(f"eigenchannel: {len(utts)} utterances in {len(by_class)} "
+            raise SpeakerGMMError(f"eigenchannel: {len(utts)} utterances in {len(starts)} "
                                   f"classes, of which {repeated} have two or more; session "
                                   "variability is learnt from classes with several recordings "
                                   "each (check the class map: utt2spk by default)")
         if n_factors > dof:
             raise SpeakerGMMError(f"eigenchannel: {n_factors} factors but only {dof} within-class "
                                   f"degrees of freedom ({len(utts)} utterances in "
-                                  f"{len(by_class)} classes); use fewer factors")
+                                  f"{len(starts)} classes); use fewer factors")
         stats = _map(_utt_stats, utts, jobs, (ubm, features))
         K, D = ubm.n_components, ubm.dim
         N = np.stack([n for n, _ in stats])                          # (H, K) float64
@@ -186,10 +187,7 @@ class EigenChannel:
         for lo in range(0, len(utts), _BLOCK):  # centre on the UBM, normalise by Σ^½
             blk = slice(lo, lo + _BLOCK)
             F[blk] = (F[blk] - np.repeat(N[blk], D, axis=1) * means) * inv_sd
-        labels = [utt2class[u] for u in utts]  # sorted: each class is one run of rows
-        starts = np.flatnonzero([i == 0 or labels[i] != labels[i - 1]
-                                 for i in range(len(labels))])
-        cls_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(utts))))
+        cls_of = np.repeat(np.arange(len(starts)), counts)
 
         U = _init(F, N, D, cls_of, starts, n_factors, relevance, np.random.default_rng(seed))
         X = np.zeros((len(utts), n_factors))
@@ -360,11 +358,6 @@ def _utt_stats(utt: str) -> tuple[np.ndarray, np.ndarray]:
     return stats.n, stats.f.astype(np.float32)
 
 
-def _class_sums(A: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Row sums of ``A`` per class (rows sorted by class, classes starting at ``starts``)."""
-    return np.add.reduceat(A, starts, axis=0)
-
-
 def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
     """``out[c] += sum of rows of class c``, for rows sorted by class (``cls`` ascending);
     np.add.at would do it 20x slower."""
@@ -383,7 +376,7 @@ def _init(F, N, D, cls_of, starts, R, relevance, rng) -> np.ndarray:
     sums = np.zeros((len(starts), F.shape[1]))
     for lo in range(0, H, _BLOCK):
         _add_by_class(sums, dev[lo:lo + _BLOCK], cls_of[lo:lo + _BLOCK])
-    centres = (sums / np.diff(np.append(starts, H))[:, None]).astype(np.float32)
+    centres = (sums / np.bincount(cls_of)[:, None]).astype(np.float32)
     for lo in range(0, H, _BLOCK):
         dev[lo:lo + _BLOCK] -= centres[cls_of[lo:lo + _BLOCK]]
     Y = dev @ rng.standard_normal((dev.shape[1], R + 10)).astype(np.float32)
@@ -406,7 +399,7 @@ def _em_step(F, N, D, U, X, cls_of, starts, relevance):
         blk = slice(lo, lo + _BLOCK)
         resid = F[blk] - np.repeat(N[blk], D, axis=1) * (X[blk] @ U.T)
         _add_by_class(num, resid, cls_of[blk])
-    count = np.repeat(_class_sums(N, starts), D, axis=1)
+    count = np.repeat(np.add.reduceat(N, starts, axis=0), D, axis=1)
     offsets = num / (count + relevance)
     # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)
     UtU = np.einsum("kdr,kds->krs", U.reshape(K, D, R), U.reshape(K, D, R)).reshape(K, R * R)
