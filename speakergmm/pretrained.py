@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .gmm import DiagGMM
+from .gmm.mixture import DiagGMM
 
 __all__ = ["DEFAULT_UBM", "default_ubm_path", "load_default_ubm"]
 

@@ -13,12 +13,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .audio import load
-from .channel import EigenChannel
+from .frontend.audio import load
+from .gmm.eigenchannel import EigenChannel
 from .errors import FeatureError, ModelError, SpeakerGMMError
-from .features import FeatureConfig, extract_features
-from .gmm import DiagGMM
-from .map import SpeakerModel
+from .frontend.features import FeatureConfig, extract_features
+from .gmm.mixture import DiagGMM
+from .gmm.adapt import SpeakerModel
 from .store import SpeakerInfo, SpeakerStore, check_speaker_id
 
 __all__ = ["Recognizer", "Verification", "Identification", "METHODS", "describe_store"]
@@ -157,7 +157,7 @@ class Recognizer:
     def verify(self, speaker: str, audio: str | os.PathLike, *, method: str = "topc",
                threshold: float = DEFAULT_THRESHOLD, c: int = 5) -> Verification:
         """Score one recording against one enrolled speaker and decide."""
-        from .scoring import llr
+        from .backend.scoring import llr
 
         _check_method(method)
         speaker_model = self.store.adapted(speaker, self.ubm, self._channel_fp)
@@ -170,7 +170,7 @@ class Recognizer:
                  threshold: float | None = None, method: str = "topc",
                  c: int = 5) -> Identification:
         """Rank all enrolled speakers for one recording (open set with a threshold)."""
-        from .scoring import ModelSet, score
+        from .backend.scoring import ModelSet, score
 
         _check_method(method)
         ids, weights, means, variances = self.store.parameters(self.ubm, self._channel_fp)

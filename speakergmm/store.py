@@ -26,8 +26,9 @@ from typing import Iterator
 import numpy as np
 
 from .errors import SpeakerGMMError
-from .gmm import DiagGMM, GMMStats
-from .map import SpeakerModel
+from .gmm.mixture import DiagGMM
+from .gmm.stats import GMMStats
+from .gmm.adapt import SpeakerModel
 
 __all__ = ["SpeakerStore", "SpeakerInfo", "StoreError", "default_store_path", "check_speaker_id"]
 

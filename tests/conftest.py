@@ -57,7 +57,7 @@ def speechlike(sr: int = 16000, seconds: float = 1.0, seed: int = 0) -> np.ndarr
 
 def random_gmm(rng, k=12, d=4, scale=1.0):
     """A random diagonal GMM (speakergmm.gmm.DiagGMM)."""
-    from speakergmm.gmm import DiagGMM
+    from speakergmm.gmm.mixture import DiagGMM
 
     return DiagGMM(rng.dirichlet(np.full(k, 2.0)), scale * rng.standard_normal((k, d)),
                    rng.uniform(0.3, 2.0, (k, d)))
@@ -79,7 +79,7 @@ def write_audio(path: Path, y: np.ndarray, sr: int, **kw) -> Path:
 @pytest.fixture(scope="session")
 def speechocean_train_feats(tmp_path_factory):
     """speechocean762 train extracted once per session: (summary, archive path)."""
-    from speakergmm.archive import extract_archive
+    from speakergmm.frontend.archive import extract_archive
 
     root = corpus("speechocean762")
     out = tmp_path_factory.mktemp("so762") / "feats"
@@ -97,3 +97,48 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("SPEAKERGMM_CACHE", None)
     else:
         os.environ["SPEAKERGMM_CACHE"] = old
+
+
+SR = 16000
+
+
+def voice(seed: int, utt: int, seconds: float = 2.0) -> np.ndarray:
+    """A synthetic 'speaker': a harmonic source with a speaker-specific pitch and formant-like
+    resonances, random prosody per utterance, pauses."""
+    rng = np.random.default_rng(1000 * seed + utt)
+    spk = np.random.default_rng(seed)
+    f0, formants = spk.uniform(90, 250), spk.uniform([300, 900, 2000], [800, 2000, 3500])
+    n = int(SR * seconds)
+    t = np.arange(n) / SR
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / SR
+    y = sum(np.sin(h * phase) / h for h in range(1, 20))
+    spec = np.fft.rfft(y)
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    spec *= sum(np.exp(-((freqs - f) / 150) ** 2) for f in formants) + 0.05
+    y = np.fft.irfft(spec, n)
+    env = np.repeat(rng.uniform(0.2, 1.0, n // 1600 + 1), 1600)[:n]
+    env[rng.random(n // 1600 + 1).repeat(1600)[:n] < 0.15] = 0.0
+    y = y / np.abs(y).max() * 0.5 * env + 1e-4 * rng.standard_normal(n)
+    return y.astype(np.float32)
+
+
+def make_data_dir(root: Path, n_spk=3, n_utt=3, sr=16000, bad=()):
+    """A data dir of synthetic utterances; ``bad`` names utterances to spoil."""
+    wav, utt2spk = {}, {}
+    for s in range(n_spk):
+        for u in range(n_utt):
+            spk, utt = f"spk{s}", f"spk{s}-u{u}"
+            path = write_audio(root / "audio" / f"{utt}.wav",
+                               speechlike(sr, seconds=1.0, seed=10 * s + u), sr)
+            wav[utt], utt2spk[utt] = f"audio/{utt}.wav", spk
+    for utt in bad:
+        path = root / "audio" / f"{utt}.wav"
+        if utt.endswith("u0"):
+            path.write_bytes(b"RIFF....not audio")   # corrupt
+        else:
+            write_audio(path, np.zeros(sr, np.float32), sr)  # digital silence
+    from speakergmm.data import DataDir, write_data_dir
+
+    write_data_dir(root / "data", DataDir(wav_scp=wav, utt2spk=utt2spk))
+    return root / "data"

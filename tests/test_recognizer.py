@@ -8,35 +8,11 @@ from click.testing import CliRunner
 
 from speakergmm.cli import main
 from speakergmm.errors import SpeakerGMMError
-from speakergmm.features import FeatureConfig, extract_features
+from speakergmm.frontend.features import FeatureConfig, extract_features
 from speakergmm.recognizer import Recognizer
-from speakergmm.ubm import train_ubm
+from speakergmm.gmm.ubm import train_ubm
 
-from conftest import corpus, write_audio
-
-SR = 16000
-
-
-def voice(seed: int, utt: int, seconds: float = 2.0) -> np.ndarray:
-    """A synthetic 'speaker': a harmonic source with a speaker-specific pitch and formant-like
-    resonances, random prosody per utterance, pauses."""
-    rng = np.random.default_rng(1000 * seed + utt)
-    spk = np.random.default_rng(seed)
-    f0, formants = spk.uniform(90, 250), spk.uniform([300, 900, 2000], [800, 2000, 3500])
-    n = int(SR * seconds)
-    t = np.arange(n) / SR
-    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
-    phase = 2 * np.pi * np.cumsum(pitch) / SR
-    y = sum(np.sin(h * phase) / h for h in range(1, 20))
-    spec = np.fft.rfft(y)
-    freqs = np.fft.rfftfreq(n, 1 / SR)
-    spec *= sum(np.exp(-((freqs - f) / 150) ** 2) for f in formants) + 0.05
-    y = np.fft.irfft(spec, n)
-    env = np.repeat(rng.uniform(0.2, 1.0, n // 1600 + 1), 1600)[:n]
-    env[rng.random(n // 1600 + 1).repeat(1600)[:n] < 0.15] = 0.0
-    y = y / np.abs(y).max() * 0.5 * env + 1e-4 * rng.standard_normal(n)
-    return y.astype(np.float32)
-
+from conftest import SR, corpus, voice, write_audio
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -126,7 +102,7 @@ def test_cli_errors_are_one_line_exit_2(setup, tmp_path, args, message):
     store = tmp_path / "e.db"
     silent = write_audio(tmp_path / "silent.wav", np.zeros(SR, np.float32), SR)
     other = tmp_path / "other.npz"
-    from speakergmm.gmm import DiagGMM
+    from speakergmm.gmm.mixture import DiagGMM
 
     u = DiagGMM.load(ubm_path)
     DiagGMM(u.weights, u.means + 0.01, u.variances, metadata=u.metadata).save(other)
@@ -158,7 +134,7 @@ def test_empty_store_is_a_clear_error(setup, tmp_path):
 
 
 def test_ubm_without_feature_config_is_refused(setup, tmp_path):
-    from speakergmm.gmm import DiagGMM
+    from speakergmm.gmm.mixture import DiagGMM
 
     root, ubm_path, files = setup
     u = DiagGMM.load(ubm_path)
@@ -193,8 +169,8 @@ def test_fsdd_with_the_bundled_ubm(tmp_path):
 @pytest.fixture(scope="module")
 def channel_file(setup):
     """An eigenchannel subspace trained on the setup's background voices (3 takes each)."""
-    from speakergmm.channel import EigenChannel
-    from speakergmm.gmm import DiagGMM
+    from speakergmm.gmm.eigenchannel import EigenChannel
+    from speakergmm.gmm.mixture import DiagGMM
 
     root, ubm_path, _ = setup
     ubm = DiagGMM.load(ubm_path)

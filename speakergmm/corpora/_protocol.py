@@ -7,14 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datadir import DataDir, Trials, write_trials
+from ..data.datadir import DataDir
+
+from ..data.trials import Trials, write_trials
 from ..errors import SpeakerGMMError
 
 
 def write_data_dirs(out: Path, dirs: dict[str, DataDir], audio_root) -> dict[str, Path]:
     """Write each data directory under ``out`` and validate it (audio resolved against
     ``audio_root``); an invalid result is a bug in the preparation, raised loudly."""
-    from ..datadir import validate_data_dir, write_data_dir
+    from ..data.validate import validate_data_dir
+    from ..data.datadir import write_data_dir
 
     written = {}
     for name, data in dirs.items():

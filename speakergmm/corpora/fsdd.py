@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..datadir import DataDir, write_enroll_map
+from ..data.datadir import DataDir
+from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
 from ._download import file_digest, unpacked_download
 from ._protocol import write_data_dirs, write_trials_all_vs_all

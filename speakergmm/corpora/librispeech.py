@@ -27,7 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..datadir import DataDir, write_enroll_map
+from ..data.datadir import DataDir
+from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
 from ._download import openslr_urls, unpacked_download
 from ._protocol import (enroll_test_split, first_utterances, write_data_dirs,

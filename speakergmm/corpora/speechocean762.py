@@ -30,7 +30,8 @@ import os
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..datadir import read_data_dir, write_enroll_map
+from ..data.datadir import read_data_dir
+from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
 from ._download import openslr_urls, unpacked_download
 from ._protocol import enroll_test_split, subset, write_data_dirs, write_trials_all_vs_all

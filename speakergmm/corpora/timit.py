@@ -59,7 +59,8 @@ import re
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..datadir import DataDir, write_enroll_map
+from ..data.datadir import DataDir
+from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
 from ._protocol import subset, write_data_dirs, write_trials_all_vs_all
 

@@ -55,7 +55,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .._io import write_text_atomic
-from ..datadir import DataDir, Trials, read_trials, write_enroll_map, write_trials
+from ..data.datadir import DataDir
+from ..data.trials import Trials, read_trials, write_enroll_map, write_trials
 from ..errors import SpeakerGMMError
 from ._download import fetch, staging_dir
 from ._protocol import first_utterances, subset, write_data_dirs

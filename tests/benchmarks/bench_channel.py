@@ -67,7 +67,7 @@ def make_world(n_classes: int, sessions: int, frames: int, K: int, D: int, R: in
     """A random UBM and ``n_classes × sessions`` recordings whose means move by a class
     offset and by ``U_true x`` (x ~ N(0, I)); returns (ubm, U_true in feature units, frames
     per utterance, utt2class)."""
-    from speakergmm.gmm import DiagGMM
+    from speakergmm.gmm.mixture import DiagGMM
 
     rng = np.random.default_rng(seed)
     ubm = DiagGMM(rng.dirichlet(np.full(K, 5.0)), 3.0 * rng.standard_normal((K, D)),
@@ -97,7 +97,7 @@ def peer_can_run(python: str) -> bool:
 
 
 def run_case(name, n_classes, sessions, frames, K, D, R, repeat, peer_python):
-    from speakergmm.channel import EigenChannel
+    from speakergmm.gmm.eigenchannel import EigenChannel
 
     ubm, U_true, feats, classes = make_world(n_classes, sessions, frames, K, D, R)
     truth = U_true.reshape(K * D, R)

@@ -153,7 +153,7 @@ def _mem_worker(what: str, n: int, dim: int, k: int) -> None:
 
     import sklearn.mixture  # noqa: F401  pyflakes: ignore (every worker imports the same modules)
 
-    from speakergmm.gmm import DiagGMM
+    from speakergmm.gmm.mixture import DiagGMM
 
     X = make_data(n, dim)
     w, mu, var = initial_params(X, k)
@@ -207,7 +207,7 @@ def main(argv=None) -> None:
         _mem_worker(args.mem_worker, n, args.dim, args.k)
         return
 
-    from speakergmm.gmm import DiagGMM, default_chunk_size
+    from speakergmm.gmm.mixture import DiagGMM, default_chunk_size
 
     try:
         from threadpoolctl import threadpool_info

@@ -37,8 +37,8 @@ PEER = r"""
 import sys, time
 import librosa
 import numpy as np
-from speakergmm.datadir import read_data_dir
-from speakergmm.features import FeatureConfig
+from speakergmm.data.datadir import read_data_dir
+from speakergmm.frontend.features import FeatureConfig
 data_dir, root, preset = sys.argv[1:4]
 cfg = FeatureConfig.preset(preset)
 data = read_data_dir(data_dir)
@@ -103,7 +103,7 @@ def run_measured(cmd: list[str]) -> tuple[float, float]:
 
 
 def fsdd_data_dir(root: Path, out: Path) -> Path:
-    from speakergmm.datadir import DataDir, write_data_dir
+    from speakergmm.data.datadir import DataDir, write_data_dir
 
     wav, utt2spk = {}, {}
     for path in sorted((root / "recordings").glob("*.wav")):
@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true")
     args = ap.parse_args()
 
-    from speakergmm.datadir import read_data_dir
+    from speakergmm.data.datadir import read_data_dir
 
     work = Path(tempfile.mkdtemp(prefix="bench-features-"))
     corpora = []

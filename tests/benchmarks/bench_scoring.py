@@ -38,9 +38,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import cpu_busy  # noqa: E402
 
-from speakergmm.gmm import DiagGMM, GMMStats
-from speakergmm.map import map_adapt
-from speakergmm.scoring import ModelSet, llr, score
+from speakergmm.gmm.mixture import DiagGMM
+
+from speakergmm.gmm.stats import GMMStats
+from speakergmm.gmm.adapt import map_adapt
+from speakergmm.backend.scoring import ModelSet, llr, score
 
 SEED = 20240607
 K, D, FRAMES, C = 512, 60, 300, 5

@@ -1,0 +1,264 @@
+"""Linear score calibration by prior-weighted logistic regression (BOSARIS style).
+
+A raw or normalised score ranks trials but means nothing on its own: a threshold tuned
+on one set misses on the next. Calibration maps a score ``s`` to ``a·s + b``, a
+log-likelihood ratio ``log p(s|target) / p(s|non-target)``. Then the Bayes decision for
+a target prior P needs no tuning: accept when the LLR exceeds ``-logit(P)``
+(:func:`bayes_threshold`); 0 means "as likely target as not".
+
+``a`` and ``b`` minimise the prior-weighted cross-entropy of BOSARIS
+``train_linear_calibration`` (Brümmer & de Villiers, "The BOSARIS toolkit", 2011)::
+
+    C(a, b) = P · mean_t log(1 + exp(-(a·s_t + b + logit P)))
+            + (1 - P) · mean_n log(1 + exp(a·s_n + b + logit P))
+
+Targets count with total weight P and non-targets with 1 - P whatever their numbers, and
+``logit P`` turns the posterior log-odds the regression fits back into an LLR. C is convex
+in (a, b), so a 2-D Newton iteration with analytic gradient and Hessian finds the optimum
+in a handful of steps. At P = 0.5 and divided by log 2, C is :func:`~speakergmm.eval.metrics.cllr`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .._io import write_text_atomic
+from .._version import __version__
+from ..data.scores import as_scores
+from ..errors import ModelError
+
+__all__ = ["Calibration", "bayes_threshold", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "speakergmm.calibration"
+FORMAT_VERSION = 1
+
+# Beyond |x| = 50, log1p(exp(-|x|)) < 2e-22 is nothing next to max(x, 0), and clamping
+# keeps float64 exp out of the subnormal range, which runs ~50x slower (ARCHITECTURE.md).
+_EXP_CLAMP = 50.0
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(x)) without overflow; +inf stays +inf, -inf gives exactly 0."""
+    a = np.abs(x)
+    tail = np.log1p(np.exp(-np.minimum(a, _EXP_CLAMP)))
+    return np.maximum(x, 0.0) + np.where(a > _EXP_CLAMP, 0.0, tail)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), stable for both signs."""
+    e = np.exp(-np.minimum(np.abs(x), _EXP_CLAMP))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _check_prior(prior) -> float:
+    if isinstance(prior, bool) or not isinstance(prior, (int, float, np.floating)) \
+            or not 0.0 < float(prior) < 1.0:
+        raise ValueError(f"prior must be a number strictly between 0 and 1, got {prior!r}")
+    return float(prior)
+
+
+def bayes_threshold(prior: float) -> float:
+    """The LLR threshold of the Bayes decision for target prior ``prior``: ``-logit(prior)``
+    (equal costs of miss and false alarm)."""
+    p = _check_prior(prior)
+    return -math.log(p / (1.0 - p))
+
+
+class Calibration:
+    """An affine score-to-LLR map ``llr = scale_ · score + offset_``.
+
+    Use ``Calibration().fit(target_scores, nontarget_scores, prior=0.01)`` on a
+    development set, then :meth:`transform` on evaluation scores; :meth:`save` /
+    :meth:`load` keep it in a small JSON file.
+
+    Attributes
+    ----------
+    scale_, offset_ : float
+        Fitted slope ``a`` and offset ``b``.
+    prior_ : float
+        The target prior of the training objective.
+    n_target_, n_nontarget_ : int
+        Training counts.
+    converged_ : bool
+    n_iter_ : int
+        Newton iterations (0 for a calibration read from a file).
+    """
+
+    def __init__(self):
+        self.scale_: float | None = None
+        self.offset_: float | None = None
+        self.prior_: float | None = None
+        self.n_target_ = self.n_nontarget_ = self.n_iter_ = 0
+        self.converged_ = False
+
+    def __repr__(self) -> str:
+        if self.scale_ is None:
+            return "Calibration(unfitted)"
+        return (f"Calibration(scale_={self.scale_:.6g}, offset_={self.offset_:.6g}, "
+                f"prior_={self.prior_:g}, n_target_={self.n_target_}, "
+                f"n_nontarget_={self.n_nontarget_})")
+
+    def fit(self, target_scores, nontarget_scores, *, prior: float = 0.01,
+            max_iter: int = 100, tol: float = 1e-10) -> "Calibration":
+        """Fit (a, b) minimising the prior-weighted cross-entropy (module docstring).
+
+        Parameters
+        ----------
+        target_scores : array-like [shape=(N_t,)]
+        nontarget_scores : array-like [shape=(N_n,)]
+        prior : float
+            Target prior in (0, 1) the objective is weighted for; the operating point that
+            matters most (0.01 for the NIST SRE 2008-style DCF).
+        max_iter : int
+        tol : float
+            Stop when the Newton decrement ``gᵀH⁻¹g/2`` falls below it.
+
+        Returns
+        -------
+        self
+        """
+        p = _check_prior(prior)
+        t = as_scores(target_scores, "target_scores", ndim=None, allow_empty=False)
+        n = as_scores(nontarget_scores, "nontarget_scores", ndim=None,
+                      allow_empty=False)
+        s = np.concatenate([t, n])
+        # Standardise the scores so the Newton system is well conditioned whatever their
+        # scale (raw LLRs, normalised scores, or scores ×1000); mapped back at the end.
+        centre = 0.5 * (t.mean() + n.mean())
+        spread = float(s.std()) or 1.0
+        X = np.column_stack([(s - centre) / spread, np.ones_like(s)])
+        y = np.concatenate([np.ones(t.size), -np.ones(n.size)])  # +1 target, -1 non-target
+        w = np.concatenate([np.full(t.size, p / t.size), np.full(n.size, (1 - p) / n.size)])
+        logit_p = math.log(p / (1.0 - p))
+
+        def objective(theta):
+            return float(w @ _softplus(-y * (X @ theta + logit_p)))
+
+        theta = np.zeros(2)
+        obj = objective(theta)
+        converged, it = False, 0
+        for it in range(1, max_iter + 1):
+            x = X @ theta + logit_p
+            sig = _sigmoid(x)
+            grad = X.T @ (w * (sig - (y > 0)))  # d softplus(-y x)/dx = σ(x) - [y = +1]
+            hess = (X * (w * sig * (1.0 - sig))[:, None]).T @ X
+            # A tiny ridge keeps the solve defined when the classes separate perfectly
+            # (the Hessian vanishes as the slope grows without bound).
+            step = np.linalg.solve(hess + 1e-12 * np.eye(2), grad)
+            decrement = 0.5 * float(grad @ step)
+            if decrement < tol:
+                converged = True
+                break
+            # Backtracking line search: Newton's full step can overshoot far from optimum.
+            lr = 1.0
+            while lr > 1e-10:
+                new = theta - lr * step
+                new_obj = objective(new)
+                if new_obj <= obj - 1e-4 * lr * 2.0 * decrement:
+                    break
+                lr *= 0.5
+            else:
+                converged = True  # no descent possible at float precision: at the optimum
+                break
+            theta, obj = new, new_obj
+        if not converged:
+            warnings.warn(f"calibration did not converge in {max_iter} Newton iterations "
+                          "(perfectly separated scores?); the slope may be too large",
+                          RuntimeWarning, stacklevel=2)
+
+        a_std, b_std = theta
+        self.scale_ = float(a_std / spread)
+        self.offset_ = float(b_std - a_std * centre / spread)
+        self.prior_ = p
+        self.n_target_, self.n_nontarget_ = int(t.size), int(n.size)
+        self.converged_, self.n_iter_ = converged, it
+        return self
+
+    def transform(self, scores) -> np.ndarray:
+        """Calibrated LLRs ``scale_ · scores + offset_`` (float64, the shape of ``scores``)."""
+        if self.scale_ is None:
+            raise ValueError("Calibration is not fitted: call fit() or Calibration.load()")
+        s = np.asarray(scores, dtype=np.float64)
+        if not np.all(np.isfinite(s)):
+            raise ValueError("scores to calibrate hold non-finite values (NaN or ±inf)")
+        return self.scale_ * s + self.offset_
+
+    # -- files ---------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """The calibration as a JSON document with format name and version."""
+        if self.scale_ is None:
+            raise ValueError("Calibration is not fitted: nothing to write")
+        doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+               "library_version": __version__, "scale": self.scale_, "offset": self.offset_,
+               "prior": self.prior_, "n_target": self.n_target_,
+               "n_nontarget": self.n_nontarget_, "converged": self.converged_}
+        return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        """Read a document written by :meth:`to_json`.
+
+        Raises
+        ------
+        ModelError
+            Not JSON, wrong format or version, missing or invalid fields.
+        """
+        try:
+            doc = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"not a JSON calibration file ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+            got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise ModelError(f"format is {got!r}, expected {FORMAT_NAME!r}")
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise ModelError(
+                f"format version {doc.get('format_version')!r} is not supported (this "
+                f"speakergmm {__version__} reads version {FORMAT_VERSION})")
+        missing = [k for k in ("scale", "offset", "prior", "n_target", "n_nontarget")
+                   if k not in doc]
+        if missing:
+            raise ModelError(f"calibration is missing {', '.join(missing)}")
+        obj = cls()
+        for key in ("scale", "offset"):
+            value = doc[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ModelError(f"{key} must be a finite number, got {value!r}")
+        try:
+            obj.prior_ = _check_prior(doc["prior"])
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+        for key in ("n_target", "n_nontarget"):
+            value = doc[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelError(f"{key} must be a positive integer, got {value!r}")
+        obj.scale_, obj.offset_ = float(doc["scale"]), float(doc["offset"])
+        obj.n_target_, obj.n_nontarget_ = doc["n_target"], doc["n_nontarget"]
+        obj.converged_ = bool(doc.get("converged", True))
+        return obj
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`to_json` to ``path`` atomically."""
+        write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Calibration":
+        """Read a file written by :meth:`save`; :class:`ModelError` names the path."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such calibration file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: cannot read calibration file ({exc})") from exc
+        try:
+            return cls.from_json(text)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from exc

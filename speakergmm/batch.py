@@ -1,0 +1,224 @@
+"""Batch enrollment and trial-list scoring from feature archives (what ``speakergmm score``
+and the recipes call).
+
+Enrollment models come from an enroll map (model id → utterance ids; by default one model
+per speaker of the archive's ``utt2spk``). Scores are average per-frame LLRs, optionally
+normalised against an impostor cohort (Z/T/ZT/S/AS-norm, :mod:`speakergmm.backend.scorenorm`) and
+calibrated (:mod:`speakergmm.backend.calibration`).
+
+Cohort: the cohort *models* are one MAP model per cohort speaker, the cohort *utterances*
+are that cohort's utterances; Z-norm scores each enrollment model against the cohort
+utterances, T-norm each test utterance against the cohort models, S-norm does both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend.scorenorm import check_norm, normalize_scores
+from .backend.scoring import ModelSet, check_method, prepare_test, score, score_rows
+from .data.datadir import spk2utt as _spk2utt
+from .data.trials import Trials
+from .errors import SpeakerGMMError
+from .exec import Executor, get_executor
+from .gmm.adapt import SpeakerModel
+from .gmm.mixture import DiagGMM
+
+__all__ = ["enroll_models", "Cohort", "score_trial_list"]
+
+
+def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
+                  enroll_map: Mapping[str, Sequence[str]], *, relevance: float = 16.0,
+                  adapt=("means",), jobs: int = 1,
+                  executor: Executor | None = None) -> ModelSet:
+    """MAP-adapt one model per entry of ``enroll_map`` and stack them.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    features : mapping utt -> (frames, D) array, or utt -> GMMStats
+        A feature archive, or a statistics archive (:func:`speakergmm.read_stats`) whose
+        statistics are summed as they are, with no pass over the frames.
+    enroll_map : mapping model id -> utterance ids
+    relevance, adapt : MAP settings (:func:`speakergmm.gmm.adapt.map_adapt`)
+    jobs, executor : where the statistics are computed (:mod:`speakergmm.exec`)
+
+    Raises
+    ------
+    SpeakerGMMError
+        Naming the model and utterance when an enrollment utterance has no features.
+    """
+    for model_id, utts in enroll_map.items():
+        missing = [u for u in utts if u not in features]
+        if missing:
+            raise SpeakerGMMError(f"model '{model_id}': no features for enrollment utterance "
+                                  f"'{missing[0]}' ({len(missing)} missing); was it extracted?")
+    if not enroll_map:
+        raise SpeakerGMMError("the enroll map is empty: no model to score")
+    speakers = get_executor(executor or jobs).map(
+        _enroll, list(enroll_map.items()), (ubm, features, relevance, adapt))
+    means, weights, variances = [], [], []
+    for speaker in speakers:
+        adapted = speaker.adapted(ubm)
+        means.append(adapted.means.astype(np.float32))
+        weights.append(adapted.weights)
+        variances.append(adapted.variances.astype(np.float32))
+    shared = tuple(adapt) == ("means",)
+    return ModelSet(ubm, np.stack(means), ids=list(enroll_map),
+                    weights=None if shared else np.stack(weights),
+                    variances=None if shared else np.stack(variances))
+
+
+def _enroll(state, entry) -> SpeakerModel:
+    ubm, features, relevance, adapt = state
+    _, utts = entry
+    return SpeakerModel.enroll(ubm, (features[u] for u in utts), relevance=relevance,
+                               adapt=adapt)
+
+
+@dataclass
+class Cohort:
+    """An impostor cohort: stacked cohort-speaker models and the cohort utterances."""
+
+    models: ModelSet
+    features: Mapping[str, np.ndarray]
+    utterances: list[str]
+
+    @classmethod
+    def from_archive(cls, ubm: DiagGMM, features: Mapping[str, np.ndarray],
+                     utt2spk: Mapping[str, str], *, max_utterances: int | None = None,
+                     enroll_utterances: int | None = None, relevance: float = 16.0,
+                     adapt=("means",), stats: Mapping | None = None, jobs: int = 1,
+                     executor: Executor | None = None) -> "Cohort":
+        """One model per cohort speaker; every cohort utterance (or an even subset of at
+        most ``max_utterances``) as a cohort test utterance.
+
+        ``relevance``, ``adapt`` and ``enroll_utterances`` should match the models being
+        normalised, so that cohort models are built like them: a cohort model enrolled on
+        more data than the target models is sharper than they are, which biases the T-norm
+        statistics. ``enroll_utterances`` caps each cohort model's enrollment at that many
+        of its speaker's utterances, spread evenly over them in sorted order (None: all).
+        ``stats`` (a statistics archive of the same utterances) enrolls the models from
+        stored statistics instead of the frames.
+        """
+        spk2utt = _spk2utt(utt2spk, keep=features)
+        if not spk2utt:
+            raise SpeakerGMMError("the cohort has no utterances with features")
+        utts = [u for us in spk2utt.values() for u in us]
+        if max_utterances and len(utts) > max_utterances:
+            utts = _spread(utts, max_utterances)
+        if enroll_utterances:
+            spk2utt = {s: _spread(us, enroll_utterances) for s, us in spk2utt.items()}
+        models = enroll_models(ubm, features if stats is None else stats, spk2utt,
+                               relevance=relevance, adapt=adapt, jobs=jobs, executor=executor)
+        return cls(models, features, utts)
+
+
+def _spread(items: list, n: int) -> list:
+    """At most ``n`` of ``items``, evenly spaced, first and last included."""
+    if len(items) <= n:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).astype(int)]
+
+
+def _features(feats: Mapping[str, np.ndarray], utt: str) -> np.ndarray:
+    try:
+        return feats[utt]
+    except KeyError:
+        raise SpeakerGMMError(f"no features for test utterance '{utt}'; was it extracted?") from None
+
+
+def _score_utterance(state, item) -> tuple[np.ndarray, np.ndarray | None]:
+    """One utterance, read (and compensated) once, its Gaussian selection made once: its
+    scores against the models in ``rows`` (None: all of ``models``) and against every model
+    of ``cohort_models`` (None: not needed)."""
+    ubm, feats, models, cohort_models, method, c = state
+    utt, rows = item
+    test = prepare_test(ubm, _features(feats, utt), method=method, c=c)
+    own = score(ubm, models, test) if rows is None else score_rows(ubm, models, test, rows)
+    return own, None if cohort_models is None else score(ubm, cohort_models, test)
+
+
+def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
+                     test_features: Mapping[str, np.ndarray], *, method: str = "topc",
+                     c: int = 5, norm: str = "none", cohort: Cohort | None = None,
+                     top_n: int | None = None, jobs: int = 1,
+                     executor: Executor | None = None) -> np.ndarray:
+    """Scores of a trial list, normalised if asked.
+
+    Each test utterance is read, compensated and Gaussian-selected once, then scored
+    against its trials' models and (T-norm side) the cohort models together; each cohort
+    utterance likewise once against the models (Z-norm side) and the cohort models
+    (ZT-norm). Cohort statistics are computed once per model and per test utterance.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    trials : Trials
+        ``enroll`` ids must be models of ``models``; ``test`` ids utterances of
+        ``test_features``.
+    models : ModelSet
+    test_features : mapping utt → (frames, D) array
+    method, c : scoring method and top-C
+    norm : {"none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"}
+    cohort : Cohort, needed unless ``norm == "none"``
+    top_n : int, for AS-norm
+    jobs, executor : where the work runs (:mod:`speakergmm.exec`)
+
+    Returns
+    -------
+    np.ndarray [shape=(len(trials),), float64]
+
+    Raises
+    ------
+    ValueError
+        A bad method, ``c``, normalisation or ``top_n``, before any work is done.
+    SpeakerGMMError
+        A trial model that is not enrolled, a missing test utterance, no cohort.
+    """
+    check_method(method, c, ubm.n_components)
+    check_norm(norm, top_n)
+    unknown = sorted(set(trials.enroll) - set(models.ids))
+    if unknown:
+        raise SpeakerGMMError(f"trial model '{unknown[0]}' is not enrolled ({len(unknown)} "
+                              "unknown); check the enroll map")
+    if norm != "none" and cohort is None:
+        raise SpeakerGMMError(f"{norm} needs an impostor cohort (--cohort FEATS)")
+    z_side = norm in ("znorm", "ztnorm", "snorm", "asnorm")
+    t_side = norm in ("tnorm", "ztnorm", "snorm", "asnorm")
+    executor = get_executor(executor or jobs)
+
+    tests, test_index = np.unique(trials.test, return_inverse=True)
+    model_index = np.array([models.index(m) for m in trials.enroll], dtype=np.intp)
+    order = np.argsort(test_index, kind="stable")
+    cuts = np.flatnonzero(np.diff(test_index[order])) + 1
+    groups = np.split(order, cuts)  # trials of each test utterance, in trial order
+    raw = np.empty(len(trials), np.float64)
+    test_cohort = np.empty((len(tests), len(cohort.models))) if t_side else None
+    state = (ubm, test_features, models, cohort.models if t_side else None, method, c)
+    items = [(str(u), model_index[g]) for u, g in zip(tests, groups)]
+    for i, (own, row) in enumerate(executor.map(_score_utterance, items, state)):
+        raw[groups[i]] = own
+        if t_side:
+            test_cohort[i] = row
+    if norm == "none":
+        return raw
+
+    kw = {}
+    if z_side:
+        # every model (enroll side) and, for ZT-norm, every cohort model on each cohort
+        # utterance, in one pass
+        state = (ubm, cohort.features, models, cohort.models if norm == "ztnorm" else None,
+                 method, c)
+        cols = executor.map(_score_utterance, [(u, None) for u in cohort.utterances], state)
+        kw["enroll_cohort"] = np.stack([own for own, _ in cols], axis=1)
+        kw["enroll_index"] = model_index
+        if norm == "ztnorm":
+            kw["cohort_cohort"] = np.stack([row for _, row in cols], axis=1)
+    if t_side:
+        kw["test_cohort"] = test_cohort
+        kw["test_index"] = test_index
+    return normalize_scores(norm, raw, top_n=top_n, **kw)

@@ -1,0 +1,5 @@
+"""The ``speakergmm`` command."""
+
+from .commands import main
+
+__all__ = ["main"]

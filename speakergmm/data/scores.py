@@ -1,0 +1,106 @@
+"""Score files: ``<model> <test> <score>`` per line, and their pairing with a trial key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .._io import write_text_atomic
+from ..errors import DataDirError
+from .trials import Trials
+
+__all__ = ["as_scores", "read_scores", "write_scores", "key_scores", "labelled_scores"]
+
+
+def as_scores(x, name: str = "scores", *, ndim: int | None = 1, allow_inf: bool = False,
+              allow_empty: bool = True) -> np.ndarray:
+    """``x`` as a float64 array of scores, or a ValueError naming it and what is wrong.
+
+    The one validator of score arrays: normalisation, calibration and the metrics all
+    call it.
+
+    Parameters
+    ----------
+    x : array_like
+    name : str
+        Named in the message.
+    ndim : int or None
+        Required number of dimensions; None flattens ``x`` to a vector.
+    allow_inf : bool
+        Accept ±inf (log-likelihood ratios may be infinite); NaN is never accepted.
+    allow_empty : bool
+        Accept an array with no score.
+
+    Returns
+    -------
+    np.ndarray [float64]
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if ndim is None:
+        arr = arr.ravel()
+    elif arr.ndim != ndim:
+        want = "(N,)" if ndim == 1 else "(N, C)"
+        raise ValueError(f"{name} must have shape {want}, got shape {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} is empty: need at least one score")
+    bad = np.isnan(arr) if allow_inf else ~np.isfinite(arr)
+    if bad.any():
+        what = "NaN" if allow_inf else "non-finite (NaN or ±inf)"
+        raise ValueError(f"{name} holds {int(bad.sum())} {what} value(s); check the step "
+                         "that produced them")
+    return arr
+
+
+def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
+    """Read a score file; a malformed line, a non-finite score or a trial scored twice is an
+    error naming the file and line."""
+    scores: dict[tuple[str, str], float] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 3:
+                raise DataDirError(f"{path}:{n}: expected '<model> <test> <score>', got {line.strip()!r}")
+            try:
+                value = float(parts[2])
+            except ValueError:
+                raise DataDirError(f"{path}:{n}: score {parts[2]!r} is not a number") from None
+            if not np.isfinite(value):
+                raise DataDirError(f"{path}:{n}: score {parts[2]} is not finite")
+            key = (parts[0], parts[1])
+            if key in scores:
+                raise DataDirError(f"{path}:{n}: trial {key[0]} {key[1]} scored twice")
+            scores[key] = value
+    return scores
+
+
+def write_scores(path: str | os.PathLike, enroll: Sequence[str], test: Sequence[str],
+                 values: np.ndarray) -> None:
+    """Write ``<model> <test> <score>`` lines (6 decimals), atomically."""
+    write_text_atomic(path, "".join(f"{e} {t} {v:.6f}\n" for e, t, v in zip(enroll, test, values)))
+
+
+def key_scores(path: str | os.PathLike, trials: Trials) -> np.ndarray:
+    """Scores of a score file in the order of ``trials`` (a labelled key with both classes);
+    every trial of the key must be scored."""
+    if trials.is_target is None:
+        raise DataDirError("the trial list has no target/nontarget labels")
+    n_tar = int(np.sum(trials.is_target))
+    if n_tar == 0 or n_tar == len(trials):
+        raise DataDirError(f"the trial key has {n_tar} target and {len(trials) - n_tar} "
+                           "non-target trials; error rates need both")
+    scores = read_scores(path)
+    missing = [(e, t) for e, t in zip(trials.enroll, trials.test) if (e, t) not in scores]
+    if missing:
+        raise DataDirError(f"{path}: {len(missing)} trial(s) of the key are not scored, e.g. "
+                           f"{missing[0][0]} {missing[0][1]}")
+    return np.array([scores[(e, t)] for e, t in zip(trials.enroll, trials.test)])
+
+
+def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray, np.ndarray]:
+    """Target and non-target scores of ``trials`` from a score file."""
+    values = key_scores(path, trials)
+    return values[trials.is_target], values[~trials.is_target]

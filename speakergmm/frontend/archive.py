@@ -1,0 +1,478 @@
+"""Feature archives: the features of every utterance of a data directory, on disk.
+
+Layout of an archive directory::
+
+    config.json          the FeatureConfig the features were made with
+    feats/part-*.npy     float32 arrays of shape (frames, D): the frames of consecutive
+                         utterances stacked, one file per batch of utterances (a plain .npy:
+                         numpy, or any tool that reads .npy, maps it without loading it)
+    feats.scp            index, Kaldi style with a row range: "<utt> feats/part-x.npy[0:412]"
+    utt2num_frames       frames kept per utterance (Kaldi's file of that name)
+    utt2dur              audio duration per utterance, seconds
+    utt2spk              speaker of each extracted utterance (from the data directory)
+    failed               "<utt> <reason>" for every utterance that could not be extracted
+    summary.json         counts, hours of audio, share of frames kept by VAD
+    .journal             extraction log used to resume (one line per finished utterance)
+
+Batches keep the file count low: creating a file costs more than computing the features of
+a short utterance, and corpora of a million utterances would otherwise mean a million files.
+
+Every file is written atomically (temporary file + rename), so a run killed at any moment
+leaves only whole files; the next run skips the utterances whose features exist and are
+logged, retries the failed ones, and removes the temporary files a killed run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write, write_text_atomic
+from ..data.textmap import read_kaldi_map
+from .audio import load, load_pipe
+from ..data.datadir import AudioRef, DataDir, read_data_dir
+from ..errors import ArchiveError, SpeakerGMMError
+from ..exec import Executor, get_executor
+from .features import FeatureConfig, extract_features
+
+__all__ = ["ArchiveSet", "FeatureArchive", "ExtractSummary", "extract_archive", "read_features"]
+
+_FEATS = "feats"
+_JOURNAL = ".journal"
+# A part file is closed once it holds this many bytes of features (bounds worker memory).
+_PART_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    """What an extraction run did (also written to ``summary.json``).
+
+    ``extracted`` counts utterances computed in this run, ``skipped`` those found finished
+    from an earlier run; ``hours``, ``frames`` and ``vad_kept`` cover every finished
+    utterance.
+    """
+
+    utterances: int
+    extracted: int
+    skipped: int
+    failed: dict[str, str]
+    hours: float
+    vad_kept: float
+    frames: int
+    seconds: float
+
+    def __str__(self) -> str:
+        lines = [
+            f"utterances: {self.utterances} ({self.extracted} extracted, {self.skipped} already "
+            f"done, {len(self.failed)} failed)",
+            f"audio: {self.hours:.3f} h, {self.frames} frames kept "
+            f"({100 * self.vad_kept:.1f}% of frames kept by VAD)",
+            f"time: {self.seconds:.1f} s",
+        ]
+        for utt, reason in list(self.failed.items())[:10]:
+            lines.append(f"failed: {utt}: {reason}")
+        if len(self.failed) > 10:
+            lines.append(f"failed: ... and {len(self.failed) - 10} more (see the 'failed' file)")
+        return "\n".join(lines)
+
+
+class PartArchive(Mapping):
+    """Read-only, lazy mapping from utterance id to rows of memory-mapped part files: the
+    shared reader of feature archives and statistics archives.
+
+    The index (``<utt> <part>[<first>:<end>]`` lines) is read on opening; an access maps
+    the part file that holds the utterance (at most 64 kept open) and copies its rows out.
+    """
+
+    #: index file, and how the archive is named and made (for messages)
+    _INDEX = ""
+    _WHAT = "archive"
+    _HOLDS = "data"
+    _MAKE = ""
+
+    def __init__(self, path: str | os.PathLike, header: str):
+        self.path = Path(path)
+        index = self.path / self._INDEX
+        if not (self.path / header).is_file():
+            raise ArchiveError(f"{self.path}: not a {self._WHAT} (no {header}); create one "
+                               f"with '{self._MAKE}'")
+        if not index.is_file():
+            raise ArchiveError(f"{self.path}: incomplete {self._WHAT} (no {self._INDEX}: the "
+                               f"run did not finish); re-run '{self._MAKE}' to complete it")
+        self._index: dict[str, tuple[str, int, int]] = {}
+        for utt, entry in read_kaldi_map(index).items():
+            try:
+                rel, rows = entry.rstrip("]").split("[")
+                a, b = rows.split(":")
+                self._index[utt] = (rel, int(a), int(b))
+            except ValueError:
+                raise ArchiveError(f"{index}: malformed entry for '{utt}': {entry!r}") from None
+        self._parts: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict:
+        # Sent to worker processes: the open memory maps would travel as whole arrays.
+        return {**self.__dict__, "_parts": {}}
+
+    def _check_part(self, path: Path, part: np.ndarray) -> None:
+        """ArchiveError if a part file's array is not what this archive holds."""
+
+    def _part(self, rel: str) -> np.ndarray:
+        part = self._parts.get(rel)
+        if part is None:
+            path = self.path / rel
+            try:
+                part = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise ArchiveError(f"{path}: cannot read {self._HOLDS} ({exc})") from None
+            self._check_part(path, part)
+            if len(self._parts) >= 64:  # bound the open file handles
+                self._parts.pop(next(iter(self._parts)))
+            self._parts[rel] = part
+        return part
+
+    def _rows(self, utt: str, suffix: str = "") -> np.ndarray:
+        """A copy of the rows of ``utt`` in the part file (``suffix`` appended to its name)."""
+        try:
+            rel, a, b = self._index[utt]
+        except KeyError:
+            raise KeyError(utt) from None
+        part = self._part(rel + suffix)
+        if b > part.shape[0]:
+            raise ArchiveError(f"{self.path / (rel + suffix)}: rows {a}:{b} of '{utt}' lie "
+                               f"beyond its {part.shape[0]} rows; the archive is damaged, "
+                               f"re-run '{self._MAKE}' into a new directory")
+        return np.array(part[a:b])
+
+    def __contains__(self, utt) -> bool:
+        return utt in self._index  # never reads the data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def utt2spk(self) -> dict[str, str]:
+        """Speaker of each utterance (the data directory's ``utt2spk``, copied along)."""
+        path = self.path / "utt2spk"
+        if not path.is_file():
+            raise ArchiveError(f"{self.path}: no utt2spk (made by an older speakergmm?); give "
+                               "an enroll map instead")
+        return {u: s for u, s in read_kaldi_map(path, n_values=1).items() if u in self._index}
+
+
+class FeatureArchive(PartArchive):
+    """Read-only, lazy mapping from utterance id to its ``(frames, D)`` float32 features.
+
+    Only the index is read on opening; an access memory-maps the part file that holds the
+    utterance and copies its rows out.
+
+    Attributes
+    ----------
+    path : Path
+    config : FeatureConfig
+    """
+
+    _INDEX = "feats.scp"
+    _WHAT = "feature archive"
+    _HOLDS = "features"
+    _MAKE = "speakergmm extract"
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path, "config.json")
+        self.config = FeatureConfig.load(self.path / "config.json")
+
+    def _check_part(self, path: Path, part: np.ndarray) -> None:
+        if part.ndim != 2 or part.shape[1] != self.config.dim or part.dtype != np.float32:
+            raise ArchiveError(f"{path}: holds {part.dtype} features of shape {part.shape}; "
+                               f"expected (frames, {self.config.dim}) float32")
+
+    def __getitem__(self, utt: str) -> np.ndarray:
+        return self._rows(utt)
+
+    def num_frames(self, utt: str) -> int:
+        """Frames of ``utt`` without reading its features."""
+        _, a, b = self._index[utt]
+        return b - a
+
+    def __repr__(self) -> str:
+        return f"FeatureArchive({str(self.path)!r}, {len(self)} utterances, dim={self.config.dim})"
+
+
+class ArchiveSet(Mapping):
+    """Several feature archives made with one config, as one lazy mapping.
+
+    Keys are ``(archive index, utterance id)``, so the same utterance id may appear in
+    two archives.
+
+    Raises
+    ------
+    ArchiveError
+        If the archives were made with different feature configs.
+    """
+
+    def __init__(self, paths: Iterable[str | os.PathLike]):
+        self.archives = [FeatureArchive(p) for p in paths]
+        if not self.archives:
+            raise ArchiveError("no feature archive given")
+        self.config = self.archives[0].config
+        for archive in self.archives[1:]:
+            if archive.config != self.config:
+                raise ArchiveError(f"{archive.path} was extracted with another feature config "
+                                   f"than {self.archives[0].path}; use archives of one config")
+
+    def __getitem__(self, key: tuple[int, str]) -> np.ndarray:
+        return self.archives[key[0]][key[1]]
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for i, archive in enumerate(self.archives):
+            for utt in archive:
+                yield i, utt
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self.archives)
+
+    def num_frames(self, key: tuple[int, str]) -> int:
+        return self.archives[key[0]].num_frames(key[1])
+
+
+def read_features(path: str | os.PathLike) -> FeatureArchive:
+    """Open a feature archive written by :func:`extract_archive` (``speakergmm extract``).
+
+    Returns
+    -------
+    FeatureArchive
+        A lazy mapping ``utt -> np.ndarray [shape=(frames, D), dtype=float32]``.
+    """
+    return FeatureArchive(path)
+
+
+def extract_archive(
+    data: DataDir | str | os.PathLike,
+    feats_dir: str | os.PathLike,
+    *,
+    config: FeatureConfig | None = None,
+    audio_root: str | os.PathLike | None = None,
+    jobs: int = 1,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
+) -> ExtractSummary:
+    """Extract the features of every utterance of a data directory into ``feats_dir``.
+
+    Resumable: utterances finished by an earlier run (with the same config) are skipped.
+    Utterances that fail (unreadable audio, no speech) are recorded in ``feats_dir/failed``
+    and in the returned summary; the others are still written.
+
+    Parameters
+    ----------
+    data : DataDir or path
+        The data directory (``wav.scp``, ``utt2spk``, optional ``segments``).
+    feats_dir : path
+        Output directory, created if needed.
+    config : FeatureConfig, optional
+        Defaults to ``FeatureConfig()``; must equal the config of an existing archive.
+    audio_root : path, optional
+        Directory that relative ``wav.scp`` paths resolve against (default: the current
+        directory, as in Kaldi).
+    jobs : int
+        Worker processes (when no ``executor`` is given).
+    batch_size : int
+        Utterances per task; a task's features go to one part file, and an interrupted
+        run loses at most the tasks under way.
+    progress : callable, optional
+        Called with the number of utterances just finished (for a progress bar).
+    executor : Executor, optional
+        Where the batches run (:mod:`speakergmm.exec`); default: ``jobs`` local processes.
+
+    Returns
+    -------
+    ExtractSummary
+    """
+    started = time.perf_counter()
+    data = data if isinstance(data, DataDir) else read_data_dir(data)
+    config = config or FeatureConfig()
+    out = Path(feats_dir)
+    _prepare_dir(out, config)
+
+    utts = data.utterances
+    done = _finished(out, set(utts))
+    todo = [(utt, data.audio_of(utt, audio_root)) for utt in utts if utt not in done]
+    if progress and done:
+        progress(len(done))
+    failed: dict[str, str] = {}
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    with open(out / _JOURNAL, "a", encoding="utf-8") as journal:
+        for results in _run(batches, out, config, get_executor(executor or jobs)):
+            for utt, result in results:
+                if isinstance(result, str):
+                    failed[utt] = result
+                else:
+                    done[utt] = result
+                    # Its part file is already in place: once logged, the utterance is done.
+                    journal.write(f"{utt} {' '.join(map(str, result))}\n")
+            journal.flush()
+            if progress:
+                progress(len(results))
+
+    finished = sorted(done)
+    write_text_atomic(out / "feats.scp", "".join(
+        f"{u} {_FEATS}/{done[u][0]}[{done[u][1]}:{done[u][2]}]\n" for u in finished))
+    write_text_atomic(out / "utt2num_frames",
+                      "".join(f"{u} {done[u][2] - done[u][1]}\n" for u in finished))
+    write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][3]:.4f}\n" for u in finished))
+    write_text_atomic(out / "failed", "".join(f"{u} {r}\n" for u, r in sorted(failed.items())))
+    # The speakers travel with the features, as in a Kaldi data dir with feats.scp.
+    write_text_atomic(out / "utt2spk", "".join(f"{u} {data.utt2spk[u]}\n" for u in finished))
+    remove_unreferenced_parts(out / _FEATS, {done[u][0].split('.')[0] for u in finished})
+    total = sum(done[u][4] for u in finished)
+    kept = sum(done[u][2] - done[u][1] for u in finished)
+    summary = ExtractSummary(
+        utterances=len(utts), extracted=len(todo) - len(failed), skipped=len(utts) - len(todo),
+        failed=dict(sorted(failed.items())), hours=sum(done[u][3] for u in finished) / 3600,
+        vad_kept=kept / total if total else 0.0, frames=kept,
+        seconds=time.perf_counter() - started)
+    write_text_atomic(out / "summary.json", json.dumps(dataclasses.asdict(summary), indent=2))
+    return summary
+
+
+# --- internals ------------------------------------------------------------------------
+
+# A finished utterance: (part file name, first row, end row, seconds of audio, frames
+# before VAD).
+_Done = tuple[str, int, int, float, int]
+
+
+def _prepare_dir(out: Path, config: FeatureConfig) -> None:
+    """Create the archive directory, or check an existing one was made with ``config``."""
+    (out / _FEATS).mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    if cfg_path.is_file():
+        old = FeatureConfig.load(cfg_path)
+        if old != config:
+            new = config.to_dict()
+            diff = ", ".join(f"{k}: {v!r} -> {new[k]!r}"
+                             for k, v in old.to_dict().items() if new[k] != v)
+            raise ArchiveError(f"{out}: archive was extracted with another feature config "
+                               f"({diff}); use a new output directory or remove this one")
+    else:
+        write_text_atomic(cfg_path, config.to_json() + "\n")
+    remove_stale_temporaries(out / _FEATS)
+
+
+def _finished(out: Path, wanted: set[str]) -> dict[str, _Done]:
+    """Utterances an earlier run finished: logged in the journal, part file on disk."""
+    done = {}
+    for utt, f in journal_entries(out, wanted, 6, lambda name: (out / _FEATS / name).is_file()
+                                  ).items():
+        done[utt] = (f[0], int(f[1]), int(f[2]), float(f[3]), int(f[4]))
+    return done
+
+
+def journal_entries(out: Path, wanted: set[str], n_fields: int,
+                    present: Callable[[str], bool]) -> dict[str, list[str]]:
+    """``utt -> fields`` of the utterances an earlier run of a resumable archive writer
+    finished: a whole line of ``n_fields`` fields in ``out/.journal`` whose part (the first
+    field after the utterance) is ``present`` on disk. Lines cut by a crash, of utterances
+    no longer wanted, or whose values do not parse are skipped: those are done again."""
+    journal = out / _JOURNAL
+    if not journal.is_file():
+        return {}
+    done: dict[str, list[str]] = {}
+    with open(journal, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) == n_fields and parts[0] in wanted and line.endswith("\n"):
+                done[parts[0]] = parts[1:]
+    return {u: f for u, f in done.items() if present(f[0])}
+
+
+def remove_unreferenced_parts(parts_dir: Path, referenced: set[str]) -> None:
+    """Part files no finished utterance points to (written by a run killed before it
+    logged them, or holding only utterances since redone) are removed; a part is named by
+    its file name up to the first dot, so one part may span several files."""
+    for path in parts_dir.glob("part-*"):
+        if path.name.split(".")[0] not in referenced:
+            path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(parts_dir: Path) -> None:
+    """Temporary files of a killed run: never read, removed here."""
+    for stale in parts_dir.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: FeatureConfig):
+    """Worker: features of a batch of utterances, written to part files.
+
+    Returns ``(utt, _Done)`` for each utterance done and ``(utt, reason)`` for each failure.
+    """
+    results: list = []
+    pending: list[tuple[str, np.ndarray, float, int]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pending, size
+        if not pending:
+            return
+        name = f"part-{uuid.uuid4().hex[:16]}.npy"
+        with atomic_write(out / _FEATS / name, "wb") as fh:
+            np.save(fh, np.concatenate([p[1] for p in pending]), allow_pickle=False)
+        row = 0
+        for utt, feats, seconds, total in pending:
+            results.append((utt, (name, row, row + len(feats), round(seconds, 4), total)))
+            row += len(feats)
+        pending, size = [], 0
+
+    for utt, ref in batch:
+        try:
+            reader = load_pipe if ref.is_pipe else load
+            y, sr = reader(ref.path_or_command, sr=config.sample_rate, offset=ref.start,
+                           duration=ref.duration)
+            feats, speech = extract_features(y=y, sr=sr, config=config, name=utt,
+                                             return_vad=True)
+        except SpeakerGMMError as exc:
+            results.append((utt, _one_line(str(exc))))
+            continue
+        except Exception as exc:  # a bug or an unforeseen input: recorded, never dropped
+            results.append((utt, _one_line(f"{type(exc).__name__}: {exc}")))
+            continue
+        pending.append((utt, feats, len(y) / sr, int(speech.size)))
+        size += feats.nbytes
+        if size >= _PART_BYTES:
+            flush()
+    flush()
+    return results
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _extract_task(state: tuple[Path, FeatureConfig], batch) -> list:
+    return _extract_batch(batch, *state)
+
+
+def _run(batches: list, out: Path, config: FeatureConfig, executor: Executor) -> Iterable:
+    if not batches:
+        return
+    if executor.n_workers > 1:
+        # Import librosa and build the filterbank before forking, so that forked workers
+        # inherit them instead of each paying the ~2 s of imports and set-up again.
+        with contextlib.suppress(SpeakerGMMError):
+            extract_features(y=np.full(config.sample_rate, 0.1, np.float32),
+                             sr=config.sample_rate, config=config)
+    # One BLAS thread: the per-utterance matrix products are small, and two threads on
+    # them run 5x slower than one.
+    with executor.start((out, config), blas_threads=1) as session:
+        yield from session.map(_extract_task, batches)

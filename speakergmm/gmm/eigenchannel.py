@@ -1,0 +1,424 @@
+"""Session variability compensation: an eigenchannel subspace of the UBM's mean supervector,
+removed from the features (feature-domain latent factor analysis).
+
+Two recordings of one speaker never give the same MAP model: the channel, the session, the
+words spoken move the utterance's statistics. Joint factor analysis (Kenny et al., 2007)
+models that nuisance as a low-rank offset of the mean supervector,
+
+    M_h = m + d_s + U x_h,     x_h ~ N(0, I),
+
+with ``m`` the UBM means, ``d_s`` the speaker's offset (relevance MAP), ``U`` (KD × R) the
+*eigenchannel* matrix and ``x_h`` (R) the channel factors of recording ``h``. ``U`` is learnt
+from background data where each class (a speaker, or a speaker saying one word) has several
+recordings, by alternating MAP estimates of the class offsets with EM for ``U`` (Vogt and
+Sridharan, 2008; Matrouf et al., 2007; ALIZE's EigenChannel, bob's ISV trainer).
+
+Compensation follows Vair et al. (2006) and Castaldo et al. (2007): the channel factors of an
+utterance are its posterior mean given its statistics under the UBM, and each frame loses
+the channel offset of the components it belongs to,
+
+    x̂_t = x_t - Σ_k γ_t(k) U_k x_h.
+
+The compensated frames go through MAP adaptation, scoring and normalisation unchanged, so the
+whole GMM-UBM pipeline benefits; the UBM itself is kept. Everything is computed in the
+variance-normalised supervector space (each block of ``U`` scaled by Σ_k^{-1/2}), where the
+prior on ``x`` is isotropic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import read_npz, write_npz
+from ..errors import ModelError, SpeakerGMMError
+from ..exec import Executor, get_executor
+from .mixture import DiagGMM, default_chunk_size
+
+__all__ = ["EigenChannel", "CompensatedFeatures", "describe_file", "FORMAT_NAME",
+           "FORMAT_VERSION"]
+
+FORMAT_NAME = "speakergmm.eigenchannel"
+FORMAT_VERSION = 1
+# Utterances per block of the vectorised E-step (bounds the (block × KD) temporaries).
+_BLOCK = 256
+# Posteriors of an utterance kept between the two passes of compensate() up to this size.
+_KEEP_POSTERIOR_BYTES = 64 << 20
+
+
+class EigenChannel:
+    """An eigenchannel matrix tied to one UBM; removes session variability from features.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The UBM the matrix was trained with (its fingerprint is checked on loading).
+    U : array_like [shape=(K, D, R)]
+        Eigenchannels in the variance-normalised space: the channel offset of component k
+        in feature units is ``sqrt(ubm.variances[k]) * (U[k] @ x)``.
+    metadata : dict, optional
+        JSON-serialisable; the training record.
+
+    See Also
+    --------
+    EigenChannel.fit : train one.
+    """
+
+    def __init__(self, ubm: DiagGMM, U, *, metadata: Mapping[str, Any] | None = None):
+        U = np.asarray(U, np.float64)
+        if U.ndim != 3 or U.shape[:2] != (ubm.n_components, ubm.dim) or U.shape[2] < 1:
+            raise ModelError(f"eigenchannel matrix of shape {U.shape} does not fit a UBM of "
+                             f"K={ubm.n_components}, D={ubm.dim}: expected (K, D, R), R >= 1")
+        if not np.all(np.isfinite(U)):
+            raise ModelError("eigenchannel matrix holds non-finite values")
+        self.ubm = ubm
+        self.U = U
+        self.metadata = dict(metadata or {})
+        K, D, R = U.shape
+        self._P = U.reshape(K * D, R)
+        self._UtU = np.einsum("kdr,kds->krs", U, U).reshape(K, R * R)
+        self._basis = (U * np.sqrt(ubm.variances.astype(np.float64))[:, :, None]).reshape(K * D, R)
+        self._means = ubm.means.astype(np.float64)
+        self._inv_sd = 1.0 / np.sqrt(ubm.variances.astype(np.float64))
+
+    @property
+    def n_factors(self) -> int:
+        """R, the rank of the channel subspace."""
+        return self.U.shape[2]
+
+    def __repr__(self) -> str:
+        K, D, R = self.U.shape
+        return f"EigenChannel(K={K}, D={D}, R={R}, ubm={self.ubm.fingerprint()})"
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the subspace (as saved: float32) and its UBM; a speaker
+        store records it, so that speakers are never scored with another compensation."""
+        h = hashlib.sha256(f"eigenchannel:{self.U.shape}:{self.ubm.fingerprint()}:".encode())
+        h.update(np.ascontiguousarray(self.U, dtype="<f4").tobytes())
+        return h.hexdigest()[:16]
+
+    # -- training --------------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, ubm: DiagGMM, features: Mapping[str, np.ndarray], utt2class: Mapping[str, str],
+            *, n_factors: int = 10, n_iterations: int = 10, relevance: float = 16.0,
+            seed: int = 0, jobs: int = 1, executor: Executor | None = None,
+            progress: Callable[[int, float], None] | None = None) -> "EigenChannel":
+        """Learn ``U`` from background recordings grouped in classes.
+
+        A class is what must *not* vary: a speaker, or (for text-dependent data) a speaker
+        saying one text. Within-class differences between recordings are what ``U`` learns
+        to remove, so each useful class has two recordings or more.
+
+        Parameters
+        ----------
+        ubm : DiagGMM
+        features : mapping utt → (frames, D) array
+        utt2class : mapping utt → class id
+            Utterances missing from ``features`` are an error; utterances of ``features``
+            missing from the map are ignored.
+        n_factors : int
+            R, the rank of the subspace.
+        n_iterations : int
+            EM iterations (each re-estimates the class offsets, then ``U``).
+        relevance : float
+            Relevance factor of the class offsets' MAP estimate.
+        seed : int
+            Seeds the randomised SVD of the initialisation.
+        jobs : int
+            Worker processes for the statistics (when no ``executor`` is given).
+        executor : Executor, optional
+            Where the statistics are computed (:mod:`speakergmm.exec`).
+        progress : callable(iteration, objective), optional
+            Called after each iteration with the average per-utterance log-likelihood of the
+            centred statistics under the factor model (up to a constant).
+
+        Returns
+        -------
+        EigenChannel
+
+        Raises
+        ------
+        SpeakerGMMError
+            If a mapped utterance has no features, or no class has two recordings, or
+            ``n_factors`` exceeds the within-class degrees of freedom.
+
+        Notes
+        -----
+        The first-order statistics of every utterance stay in memory, (H, K·D) float32:
+        about 1 GB for 10,000 utterances at K = 512, D = 48. Tens of recordings per class
+        are plenty; give a class map that lists a subset to bound it.
+        """
+        if n_factors < 1 or n_iterations < 0 or relevance <= 0:
+            raise SpeakerGMMError(f"eigenchannel: need n_factors >= 1 (got {n_factors}), "
+                                  f"n_iterations >= 0 (got {n_iterations}) and relevance > 0 "
+                                  f"(got {relevance})")
+        missing = [u for u in utt2class if u not in features]
+        if missing:
+            raise SpeakerGMMError(f"eigenchannel: no features for utterance '{missing[0]}' of "
+                                  f"the class map ({len(missing)} missing); was it extracted?")
+        utts = sorted(utt2class, key=lambda u: (utt2class[u], u))
+        labels = [utt2class[u] for u in utts]  # sorted: each class is one run of rows
+        starts = np.flatnonzero([i == 0 or labels[i] != labels[i - 1]
+                                 for i in range(len(labels))])
+        counts = np.diff(np.append(starts, len(utts)))
+        repeated = int(np.sum(counts >= 2))
+        dof = len(utts) - len(starts)
+        if repeated < 1:
+            raise SpeakerGMMError(f"eigenchannel: {len(utts)} utterances in {len(starts)} "
+                                  f"classes, of which {repeated} have two or more; session "
+                                  "variability is learnt from classes with several recordings "
+                                  "each (check the class map: utt2spk by default)")
+        if n_factors > dof:
+            raise SpeakerGMMError(f"eigenchannel: {n_factors} factors but only {dof} within-class "
+                                  f"degrees of freedom ({len(utts)} utterances in "
+                                  f"{len(starts)} classes); use fewer factors")
+        stats = get_executor(executor or jobs).map(_utt_stats, utts, (ubm, features))
+        K, D = ubm.n_components, ubm.dim
+        N = np.stack([n for n, _ in stats])                          # (H, K) float64
+        F = np.stack([f for _, f in stats]).reshape(len(utts), K * D)  # (H, KD) float32
+        del stats
+        means = ubm.means.astype(np.float64).ravel()
+        inv_sd = 1.0 / np.sqrt(ubm.variances.astype(np.float64)).ravel()
+        for lo in range(0, len(utts), _BLOCK):  # centre on the UBM, normalise by Σ^½
+            blk = slice(lo, lo + _BLOCK)
+            F[blk] = (F[blk] - np.repeat(N[blk], D, axis=1) * means) * inv_sd
+        cls_of = np.repeat(np.arange(len(starts)), counts)
+
+        U = _init(F, N, D, cls_of, starts, n_factors, relevance, np.random.default_rng(seed))
+        X = np.zeros((len(utts), n_factors))
+        record = []
+        for it in range(1, n_iterations + 1):
+            U, X, objective = _em_step(F, N, D, U, X, cls_of, starts, relevance)
+            record.append(round(objective, 6))
+            if progress is not None:
+                progress(it, objective)
+        meta = {"kind": "eigenchannel", "ubm_fingerprint": ubm.fingerprint(),
+                "feature_config": ubm.metadata.get("feature_config"),
+                "n_factors": n_factors, "relevance": relevance,
+                "training": {"utterances": len(utts), "classes": len(starts),
+                             "repeated_classes": repeated, "iterations": n_iterations,
+                             "seed": seed, "objective": record}}
+        return cls(ubm, U.reshape(K, D, n_factors), metadata=meta)
+
+    # -- compensation ------------------------------------------------------------------------
+
+    def factors(self, n, f) -> np.ndarray:
+        """Posterior mean of the channel factors of an utterance given its statistics.
+
+        Parameters
+        ----------
+        n : array_like [shape=(K,)]
+            Zeroth-order statistics under the UBM.
+        f : array_like [shape=(K, D)]
+            First-order statistics (not centred).
+
+        Returns
+        -------
+        np.ndarray [shape=(R,), float64]
+        """
+        n = np.asarray(n, np.float64)
+        centred = (np.asarray(f, np.float64) - n[:, None] * self._means) * self._inv_sd
+        R = self.n_factors
+        L = np.eye(R) + (n @ self._UtU).reshape(R, R)
+        return np.linalg.solve(L, self._P.T @ centred.ravel())
+
+    def compensate(self, X) -> np.ndarray:
+        """Remove the utterance's channel offset from its frames.
+
+        Parameters
+        ----------
+        X : array_like [shape=(frames, D)]
+            The features of one utterance (one recording: the factors are per recording).
+
+        Returns
+        -------
+        np.ndarray [shape=(frames, D), float32]
+        """
+        X = np.asarray(X, np.float32)
+        if len(X) == 0:
+            return X
+        K, D = self.ubm.n_components, self.ubm.dim
+        step = default_chunk_size(K)
+        # The posteriors serve twice (statistics, then the offsets): kept unless the
+        # utterance is so long that they would not fit comfortably, then recomputed.
+        keep = len(X) * K * 4 <= _KEEP_POSTERIOR_BYTES
+        n, f, kept = np.zeros(K), np.zeros((K, D)), []
+        for lo in range(0, len(X), step):
+            chunk = X[lo:lo + step]
+            post = self.ubm.posteriors(chunk)
+            n += post.sum(axis=0, dtype=np.float64)
+            f += post.T @ chunk
+            if keep:
+                kept.append(post)
+        offsets = (self._basis @ self.factors(n, f)).reshape(K, D).astype(np.float32)
+        out = np.empty_like(X)
+        for i, lo in enumerate(range(0, len(X), step)):
+            chunk = X[lo:lo + step]
+            post = kept[i] if keep else self.ubm.posteriors(chunk)
+            out[lo:lo + step] = chunk - post @ offsets
+        return out
+
+    # -- files -------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to ``path`` (``.npz``: the matrix as float32 and a JSON header) atomically."""
+        write_npz(path, {"U": self.U.astype(np.float32)}, format_name=FORMAT_NAME,
+                  format_version=FORMAT_VERSION, metadata=self.metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, ubm: DiagGMM) -> "EigenChannel":
+        """Read a file written by :meth:`save` for use with ``ubm``.
+
+        Raises
+        ------
+        ModelError
+            If the file is missing or corrupt, or was trained with another UBM.
+        """
+        path = Path(path)
+        arrays, header = read_npz(path, ("U",), format_name=FORMAT_NAME,
+                                  format_version=FORMAT_VERSION, what="eigenchannel")
+        meta = header["metadata"]
+        trained_on = meta.get("ubm_fingerprint")
+        if trained_on != ubm.fingerprint():
+            raise ModelError(f"{path}: trained with UBM {trained_on}, but the UBM given is "
+                             f"{ubm.fingerprint()}; train it again with this UBM "
+                             "(speakergmm train-channel)")
+        try:
+            return cls(ubm, arrays["U"], metadata=meta)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+
+
+def describe_file(path: str | os.PathLike) -> str:
+    """A human-readable summary of an eigenchannel file (``speakergmm info``), read without
+    its UBM."""
+    arrays, header = read_npz(path, ("U",), format_name=FORMAT_NAME,
+                              format_version=FORMAT_VERSION, what="eigenchannel")
+    K, D, R = arrays["U"].shape if arrays["U"].ndim == 3 else (None, None, None)
+    meta = header["metadata"]
+    record = meta.get("training") or {}
+    lines = ["speakergmm eigenchannel (session variability subspace)",
+             f"  components (K): {K}", f"  dimension (D):  {D}", f"  rank (R):       {R}",
+             f"  UBM:            {meta.get('ubm_fingerprint')}",
+             f"  relevance:      {meta.get('relevance')}"]
+    if record:
+        lines.append(f"  trained on:     {record.get('utterances')} utterances in "
+                     f"{record.get('classes')} classes, {record.get('iterations')} EM "
+                     f"iterations, seed {record.get('seed')}")
+    lines.append(f"  file:           format {header['format']} v{header['format_version']}, "
+                 f"speakergmm {header.get('library_version')}")
+    return "\n".join(lines)
+
+
+class CompensatedFeatures(Mapping):
+    """A features mapping whose utterances come out channel-compensated, computed on access.
+
+    Parameters
+    ----------
+    features : mapping utt → (frames, D) array
+        A feature archive, typically; its other attributes (``utt2spk``, ``config``,
+        ``path``) are passed through.
+    channel : EigenChannel
+    """
+
+    def __init__(self, features: Mapping[str, np.ndarray], channel: EigenChannel):
+        self.features = features
+        self.channel = channel
+
+    def __getitem__(self, utt: str) -> np.ndarray:
+        return self.channel.compensate(self.features[utt])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __contains__(self, utt) -> bool:
+        return utt in self.features
+
+    def __getattr__(self, name: str):
+        if name in ("features", "channel"):  # not yet set (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.features, name)
+
+
+# --- internals ----------------------------------------------------------------------------
+
+def _utt_stats(state, utt: str) -> tuple[np.ndarray, np.ndarray]:
+    ubm, features = state
+    stats = ubm.accumulate(features[utt])
+    return stats.n, stats.f.astype(np.float32)
+
+
+def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
+    """``out[c] += sum of rows of class c``, for rows sorted by class (``cls`` ascending);
+    np.add.at would do it 20x slower."""
+    starts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]])
+    out[cls[starts]] += np.add.reduceat(rows, starts, axis=0)
+
+
+def _init(F, N, D, cls_of, starts, R, relevance, rng) -> np.ndarray:
+    """Leading within-class directions of the utterances' MAP offsets (randomised SVD,
+    Halko et al. 2011), scaled to their standard deviation: a start near the EM solution."""
+    H = len(F)
+    dev = np.empty(F.shape, np.float32)
+    for lo in range(0, H, _BLOCK):
+        blk = slice(lo, lo + _BLOCK)
+        dev[blk] = F[blk] / (np.repeat(N[blk], D, axis=1) + relevance)
+    sums = np.zeros((len(starts), F.shape[1]))
+    for lo in range(0, H, _BLOCK):
+        _add_by_class(sums, dev[lo:lo + _BLOCK], cls_of[lo:lo + _BLOCK])
+    centres = (sums / np.bincount(cls_of)[:, None]).astype(np.float32)
+    for lo in range(0, H, _BLOCK):
+        dev[lo:lo + _BLOCK] -= centres[cls_of[lo:lo + _BLOCK]]
+    Y = dev @ rng.standard_normal((dev.shape[1], R + 10)).astype(np.float32)
+    for _ in range(2):  # power iterations sharpen the spectrum
+        Y = np.linalg.qr(Y)[0]
+        Y = dev @ (dev.T @ Y)
+    Q = np.linalg.qr(Y.astype(np.float64))[0]
+    _, s, vt = np.linalg.svd(Q.T @ dev, full_matrices=False)
+    return vt[:R].T * (s[:R] / np.sqrt(H))
+
+
+def _em_step(F, N, D, U, X, cls_of, starts, relevance):
+    """One iteration: class offsets given the current factors, then the factors' posteriors
+    and the ML update of ``U`` (per component k: U_k = C_k A_k⁻¹)."""
+    H, KD = F.shape
+    K, R = KD // D, U.shape[1]
+    # class offsets: MAP of the statistics with each recording's channel offset removed
+    num = np.zeros((len(starts), KD))
+    for lo in range(0, H, _BLOCK):
+        blk = slice(lo, lo + _BLOCK)
+        resid = F[blk] - np.repeat(N[blk], D, axis=1) * (X[blk] @ U.T)
+        _add_by_class(num, resid, cls_of[blk])
+    count = np.repeat(np.add.reduceat(N, starts, axis=0), D, axis=1)
+    offsets = num / (count + relevance)
+    # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)
+    UtU = np.einsum("kdr,kds->krs", U.reshape(K, D, R), U.reshape(K, D, R)).reshape(K, R * R)
+    A = np.zeros((K, R * R))
+    C = np.zeros((KD, R))
+    X = np.empty((H, R))
+    objective = 0.0
+    for lo in range(0, H, _BLOCK):
+        blk = slice(lo, lo + _BLOCK)
+        centred = F[blk] - np.repeat(N[blk], D, axis=1) * offsets[cls_of[blk]]
+        L = np.eye(R) + (N[blk] @ UtU).reshape(-1, R, R)
+        b = centred @ U
+        cov = np.linalg.inv(L)
+        x = np.einsum("hrs,hs->hr", cov, b)
+        X[blk] = x
+        A += N[blk].T @ (cov + x[:, :, None] * x[:, None, :]).reshape(-1, R * R)
+        C += centred.T @ x
+        objective += float(np.sum(0.5 * np.einsum("hr,hr->h", b, x)
+                                  - 0.5 * np.linalg.slogdet(L)[1]))
+    A = A.reshape(K, R, R)
+    C = C.reshape(K, D, R)
+    U = np.linalg.solve(A, C.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(KD, R)
+    return U, X, objective / H

@@ -1,0 +1,146 @@
+"""Linear logistic-regression calibration and Cllr."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from speakergmm.backend.calibration import Calibration, bayes_threshold
+
+from speakergmm.eval.metrics import cllr
+from speakergmm.errors import ModelError
+
+
+def gaussian_scores(rng, n_target, n_nontarget, *, scale=1.0, shift=0.0):
+    """Targets N(2, 1), non-targets N(-1, 1), then ``scale·s + shift`` (miscalibrated)."""
+    t = rng.normal(2.0, 1.0, n_target)
+    n = rng.normal(-1.0, 1.0, n_nontarget)
+    return scale * t + shift, scale * n + shift
+
+
+# For N(2,1) vs N(-1,1): LLR(s) = 3 s - 1.5.
+TRUE_SLOPE, TRUE_OFFSET = 3.0, -1.5
+
+
+def test_cllr_reference_values():
+    assert cllr([0.0, 0.0], [0.0]) == pytest.approx(1.0)
+    assert cllr([50.0, 80.0], [-60.0, -1e3]) == pytest.approx(0.0, abs=1e-12)
+    assert cllr([np.inf], [-np.inf]) == 0.0
+    assert cllr([-50.0], [-50.0]) > 30  # confidently wrong targets cost a lot
+    # One target at LLR log 3: log2(1 + 1/3)/2 bits; non-target at 0: 1/2 bit.
+    assert cllr([math.log(3)], [0.0]) == pytest.approx(0.5 * math.log2(4 / 3) + 0.5)
+
+
+def test_fit_lowers_cllr_on_held_out_scores(rng):
+    train_t, train_n = gaussian_scores(rng, 500, 2000, scale=3.0, shift=5.0)
+    test_t, test_n = gaussian_scores(rng, 500, 2000, scale=3.0, shift=5.0)
+    raw = cllr(test_t, test_n)
+    cal = Calibration().fit(train_t, train_n, prior=0.5)
+    calibrated = cllr(cal.transform(test_t), cal.transform(test_n))
+    assert cal.converged_
+    assert raw > 1.5          # shifted by +5: non-targets look like targets
+    assert calibrated < 0.35  # near the ideal ≈ 0.26 bits for d' = 3
+    assert calibrated < raw
+
+
+@pytest.mark.parametrize("prior", [0.5, 0.1])
+def test_fit_recovers_analytic_llr(rng, prior):
+    t, n = gaussian_scores(rng, 20000, 20000)
+    cal = Calibration().fit(t, n, prior=prior)
+    assert cal.scale_ == pytest.approx(TRUE_SLOPE, abs=0.15)
+    assert cal.offset_ == pytest.approx(TRUE_OFFSET, abs=0.15)
+    assert cal.prior_ == prior
+    assert (cal.n_target_, cal.n_nontarget_) == (20000, 20000)
+    # Through a linear miscalibration the fit undoes it: a·(3s + 5) + b = 3 s - 1.5.
+    cal2 = Calibration().fit(3.0 * t + 5.0, 3.0 * n + 5.0, prior=prior)
+    assert cal2.scale_ == pytest.approx(cal.scale_ / 3.0, rel=1e-6)
+    assert cal2.offset_ == pytest.approx(cal.offset_ - 5.0 * cal.scale_ / 3.0, rel=1e-6)
+
+
+def test_fit_is_the_optimum_of_the_objective(rng):
+    t, n = gaussian_scores(rng, 200, 300, scale=2.0, shift=-1.0)
+    prior = 0.2
+    cal = Calibration().fit(t, n, prior=prior)
+    lp = math.log(prior / (1 - prior))
+
+    def objective(a, b):
+        return (prior * np.mean(np.logaddexp(0, -(a * t + b + lp)))
+                + (1 - prior) * np.mean(np.logaddexp(0, a * n + b + lp)))
+
+    best = objective(cal.scale_, cal.offset_)
+    for da, db in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]:
+        assert objective(cal.scale_ + da, cal.offset_ + db) > best
+
+
+def test_transform_and_threshold():
+    cal = Calibration.from_json(json.dumps({
+        "format": "speakergmm.calibration", "format_version": 1, "scale": 2.0,
+        "offset": -1.0, "prior": 0.01, "n_target": 3, "n_nontarget": 7}))
+    np.testing.assert_allclose(cal.transform([[0.0, 1.0]]), [[-1.0, 1.0]])
+    assert bayes_threshold(0.5) == 0.0
+    assert bayes_threshold(0.01) == pytest.approx(math.log(99))
+
+
+def test_json_round_trip(tmp_path, rng):
+    t, n = gaussian_scores(rng, 50, 80)
+    cal = Calibration().fit(t, n, prior=0.05)
+    back = Calibration.from_json(cal.to_json())
+    assert (back.scale_, back.offset_, back.prior_) == (cal.scale_, cal.offset_, cal.prior_)
+    assert (back.n_target_, back.n_nontarget_) == (50, 80)
+    path = tmp_path / "cal.json"
+    cal.save(path)
+    loaded = Calibration.load(path)
+    np.testing.assert_array_equal(loaded.transform(t), cal.transform(t))
+    assert [p.name for p in tmp_path.iterdir()] == ["cal.json"]  # no temporary left
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "speakergmm.calibration" and doc["format_version"] == 1
+
+
+def test_malformed_files_rejected(tmp_path, rng):
+    good = json.loads(Calibration().fit([1.0, 2.0], [0.0, -1.0, 1.5]).to_json())
+    with pytest.raises(ModelError, match="no such calibration file"):
+        Calibration.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ModelError, match=r"bad\.json: not a JSON calibration file"):
+        Calibration.load(bad)
+    cases = [
+        ({"format": "other"}, "format is 'other'"),
+        ({"format_version": 99}, "format version 99 is not supported"),
+        ({"scale": "x"}, "scale must be a finite number"),
+        ({"prior": 1.0}, "prior must be a number strictly between 0 and 1"),
+        ({"n_target": 0}, "n_target must be a positive integer"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ModelError, match=message):
+            Calibration.from_json(json.dumps({**good, **change}))
+    del good["offset"]
+    with pytest.raises(ModelError, match="missing offset"):
+        Calibration.from_json(json.dumps(good))
+    with pytest.raises(ModelError, match="format is 'list'"):
+        Calibration.from_json("[1, 2]")
+
+
+def test_invalid_inputs_rejected():
+    with pytest.raises(ValueError, match="target_scores is empty"):
+        Calibration().fit([], [1.0])
+    with pytest.raises(ValueError, match="nontarget_scores is empty"):
+        Calibration().fit([1.0], [])
+    with pytest.raises(ValueError, match="non-finite"):
+        Calibration().fit([1.0, np.nan], [0.0])
+    with pytest.raises(ValueError, match="non-finite"):
+        Calibration().fit([1.0], [np.inf])
+    for prior in (0.0, 1.0, -0.5, True, "0.5"):
+        with pytest.raises(ValueError, match="prior must be"):
+            Calibration().fit([1.0], [0.0], prior=prior)
+    with pytest.raises(ValueError, match="not fitted"):
+        Calibration().transform([1.0])
+    with pytest.raises(ValueError, match="not fitted"):
+        Calibration().to_json()
+    with pytest.raises(ValueError, match="NaN"):
+        cllr([np.nan], [0.0])
+    with pytest.raises(ValueError, match="empty"):
+        cllr([], [0.0])

@@ -1,0 +1,190 @@
+import inspect
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from speakergmm import __version__, read_features
+from speakergmm.cli import main
+from speakergmm.cli.commands import _DownloadProgress
+from speakergmm.corpora import fsdd, voxceleb1
+from speakergmm.corpora._download import staging_dir
+
+from conftest import make_data_dir
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "speakergmm", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "extract" in out.stdout and "validate-data-dir" in out.stdout
+
+
+def test_extract_ok(tmp_path):
+    data = make_data_dir(tmp_path)
+    result = CliRunner().invoke(main, ["extract", str(data), str(tmp_path / "feats"),
+                                       "--audio-root", str(tmp_path), "-j", "2"])
+    assert result.exit_code == 0, result.output
+    assert "utterances: 9 (9 extracted, 0 already done, 0 failed)" in result.output
+    assert "kept by VAD" in result.output
+    assert len(read_features(tmp_path / "feats")) == 9
+
+
+def test_extract_failures_exit_nonzero_unless_skip_bad(tmp_path):
+    data = make_data_dir(tmp_path, bad=("spk1-u2",))
+    args = ["extract", str(data), str(tmp_path / "feats"), "--audio-root", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "failed: spk1-u2: spk1-u2: no speech" in result.output
+    assert "1 utterance(s) failed" in result.output
+    result = CliRunner().invoke(main, args + ["--skip-bad"])
+    assert result.exit_code == 0
+    assert "8 already done, 1 failed" in result.output
+
+
+def test_extract_with_preset_and_json_config(tmp_path):
+    data = make_data_dir(tmp_path, n_spk=1, sr=8000)
+    result = CliRunner().invoke(main, ["extract", str(data), str(tmp_path / "f8"),
+                                       "--audio-root", str(tmp_path), "--config", "telephone"])
+    assert result.exit_code == 0, result.output
+    assert read_features(tmp_path / "f8").config.sample_rate == 8000
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"n_mfcc": 13, "delta_order": 1}')
+    result = CliRunner().invoke(main, ["extract", str(data), str(tmp_path / "f13"),
+                                       "--audio-root", str(tmp_path), "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert read_features(tmp_path / "f13")["spk0-u0"].shape[1] == 26
+
+
+def test_errors_are_one_line_exit_2(tmp_path):
+    data = make_data_dir(tmp_path, n_spk=1)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"n_mfcc": 99}')
+    result = CliRunner().invoke(main, ["extract", str(data), str(tmp_path / "f"),
+                                       "--config", str(cfg)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("speakergmm: error:")
+    assert "cfg.json" in lines[0] and "n_mfcc" in lines[0]
+    assert "Traceback" not in result.output
+    (data / "utt2spk").write_text("broken-line-without-speaker\n")
+    result = CliRunner().invoke(main, ["extract", str(data), str(tmp_path / "f")])
+    assert result.exit_code == 2 and "utt2spk" in result.output
+
+
+def test_debug_shows_traceback(tmp_path):
+    data = make_data_dir(tmp_path, n_spk=1)
+    (data / "utt2spk").write_text("broken\n")
+    result = CliRunner().invoke(main, ["--debug", "extract", str(data), str(tmp_path / "f")])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+
+# --------------------------------------------------------------------------- download, prepare
+
+
+class TTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_download_shows_progress_and_notes(tmp_path, monkeypatch):
+    """stderr not a terminal (as here): one line per transfer; a warning of the download
+    function is a plain note, the corpus root goes to stdout."""
+    def download_fsdd(target_dir, *, url=None, progress=None):
+        progress(1_000_000, 3_000_000)
+        progress(3_000_000, 3_000_000)
+        progress(200, None)  # the next file, of unknown size
+        progress(2_000_000, None)
+        warnings.warn("the audio needs registration", UserWarning, stacklevel=2)
+        return Path(target_dir)
+
+    monkeypatch.setattr(fsdd, "download_fsdd", download_fsdd)
+    result = CliRunner().invoke(main, ["download", "fsdd", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{tmp_path / 'c'}\n"
+    assert result.stderr.splitlines() == ["download: 3.0 MB", "download: 2.0 MB",
+                                          "note: the audio needs registration"]
+
+
+def test_download_progress_on_a_terminal():
+    out = TTY()
+    progress = _DownloadProgress(out)
+    progress(1_000_000, 2_000_000)
+    progress(2_000_000, 2_000_000)
+    assert "download" in out.getvalue() and "2.0 MB of 2.0 MB" in out.getvalue()
+    progress(1_500, 9_000)  # a mirror after a failure, or the next file: a new bar
+    progress(500_000, None)  # unknown size: a byte count, redrawn at most every second
+    progress(1_500_000, None)
+    progress.finish()
+    progress.finish()  # once only
+    lines = out.getvalue().split("\n")
+    assert "1.5 kB of 9.0 kB" in lines[1]
+    assert lines[2:] == ["\rdownload: 500.0 kB\033[K\rdownload: 1.5 MB\033[K", ""]
+
+
+def test_download_no_checksums(tmp_path, monkeypatch):
+    assert "checksums" in inspect.signature(voxceleb1.download_voxceleb1).parameters
+    passed = []
+
+    def download_voxceleb1(target_dir, *, checksums=True, progress=None):
+        passed.append(checksums)
+        return Path(target_dir)
+
+    monkeypatch.setattr(voxceleb1, "download_voxceleb1", download_voxceleb1)
+    for flags in ([], ["--no-checksums"]):
+        result = CliRunner().invoke(main, ["download", "voxceleb1", str(tmp_path), *flags])
+        assert result.exit_code == 0, result.output
+    assert passed == [True, False]
+    result = CliRunner().invoke(main, ["download", "fsdd", str(tmp_path), "--no-checksums"])
+    assert result.exit_code == 2
+    assert "--no-checksums does not apply to fsdd: download_fsdd() has no checksums " \
+           "option" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_sigterm_during_download_cleans_up(tmp_path, monkeypatch):
+    target = tmp_path / "c"
+
+    def download_fsdd(target_dir, *, url=None, progress=None):
+        with staging_dir(target_dir) as tmp:
+            (tmp / "partial.zip").write_bytes(b"x")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+            pytest.fail("SIGTERM did not interrupt the download")
+
+    monkeypatch.setattr(fsdd, "download_fsdd", download_fsdd)
+    caught = []
+
+    def net(*args):  # should the command not handle SIGTERM, this keeps pytest alive
+        caught.append(args)
+
+    previous = signal.signal(signal.SIGTERM, net)
+    try:
+        result = CliRunner().invoke(main, ["download", "fsdd", str(target)])
+        restored = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert caught == [] and restored is net
+    assert result.exit_code == 130 and "speakergmm: interrupted" in result.output
+    assert list(target.iterdir()) == []
+
+
+def test_prepare_allow_incomplete_only_where_it_applies(tmp_path):
+    result = CliRunner().invoke(main, ["prepare", "fsdd", str(tmp_path), str(tmp_path / "o"),
+                                       "--allow-incomplete"])
+    assert result.exit_code == 2
+    assert "--allow-incomplete does not apply to fsdd: prepare_fsdd() has no complete " \
+           "option; leave the flag out" in result.output
+    assert not (tmp_path / "o").exists()

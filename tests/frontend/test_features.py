@@ -1,0 +1,179 @@
+import dataclasses
+
+import librosa
+import numpy as np
+import pytest
+
+from speakergmm.errors import FeatureError
+from speakergmm.frontend.features import FeatureConfig, deltas, extract_features, mfcc, preemphasis
+
+from conftest import speechlike, tone_bursts
+
+RAW = dict(vad="none", norm="none", delta_order=0)
+
+
+@pytest.mark.parametrize("preset", ["wideband", "telephone"])
+def test_mfcc_equals_direct_librosa(preset):
+    cfg = FeatureConfig.preset(preset, **RAW)
+    y = speechlike(cfg.sample_rate, seconds=2.0, seed=3)
+    ours = extract_features(y=y, sr=cfg.sample_rate, config=cfg)
+    zi = [-cfg.preemphasis * (2 * y[0] - y[1])]
+    ref = librosa.feature.mfcc(
+        y=librosa.effects.preemphasis(y, coef=cfg.preemphasis, zi=zi), sr=cfg.sample_rate,
+        n_mfcc=cfg.n_mfcc, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+        win_length=cfg.win_length, window=cfg.window, n_mels=cfg.n_mels, fmin=cfg.fmin,
+        fmax=cfg.fmax).T
+    assert ours.shape == ref.shape == (1 + len(y) // cfg.hop_length, cfg.n_mfcc)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_mfcc_blocks_do_not_change_result():
+    cfg = FeatureConfig(**RAW)
+    y = speechlike(16000, seconds=1.5, seed=1)
+    # float32 GEMMs of other sizes round differently: equal to float32 precision
+    np.testing.assert_allclose(mfcc(y=y, config=cfg, block=7), mfcc(y=y, config=cfg),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_preemphasis_matches_librosa_with_extrapolated_state():
+    y = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    zi = [-0.97 * (2 * y[0] - y[1])]
+    np.testing.assert_allclose(preemphasis(y=y, coef=0.97),
+                               librosa.effects.preemphasis(y, coef=0.97, zi=zi), atol=1e-6)
+
+
+def test_deltas_on_a_ramp():
+    t = np.arange(20, dtype=np.float64)
+    x = np.stack([2.0 * t + 1, -0.5 * t, np.full_like(t, 3.0)], axis=1)
+    out = deltas(x, width=5, order=2)
+    assert out.shape == (20, 9)
+    np.testing.assert_array_equal(out[:, :3], x)
+    slope = np.array([2.0, -0.5, 0.0])
+    np.testing.assert_allclose(out[2:-2, 3:6], np.tile(slope, (16, 1)), atol=1e-12)
+    # edges repeat the first/last frame: (1*(x1-x0) + 2*(x2-x0)) / 10 = 0.5 * slope
+    np.testing.assert_allclose(out[0, 3:6], 0.5 * slope, atol=1e-12)
+    np.testing.assert_allclose(out[4:-4, 6:9], 0.0, atol=1e-12)
+    assert deltas(x, order=0) is x
+    assert deltas(x, width=9, order=1).shape == (20, 6)
+
+
+def test_full_pipeline_shapes_and_normalisation():
+    cfg = FeatureConfig()
+    y = speechlike(16000, seconds=3.0)
+    feats, vad = extract_features(y=y, sr=16000, config=cfg, return_vad=True)
+    assert feats.dtype == np.float32 and feats.flags.c_contiguous
+    assert feats.shape == (vad.sum(), 60) and vad.size == 1 + len(y) // 160
+    assert 0 < vad.sum() < vad.size  # the leading pause is dropped
+    np.testing.assert_allclose(feats.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(feats.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_resamples_when_rates_differ():
+    cfg = FeatureConfig(**RAW)
+    y8 = speechlike(8000, seconds=1.0)
+    feats = extract_features(y=y8, sr=8000, config=cfg)
+    assert feats.shape == (1 + 16000 // 160, 20)
+
+
+def test_digital_silence_is_a_clear_error_not_nan():
+    cfg = FeatureConfig()
+    with pytest.raises(FeatureError, match=r"utt7: no speech found by VAD \(0 of 101 frames"):
+        extract_features(y=np.zeros(16000, np.float32), sr=16000, config=cfg, name="utt7")
+    out = extract_features(y=np.zeros(16000, np.float32), sr=16000,
+                           config=dataclasses.replace(cfg, vad="none"))
+    assert np.isfinite(out).all() and out.shape == (101, 60)
+
+
+def test_too_short_is_an_error():
+    with pytest.raises(FeatureError, match="too short"):
+        extract_features(y=np.ones(500, np.float32), sr=16000, config=FeatureConfig(), name="x")
+
+
+def test_vad_keeps_bursts_in_the_pipeline():
+    y, truth = tone_bursts(16000)
+    cfg = FeatureConfig(norm="none")
+    feats, vad = extract_features(y=y, sr=16000, config=cfg, return_vad=True)
+    frame_truth = truth[np.minimum(np.arange(vad.size) * 160, len(truth) - 1)]
+    assert np.mean(vad == frame_truth) > 0.95
+    assert feats.shape[0] == vad.sum()
+
+
+def test_config_json_round_trip(tmp_path):
+    cfg = FeatureConfig.preset("telephone", norm="warp", norm_window=201, lifter=22.0)
+    assert FeatureConfig.from_json(cfg.to_json()) == cfg
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    assert FeatureConfig.load(path) == cfg
+    assert FeatureConfig.resolve(path) == cfg
+    assert FeatureConfig.resolve("telephone").sample_rate == 8000
+    assert FeatureConfig.resolve(None) == FeatureConfig()
+    assert hash(cfg) == hash(FeatureConfig.from_dict(cfg.to_dict()))
+
+
+def test_config_defaults():
+    cfg = FeatureConfig()
+    assert (cfg.sample_rate, cfg.win_length, cfg.hop_length, cfg.n_fft, cfg.n_mels,
+            cfg.n_mfcc, cfg.preemphasis, cfg.dim) == (16000, 400, 160, 512, 40, 20, 0.97, 60)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(n_fft=256), "n_fft"),
+    (dict(fmax=9000.0), "Nyquist"),
+    (dict(n_mfcc=50), "n_mfcc"),
+    (dict(delta_order=3), "delta_order"),
+    (dict(delta_width=4), "delta_width"),
+    (dict(norm="zscore"), "norm must be"),
+    (dict(vad="neural"), "vad must be"),
+    (dict(frame_shift_ms=0), "frame_shift_ms"),
+])
+def test_invalid_config(bad, match):
+    with pytest.raises(FeatureError, match=match):
+        FeatureConfig(**bad)
+
+
+def test_config_file_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"n_mfcc": 13, "colour": "red"}')
+    with pytest.raises(FeatureError, match="bad.json: unknown feature config key.*colour"):
+        FeatureConfig.load(bad)
+    bad.write_text("{not json")
+    with pytest.raises(FeatureError, match="not valid JSON"):
+        FeatureConfig.load(bad)
+    with pytest.raises(FeatureError, match="unknown feature preset"):
+        FeatureConfig.preset("studio")
+
+
+def test_liftered_mfcc_equals_librosa():
+    cfg = FeatureConfig(**RAW, lifter=22.0)
+    y = speechlike(16000, seconds=1.0, seed=4)
+    ours = extract_features(y=y, sr=16000, config=cfg)
+    zi = [-cfg.preemphasis * (2 * y[0] - y[1])]
+    ref = librosa.feature.mfcc(
+        y=librosa.effects.preemphasis(y, coef=cfg.preemphasis, zi=zi), sr=16000, n_mfcc=20,
+        n_fft=512, hop_length=160, win_length=400, window="hamming", n_mels=40, fmin=20,
+        fmax=7600, lifter=22.0).T
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("window", ["hamming", "hann", "blackman"])
+def test_analysis_window_and_cached_filterbank(tmp_path, monkeypatch, window):
+    import scipy.signal
+
+    from speakergmm.frontend import features
+
+    monkeypatch.setenv("SPEAKERGMM_CACHE", str(tmp_path))
+    features._analysis.cache_clear()
+    cfg = FeatureConfig(window=window, n_mels=30)
+    win, mel = features._analysis(cfg)
+    ref = librosa.util.pad_center(scipy.signal.get_window(window, 400, fftbins=True), size=512)
+    np.testing.assert_allclose(win, ref, atol=1e-6)
+    np.testing.assert_allclose(mel.T, librosa.filters.mel(sr=16000, n_fft=512, n_mels=30,
+                                                          fmin=20, fmax=7600), rtol=1e-6)
+    cached = list(tmp_path.glob("mel-*.npy"))
+    assert len(cached) == 1
+    # a damaged cache file is recomputed, not trusted
+    cached[0].write_bytes(b"garbage")
+    features._analysis.cache_clear()
+    np.testing.assert_allclose(features._analysis(cfg)[1], mel)
+    assert np.load(cached[0]).shape == (30, 257)
+    features._analysis.cache_clear()

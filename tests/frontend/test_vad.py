@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from speakergmm.frontend.vad import energy_vad, frame_energy_db
+
+from conftest import tone_bursts
+
+
+def _frames(sr, n):
+    hop = sr // 100
+    return 1 + n // hop, hop, int(0.025 * sr)
+
+
+@pytest.mark.parametrize("sr", [8000, 16000])
+def test_keeps_bursts_drops_gaps(sr):
+    y, truth = tone_bursts(sr, n=4)
+    n_frames, hop, win = _frames(sr, len(y))
+    energy = frame_energy_db(y=y, hop_length=hop, win_length=win)
+    speech = energy_vad(energy_db=energy)
+    centres = np.minimum(np.arange(n_frames) * hop, len(y) - 1)
+    frame_truth = truth[centres]
+    # every frame well inside a burst is kept, every frame well inside a gap is dropped
+    inside = np.convolve(frame_truth, np.ones(7), "same") == 7
+    outside = np.convolve(~frame_truth, np.ones(7), "same") == 7
+    assert speech[inside].all()
+    assert not speech[outside].any()
+    assert np.mean(speech == frame_truth) > 0.95
+
+
+def test_energy_of_full_scale_sine_is_minus_3_dbfs():
+    sr = 16000
+    y = np.sin(2 * np.pi * 1000 * np.arange(sr) / sr).astype(np.float32)
+    energy = frame_energy_db(y=y, hop_length=160, win_length=400)
+    np.testing.assert_allclose(energy[5:-5], -3.01, atol=0.05)
+    # edge frames are half outside the signal: 3 dB less
+    assert energy[0] == pytest.approx(-6.0, abs=0.2)
+
+
+def test_digital_silence_is_finite_and_rejected():
+    energy = frame_energy_db(y=np.zeros(16000, np.float32), hop_length=160,
+                             win_length=400)
+    assert np.isfinite(energy).all()
+    assert not energy_vad(energy_db=energy).any()
+
+
+def test_floor_rejects_quiet_noise_even_when_it_is_the_loudest():
+    energy = np.full(200, -75.0)
+    energy[50:60] = -70.0
+    assert not energy_vad(energy_db=energy, floor_db=-60.0).any()
+    assert energy_vad(energy_db=energy, floor_db=-80.0).sum() >= 190
+
+
+def test_smoothing_fills_gaps_and_drops_clicks():
+    energy = np.full(100, -80.0)
+    energy[20:60] = -20.0
+    energy[40] = -80.0          # one-frame dip inside speech
+    energy[80] = -20.0          # isolated click
+    smooth = energy_vad(energy_db=energy, context=2)
+    assert smooth[40] and not smooth[80]
+    raw = energy_vad(energy_db=energy, context=0)
+    assert not raw[40] and raw[80]
+
+
+def test_relative_threshold():
+    energy = np.concatenate([np.full(50, -10.0), np.full(50, -35.0), np.full(50, -45.0)])
+    speech = energy_vad(energy_db=energy, threshold_db=30.0, context=0)
+    assert speech[:100].all() and not speech[100:].any()
+    assert energy_vad(energy_db=np.zeros(0)).shape == (0,)

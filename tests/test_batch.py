@@ -1,0 +1,263 @@
+"""Trial-list scoring from archives: library (pipeline) and CLI (score, calibrate)."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from speakergmm.frontend.archive import extract_archive, read_features
+from speakergmm.backend.calibration import Calibration
+from speakergmm.cli import main
+from speakergmm.data.datadir import DataDir, write_data_dir
+from speakergmm.data.trials import Trials, write_enroll_map, write_trials
+from speakergmm.errors import SpeakerGMMError
+from speakergmm.frontend.features import FeatureConfig
+from speakergmm.gmm.mixture import DiagGMM
+from speakergmm.batch import Cohort, enroll_models, score_trial_list
+from speakergmm.data.scores import labelled_scores, read_scores
+from speakergmm.gmm.ubm import train_ubm
+
+from conftest import write_audio
+from conftest import SR, voice
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Archives for 4 enrolled speakers (2 enroll + 3 test utterances each), 6 cohort
+    speakers, a UBM, a trial list and an enroll map."""
+    root = tmp_path_factory.mktemp("pipe")
+
+    def data(name, speakers, utts):
+        wav, u2s = {}, {}
+        for s in speakers:
+            for u in utts:
+                utt = f"s{s:03d}-{u}"
+                write_audio(root / "audio" / f"{utt}.wav", voice(s, u, seconds=1.5), SR)
+                wav[utt], u2s[utt] = f"audio/{utt}.wav", f"s{s:03d}"
+        write_data_dir(root / "data" / name, DataDir(wav_scp=wav, utt2spk=u2s))
+        extract_archive(root / "data" / name, root / "feats" / name, audio_root=root)
+        return read_features(root / "feats" / name)
+
+    enroll = data("enroll", range(4), range(2))
+    test = data("test", range(4), range(2, 5))
+    cohort = data("cohort", range(50, 56), range(2))
+    background = [x for x in cohort.values()] + [x for x in enroll.values()]
+    ubm = train_ubm(background, n_components=16, n_iterations=4,
+                    metadata={"feature_config": FeatureConfig().to_dict()})
+    ubm.save(root / "ubm.npz")
+    pairs = [(f"s{m:03d}", utt) for m in range(4) for utt in sorted(test)]
+    trials = Trials(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]),
+                    np.array([p[1].startswith(p[0]) for p in pairs]))
+    write_trials(root / "trials", trials)
+    write_enroll_map(root / "enroll_map", {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"]
+                                           for m in range(4)})
+    return root, ubm, enroll, test, cohort, trials
+
+
+def test_scores_separate_targets(world):
+    root, ubm, enroll, test, cohort, trials = world
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    models = enroll_models(ubm, enroll, spk2utt)
+    raw = score_trial_list(ubm, trials, models, test)
+    assert raw.shape == (len(trials),)
+    assert raw[trials.is_target].mean() > raw[~trials.is_target].mean()
+    parallel = score_trial_list(ubm, trials, models, test, jobs=2)
+    np.testing.assert_allclose(parallel, raw, rtol=1e-6)
+    coh = Cohort.from_archive(ubm, cohort, cohort.utt2spk)
+    assert len(coh.models) == 6 and len(coh.utterances) == 12
+    for norm in ("znorm", "tnorm", "ztnorm", "snorm"):
+        s = score_trial_list(ubm, trials, models, test, norm=norm, cohort=coh)
+        assert np.isfinite(s).all()
+        assert s[trials.is_target].mean() > s[~trials.is_target].mean(), norm
+    asn = score_trial_list(ubm, trials, models, test, norm="asnorm", cohort=coh, top_n=12)
+    snorm = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=coh)
+    np.testing.assert_allclose(asn, snorm, rtol=1e-9)  # top-N over the whole cohort = S-norm
+
+
+def test_pipeline_errors(world):
+    root, ubm, enroll, test, cohort, trials = world
+    with pytest.raises(SpeakerGMMError, match="no features for enrollment utterance 'nope'"):
+        enroll_models(ubm, enroll, {"s000": ["nope"]})
+    models = enroll_models(ubm, enroll, {"s000": ["s000-0"]})
+    with pytest.raises(SpeakerGMMError, match="trial model 's001' is not enrolled"):
+        score_trial_list(ubm, trials, models, test)
+    with pytest.raises(SpeakerGMMError, match="needs an impostor cohort"):
+        score_trial_list(ubm, Trials(trials.enroll[:1], trials.test[:1], trials.is_target[:1]),
+                         models, test, norm="znorm")
+
+
+def test_cli_score_and_calibrate(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    out = tmp_path / "scores"
+    base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz")]
+    r = CliRunner().invoke(main, base + ["-o", str(out)])
+    assert r.exit_code == 0, r.output
+    scores = read_scores(out)
+    assert len(scores) == len(trials)
+    # the enroll map gives the same models as utt2spk here
+    r = CliRunner().invoke(main, base + ["--enroll-map", str(root / "enroll_map"), "-o",
+                                         str(tmp_path / "s2")])
+    assert r.exit_code == 0, r.output
+    assert read_scores(tmp_path / "s2") == pytest.approx(scores)
+    # a data directory instead of an archive is extracted on the fly
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "data" / "enroll"), "--audio-root", str(root),
+                                  "--test", str(root / "feats" / "test"), "--ubm",
+                                  str(root / "ubm.npz"), "-o", str(tmp_path / "s3")])
+    assert r.exit_code == 0, r.output
+    assert read_scores(tmp_path / "s3") == pytest.approx(scores, rel=1e-5)
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "sn"), "--norm", "snorm",
+                                         "--cohort", str(root / "feats" / "cohort")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "x"), "--norm", "znorm"])
+    assert r.exit_code == 2 and "needs an impostor cohort" in r.output
+    cal = tmp_path / "cal.json"
+    r = CliRunner().invoke(main, ["calibrate", str(out), "--trials", str(root / "trials"),
+                                  "--prior", "0.25", "-o", str(cal)])
+    assert r.exit_code == 0, r.output and "Cllr" in r.output
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "cal_scores"), "--calibration",
+                                         str(cal)])
+    assert r.exit_code == 0
+    # applying the calibration to the written scores gives the same LLRs as scoring again
+    r = CliRunner().invoke(main, ["apply-calibration", str(cal), str(out), "-o",
+                                  str(tmp_path / "applied")])
+    assert r.exit_code == 0, r.output
+    applied, rescored = read_scores(tmp_path / "applied"), read_scores(tmp_path / "cal_scores")
+    assert applied.keys() == rescored.keys()
+    scale = Calibration.load(cal).scale_  # the input file holds 6 decimals
+    np.testing.assert_allclose([applied[k] for k in rescored], list(rescored.values()),
+                               rtol=0, atol=abs(scale) * 5e-7 + 6e-7)
+    r = CliRunner().invoke(main, ["apply-calibration", str(out), str(out), "-o",
+                                  str(tmp_path / "bad")])
+    assert r.exit_code == 2 and not (tmp_path / "bad").exists()
+    tar, non = labelled_scores(tmp_path / "cal_scores", trials)
+    from speakergmm.eval.metrics import cllr
+
+    raw_tar, raw_non = labelled_scores(out, trials)
+    assert cllr(tar, non) < cllr(raw_tar, raw_non)
+
+
+def test_adapt_reaches_models_and_cohort(world, tmp_path):
+    """--adapt builds the trial models and the cohort models the same way, as the library
+    does with the same arguments."""
+    root, ubm, enroll, test, cohort, trials = world
+    mwv = ("means", "weights", "variances")
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    coh = Cohort.from_archive(ubm, cohort, cohort.utt2spk, adapt=mwv, relevance=8)
+    assert not coh.models.means_only
+    models = enroll_models(ubm, enroll, spk2utt, adapt=mwv, relevance=8)
+    expect = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=coh)
+    means_only = score_trial_list(
+        ubm, trials, enroll_models(ubm, enroll, spk2utt, relevance=8), test, norm="snorm",
+        cohort=Cohort.from_archive(ubm, cohort, cohort.utt2spk, relevance=8))
+    assert not np.allclose(expect, means_only)
+    base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
+            "--norm", "snorm", "--cohort", str(root / "feats" / "cohort"), "--relevance", "8"]
+    r = CliRunner().invoke(main, base + ["--adapt", "variances,means,weights", "-o",
+                                         str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    got = read_scores(tmp_path / "s")
+    np.testing.assert_allclose([got[(e, t)] for e, t in zip(trials.enroll, trials.test)],
+                               expect, rtol=0, atol=6e-7)  # files hold 6 decimals
+    r = CliRunner().invoke(main, base + ["--adapt", "mean", "-o", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "cannot adapt" in r.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cohort_models_enrolled_like_the_targets(world, tmp_path):
+    """enroll_utterances caps each cohort model's enrollment (evenly spread utterances); the
+    cohort test utterances stay all of them; the CLI option reaches it."""
+    root, ubm, enroll, test, cohort, trials = world
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    models = enroll_models(ubm, enroll, spk2utt)
+    capped = Cohort.from_archive(ubm, cohort, cohort.utt2spk, enroll_utterances=1)
+    by_hand = Cohort(enroll_models(ubm, cohort, {f"s{s:03d}": [f"s{s:03d}-0"]
+                                                 for s in range(50, 56)}),
+                     cohort, sorted(cohort))
+    assert capped.utterances == by_hand.utterances and len(capped.utterances) == 12
+    expect = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=by_hand)
+    np.testing.assert_allclose(
+        score_trial_list(ubm, trials, models, test, norm="snorm", cohort=capped), expect)
+    full = Cohort.from_archive(ubm, cohort, cohort.utt2spk)
+    assert not np.allclose(score_trial_list(ubm, trials, models, test, norm="snorm",
+                                            cohort=full), expect)
+    r = CliRunner().invoke(main, [
+        "score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+        "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"), "--norm",
+        "snorm", "--cohort", str(root / "feats" / "cohort"), "--cohort-enroll-utts", "1",
+        "-o", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    got = read_scores(tmp_path / "s")
+    np.testing.assert_allclose([got[(e, t)] for e, t in zip(trials.enroll, trials.test)],
+                               expect, rtol=0, atol=6e-7)  # files hold 6 decimals
+
+
+def test_score_refuses_features_of_another_config(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    extract_archive(root / "data" / "test", tmp_path / "t13", audio_root=root,
+                    config=FeatureConfig(n_mfcc=13))
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "feats" / "enroll"), "--test", str(tmp_path / "t13"),
+                                  "--ubm", str(root / "ubm.npz"), "-o", str(tmp_path / "s")])
+    assert r.exit_code != 0 and "another feature config" in r.output
+
+
+def test_cli_train_channel_and_score_with_it(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    channel = tmp_path / "channel.npz"
+    r = CliRunner().invoke(main, ["train-channel", str(root / "feats" / "cohort"), "--ubm",
+                                  str(root / "ubm.npz"), "-r", "2", "-n", "3", "-o",
+                                  str(channel)])
+    assert r.exit_code == 0, r.output
+    assert "iter   3 objective" in r.output and channel.is_file()
+    r = CliRunner().invoke(main, ["info", str(channel)])
+    assert r.exit_code == 0, r.output
+    assert "rank (R):       2" in r.output and f"UBM:            {ubm.fingerprint()}" in r.output
+    assert "12 utterances in 6 classes, 3 EM iterations" in r.output
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "junk.npz")])
+    assert r.exit_code == 2 and "not a valid .npz model file" in r.output
+    base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
+            "--norm", "snorm", "--cohort", str(root / "feats" / "cohort")]
+    r = CliRunner().invoke(main, base + ["-o", str(tmp_path / "plain")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, base + ["--channel", str(channel), "-o", str(tmp_path / "comp")])
+    assert r.exit_code == 0, r.output
+    plain, comp = read_scores(tmp_path / "plain"), read_scores(tmp_path / "comp")
+    assert plain.keys() == comp.keys()
+    assert not np.allclose(list(plain.values()), list(comp.values()))
+    tar, non = labelled_scores(tmp_path / "comp", trials)
+    assert tar.mean() > non.mean()
+
+    # the library gives the same scores: enroll, test and cohort are all compensated
+    from speakergmm.gmm.eigenchannel import CompensatedFeatures, EigenChannel
+
+    ch = EigenChannel.load(channel, ubm)
+    wrap = {name: CompensatedFeatures(f, ch) for name, f in
+            (("enroll", enroll), ("test", test), ("cohort", cohort))}
+    models = enroll_models(ubm, wrap["enroll"], {m: [u for u in enroll if u.startswith(m)]
+                                                 for m in sorted(set(trials.enroll))})
+    coh = Cohort.from_archive(ubm, wrap["cohort"], cohort.utt2spk, max_utterances=500)
+    lib = score_trial_list(ubm, trials, models, wrap["test"], norm="snorm", cohort=coh)
+    np.testing.assert_allclose([comp[(e, t)] for e, t in zip(trials.enroll, trials.test)], lib,
+                               atol=2e-6)
+
+    # a class map: each utterance its own class leaves nothing to learn
+    classes = tmp_path / "utt2class"
+    classes.write_text("".join(f"{u} {u}\n" for u in sorted(cohort)))
+    r = CliRunner().invoke(main, ["train-channel", str(root / "feats" / "cohort"), "--ubm",
+                                  str(root / "ubm.npz"), "--utt2class", str(classes), "-o",
+                                  str(tmp_path / "c2.npz")])
+    assert r.exit_code == 2 and "of which 0 have two or more" in r.output
+    assert not (tmp_path / "c2.npz").exists()
+    # a channel trained with another UBM is refused, naming the fix
+    other = tmp_path / "other_ubm.npz"
+    DiagGMM(ubm.weights, ubm.means + 0.5, ubm.variances, metadata=ubm.metadata).save(other)
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "feats" / "enroll"), "--test",
+                                  str(root / "feats" / "test"), "--ubm", str(other),
+                                  "--channel", str(channel), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "train it again with this UBM" in r.output
+    assert not (tmp_path / "x").exists()
