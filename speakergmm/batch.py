@@ -13,8 +13,10 @@ utterances, T-norm each test utterance against the cohort models, S-norm does bo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -22,12 +24,12 @@ from .backend.scorenorm import check_norm, normalize_scores
 from .backend.scoring import ModelSet, check_method, prepare_test, score, score_rows
 from .data.datadir import spk2utt as _spk2utt
 from .data.trials import Trials
-from .errors import SpeakerGMMError
+from .errors import ArchiveError, SpeakerGMMError
 from .exec import Executor, get_executor
 from .gmm.adapt import SpeakerModel
-from .gmm.mixture import DiagGMM
+from .gmm.mixture import DiagGMM, check_feature_config
 
-__all__ = ["enroll_models", "Cohort", "score_trial_list"]
+__all__ = ["enroll_models", "Cohort", "score_trial_list", "open_features", "score_from_paths"]
 
 
 def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
@@ -51,6 +53,7 @@ def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
     SpeakerGMMError
         Naming the model and utterance when an enrollment utterance has no features.
     """
+    check_feature_config(ubm, features)
     for model_id, utts in enroll_map.items():
         missing = [u for u in utts if u not in features]
         if missing:
@@ -104,6 +107,7 @@ class Cohort:
         ``stats`` (a statistics archive of the same utterances) enrolls the models from
         stored statistics instead of the frames.
         """
+        check_feature_config(ubm, features)
         spk2utt = _spk2utt(utt2spk, keep=features)
         if not spk2utt:
             raise SpeakerGMMError("the cohort has no utterances with features")
@@ -181,6 +185,7 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
     """
     check_method(method, c, ubm.n_components)
     check_norm(norm, top_n)
+    check_feature_config(ubm, test_features)
     unknown = sorted(set(trials.enroll) - set(models.ids))
     if unknown:
         raise SpeakerGMMError(f"trial model '{unknown[0]}' is not enrolled ({len(unknown)} "
@@ -222,3 +227,160 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
         kw["test_cohort"] = test_cohort
         kw["test_index"] = test_index
     return normalize_scores(norm, raw, top_n=top_n, **kw)
+
+
+# --- from paths: what `speakergmm score` runs -----------------------------------------------
+
+def open_features(path: str | os.PathLike, ubm: DiagGMM, *, channel=None,
+                  audio_root: str | os.PathLike | None = None,
+                  workdir: str | os.PathLike | None = None, stats_ok: bool = True):
+    """What a path names, made ready for ``ubm``: a feature archive (channel-compensated on
+    access when ``channel`` is given), a statistics archive (checked to be of ``ubm`` and
+    ``channel``), or a data directory extracted with the UBM's feature config into
+    ``workdir``.
+
+    Raises
+    ------
+    ArchiveError
+        Features of another config than the UBM's, a data directory with failed
+        utterances, a statistics archive where frames are needed (``stats_ok=False``).
+    ModelError
+        Statistics of another UBM or channel compensation.
+    """
+    from .frontend.archive import extract_archive, read_features
+    from .frontend.features import FeatureConfig
+    from .gmm.eigenchannel import CompensatedFeatures
+    from .gmm.statsarchive import read_stats
+
+    path = Path(path)
+    if (path / "stats.json").is_file():
+        if not stats_ok:
+            raise ArchiveError(f"{path} is a statistics archive, but frames are needed here "
+                               "(test utterances are scored frame by frame); give the "
+                               "feature archive")
+        return read_stats(path).check(ubm, channel)
+    if not (path / "config.json").is_file() and (path / "wav.scp").is_file():
+        if workdir is None:
+            raise ArchiveError(f"{path} is a data directory; extract it first "
+                               "(speakergmm extract)")
+        config = FeatureConfig.from_dict(ubm.metadata.get("feature_config") or {})
+        out = Path(workdir) / path.name
+        summary = extract_archive(path, out, config=config, audio_root=audio_root)
+        if summary.failed:
+            utt, reason = next(iter(summary.failed.items()))
+            raise ArchiveError(f"{path}: {len(summary.failed)} utterance(s) failed, e.g. "
+                               f"{utt}: {reason}")
+        path = out
+    features = read_features(path)
+    check_feature_config(ubm, features)
+    return features if channel is None else CompensatedFeatures(features, channel)
+
+
+def frames_of(stats, ubm: DiagGMM, channel=None):
+    """The (compensated) feature archive a statistics archive was computed from."""
+    from .frontend.archive import read_features
+    from .gmm.eigenchannel import CompensatedFeatures
+
+    source = stats.header.get("features")
+    if not source or not (Path(source) / "config.json").is_file():
+        raise ArchiveError(f"{stats.path}: the feature archive its statistics came from "
+                           f"({source}) is gone; the cohort's utterances are scored from "
+                           "their frames: give the feature archive")
+    features = read_features(source)
+    check_feature_config(ubm, features)
+    return features if channel is None else CompensatedFeatures(features, channel)
+
+
+def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=None,
+                     enroll_map=None, cohort=None, channel=None, audio_root=None,
+                     method: str = "topc", c: int = 5, relevance: float = 16.0,
+                     adapt=("means",), norm: str = "none", top_n: int | None = None,
+                     cohort_utts: int | None = 500, cohort_enroll_utts: int | None = None,
+                     calibration=None, jobs: int = 1,
+                     executor: Executor | None = None) -> tuple[Trials, np.ndarray]:
+    """Score a trial list from archives on disk (``speakergmm score``).
+
+    Every option is checked before any work: the method and ``c`` against the UBM, the
+    normalisation against ``top_n`` and the cohort, each archive against the UBM's feature
+    config, statistics archives against the UBM and the channel.
+
+    Parameters
+    ----------
+    trials : Trials or path
+    enroll : path
+        Feature archive, statistics archive or data directory of the enrollment utterances.
+    test : path
+        Feature archive or data directory of the test utterances.
+    ubm : DiagGMM, path or None (the bundled UBM)
+    enroll_map : mapping or path, optional
+        Model -> utterances (default: one model per speaker of the enrollment archive).
+    cohort : path, optional
+        Feature or statistics archive of the impostor cohort (needed by ``norm``).
+    channel : EigenChannel or path, optional
+        Session compensation of every utterance.
+    audio_root : path, optional
+        For data directories given instead of archives.
+    method, c, relevance, adapt, norm, top_n, cohort_utts, cohort_enroll_utts
+        As :func:`score_trial_list`, :func:`enroll_models` and :meth:`Cohort.from_archive`.
+    calibration : Calibration or path, optional
+        Applied to the scores.
+    jobs, executor : where the work runs (:mod:`speakergmm.exec`)
+
+    Returns
+    -------
+    trials : Trials
+    scores : np.ndarray [shape=(len(trials),), float64]
+    """
+    import tempfile
+
+    from .backend.calibration import Calibration
+    from .data.trials import read_enroll_map, read_trials
+    from .gmm.eigenchannel import EigenChannel
+    from .gmm.statsarchive import StatsArchive
+
+    if ubm is None:
+        from .pretrained import load_default_ubm
+
+        ubm = load_default_ubm()
+    elif not isinstance(ubm, DiagGMM):
+        ubm = DiagGMM.load(ubm)
+    check_method(method, c, ubm.n_components)
+    check_norm(norm, top_n)
+    if norm != "none" and cohort is None:
+        raise SpeakerGMMError(f"--norm {norm} needs an impostor cohort (--cohort)")
+    if norm == "none" and cohort is not None:
+        raise SpeakerGMMError("a cohort is only used by a score normalisation: give --norm, "
+                              "or leave out --cohort")
+    trials = trials if isinstance(trials, Trials) else read_trials(trials)
+    if channel is not None and not isinstance(channel, EigenChannel):
+        channel = EigenChannel.load(channel, ubm)
+    if calibration is not None and not isinstance(calibration, Calibration):
+        calibration = Calibration.load(calibration)
+    executor = get_executor(executor or jobs)
+    with tempfile.TemporaryDirectory(prefix="speakergmm-") as workdir:
+        opened = dict(channel=channel, audio_root=audio_root, workdir=workdir)
+        enroll_src = open_features(enroll, ubm, **opened)
+        test_src = open_features(test, ubm, stats_ok=False, **opened)
+        cohort_src = None if cohort is None else open_features(cohort, ubm, **opened)
+        if enroll_map is None:
+            spk2utt = _spk2utt(enroll_src.utt2spk)
+        else:
+            spk2utt = enroll_map if isinstance(enroll_map, Mapping) else read_enroll_map(
+                enroll_map)
+        wanted = set(trials.enroll)
+        models = enroll_models(ubm, enroll_src, {m: u for m, u in spk2utt.items()
+                                                 if m in wanted},
+                               relevance=relevance, adapt=adapt, executor=executor)
+        impostors = None
+        if cohort_src is not None:
+            stats = cohort_src if isinstance(cohort_src, StatsArchive) else None
+            frames = cohort_src if stats is None else frames_of(stats, ubm, channel)
+            impostors = Cohort.from_archive(
+                ubm, frames, cohort_src.utt2spk, max_utterances=cohort_utts,
+                enroll_utterances=cohort_enroll_utts, relevance=relevance, adapt=adapt,
+                stats=stats, executor=executor)
+        scores = score_trial_list(ubm, trials, models, test_src, method=method, c=c, norm=norm,
+                                  cohort=impostors, top_n=top_n, executor=executor)
+    if calibration is not None:
+        scores = calibration.transform(scores)
+    return trials, scores

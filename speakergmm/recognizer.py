@@ -15,6 +15,8 @@ import numpy as np
 
 from .frontend.audio import load
 from .gmm.eigenchannel import EigenChannel
+from .constants import DEFAULT_THRESHOLD
+from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, ModelError, SpeakerGMMError
 from .frontend.features import FeatureConfig, extract_features
 from .gmm.mixture import DiagGMM
@@ -23,13 +25,7 @@ from .store import SpeakerInfo, SpeakerStore, check_speaker_id
 
 __all__ = ["Recognizer", "Verification", "Identification", "METHODS", "describe_store"]
 
-METHODS = ("topc", "full", "linear")
 
-#: Default verification threshold on the average per-frame LLR. With the bundled UBM on the
-#: speechocean762 dev protocol (5 enrollment utterances, ~4 s tests, top-C scoring) it gives
-#: 5.4% misses and 2.5% false alarms (the EER, 3.7%, is at about 0.075); 0 would accept
-#: 12.8% of impostors. Scores depend on the UBM and on durations: calibrate for your data.
-DEFAULT_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)

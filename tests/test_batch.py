@@ -261,3 +261,131 @@ def test_cli_train_channel_and_score_with_it(world, tmp_path):
                                   "--channel", str(channel), "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and "train it again with this UBM" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkeypatch):
+    """Item 4 of the architecture issue: whatever the normalisation, a test utterance is
+    compensated and Gaussian-selected once per run, each cohort utterance once, and the
+    cohort statistics are computed once per model / test utterance."""
+    from speakergmm.backend import scorenorm
+    from speakergmm.gmm.eigenchannel import CompensatedFeatures, EigenChannel
+
+    root, ubm, enroll, test, cohort, trials = world
+    channel = EigenChannel.fit(ubm, cohort, cohort.utt2spk, n_factors=2, n_iterations=2)
+    calls = {"top": 0, "comp": 0, "stats": 0}
+    top, comp, stats = DiagGMM.top_components, EigenChannel.compensate, scorenorm.cohort_stats
+
+    def counting(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    models = enroll_models(ubm, CompensatedFeatures(enroll, channel),
+                           {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)})
+    coh = Cohort.from_archive(ubm, CompensatedFeatures(cohort, channel), cohort.utt2spk)
+    monkeypatch.setattr(DiagGMM, "top_components", counting("top", top))
+    monkeypatch.setattr(EigenChannel, "compensate", counting("comp", comp))
+    monkeypatch.setattr(scorenorm, "cohort_stats", counting("stats", stats))
+    tests = len(set(trials.test))
+    for norm, cohort_utts in (("none", 0), ("tnorm", 0), ("znorm", 12), ("snorm", 12),
+                              ("ztnorm", 12)):
+        calls.update(top=0, comp=0, stats=0)
+        score_trial_list(ubm, trials, models, CompensatedFeatures(test, channel), norm=norm,
+                         cohort=coh)
+        assert calls["top"] == calls["comp"] == tests + cohort_utts, (norm, calls)
+        # one cohort_stats call per side, each over all rows at once
+        sides = {"none": 0, "tnorm": 1, "znorm": 1, "snorm": 2, "ztnorm": 3}[norm]
+        assert calls["stats"] == sides, (norm, calls)
+    assert len(trials) > tests  # several trials per test utterance: sharing is real
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--norm", "snorm", "--top-n", "5"], "top_n only applies to asnorm"),
+    (["--top-c", "1000"], "c must be between 1 and the number of components 16"),
+    (["--norm", "none", "--top-n", "5"], "top_n only applies to asnorm"),
+    (["--norm", "snorm"], "needs an impostor cohort"),
+    (["--method", "linear", "--cohort", "COHORT"], "a cohort is only used by"),
+    (["--norm", "asnorm", "--cohort", "COHORT"], "asnorm needs top_n"),
+])
+def test_cli_option_errors_fail_before_any_work(world, tmp_path, monkeypatch, extra, message):
+    from speakergmm import batch
+
+    root, ubm, enroll, test, cohort, trials = world
+    monkeypatch.setattr(batch, "enroll_models", lambda *a, **k: pytest.fail("work was done"))
+    out = tmp_path / "scores"
+    extra = [str(root / "feats" / "cohort") if x == "COHORT" else x for x in extra]
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "feats" / "enroll"), "--test",
+                                  str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
+                                  "-o", str(out), *extra])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("speakergmm: error:"), r.output
+    assert message in lines[0]
+    assert "Traceback" not in r.output and not out.exists()
+
+
+def test_cli_short_c_still_works_with_a_note(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz")]
+    r_old = CliRunner().invoke(main, base + ["-c", "3", "-o", str(tmp_path / "old")])
+    r_new = CliRunner().invoke(main, base + ["--top-c", "3", "-o", str(tmp_path / "new")])
+    assert r_old.exit_code == 0 and r_new.exit_code == 0, r_old.output + r_new.output
+    assert "-c is deprecated" in r_old.output and "deprecated" not in r_new.output
+    assert (tmp_path / "old").read_text() == (tmp_path / "new").read_text()
+
+
+@pytest.mark.parametrize("with_channel", [False, True])
+def test_score_from_statistics_equals_score_from_features(world, tmp_path, with_channel):
+    root, ubm, enroll, test, cohort, trials = world
+    run = CliRunner().invoke
+    channel = []
+    if with_channel:
+        assert run(main, ["train-channel", str(root / "feats" / "cohort"), "--ubm",
+                          str(root / "ubm.npz"), "-r", "2", "-n", "2", "-o",
+                          str(tmp_path / "ch.npz")]).exit_code == 0
+        channel = ["--channel", str(tmp_path / "ch.npz")]
+    for part in ("enroll", "cohort"):
+        r = run(main, ["stats", str(root / "feats" / part), "--ubm", str(root / "ubm.npz"),
+                       "--second-order", "-o", str(tmp_path / f"stats_{part}"), *channel])
+        assert r.exit_code == 0, r.output
+    common = ["score", str(root / "trials"), "--test", str(root / "feats" / "test"), "--ubm",
+              str(root / "ubm.npz"), "--norm", "snorm", "--adapt", "means,weights,variances",
+              *channel]
+    r = run(main, common + ["--enroll", str(root / "feats" / "enroll"), "--cohort",
+                            str(root / "feats" / "cohort"), "-o", str(tmp_path / "from_feats")])
+    assert r.exit_code == 0, r.output
+    r = run(main, common + ["--enroll", str(tmp_path / "stats_enroll"), "--cohort",
+                            str(tmp_path / "stats_cohort"), "-o", str(tmp_path / "from_stats")])
+    assert r.exit_code == 0, r.output
+    a, b = read_scores(tmp_path / "from_feats"), read_scores(tmp_path / "from_stats")
+    assert a.keys() == b.keys()
+    # float32 storage of the statistics: the same scores to the files' 6 decimals, near enough
+    np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a], rtol=0, atol=2e-5)
+
+
+def test_statistics_of_another_ubm_or_channel_are_refused(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    run = CliRunner().invoke
+    assert run(main, ["stats", str(root / "feats" / "enroll"), "--ubm", str(root / "ubm.npz"),
+                      "-o", str(tmp_path / "st")]).exit_code == 0
+    other = DiagGMM(ubm.weights, ubm.means + 0.1, ubm.variances, metadata=ubm.metadata)
+    other.save(tmp_path / "other.npz")
+    r = run(main, ["score", str(root / "trials"), "--enroll", str(tmp_path / "st"), "--test",
+                   str(root / "feats" / "test"), "--ubm", str(tmp_path / "other.npz"),
+                   "-o", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "recompute them with this UBM" in r.output, r.output
+    assert run(main, ["train-channel", str(root / "feats" / "cohort"), "--ubm",
+                      str(root / "ubm.npz"), "-r", "2", "-n", "1", "-o",
+                      str(tmp_path / "ch.npz")]).exit_code == 0
+    r = run(main, ["score", str(root / "trials"), "--enroll", str(tmp_path / "st"), "--test",
+                   str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"), "--channel",
+                   str(tmp_path / "ch.npz"), "-o", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "give the same --channel" in r.output, r.output
+    r = run(main, ["score", str(root / "trials"), "--enroll", str(tmp_path / "st"), "--test",
+                   str(tmp_path / "st"), "--ubm", str(root / "ubm.npz"), "-o",
+                   str(tmp_path / "s")])
+    assert r.exit_code == 2 and "frames are needed" in r.output, r.output
+    assert not (tmp_path / "s").exists()

@@ -23,7 +23,7 @@ LAYERS = {
     "gmm": 3,
     "frontend": 2,
     "data": 1,
-    "exec": 0, "errors": 0, "_io": 0, "_version": 0,
+    "exec": 0, "errors": 0, "_io": 0, "_version": 0, "constants": 0,
 }
 INDEPENDENT = [("eval", "backend"), ("backend", "eval")]
 
@@ -120,3 +120,17 @@ def test_only_the_executor_starts_processes():
                    or "concurrent.futures" in path.read_text(encoding="utf-8"))
     assert users == ["speakergmm.exec"], users
 
+
+
+def test_cli_import_is_light():
+    """``speakergmm --help`` must not pay for numpy-heavy modules it does not run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, speakergmm.cli; "
+            "print(sorted(m for m in sys.modules if m.startswith('speakergmm')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    loaded = ast.literal_eval(out)
+    heavy = [m for m in loaded if _unit(m) in ("gmm", "backend", "frontend", "eval")]
+    assert not heavy, heavy

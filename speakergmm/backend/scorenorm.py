@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..constants import NORM_METHODS
 from ..data.scores import as_scores
 
 __all__ = ["check_norm", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm", "normalize_scores",
            "NORM_METHODS"]
 
-NORM_METHODS = ("none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm")
 
 # A cohort whose scores are all equal (a degenerate model, duplicated cohort entries) has
 # σ = 0. Dividing by the floor keeps the result finite (a large score rather than ±inf/NaN

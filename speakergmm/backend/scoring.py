@@ -43,14 +43,14 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..constants import DEFAULT_C
+from ..constants import SCORING_METHODS as METHODS
 from ..errors import FeatureError, ModelError
 from ..gmm.mixture import DiagGMM
 
 __all__ = ["METHODS", "DEFAULT_C", "ModelSet", "check_method", "TestUtterance", "prepare_test", "score",
            "score_rows", "llr", "score_trials"]
 
-METHODS = ("full", "topc", "linear")
-DEFAULT_C = 5
 
 # Relative tolerance for "this model shares the UBM's weights and variances": float32 storage
 # rounds at 6e-8, so models that went through a float32 store are still recognised.

@@ -20,14 +20,13 @@ from typing import Iterable, Union
 
 import numpy as np
 
+from ..constants import ADAPTABLE
 from ..errors import FeatureError, ModelError
 from .mixture import DiagGMM
 from .stats import GMMStats
 
 __all__ = ["map_adapt", "SpeakerModel", "ADAPTABLE", "parse_adapt"]
 
-#: Parameter types that can be adapted, in canonical order.
-ADAPTABLE = ("means", "weights", "variances")
 
 # Default variance floor: this fraction of the UBM's smallest variance in each dimension.
 # An adapted variance is at least (1 - α)σ²_k, so it can only collapse where a component has

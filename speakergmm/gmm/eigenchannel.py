@@ -38,7 +38,8 @@ import numpy as np
 from .._io import read_npz, write_npz
 from ..errors import ModelError, SpeakerGMMError
 from ..exec import Executor, get_executor
-from .mixture import DiagGMM, default_chunk_size
+from .mixture import DiagGMM, check_feature_config, default_chunk_size
+from .stats import GMMStats
 
 __all__ = ["EigenChannel", "CompensatedFeatures", "describe_file", "FORMAT_NAME",
            "FORMAT_VERSION"]
@@ -118,7 +119,9 @@ class EigenChannel:
         Parameters
         ----------
         ubm : DiagGMM
-        features : mapping utt → (frames, D) array
+        features : mapping utt → (frames, D) array, or utt → GMMStats
+            A feature archive, or a statistics archive under ``ubm`` without channel
+            compensation (:func:`speakergmm.read_stats`: no pass over the frames).
         utt2class : mapping utt → class id
             Utterances missing from ``features`` are an error; utterances of ``features``
             missing from the map are ignored.
@@ -158,6 +161,7 @@ class EigenChannel:
             raise SpeakerGMMError(f"eigenchannel: need n_factors >= 1 (got {n_factors}), "
                                   f"n_iterations >= 0 (got {n_iterations}) and relevance > 0 "
                                   f"(got {relevance})")
+        check_feature_config(ubm, features)
         missing = [u for u in utt2class if u not in features]
         if missing:
             raise SpeakerGMMError(f"eigenchannel: no features for utterance '{missing[0]}' of "
@@ -353,7 +357,8 @@ class CompensatedFeatures(Mapping):
 
 def _utt_stats(state, utt: str) -> tuple[np.ndarray, np.ndarray]:
     ubm, features = state
-    stats = ubm.accumulate(features[utt])
+    item = features[utt]
+    stats = item if isinstance(item, GMMStats) else ubm.accumulate(item)
     return stats.n, stats.f.astype(np.float32)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..constants import UBM_INITS
 from ..errors import FeatureError, SpeakerGMMError
 from ..exec import Executor, get_executor
 from .mixture import DiagGMM
@@ -137,8 +138,8 @@ def train_ubm(
     if n_components < 1 or n_iterations < 0 or subsample < 1 or split_iterations < 0:
         raise ValueError("need n_components >= 1, n_iterations >= 0, subsample >= 1, "
                          "split_iterations >= 0")
-    if init not in ("split", "kmeans++"):
-        raise ValueError(f"init must be 'split' or 'kmeans++', got {init!r}")
+    if init not in UBM_INITS:
+        raise ValueError(f"init must be one of {', '.join(UBM_INITS)}, got {init!r}")
     source = _Source.of(features, subsample)
     shards, frames, dim = source.plan(shard_frames)
     if frames < MIN_FRAMES_PER_COMPONENT * n_components:

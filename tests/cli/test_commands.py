@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from speakergmm import __version__, read_features
 from speakergmm.cli import main
-from speakergmm.cli.commands import _DownloadProgress
+from speakergmm.cli.corpora import _DownloadProgress
 from speakergmm.corpora import fsdd, voxceleb1
 from speakergmm.corpora._download import staging_dir
 

@@ -1,0 +1,171 @@
+"""``speakergmm download`` and ``speakergmm prepare``: corpora from their official
+locations, and the data directories of their protocols."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .app import main
+
+
+def _corpus_function(corpus: str, verb: str):
+    """``<verb>_<corpus>`` of the corpus's module, or None."""
+    from ..corpora import corpus_module
+
+    return getattr(corpus_module(corpus), f"{verb}_{corpus}", None)
+
+
+def _flag_arguments(function, corpus: str, flags: dict[str, tuple[str, object]]) -> dict:
+    """Keyword arguments for ``function`` from the flags given, ``flags`` mapping each to
+    (parameter, value); a usage error naming the flag when ``function`` has no such
+    parameter."""
+    for flag, (name, _) in flags.items():
+        if not _accepts(function, name):
+            raise click.UsageError(f"{flag} does not apply to {corpus}: {function.__name__}() "
+                                   f"has no {name} option; leave the flag out")
+    return dict(flags.values())
+
+
+def _accepts(function, parameter: str) -> bool:
+    import inspect
+
+    return parameter in inspect.signature(function).parameters
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+class _DownloadProgress:
+    """``progress(bytes_so_far, total_bytes_or_None)`` for the ``download_*`` functions,
+    shown on stderr.
+
+    On a terminal, a transfer whose size the server announced gets a progress bar, one of
+    unknown size a byte count redrawn every second. Every transfer ends with one line (the
+    bar's last state, else ``download: <size>``), also when stderr is not a terminal. A new
+    transfer (the next file, or a mirror tried after a failure) shows as the count starting
+    again or another total.
+    """
+
+    def __init__(self, file=None):
+        self.file = file if file is not None else sys.stderr
+        self.tty = self.file.isatty()
+        self.active, self.done, self.total = False, 0, None
+        self.bar = None
+        self.shown = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.active and (done < self.done or total != self.total):
+            self.finish()
+        if not self.active:
+            self.active, self.done, self.total = True, 0, total
+            if total is not None and self.tty:
+                self.bar = click.progressbar(
+                    length=total, label="download", file=self.file,
+                    item_show_func=lambda n: None if n is None else
+                    f"{_size(n)} of {_size(total)}")
+                self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(done - self.done, done)
+        elif self.tty and time.monotonic() - self.shown >= 1:
+            self.shown = time.monotonic()
+            click.echo(f"\rdownload: {_size(done)}\033[K", file=self.file, nl=False)
+        self.done = done
+
+    def finish(self) -> None:
+        """End the current transfer's display with its final line."""
+        if not self.active:
+            return
+        self.active = False
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
+            return
+        of = "" if self.total in (None, self.done) else f" of {_size(self.total)}"
+        line = f"download: {_size(self.done)}{of}"
+        click.echo(f"\r{line}\033[K" if self.tty else line, file=self.file)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt meanwhile, so that cleanup runs (staging folders
+    are removed) and the command ends as on Ctrl-C ("interrupted", exit status 130); only
+    where signals can be handled (the main thread)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@main.command("download")
+@click.argument("corpus")
+@click.argument("target_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-checksums", is_flag=True,
+              help="Accept files whose checksums differ from the known ones (format and "
+                   "counts are still checked): for corpora whose download has that option "
+                   "(voxceleb1).")
+def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
+    """Download CORPUS from its official location into TARGET_DIR and verify it.
+
+    Prints the corpus root (for 'speakergmm prepare') on stdout; progress and notes go to
+    stderr. Interrupted (Ctrl-C, SIGTERM) or failed, it leaves nothing half-written.
+    """
+    import warnings
+
+    download = _corpus_function(corpus, "download")
+    if download is None:
+        raise click.UsageError(f"{corpus} cannot be downloaded automatically; see its README")
+    kwargs = _flag_arguments(download, corpus, {"--no-checksums": ("checksums", False)}
+                             if no_checksums else {})
+    progress = _DownloadProgress()
+    if _accepts(download, "progress"):
+        kwargs["progress"] = progress
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        progress.finish()
+        click.echo(f"note: {message}", err=True)
+
+    try:
+        with _sigterm_interrupts(), warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = note
+            root = download(target_dir, **kwargs)
+    finally:
+        progress.finish()
+    click.echo(str(root))
+
+
+@main.command("prepare")
+@click.argument("corpus")
+@click.argument("corpus_root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--allow-incomplete", is_flag=True,
+              help="Accept a partial copy of the corpus (fewer speakers than the complete "
+                   "one): for corpora that check it (timit).")
+def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete: bool) -> None:
+    """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR."""
+    prepare = _corpus_function(corpus, "prepare")
+    kwargs = _flag_arguments(prepare, corpus, {"--allow-incomplete": ("complete", False)}
+                             if allow_incomplete else {})
+    written = prepare(corpus_root, out_dir, **kwargs)
+    for name, path in written.items():
+        click.echo(f"{name}\t{path}")
+

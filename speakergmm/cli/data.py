@@ -1,0 +1,68 @@
+"""``speakergmm validate-data-dir`` and ``speakergmm extract``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..constants import FEATURE_PRESETS
+from .app import jobs_option, main
+
+
+@main.command("validate-data-dir")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--audio-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory that relative wav.scp paths resolve against [default: current directory].")
+@click.option("--no-audio-check", is_flag=True, help="Do not check that audio files exist.")
+def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_check: bool) -> None:
+    """Check a Kaldi-style data directory and report every problem with file and line."""
+    from ..data.validate import validate_data_dir
+
+    problems = validate_data_dir(data_dir, audio_root=audio_root, check_audio=not no_audio_check)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{data_dir}: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{data_dir}: OK")
+
+
+@main.command("extract")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None,
+              help="Directory that relative wav.scp paths resolve against [default: current directory].")
+@jobs_option
+@click.option("--config", "config_spec", default=None, metavar="JSON|PRESET",
+              help=f"Feature config: a JSON file, or a preset name "
+                   f"({', '.join(FEATURE_PRESETS)}) [default: {FEATURE_PRESETS[0]}].")
+@click.option("--skip-bad", is_flag=True,
+              help="Exit 0 even if some utterances failed (they are still listed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: int,
+                config_spec: str | None, skip_bad: bool, quiet: bool) -> None:
+    """Extract features of every utterance of DATA_DIR into the archive FEATS_DIR.
+
+    Resumable: re-running skips finished utterances. Failed utterances are listed in
+    FEATS_DIR/failed; the exit status is 1 if any failed, unless --skip-bad.
+    """
+    from ..frontend.archive import extract_archive
+    from ..data.datadir import read_data_dir
+    from ..frontend.features import FeatureConfig
+
+    config = FeatureConfig.resolve(config_spec)
+    data = read_data_dir(data_dir)
+    with click.progressbar(length=len(data.utt2spk), label="extract", file=sys.stderr,
+                           hidden=quiet or not sys.stderr.isatty()) as bar:
+        summary = extract_archive(data, feats_dir, config=config, audio_root=audio_root,
+                                  jobs=jobs, progress=bar.update)
+    click.echo(str(summary))
+    if summary.failed:
+        click.echo(f"{len(summary.failed)} utterance(s) failed; see {feats_dir / 'failed'}",
+                   err=True)
+        if not skip_bad:
+            sys.exit(1)
+

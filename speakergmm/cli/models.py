@@ -1,0 +1,145 @@
+"""``speakergmm train-ubm``, ``train-channel``, ``stats`` and ``info``: the models, and the
+statistics every later stage reads."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..constants import UBM_INITS
+from .app import channel_option, jobs_option, main, ubm_option
+
+
+@main.command("train-ubm")
+@click.argument("feats_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-c", "--components", type=click.IntRange(min=1), required=True,
+              help="Number of Gaussian components K.")
+@click.option("-n", "--iterations", type=click.IntRange(min=0), default=10,
+              help="EM iterations at the final K.")
+@click.option("--init", type=click.Choice(UBM_INITS), default=UBM_INITS[0],
+              help="Initialisation: binary splitting from one Gaussian, or k-means++.")
+@click.option("--split-iterations", type=click.IntRange(min=0), default=2,
+              help="EM iterations after each split.")
+@click.option("--subsample", type=click.IntRange(min=1), default=1,
+              help="Use every N-th frame.")
+@click.option("--seed", type=int, default=0, help="Random seed (same seed, same model).")
+@jobs_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Model file to write (.npz).")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="Extra metadata stored in the model (e.g. a licence note); repeatable.")
+def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, subsample, seed,
+                  jobs, output, meta) -> None:
+    """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config)."""
+    from ..frontend.archive import ArchiveSet
+    from ..gmm.ubm import train_ubm
+
+    extra = {}
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--meta")
+        extra[key] = value
+    features = ArchiveSet(feats_dirs)
+    click.echo(f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
+               f"K={components}", err=True)
+    model = train_ubm(features, n_components=components, n_iterations=iterations, init=init,
+                      split_iterations=split_iterations, subsample=subsample, seed=seed,
+                      jobs=jobs, metadata={**extra, "feature_config": features.config.to_dict(),
+                                           "data": [str(d) for d in feats_dirs]},
+                      progress=lambda report: click.echo(str(report), err=True))
+    model.save(output)
+    record = model.metadata["training"]
+    click.echo(f"wrote {output}: K={model.n_components}, D={model.dim}, {record['frames']} "
+               f"frames, final avg log-likelihood "
+               f"{record['avg_llk_per_iteration'][-1]:.5f}, {record['seconds']:.1f} s")
+
+
+@main.command("info")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+def info_cmd(model: Path) -> None:
+    """Describe a model file (UBM or eigenchannel)."""
+    from ..errors import ModelError
+    from ..gmm import eigenchannel
+    from ..gmm.mixture import DiagGMM
+
+    try:
+        click.echo(DiagGMM.load(model).describe())
+    except ModelError as exc:
+        try:
+            click.echo(eigenchannel.describe_file(model))
+        except ModelError:
+            raise exc from None
+
+
+@main.command("train-channel")
+@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@ubm_option(required=True)
+@click.option("--utt2class", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="'<utt> <class>' lines: recordings of one class differ only "
+                                 "by session (e.g. speaker, or speaker and word) "
+                                 "[default: the archive's utt2spk].")
+@click.option("-r", "--factors", type=click.IntRange(min=1), default=10,
+              help="Rank R of the channel subspace.")
+@click.option("-n", "--iterations", type=click.IntRange(min=0), default=10,
+              help="EM iterations.")
+@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0,
+              help="Relevance factor of the class offsets.")
+@click.option("--seed", type=int, default=0, help="Random seed of the initialisation.")
+@jobs_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Eigenchannel file to write (.npz).")
+def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance, seed, jobs,
+                      output) -> None:
+    """Learn the session-variability (eigenchannel) subspace of a UBM from the background
+    archive FEATS_DIR (features, or statistics from 'speakergmm stats' without --channel);
+    'speakergmm score --channel' then removes it from every utterance."""
+    from ..batch import open_features
+    from ..data.textmap import read_kaldi_map
+    from ..gmm.eigenchannel import EigenChannel
+    from ..gmm.mixture import DiagGMM
+
+    model = DiagGMM.load(ubm)
+    features = open_features(feats_dir, model)
+    classes = read_kaldi_map(utt2class, n_values=1) if utt2class else features.utt2spk
+    click.echo(f"train-channel: {sum(u in features for u in classes)} utterances, "
+               f"{len(set(classes.values()))} classes, R={factors}", err=True)
+    channel = EigenChannel.fit(
+        model, features, classes, n_factors=factors, n_iterations=iterations,
+        relevance=relevance, seed=seed, jobs=jobs,
+        progress=lambda i, obj: click.echo(f"iter {i:3d} objective {obj:.4f}", err=True))
+    channel.save(output)
+    click.echo(f"wrote {output}: R={factors}, UBM {model.fingerprint()}")
+
+
+@main.command("stats")
+@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@ubm_option(required=True)
+@channel_option("Compensate every utterance with this eigenchannel file first (the "
+                "statistics are then tied to it).")
+@click.option("--second-order", is_flag=True,
+              help="Keep second-order statistics too (needed to MAP-adapt variances).")
+@jobs_option
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Statistics archive directory to write.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def stats_cmd(feats_dir, ubm, channel, second_order, jobs, output, quiet) -> None:
+    """Compute each utterance's Baum-Welch statistics under a UBM once, for enrollment,
+    cohorts and train-channel to read. Resumable, like extract."""
+    from ..frontend.archive import read_features
+    from ..gmm.eigenchannel import EigenChannel
+    from ..gmm.mixture import DiagGMM
+    from ..gmm.statsarchive import extract_stats
+
+    model = DiagGMM.load(ubm)
+    features = read_features(feats_dir)
+    comp = None if channel is None else EigenChannel.load(channel, model)
+    with click.progressbar(length=len(features), label="stats", file=sys.stderr,
+                           hidden=quiet or not sys.stderr.isatty()) as bar:
+        archive = extract_stats(model, features, output, channel=comp,
+                                second_order=second_order, jobs=jobs, progress=bar.update)
+    click.echo(f"wrote {output}: {len(archive)} utterances, K={archive.K}, D={archive.D}"
+               + ("" if comp is None else f", channel {comp.fingerprint()}"))

@@ -1,0 +1,129 @@
+"""``speakergmm enroll``, ``verify``, ``identify`` and ``speakers``: the product path, one
+recording at a time, over a speaker store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..constants import DEFAULT_THRESHOLD
+from .app import channel_option, main, map_options, method_option, store_option, ubm_option
+
+_CHANNEL_HELP = ("Remove session variability with this eigenchannel file (speakergmm "
+                 "train-channel, for the same UBM); a store's speakers are scored with the "
+                 "compensation they were enrolled with.")
+
+
+def _recognizer(ubm: Path | None, store: Path | None, **kw):
+    from ..recognizer import Recognizer
+
+    return Recognizer(ubm, store, **kw)
+
+
+@main.command("enroll")
+@click.argument("speaker")
+@click.argument("audio", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@ubm_option()
+@store_option
+@click.option("--append", "mode", flag_value="append", help="Add the audio to an enrolled speaker.")
+@click.option("--replace", "mode", flag_value="replace", help="Re-enroll a speaker from scratch.")
+@map_options
+@channel_option(_CHANNEL_HELP)
+def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel) -> None:
+    """Enroll SPEAKER from one or more recordings."""
+    rec = _recognizer(ubm, store, relevance=relevance, adapt=adapt, channel=channel)
+    info = rec.enroll(speaker, audio, mode=mode or "new")
+    click.echo(f"enrolled {info.id}: {info.utterances} recording(s), {info.seconds:.1f} s of "
+               f"speech (store {rec.store.path})")
+
+
+@main.command("verify")
+@click.argument("speaker")
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@ubm_option()
+@store_option
+@click.option("--threshold", type=float, default=DEFAULT_THRESHOLD,
+              help="Accept when the score (average log-likelihood ratio) reaches this "
+                   "(default: the bundled UBM's dev-protocol operating point).")
+@method_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@channel_option(_CHANNEL_HELP)
+def verify_cmd(speaker, audio, ubm, store, threshold, method, as_json, channel) -> None:
+    """Is AUDIO spoken by SPEAKER? Exit status 0 accept, 1 reject, 2 error."""
+    import json
+
+    result = _recognizer(ubm, store, channel=channel).verify(speaker, audio, method=method,
+                                                             threshold=threshold)
+    click.echo(json.dumps(result.to_dict()) if as_json else str(result))
+    sys.exit(0 if result.accepted else 1)
+
+
+@main.command("identify")
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@ubm_option()
+@store_option
+@click.option("--top", type=click.IntRange(min=1), default=5, help="Speakers to list.")
+@click.option("--threshold", type=float, default=None,
+              help="Below this best score the answer is 'unknown' (open set).")
+@method_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@channel_option(_CHANNEL_HELP)
+def identify_cmd(audio, ubm, store, top, threshold, method, as_json, channel) -> None:
+    """Who is speaking in AUDIO? Ranks the enrolled speakers."""
+    import json
+
+    result = _recognizer(ubm, store, channel=channel).identify(audio, top=top,
+                                                               threshold=threshold,
+                                                               method=method)
+    click.echo(json.dumps(result.to_dict()) if as_json else str(result))
+
+
+@main.group("speakers", invoke_without_command=True)
+@store_option
+@click.pass_context
+def speakers_cmd(ctx, store) -> None:
+    """List, show or remove enrolled speakers (default: list)."""
+    from ..store import SpeakerStore
+
+    ctx.obj["store"] = SpeakerStore(store)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(speakers_list)
+
+
+@speakers_cmd.command("list")
+@click.pass_context
+def speakers_list(ctx) -> None:
+    """List enrolled speakers."""
+    from ..recognizer import describe_store
+
+    click.echo(describe_store(ctx.obj["store"]))
+
+
+@speakers_cmd.command("show")
+@click.argument("speaker")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def speakers_show(ctx, speaker, as_json) -> None:
+    """Show one enrolled speaker."""
+    import dataclasses
+    import json
+
+    info = dataclasses.asdict(ctx.obj["store"].info(speaker))
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key}: {value}")
+
+
+@speakers_cmd.command("remove")
+@click.argument("speaker")
+@click.pass_context
+def speakers_remove(ctx, speaker) -> None:
+    """Remove an enrolled speaker."""
+    ctx.obj["store"].remove(speaker)
+    click.echo(f"removed {speaker}")
+

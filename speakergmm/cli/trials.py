@@ -1,0 +1,142 @@
+"""``speakergmm score``, ``calibrate``, ``apply-calibration`` and ``evaluate``: trial lists
+from archives to reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..constants import DEFAULT_C, NORM_METHODS
+from .app import channel_option, jobs_option, main, map_options, method_option, ubm_option
+
+
+@main.command("score")
+@click.argument("trials_file", metavar="TRIALS", type=click.Path(dir_okay=False, exists=True,
+                                                                  path_type=Path))
+@click.option("--enroll", "enroll_path", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Enrollment features (archive), statistics (speakergmm stats) or data "
+                   "directory.")
+@click.option("--enroll-map", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="model -> utterances [default: one model per speaker].")
+@click.option("--test", "test_path", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Test features (archive) or data directory.")
+@ubm_option()
+@click.option("--audio-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="For data directories given instead of archives.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Scores file: '<model> <test> <score>' per trial.")
+@method_option
+@click.option("--top-c", "c", type=click.IntRange(min=1), default=DEFAULT_C,
+              help="Gaussians per frame for top-C scoring.")
+@click.option("-c", "c_deprecated", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Deprecated spelling of --top-c.")
+@map_options
+@click.option("--norm", type=click.Choice(NORM_METHODS), default="none",
+              help="Score normalisation against --cohort.")
+@click.option("--cohort", "cohort_path", type=click.Path(file_okay=False, exists=True,
+                                                         path_type=Path),
+              default=None, help="Impostor cohort: features (archive with utt2spk) or "
+                                 "statistics (speakergmm stats) of its utterances.")
+@click.option("--cohort-utts", type=click.IntRange(min=1), default=500,
+              help="At most this many cohort utterances.")
+@click.option("--cohort-enroll-utts", type=click.IntRange(min=1), default=None,
+              help="Enroll each cohort model on at most this many of its speaker's "
+                   "utterances (spread evenly), to match the target models' enrollment "
+                   "[default: all].")
+@click.option("--top-n", type=click.IntRange(min=1), default=None,
+              help="Cohort size for adaptive S-norm (asnorm only).")
+@click.option("--calibration", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Apply a calibration (speakergmm calibrate) to the scores.")
+@channel_option("Remove session variability from every utterance (enroll, test, cohort) "
+                "with this eigenchannel file (speakergmm train-channel).")
+@jobs_option
+def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output, method,
+              c, c_deprecated, relevance, adapt, norm, cohort_path, cohort_utts,
+              cohort_enroll_utts, top_n, channel, calibration, jobs) -> None:
+    """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
+    from ..batch import score_from_paths
+    from ..data.scores import write_scores
+
+    if c_deprecated is not None:
+        click.echo("speakergmm: note: -c is deprecated for 'score'; write --top-c", err=True)
+        c = c_deprecated
+    trials, scores = score_from_paths(
+        trials_file, enroll=enroll_path, test=test_path, ubm=ubm, enroll_map=enroll_map,
+        cohort=cohort_path, channel=channel, audio_root=audio_root, method=method, c=c,
+        relevance=relevance, adapt=adapt, norm=norm, top_n=top_n, cohort_utts=cohort_utts,
+        cohort_enroll_utts=cohort_enroll_utts, calibration=calibration, jobs=jobs)
+    write_scores(output, trials.enroll, trials.test, scores)
+    click.echo(f"wrote {len(scores)} scores to {output}", err=True)
+
+
+@main.command("calibrate")
+@click.argument("scores_file", metavar="SCORES", type=click.Path(dir_okay=False, exists=True,
+                                                                  path_type=Path))
+@click.option("--trials", "trials_file", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Trial key (target/nontarget) for the scores.")
+@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.01, help="Target prior the calibration is optimised for.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
+    """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""
+    from ..backend.calibration import Calibration
+    from ..eval.metrics import cllr
+    from ..data.trials import read_trials
+    from ..data.scores import labelled_scores
+
+    tar, non = labelled_scores(scores_file, read_trials(trials_file))
+    cal = Calibration().fit(tar, non, prior=prior)
+    cal.save(output)
+    click.echo(f"wrote {output}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}; Cllr "
+               f"{cllr(tar, non):.3f} -> {cllr(cal.transform(tar), cal.transform(non)):.3f} bits")
+
+
+@main.command("apply-calibration")
+@click.argument("calibration", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("scores_file", metavar="SCORES", type=click.Path(dir_okay=False, exists=True,
+                                                                  path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Calibrated scores (log-likelihood ratios), same trials and order.")
+def apply_calibration_cmd(calibration, scores_file, output) -> None:
+    """Map the scores of a score file to log-likelihood ratios with CALIBRATION (from
+    'speakergmm calibrate'), without scoring again."""
+    import numpy as np
+
+    from ..backend.calibration import Calibration
+    from ..data.scores import read_scores, write_scores
+
+    cal = Calibration.load(calibration)
+    scores = read_scores(scores_file)
+    write_scores(output, [e for e, _ in scores], [t for _, t in scores],
+                 cal.transform(np.fromiter(scores.values(), np.float64, len(scores))))
+    click.echo(f"wrote {len(scores)} calibrated scores to {output}", err=True)
+
+
+@main.command("evaluate")
+@click.argument("score_files", metavar="SCORES...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--trials", "trials_file", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Trial key (Kaldi target/nontarget or VoxCeleb 1/0).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Report directory (report.json, report.md, report.html, det.png, hist.png).")
+def evaluate_cmd(score_files, trials_file, output) -> None:
+    """EER, minDCF, actDCF, Cllr and a DET plot for score files against a trial key."""
+    from ..data.trials import read_trials
+    from ..eval.report import evaluate, write_report
+
+    results = evaluate(score_files, read_trials(trials_file))
+    files = write_report(results, output)
+    for name, system in results["systems"].items():
+        f = system["figures"]
+        click.echo(f"{name}: EER {100 * f['eer_rocch']:.2f}% (ROCCH), "
+                   f"{100 * f['eer_linear']:.2f}% (linear); minDCF vox "
+                   f"{f['min_dcf']['vox']['value']:.3f}, sre10 {f['min_dcf']['sre10']['value']:.3f}"
+                   + ("" if f["identification_accuracy"] is None else
+                      f"; closed-set identification {100 * f['identification_accuracy']:.1f}%"))
+    click.echo(f"report: {files['html']}")
+

@@ -1,0 +1,107 @@
+"""Statistics archives (speakergmm.gmm.statsarchive): round trip, resume, refusals."""
+
+import numpy as np
+import pytest
+
+from conftest import random_gmm
+from speakergmm.errors import ArchiveError, ModelError
+from speakergmm.gmm.eigenchannel import EigenChannel
+from speakergmm.gmm.statsarchive import extract_stats, read_stats
+
+
+@pytest.fixture
+def setup(rng):
+    ubm = random_gmm(rng, k=8, d=3)
+    feats = {f"u{i:02d}": rng.standard_normal((40 + 7 * i, 3)).astype(np.float32)
+             for i in range(11)}
+    return ubm, feats
+
+
+@pytest.mark.parametrize("second_order", [False, True])
+def test_round_trip_equals_accumulate(setup, tmp_path, second_order):
+    ubm, feats = setup
+    archive = extract_stats(ubm, feats, tmp_path / "st", second_order=second_order,
+                            batch_size=4)
+    assert sorted(archive) == sorted(feats) and len(archive) == 11
+    for utt, X in feats.items():
+        want, got = ubm.accumulate(X), archive[utt]
+        np.testing.assert_allclose(got.n, want.n, rtol=1e-6)
+        np.testing.assert_allclose(got.f, want.f, rtol=1e-6, atol=1e-6)
+        assert got.frames == len(X) and got.llk == pytest.approx(want.llk, rel=1e-12)
+        if second_order:
+            np.testing.assert_allclose(got.s, want.s, rtol=1e-6, atol=1e-6)
+        else:
+            assert not got.s.any()
+    reopened = read_stats(tmp_path / "st")
+    assert reopened.ubm_fingerprint == ubm.fingerprint() and reopened.channel_fingerprint is None
+    assert (tmp_path / "st" / "utt2num_frames").read_text().split("\n")[0] == "u00 40"
+
+
+def test_parallel_gives_the_same_archive(setup, tmp_path):
+    ubm, feats = setup
+    a = extract_stats(ubm, feats, tmp_path / "a", batch_size=3)
+    b = extract_stats(ubm, feats, tmp_path / "b", batch_size=3, jobs=2)
+    for utt in feats:
+        np.testing.assert_array_equal(a[utt].f, b[utt].f)
+
+
+def test_resume_after_a_killed_run(setup, tmp_path):
+    ubm, feats = setup
+    seen = []
+
+    def die_after_two_batches(n):
+        seen.append(n)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_stats(ubm, feats, tmp_path / "st", batch_size=3,
+                      progress=die_after_two_batches)
+    assert not (tmp_path / "st" / "stats.scp").exists()  # not an archive yet
+    with pytest.raises(ArchiveError, match="incomplete"):
+        read_stats(tmp_path / "st")
+    redone = []
+    archive = extract_stats(ubm, feats, tmp_path / "st", batch_size=3, progress=redone.append)
+    assert redone[0] == 6 and sum(redone[1:]) == 5  # six were done, five computed now
+    fresh = extract_stats(ubm, feats, tmp_path / "fresh", batch_size=3)
+    for utt in feats:
+        np.testing.assert_array_equal(archive[utt].f, fresh[utt].f)
+    parts = {p.name.split(".")[0] for p in (tmp_path / "st" / "stats").iterdir()}
+    assert len(parts) == 4  # nothing unreferenced left behind
+
+
+def test_another_ubm_or_channel_is_refused(setup, tmp_path, rng):
+    ubm, feats = setup
+    archive = extract_stats(ubm, feats, tmp_path / "st")
+    other = random_gmm(rng, k=8, d=3)
+    with pytest.raises(ModelError, match="recompute them with this UBM"):
+        archive.check(other)
+    with pytest.raises(ArchiveError, match="made otherwise"):
+        extract_stats(other, feats, tmp_path / "st")
+    classes = {u: f"c{i % 3}" for i, u in enumerate(sorted(feats))}
+    channel = EigenChannel.fit(ubm, feats, classes, n_factors=1, n_iterations=1)
+    with pytest.raises(ModelError, match="give the same --channel"):
+        archive.check(ubm, channel)
+    compensated = extract_stats(ubm, feats, tmp_path / "ch", channel=channel)
+    assert compensated.check(ubm, channel) is compensated
+    np.testing.assert_allclose(compensated["u03"].f,
+                               ubm.accumulate(channel.compensate(feats["u03"])).f, rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_eigenchannel_trains_the_same_from_statistics(setup, tmp_path):
+    ubm, feats = setup
+    classes = {u: f"c{i % 3}" for i, u in enumerate(sorted(feats))}
+    archive = extract_stats(ubm, feats, tmp_path / "st")
+    a = EigenChannel.fit(ubm, feats, classes, n_factors=2, n_iterations=3)
+    b = EigenChannel.fit(ubm, archive, classes, n_factors=2, n_iterations=3)
+    np.testing.assert_allclose(b.U, a.U, rtol=1e-4, atol=1e-5)  # f is float32 in both
+
+
+def test_damaged_archive_is_refused(setup, tmp_path):
+    ubm, feats = setup
+    extract_stats(ubm, feats, tmp_path / "st")
+    part = next((tmp_path / "st" / "stats").glob("part-*.f.npy"))
+    np.save(part, np.zeros((2, 5), np.float32))
+    with pytest.raises(ArchiveError, match="damaged"):
+        read_stats(tmp_path / "st")["u00"]

@@ -1,0 +1,97 @@
+"""The executor (speakergmm.exec): ordered results, state broadcast, serial = fork = spawn."""
+
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+from conftest import make_data_dir, random_gmm
+from speakergmm.batch import enroll_models, score_trial_list
+from speakergmm.data.trials import Trials
+from speakergmm.exec import ProcessExecutor, SerialExecutor, get_executor
+from speakergmm.frontend.archive import extract_archive, read_features
+from speakergmm.gmm.ubm import train_ubm
+
+METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
+
+
+def _scaled(state, item):
+    return state["scale"] * item, os.getpid()
+
+
+def _with_shared(state, shared, item):
+    return state + shared + item
+
+
+def _fails(state, item):
+    if item == 3:
+        raise ValueError(f"item {item} is bad")
+    return item
+
+
+def test_get_executor():
+    assert isinstance(get_executor(None), SerialExecutor)
+    assert isinstance(get_executor(1), SerialExecutor)
+    ex = get_executor(3)
+    assert isinstance(ex, ProcessExecutor) and ex.n_workers == 3
+    assert get_executor(ex) is ex
+    with pytest.raises(ValueError):
+        get_executor(0)
+    with pytest.raises(TypeError):
+        get_executor("2")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_ordered_results_state_and_shared_values(method):
+    ex = ProcessExecutor(2, start_method=method)
+    items = list(range(40))
+    with ex.start({"scale": 3}) as session:
+        out = list(session.map(_scaled, items))
+        assert [v for v, _ in out] == [3 * i for i in items]  # in item order
+        assert {pid for _, pid in out} - {os.getpid()}  # ran in workers
+    with ex.start(100) as session:  # a second map in one session sees the same state
+        assert list(session.map(_with_shared, [1, 2], shared=10)) == [111, 112]
+        assert list(session.map(_with_shared, [1, 2], shared=20)) == [121, 122]
+    with SerialExecutor().start(100) as session:
+        assert list(session.map(_with_shared, [1, 2], shared=10)) == [111, 112]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_worker_errors_reach_the_caller(method):
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        ProcessExecutor(2, start_method=method).map(_fails, range(6))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_ubm_training_is_bit_identical_on_every_executor(tmp_path, method):
+    data = make_data_dir(tmp_path, n_spk=2, n_utt=3)
+    extract_archive(data, tmp_path / "feats", audio_root=tmp_path)
+    feats = read_features(tmp_path / "feats")
+    kw = dict(n_components=4, n_iterations=2, shard_frames=100)
+    serial = train_ubm(feats, **kw)
+    parallel = train_ubm(feats, executor=ProcessExecutor(2, start_method=method), **kw)
+    for a, b in ((serial.weights, parallel.weights), (serial.means, parallel.means),
+                 (serial.variances, parallel.variances)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_extraction_and_scoring_under_every_start_method(tmp_path, method, rng):
+    data = make_data_dir(tmp_path, n_spk=2, n_utt=3)
+    ex = ProcessExecutor(2, start_method=method)
+    extract_archive(data, tmp_path / "a", audio_root=tmp_path, batch_size=2)
+    extract_archive(data, tmp_path / "b", audio_root=tmp_path, batch_size=2, executor=ex)
+    a, b = read_features(tmp_path / "a"), read_features(tmp_path / "b")
+    assert sorted(a) == sorted(b)
+    for utt in a:
+        np.testing.assert_array_equal(a[utt], b[utt])
+    ubm = random_gmm(rng, k=8, d=a.config.dim)
+    enroll = {"spk0": ["spk0-u0"], "spk1": ["spk1-u0"]}
+    models = enroll_models(ubm, a, enroll)
+    np.testing.assert_array_equal(enroll_models(ubm, b, enroll, executor=ex)._kernel,
+                                  models._kernel)
+    tests = [u for u in sorted(a) if not u.endswith("u0")]
+    trials = Trials(np.repeat(["spk0", "spk1"], len(tests)), np.tile(tests, 2))
+    np.testing.assert_array_equal(score_trial_list(ubm, trials, models, b, executor=ex),
+                                  score_trial_list(ubm, trials, models, a))
