@@ -17,11 +17,16 @@ Public names are importable from here; each is loaded on first use (as librosa d
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
-from ._version import __version__
-from .errors import (ArchiveError, AudioError, DataDirError, FeatureError, ModelError,
-                     SpeakerGMMError)
+from ._version import __version__  # noqa: F401  (in __all__ below)
+from .errors import (  # noqa: F401
+    ArchiveError,
+    AudioError,
+    DataDirError,
+    FeatureError,
+    ModelError,
+    SpeakerGMMError,
+)
 
 # public name -> module that defines it
 _LAZY = {
@@ -38,21 +43,19 @@ _LAZY = {
     "Executor": "exec", "get_executor": "exec",
     "read_data_dir": "data.datadir", "read_trials": "data.trials",
 }
-# subpackages and modules reachable as attributes (speakergmm.audio, speakergmm.gmm, ...)
-_SUBMODULES = {"data", "frontend", "gmm", "backend", "eval", "corpora", "cli", "batch",
-               "recognizer", "store", "pretrained", "exec", "errors", "audio"}
-
-__all__ = ["__version__", "ArchiveError", "AudioError", "DataDirError", "FeatureError",
-           "ModelError", "SpeakerGMMError", *_LAZY]
+# modules reachable as attributes: the subpackages and application modules, and
+# speakergmm.audio (as the README shows: speakergmm.audio.load)
+_MODULES = {name: name for name in ("data", "frontend", "gmm", "backend", "eval", "corpora",
+                                    "cli", "batch", "recognizer", "store", "pretrained",
+                                    "exec")}
+_MODULES["audio"] = "frontend.audio"
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
+    if name in _MODULES:
+        value = importlib.import_module(f".{_MODULES[name]}", __name__)
+    elif name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    elif name == "audio":  # speakergmm.audio.load, as the README shows
-        value = importlib.import_module(".frontend.audio", __name__)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
@@ -60,12 +63,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, *_SUBMODULES})
+    return sorted({*globals(), *_LAZY, *_MODULES})
 
-
-if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from .frontend.archive import ArchiveSet, FeatureArchive, extract_archive, read_features
-    from .frontend.features import FeatureConfig, extract_features
-    from .gmm.mixture import DiagGMM
-    from .gmm.stats import GMMStats
-    from .gmm.ubm import train_ubm

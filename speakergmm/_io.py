@@ -16,7 +16,6 @@ import numpy as np
 from ._version import __version__
 from .errors import ModelError
 
-
 # mkstemp creates files readable by their owner only; finished files get the usual mode.
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -132,7 +132,8 @@ def _features(feats: Mapping[str, np.ndarray], utt: str) -> np.ndarray:
     try:
         return feats[utt]
     except KeyError:
-        raise SpeakerGMMError(f"no features for test utterance '{utt}'; was it extracted?") from None
+        raise SpeakerGMMError(f"no features for test utterance '{utt}'; was it "
+                              "extracted?") from None
 
 
 def _score_utterance(state, item) -> tuple[np.ndarray, np.ndarray | None]:
@@ -150,7 +151,7 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
                      test_features: Mapping[str, np.ndarray], *, method: str = "topc",
                      c: int = 5, norm: str = "none", cohort: Cohort | None = None,
                      top_n: int | None = None, jobs: int = 1,
-                     executor: Executor | None = None) -> np.ndarray:
+                     executor: Executor | None = None, return_raw: bool = False):
     """Scores of a trial list, normalised if asked.
 
     Each test utterance is read, compensated and Gaussian-selected once, then scored
@@ -171,10 +172,13 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
     cohort : Cohort, needed unless ``norm == "none"``
     top_n : int, for AS-norm
     jobs, executor : where the work runs (:mod:`speakergmm.exec`)
+    return_raw : bool
+        Return the scores before normalisation as well.
 
     Returns
     -------
     np.ndarray [shape=(len(trials),), float64]
+        Or ``(scores, raw_scores)`` with ``return_raw``.
 
     Raises
     ------
@@ -210,7 +214,7 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
         if t_side:
             test_cohort[i] = row
     if norm == "none":
-        return raw
+        return (raw, raw.copy()) if return_raw else raw
 
     kw = {}
     if z_side:
@@ -226,7 +230,8 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
     if t_side:
         kw["test_cohort"] = test_cohort
         kw["test_index"] = test_index
-    return normalize_scores(norm, raw, top_n=top_n, **kw)
+    normalised = normalize_scores(norm, raw, top_n=top_n, **kw)
+    return (normalised, raw) if return_raw else normalised
 
 
 # --- from paths: what `speakergmm score` runs -----------------------------------------------
@@ -293,6 +298,7 @@ def frames_of(stats, ubm: DiagGMM, channel=None):
 
 def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=None,
                      enroll_map=None, cohort=None, channel=None, audio_root=None,
+                     return_raw: bool = False,
                      method: str = "topc", c: int = 5, relevance: float = 16.0,
                      adapt=("means",), norm: str = "none", top_n: int | None = None,
                      cohort_utts: int | None = 500, cohort_enroll_utts: int | None = None,
@@ -307,15 +313,18 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
     Parameters
     ----------
     trials : Trials or path
-    enroll : path
-        Feature archive, statistics archive or data directory of the enrollment utterances.
-    test : path
-        Feature archive or data directory of the test utterances.
+    enroll : path or list of paths
+        Feature archives, statistics archives or data directories of the enrollment
+        utterances (several: one union of distinct utterances).
+    test : path or list of paths
+        Feature archives or data directories of the test utterances.
     ubm : DiagGMM, path or None (the bundled UBM)
     enroll_map : mapping or path, optional
         Model -> utterances (default: one model per speaker of the enrollment archive).
     cohort : path, optional
         Feature or statistics archive of the impostor cohort (needed by ``norm``).
+    return_raw : bool
+        Also return the scores before normalisation and calibration.
     channel : EigenChannel or path, optional
         Session compensation of every utterance.
     audio_root : path, optional
@@ -330,6 +339,9 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
     -------
     trials : Trials
     scores : np.ndarray [shape=(len(trials),), float64]
+    raw_scores : np.ndarray [shape=(len(trials),), float64]
+        Only with ``return_raw``: the same trials before normalisation and calibration (computed in
+        the same pass).
     """
     import tempfile
 
@@ -359,8 +371,8 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
     executor = get_executor(executor or jobs)
     with tempfile.TemporaryDirectory(prefix="speakergmm-") as workdir:
         opened = dict(channel=channel, audio_root=audio_root, workdir=workdir)
-        enroll_src = open_features(enroll, ubm, **opened)
-        test_src = open_features(test, ubm, stats_ok=False, **opened)
+        enroll_src = _open_all(enroll, ubm, opened)
+        test_src = _open_all(test, ubm, dict(opened, stats_ok=False))
         cohort_src = None if cohort is None else open_features(cohort, ubm, **opened)
         if enroll_map is None:
             spk2utt = _spk2utt(enroll_src.utt2spk)
@@ -380,7 +392,19 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
                 enroll_utterances=cohort_enroll_utts, relevance=relevance, adapt=adapt,
                 stats=stats, executor=executor)
         scores = score_trial_list(ubm, trials, models, test_src, method=method, c=c, norm=norm,
-                                  cohort=impostors, top_n=top_n, executor=executor)
+                                  cohort=impostors, top_n=top_n, executor=executor,
+                                  return_raw=return_raw)
+    scores, unnormalised = scores if return_raw else (scores, None)
     if calibration is not None:
         scores = calibration.transform(scores)
-    return trials, scores
+    return (trials, scores, unnormalised) if return_raw else (trials, scores)
+
+
+def _open_all(paths, ubm: DiagGMM, opened: dict):
+    """One mapping over the archives at ``paths`` (one path, or several: their union)."""
+    from .frontend.archive import ArchiveUnion
+
+    if isinstance(paths, (str, os.PathLike)):
+        return open_features(paths, ubm, **opened)
+    members = [open_features(p, ubm, **opened) for p in paths]
+    return members[0] if len(members) == 1 else ArchiveUnion(members)

@@ -13,14 +13,14 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .frontend.audio import load
-from .gmm.eigenchannel import EigenChannel
 from .constants import DEFAULT_THRESHOLD
 from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, ModelError, SpeakerGMMError
+from .frontend.audio import load
 from .frontend.features import FeatureConfig, extract_features
-from .gmm.mixture import DiagGMM
 from .gmm.adapt import SpeakerModel
+from .gmm.eigenchannel import EigenChannel
+from .gmm.mixture import DiagGMM
 from .store import SpeakerInfo, SpeakerStore, check_speaker_id
 
 __all__ = ["Recognizer", "Verification", "Identification", "METHODS", "describe_store"]

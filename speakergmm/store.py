@@ -26,9 +26,9 @@ from typing import Iterator
 import numpy as np
 
 from .errors import SpeakerGMMError
+from .gmm.adapt import SpeakerModel
 from .gmm.mixture import DiagGMM
 from .gmm.stats import GMMStats
-from .gmm.adapt import SpeakerModel
 
 __all__ = ["SpeakerStore", "SpeakerInfo", "StoreError", "default_store_path", "check_speaker_id"]
 
@@ -275,7 +275,8 @@ class SpeakerStore:
                                  f"not with UBM {fp}; use the same --ubm, or another --store")
             bound = _bound_channel(conn, empty=row is None)
             _check_channel(self.path, bound, channel)
-            if conn.execute("SELECT 1 FROM meta WHERE key='channel_fingerprint'").fetchone() is None:
+            bound_row = conn.execute("SELECT 1 FROM meta WHERE key='channel_fingerprint'")
+            if bound_row.fetchone() is None:
                 conn.execute("INSERT INTO meta VALUES ('channel_fingerprint', ?)",
                              (channel or _NO_CHANNEL,))
             old = conn.execute("SELECT * FROM speakers WHERE id=?", (speaker_id,)).fetchone()

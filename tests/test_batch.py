@@ -4,20 +4,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.backend.calibration import Calibration
+from speakergmm.batch import Cohort, enroll_models, score_trial_list
 from speakergmm.cli import main
 from speakergmm.data.datadir import DataDir, write_data_dir
+from speakergmm.data.scores import labelled_scores, read_scores
 from speakergmm.data.trials import Trials, write_enroll_map, write_trials
 from speakergmm.errors import SpeakerGMMError
+from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.frontend.features import FeatureConfig
 from speakergmm.gmm.mixture import DiagGMM
-from speakergmm.batch import Cohort, enroll_models, score_trial_list
-from speakergmm.data.scores import labelled_scores, read_scores
 from speakergmm.gmm.ubm import train_ubm
 
-from conftest import write_audio
-from conftest import SR, voice
+from conftest import SR, voice, write_audio
 
 
 @pytest.fixture(scope="module")
@@ -389,3 +388,46 @@ def test_statistics_of_another_ubm_or_channel_are_refused(world, tmp_path):
                    str(tmp_path / "s")])
     assert r.exit_code == 2 and "frames are needed" in r.output, r.output
     assert not (tmp_path / "s").exists()
+
+
+def test_one_pass_over_two_trial_lists_equals_two_runs(world, tmp_path):
+    """Evaluation and calibration trials of different archives scored together (repeated
+    --enroll/--test), with the raw scores of the same pass: the same numbers as separate
+    runs, and the raw ones as a run without normalisation."""
+    root, ubm, enroll, test, cohort, trials = world
+    run = CliRunner().invoke
+    b_map = {f"s{s:03d}": [f"s{s:03d}-0"] for s in (50, 51)}
+    write_enroll_map(tmp_path / "b_map", b_map)
+    b_tests = [f"s{s:03d}-1" for s in range(50, 56)]
+    write_trials(tmp_path / "b_trials", Trials(np.repeat(["s050", "s051"], 6),
+                                               np.tile(b_tests, 2)))
+    (tmp_path / "ab_map").write_text((root / "enroll_map").read_text()
+                                     + (tmp_path / "b_map").read_text())
+    (tmp_path / "ab_trials").write_text("".join(
+        " ".join(line.split()[:2]) + "\n" for line in (root / "trials").read_text().splitlines())
+        + (tmp_path / "b_trials").read_text())
+    common = ["--ubm", str(root / "ubm.npz"), "--norm", "snorm", "--cohort",
+              str(root / "feats" / "cohort")]
+    feats = root / "feats"
+    for name, extra in (
+            ("a", [str(root / "trials"), "--enroll", str(feats / "enroll"), "--enroll-map",
+                   str(root / "enroll_map"), "--test", str(feats / "test")]),
+            ("b", [str(tmp_path / "b_trials"), "--enroll", str(feats / "cohort"), "--enroll-map",
+                   str(tmp_path / "b_map"), "--test", str(feats / "cohort")]),
+            ("ab", [str(tmp_path / "ab_trials"), "--enroll", str(feats / "enroll"), "--enroll",
+                    str(feats / "cohort"), "--enroll-map", str(tmp_path / "ab_map"), "--test",
+                    str(feats / "test"), "--test", str(feats / "cohort"), "--raw-output",
+                    str(tmp_path / "ab_raw")])):
+        r = run(main, ["score", *extra, *common, "-o", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    together = (tmp_path / "ab").read_text()
+    assert together == (tmp_path / "a").read_text() + (tmp_path / "b").read_text()
+    r = run(main, ["score", str(root / "trials"), "--enroll", str(feats / "enroll"),
+                   "--enroll-map", str(root / "enroll_map"), "--test", str(feats / "test"),
+                   "--ubm", str(root / "ubm.npz"), "-o", str(tmp_path / "a_raw")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "ab_raw").read_text().startswith((tmp_path / "a_raw").read_text())
+    r = run(main, ["score", str(root / "trials"), "--enroll", str(feats / "enroll"),
+                   "--enroll", str(feats / "enroll"), "--test", str(feats / "test"),
+                   "--ubm", str(root / "ubm.npz"), "-o", str(tmp_path / "dup")])
+    assert r.exit_code == 2 and "is in both" in r.output, r.output

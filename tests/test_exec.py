@@ -6,12 +6,13 @@ import os
 import numpy as np
 import pytest
 
-from conftest import make_data_dir, random_gmm
 from speakergmm.batch import enroll_models, score_trial_list
 from speakergmm.data.trials import Trials
 from speakergmm.exec import ProcessExecutor, SerialExecutor, get_executor
 from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.gmm.ubm import train_ubm
+
+from conftest import make_data_dir, random_gmm
 
 METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 

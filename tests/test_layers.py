@@ -23,7 +23,7 @@ LAYERS = {
     "gmm": 3,
     "frontend": 2,
     "data": 1,
-    "exec": 0, "errors": 0, "_io": 0, "_version": 0, "constants": 0,
+    "exec": 0, "errors": 0, "_io": 0, "_version": 0, "constants": 0, "_lazy": 0,
 }
 INDEPENDENT = [("eval", "backend"), ("backend", "eval")]
 

@@ -9,10 +9,11 @@ from click.testing import CliRunner
 from speakergmm.cli import main
 from speakergmm.errors import SpeakerGMMError
 from speakergmm.frontend.features import FeatureConfig, extract_features
-from speakergmm.recognizer import Recognizer
 from speakergmm.gmm.ubm import train_ubm
+from speakergmm.recognizer import Recognizer
 
 from conftest import SR, corpus, voice, write_audio
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):

@@ -4,8 +4,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from speakergmm.gmm.mixture import DiagGMM
 from speakergmm.gmm.adapt import SpeakerModel
+from speakergmm.gmm.mixture import DiagGMM
 from speakergmm.store import SpeakerStore, StoreError, check_speaker_id, default_store_path
 
 

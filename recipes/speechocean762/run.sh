@@ -50,33 +50,43 @@ if [ "$stage" -le 2 ]; then
 fi
 
 if [ "$stage" -le 3 ]; then
-  echo "== stage 3: UBM; eigenchannel (session variability) subspace"
+  echo "== stage 3: UBM; statistics; eigenchannel (session variability) subspace"
   speakergmm train-ubm "$work/feats/ubm" -c "$components" -n "$iterations" -j "$nj" \
     -o "$work/ubm.npz"
+  # each data set's statistics once; later stages only read them
+  speakergmm stats "$work/feats/cohort" --ubm "$work/ubm.npz" -j "$nj" -o "$work/stats/cohort"
+  speakergmm stats "$work/feats/enroll" --ubm "$work/ubm.npz" -j "$nj" -o "$work/stats/enroll"
   # learnt on the cohort speakers only: the calibration speakers must stay unseen, or their
   # trials (the calibration data) come out separated far better than any new speaker's
-  speakergmm train-channel "$work/feats/cohort" --ubm "$work/ubm.npz" -r "$channel_factors" \
+  speakergmm train-channel "$work/stats/cohort" --ubm "$work/ubm.npz" -r "$channel_factors" \
     --relevance "$relevance" -j "$nj" -o "$work/channel.npz"
+  speakergmm stats "$work/feats/enroll" --ubm "$work/ubm.npz" --channel "$work/channel.npz" \
+    -j "$nj" -o "$work/stats/enroll_ec"
 fi
 
 if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll and score: top-C; + eigenchannel compensation; + S-norm against"
   echo "   the cohort speakers; + calibration"
-  common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
-          --test "$work/feats/test" --ubm "$work/ubm.npz" --relevance "$relevance" -j "$nj")
-  ec=(--channel "$work/channel.npz")
-  snorm=(--norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts"
-         --cohort-enroll-utts "$cohort_enroll_utts")
-  speakergmm score "$work/data/trials" "${common[@]}" -o "$work/scores_topc"
-  speakergmm score "$work/data/trials" "${common[@]}" "${ec[@]}" -o "$work/scores_topc_ec"
-  speakergmm score "$work/data/trials" "${common[@]}" "${ec[@]}" "${snorm[@]}" \
-    -o "$work/scores_topc_ec_snorm"
-  # calibration trained on trials among the calibration speakers (background speakers kept
-  # out of the cohort)
-  speakergmm score "$work/data/cal_trials" --enroll "$work/feats/ubm" \
-    --enroll-map "$work/data/cal_enroll_map" --test "$work/feats/ubm" --ubm "$work/ubm.npz" \
-    --relevance "$relevance" -j "$nj" "${ec[@]}" "${snorm[@]}" \
-    -o "$work/cal_scores_topc_ec_snorm"
+  speakergmm score "$work/data/trials" --enroll "$work/stats/enroll" \
+    --enroll-map "$work/data/enroll_map" --test "$work/feats/test" --ubm "$work/ubm.npz" \
+    --relevance "$relevance" -j "$nj" -o "$work/scores_topc"
+  # The evaluation trials and the calibration trials (among the calibration speakers, kept
+  # out of the cohort; their utterances are in ubm/) in one pass, which also writes the
+  # scores before S-norm: each utterance is compensated and scored once.
+  cat "$work/data/enroll_map" "$work/data/cal_enroll_map" > "$work/all_enroll_map"
+  cat "$work/data/trials" "$work/data/cal_trials" > "$work/all_trials"
+  speakergmm score "$work/all_trials" --enroll "$work/stats/enroll_ec" --enroll "$work/feats/ubm" \
+    --enroll-map "$work/all_enroll_map" --test "$work/feats/test" --test "$work/feats/ubm" \
+    --ubm "$work/ubm.npz" --relevance "$relevance" --channel "$work/channel.npz" \
+    --norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts" \
+    --cohort-enroll-utts "$cohort_enroll_utts" -j "$nj" \
+    --raw-output "$work/all_scores_topc_ec" -o "$work/all_scores_topc_ec_snorm"
+  for scores in topc_ec topc_ec_snorm; do  # split by model: calibration speakers or not
+    awk 'NR == FNR { cal[$1]; next } !($1 in cal)' "$work/data/cal_enroll_map" \
+      "$work/all_scores_$scores" > "$work/scores_$scores"
+    awk 'NR == FNR { cal[$1]; next } ($1 in cal)' "$work/data/cal_enroll_map" \
+      "$work/all_scores_$scores" > "$work/cal_scores_$scores"
+  done
   speakergmm calibrate "$work/cal_scores_topc_ec_snorm" --trials "$work/data/cal_trials" \
     --prior "$prior" -o "$work/calibration.json"
   speakergmm apply-calibration "$work/calibration.json" "$work/scores_topc_ec_snorm" \

@@ -1,8 +1,8 @@
 """Back end: log-likelihood-ratio scoring, score normalisation and calibration."""
 
-from .calibration import Calibration
-from .scorenorm import NORM_METHODS, normalize_scores
-from .scoring import METHODS, ModelSet, score, score_trials
+from .._lazy import attach
 
-__all__ = ["Calibration", "METHODS", "ModelSet", "NORM_METHODS", "normalize_scores", "score",
-           "score_trials"]
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "Calibration": "calibration", "normalize_scores": "scorenorm", "ModelSet": "scoring",
+    "score": "scoring", "score_trials": "scoring",
+})

@@ -47,9 +47,10 @@ from ..constants import DEFAULT_C
 from ..constants import SCORING_METHODS as METHODS
 from ..errors import FeatureError, ModelError
 from ..gmm.mixture import DiagGMM
+from ..gmm.stats import centred_first_order
 
-__all__ = ["METHODS", "DEFAULT_C", "ModelSet", "check_method", "TestUtterance", "prepare_test", "score",
-           "score_rows", "llr", "score_trials"]
+__all__ = ["METHODS", "DEFAULT_C", "ModelSet", "check_method", "TestUtterance", "prepare_test",
+           "score", "score_rows", "llr", "score_trials"]
 
 
 # Relative tolerance for "this model shares the UBM's weights and variances": float32 storage
@@ -402,7 +403,7 @@ def _score_linear(ubm: DiagGMM, ms: ModelSet, stats) -> np.ndarray:
     D = ubm.dim
     # Centred, whitened first-order statistics (f_k - n_k μ_k)/σ_k, padded with a 0 for the
     # bias column so that the kernel is used as stored (no (K, M, D) copy).
-    fc = (stats.f - stats.n[:, None] * ubm.means) / np.sqrt(ubm.variances)
+    fc = centred_first_order(stats.n, stats.f, ubm.means, ubm.variances)
     if ms.means_only:
         v = np.zeros((K, W, 1), np.float32)
         v[:, :D, 0] = fc

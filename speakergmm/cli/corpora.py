@@ -165,7 +165,7 @@ def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete:
     prepare = _corpus_function(corpus, "prepare")
     kwargs = _flag_arguments(prepare, corpus, {"--allow-incomplete": ("complete", False)}
                              if allow_incomplete else {})
-    written = prepare(corpus_root, out_dir, **kwargs)
+    written = prepare(corpus_root, out_dir, **kwargs).paths
     for name, path in written.items():
         click.echo(f"{name}\t{path}")
 

@@ -14,7 +14,8 @@ from .app import jobs_option, main
 @main.command("validate-data-dir")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--audio-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory that relative wav.scp paths resolve against [default: current directory].")
+              help="Directory that relative wav.scp paths resolve against "
+                   "[default: current directory].")
 @click.option("--no-audio-check", is_flag=True, help="Do not check that audio files exist.")
 def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_check: bool) -> None:
     """Check a Kaldi-style data directory and report every problem with file and line."""
@@ -34,7 +35,8 @@ def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_chec
 @click.argument("feats_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None,
-              help="Directory that relative wav.scp paths resolve against [default: current directory].")
+              help="Directory that relative wav.scp paths resolve against "
+                   "[default: current directory].")
 @jobs_option
 @click.option("--config", "config_spec", default=None, metavar="JSON|PRESET",
               help=f"Feature config: a JSON file, or a preset name "
@@ -49,8 +51,8 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: 
     Resumable: re-running skips finished utterances. Failed utterances are listed in
     FEATS_DIR/failed; the exit status is 1 if any failed, unless --skip-bad.
     """
-    from ..frontend.archive import extract_archive
     from ..data.datadir import read_data_dir
+    from ..frontend.archive import extract_archive
     from ..frontend.features import FeatureConfig
 
     config = FeatureConfig.resolve(config_spec)

@@ -14,20 +14,24 @@ from .app import channel_option, jobs_option, main, map_options, method_option, 
 @main.command("score")
 @click.argument("trials_file", metavar="TRIALS", type=click.Path(dir_okay=False, exists=True,
                                                                   path_type=Path))
-@click.option("--enroll", "enroll_path", required=True,
+@click.option("--enroll", "enroll_path", required=True, multiple=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Enrollment features (archive), statistics (speakergmm stats) or data "
-                   "directory.")
+                   "directory; repeat it to enroll from several.")
 @click.option("--enroll-map", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="model -> utterances [default: one model per speaker].")
-@click.option("--test", "test_path", required=True,
+@click.option("--test", "test_path", required=True, multiple=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Test features (archive) or data directory.")
+              help="Test features (archive) or data directory; repeat it to test from "
+                   "several.")
 @ubm_option()
 @click.option("--audio-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="For data directories given instead of archives.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Scores file: '<model> <test> <score>' per trial.")
+@click.option("--raw-output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the scores before normalisation and calibration (the same "
+                   "pass: nothing is scored twice).")
 @method_option
 @click.option("--top-c", "c", type=click.IntRange(min=1), default=DEFAULT_C,
               help="Gaussians per frame for top-C scoring.")
@@ -53,8 +57,8 @@ from .app import channel_option, jobs_option, main, map_options, method_option, 
 @channel_option("Remove session variability from every utterance (enroll, test, cohort) "
                 "with this eigenchannel file (speakergmm train-channel).")
 @jobs_option
-def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output, method,
-              c, c_deprecated, relevance, adapt, norm, cohort_path, cohort_utts,
+def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
+              raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path, cohort_utts,
               cohort_enroll_utts, top_n, channel, calibration, jobs) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     from ..batch import score_from_paths
@@ -63,11 +67,14 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
     if c_deprecated is not None:
         click.echo("speakergmm: note: -c is deprecated for 'score'; write --top-c", err=True)
         c = c_deprecated
-    trials, scores = score_from_paths(
+    trials, scores, raw = score_from_paths(
         trials_file, enroll=enroll_path, test=test_path, ubm=ubm, enroll_map=enroll_map,
         cohort=cohort_path, channel=channel, audio_root=audio_root, method=method, c=c,
         relevance=relevance, adapt=adapt, norm=norm, top_n=top_n, cohort_utts=cohort_utts,
-        cohort_enroll_utts=cohort_enroll_utts, calibration=calibration, jobs=jobs)
+        cohort_enroll_utts=cohort_enroll_utts, calibration=calibration, jobs=jobs,
+        return_raw=True)
+    if raw_output is not None:
+        write_scores(raw_output, trials.enroll, trials.test, raw)
     write_scores(output, trials.enroll, trials.test, scores)
     click.echo(f"wrote {len(scores)} scores to {output}", err=True)
 
@@ -84,9 +91,9 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
 def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""
     from ..backend.calibration import Calibration
-    from ..eval.metrics import cllr
-    from ..data.trials import read_trials
     from ..data.scores import labelled_scores
+    from ..data.trials import read_trials
+    from ..eval.metrics import cllr
 
     tar, non = labelled_scores(scores_file, read_trials(trials_file))
     cal = Calibration().fit(tar, non, prior=prior)

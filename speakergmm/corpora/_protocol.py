@@ -1,32 +1,112 @@
-"""What several protocols share: data directory subsets (each speaker's first utterances,
-the enroll/test split) and all-against-all trial lists."""
+"""What every protocol shares: the :class:`Protocol` value each ``prepare_<corpus>``
+returns (validated in memory, written by one function), data directory subsets (each
+speaker's first utterances, the enroll/test split) and all-against-all trial lists."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..data.datadir import DataDir
-
-from ..data.trials import Trials, write_trials
+from .._io import write_text_atomic
+from ..data.datadir import DataDir, write_data_dir
+from ..data.trials import Trials, write_enroll_map, write_trials
 from ..errors import SpeakerGMMError
 
 
-def write_data_dirs(out: Path, dirs: dict[str, DataDir], audio_root) -> dict[str, Path]:
-    """Write each data directory under ``out`` and validate it (audio resolved against
-    ``audio_root``); an invalid result is a bug in the preparation, raised loudly."""
-    from ..data.validate import validate_data_dir
-    from ..data.datadir import write_data_dir
+@dataclass(frozen=True)
+class Protocol:
+    """A corpus's protocol in memory: data directories, enrollment maps, trial lists and a
+    README, checked for consistency when made.
 
-    written = {}
-    for name, data in dirs.items():
-        write_data_dir(out / name, data)
-        problems = validate_data_dir(out / name, audio_root=audio_root)
-        if problems:
-            raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
-        written[name] = out / name
-    return written
+    Attributes
+    ----------
+    corpus : str
+    audio_root : Path
+        What the data directories' relative ``wav.scp`` paths resolve against.
+    data : mapping name -> DataDir
+        Written as ``<name>/``.
+    enroll_maps : mapping file name -> (model -> utterances)
+    trials : mapping file name -> Trials
+    readme : str
+    stale : tuple of str
+        Files or folders an earlier preparation may have left that this one does not
+        write (removed by :meth:`write`).
+    paths : dict name -> Path
+        What :meth:`write` wrote (empty before).
+    """
+
+    corpus: str
+    audio_root: Path
+    data: Mapping[str, DataDir]
+    enroll_maps: Mapping[str, Mapping[str, list[str]]]
+    trials: Mapping[str, Trials]
+    readme: str
+    stale: tuple[str, ...] = ()
+    paths: dict[str, Path] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """SpeakerGMMError on an inconsistency: a bug in the preparation, raised loudly."""
+        def bad(message: str):
+            raise SpeakerGMMError(f"{self.corpus} protocol: {message}")
+
+        utts: dict[str, str] = {}
+        for name, data in self.data.items():
+            recordings = set(data.wav_scp)
+            needed = ({rec for rec, _, _ in data.segments.values()} if data.segments
+                      else set(data.utt2spk))
+            if not data.utt2spk or not needed <= recordings:
+                bad(f"data directory {name} has {len(data.utt2spk)} utterances, "
+                    f"{len(needed - recordings)} without a recording")
+            utts.update(data.utt2spk)
+        models: set[str] = set()
+        for name, enroll in self.enroll_maps.items():
+            for model, members in enroll.items():
+                missing = [u for u in members if u not in utts]
+                if not members or missing:
+                    bad(f"{name}: model {model} has {len(members)} utterances, "
+                        f"{len(missing)} in no data directory")
+            models.update(enroll)
+        for name, trials in self.trials.items():
+            unknown = sorted(set(trials.enroll.tolist()) - models)
+            absent = sorted(set(trials.test.tolist()) - set(utts))
+            if unknown or absent:
+                bad(f"{name}: {len(unknown)} trial models in no enroll map, {len(absent)} test "
+                    "utterances in no data directory")
+
+    def write(self, output_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write everything under ``output_dir`` (atomically, file by file), validate the
+        data directories on disk (audio included) and return name -> path."""
+        from ..data.validate import validate_data_dir
+
+        out = Path(output_dir)
+        for name in self.stale:
+            shutil.rmtree(out / name, ignore_errors=True)
+            (out / name).unlink(missing_ok=True)
+        paths = {}
+        for name, data in self.data.items():
+            write_data_dir(out / name, data)
+            problems = validate_data_dir(out / name, audio_root=self.audio_root)
+            if problems:
+                raise SpeakerGMMError(f"prepared {out / name} is invalid: {problems[0]}")
+            paths[name] = out / name
+        for name, enroll in self.enroll_maps.items():
+            write_enroll_map(out / name, dict(enroll))
+            paths[name] = out / name
+        for name, trials in self.trials.items():
+            write_trials(out / name, trials)
+            paths[name] = out / name
+        write_text_atomic(out / "README", self.readme.strip() + "\n")
+        self.paths.clear()
+        self.paths.update(paths)
+        return paths
 
 
 def subset(data: DataDir, utts: list[str]) -> DataDir:
@@ -65,9 +145,9 @@ def enroll_test_split(data: DataDir, n_enroll: int, speakers: list[str] | None =
     return first_utterances(data, n_enroll, speakers), subset(data, test), enroll_map
 
 
-def write_trials_all_vs_all(path: Path, models: list[str], test: DataDir) -> None:
+def all_vs_all(models: list[str], test: DataDir) -> Trials:
     """Every test utterance against every model; target when the speakers match."""
     tests = sorted(test.utt2spk)
-    write_trials(path, Trials(np.array([m for m in models for _ in tests]),
-                              np.array([u for _ in models for u in tests]),
-                              np.array([test.utt2spk[u] == m for m in models for u in tests])))
+    return Trials(np.array([m for m in models for _ in tests]),
+                  np.array([u for _ in models for u in tests]),
+                  np.array([test.utt2spk[u] == m for m in models for u in tests]))

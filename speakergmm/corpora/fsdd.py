@@ -18,12 +18,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._io import write_text_atomic
 from ..data.datadir import DataDir
-from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
 from ._download import file_digest, unpacked_download
-from ._protocol import write_data_dirs, write_trials_all_vs_all
+from ._protocol import Protocol, all_vs_all
 
 __all__ = ["download_fsdd", "prepare_fsdd", "URL", "SPEAKERS"]
 
@@ -105,8 +103,8 @@ def download_fsdd(target_dir: str | os.PathLike, *, url: str = URL, progress=Non
     return target
 
 
-def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, *,
-                 checksums: bool = True) -> dict[str, Path]:
+def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike | None = None,
+                 *, checksums: bool = True) -> Protocol:
     """Write the protocol's data directories, enrollment map and trials.
 
     Output: ``ubm/``, ``enroll/``, ``dev/``, ``test/`` (data directories whose ``wav.scp`` paths are
@@ -117,11 +115,10 @@ def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, 
 
     Returns
     -------
-    dict
-        Name -> path of everything written.
+    Protocol
+        Validated; written under ``output_dir`` when one is given (``paths`` says where).
     """
     rec = verify_fsdd(corpus_root, checksums=checksums)
-    out = Path(output_dir)
     splits: dict[str, tuple[dict, dict]] = {name: ({}, {}) for name in SPLITS}
     for path in sorted(rec.glob("*.wav")):
         digit, spk, index = path.stem.split("_")
@@ -130,15 +127,13 @@ def prepare_fsdd(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, 
                 utt = f"{spk}-{digit}-{int(index):02d}"
                 splits[name][0][utt] = f"recordings/{path.name}"
                 splits[name][1][utt] = spk
-    written = write_data_dirs(out, {name: DataDir(wav_scp=w, utt2spk=u2s)
-                                    for name, (w, u2s) in splits.items()}, corpus_root)
+    dirs = {name: DataDir(wav_scp=w, utt2spk=u2s) for name, (w, u2s) in splits.items()}
     enroll = splits["enroll"][1]
-    write_enroll_map(out / "enroll_map",
-                     {s: sorted(u for u in enroll if enroll[u] == s) for s in SPEAKERS})
-    for part, key in (("test", "trials"), ("dev", "dev_trials")):
-        write_trials_all_vs_all(out / key, list(SPEAKERS),
-                                DataDir(wav_scp=splits[part][0], utt2spk=splits[part][1]))
-        written[key] = out / key
-    write_text_atomic(out / "README", __doc__.strip() + "\n")
-    written["enroll_map"] = out / "enroll_map"
-    return written
+    protocol = Protocol(
+        "fsdd", Path(corpus_root), dirs,
+        {"enroll_map": {s: sorted(u for u in enroll if enroll[u] == s) for s in SPEAKERS}},
+        {key: all_vs_all(list(SPEAKERS), dirs[part])
+         for part, key in (("test", "trials"), ("dev", "dev_trials"))}, __doc__)
+    if output_dir is not None:
+        protocol.write(output_dir)
+    return protocol

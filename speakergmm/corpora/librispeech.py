@@ -22,17 +22,13 @@ from an earlier preparation are removed).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from .._io import write_text_atomic
 from ..data.datadir import DataDir
-from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
 from ._download import openslr_urls, unpacked_download
-from ._protocol import (enroll_test_split, first_utterances, write_data_dirs,
-                        write_trials_all_vs_all)
+from ._protocol import Protocol, all_vs_all, enroll_test_split, first_utterances
 
 __all__ = ["download_librispeech", "prepare_librispeech", "verify_librispeech", "SUBSETS",
            "REQUIRED", "MD5", "ENROLL_UTTERANCES", "COHORT_UTTERANCES"]
@@ -185,7 +181,7 @@ def download_librispeech(target_dir: str | os.PathLike, *,
 
 
 def prepare_librispeech(corpus_root: str | os.PathLike,
-                        output_dir: str | os.PathLike) -> dict[str, Path]:
+                        output_dir: str | os.PathLike | None = None) -> Protocol:
     """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials``, a
     README and, when ``corpus_root`` holds ``dev-clean/``, ``cal/``, ``cal_enroll_map`` and
     ``cal_trials``.
@@ -194,7 +190,7 @@ def prepare_librispeech(corpus_root: str | os.PathLike,
     corpus root: pass it as ``--audio-root``. The README's first line says whether the
     calibration trials were written.
     """
-    root, out = Path(corpus_root), Path(output_dir)
+    root = Path(corpus_root)
     ubm = _scan(root, SUBSETS["ubm"])
     evaluation = _scan(root, SUBSETS["eval"])
     enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES)
@@ -210,14 +206,13 @@ def prepare_librispeech(corpus_root: str | os.PathLike,
     else:
         status = (f"calibration: none (no {SUBSETS['cal']}/ folder in the corpus root; "
                   "cal/, cal_enroll_map and cal_trials not written)")
-        for stale in ("cal_enroll_map", "cal_trials"):
-            (out / stale).unlink(missing_ok=True)
-        shutil.rmtree(out / "cal", ignore_errors=True)
-    written = write_data_dirs(out, dirs, root)
-    for prefix, (models, test_dir) in trials.items():
-        write_enroll_map(out / f"{prefix}enroll_map", models)
-        write_trials_all_vs_all(out / f"{prefix}trials", sorted(models), test_dir)
-        written.update({f"{prefix}enroll_map": out / f"{prefix}enroll_map",
-                        f"{prefix}trials": out / f"{prefix}trials"})
-    write_text_atomic(out / "README", f"{status}\n\n" + __doc__.strip() + "\n")
-    return written
+    protocol = Protocol(
+        "librispeech", root, dirs,
+        {f"{prefix}enroll_map": models for prefix, (models, _) in trials.items()},
+        {f"{prefix}trials": all_vs_all(sorted(models), test_dir)
+         for prefix, (models, test_dir) in trials.items()},
+        f"{status}\n\n" + __doc__.strip(),
+        stale=() if "cal_" in trials else ("cal", "cal_enroll_map", "cal_trials"))
+    if output_dir is not None:
+        protocol.write(output_dir)
+    return protocol

@@ -29,12 +29,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._io import write_text_atomic
 from ..data.datadir import read_data_dir
-from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
 from ._download import openslr_urls, unpacked_download
-from ._protocol import enroll_test_split, subset, write_data_dirs, write_trials_all_vs_all
+from ._protocol import Protocol, all_vs_all, enroll_test_split, subset
 
 __all__ = ["download_speechocean762", "prepare_speechocean762", "verify_speechocean762",
            "ENROLL_UTTERANCES", "URLS"]
@@ -131,7 +129,7 @@ def download_speechocean762(target_dir: str | os.PathLike, *, progress=None) -> 
 
 
 def prepare_speechocean762(corpus_root: str | os.PathLike,
-                           output_dir: str | os.PathLike) -> dict[str, Path]:
+                           output_dir: str | os.PathLike | None = None) -> Protocol:
     """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials``,
     ``cal_enroll_map``, ``cal_trials`` and a README.
 
@@ -139,7 +137,7 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
     module docstring). ``wav.scp`` paths stay relative to the corpus root: pass it as
     ``--audio-root``.
     """
-    root, out = Path(corpus_root), Path(output_dir)
+    root = Path(corpus_root)
     if not (root / "train" / "wav.scp").is_file():
         raise SpeakerGMMError(f"{root}: no train/wav.scp; point at the speechocean762 root "
                               "(the folder that holds train/ and WAVE/)")
@@ -160,14 +158,13 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
     cohort = subset(background, [u for u in background.utterances
                                  if background.utt2spk[u] not in calibrating])
     dirs = {"ubm": background, "cohort": cohort, "enroll": enroll, "test": test}
-    written = write_data_dirs(out, dirs, root)
-    write_enroll_map(out / "enroll_map", enroll_map)
-    write_trials_all_vs_all(out / "trials", list(eval_speakers), test)
     # the calibration speakers' utterances are in ubm/, so the UBM's features serve them
     _, cal_test, cal_map = enroll_test_split(background, ENROLL_UTTERANCES, cal_speakers)
-    write_enroll_map(out / "cal_enroll_map", cal_map)
-    write_trials_all_vs_all(out / "cal_trials", sorted(cal_map), cal_test)
-    write_text_atomic(out / "README", f"protocol: {protocol}\n\n" + __doc__.strip() + "\n")
-    written.update(enroll_map=out / "enroll_map", trials=out / "trials",
-                   cal_enroll_map=out / "cal_enroll_map", cal_trials=out / "cal_trials")
-    return written
+    prepared = Protocol(
+        "speechocean762", root, dirs, {"enroll_map": enroll_map, "cal_enroll_map": cal_map},
+        {"trials": all_vs_all(list(eval_speakers), test),
+         "cal_trials": all_vs_all(sorted(cal_map), cal_test)},
+        f"protocol: {protocol}\n\n" + __doc__.strip())
+    if output_dir is not None:
+        prepared.write(output_dir)
+    return prepared

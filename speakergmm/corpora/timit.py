@@ -58,11 +58,9 @@ import os
 import re
 from pathlib import Path
 
-from .._io import write_text_atomic
 from ..data.datadir import DataDir
-from ..data.trials import write_enroll_map
 from ..errors import SpeakerGMMError
-from ._protocol import subset, write_data_dirs, write_trials_all_vs_all
+from ._protocol import Protocol, all_vs_all, subset
 
 __all__ = ["prepare_timit", "scan_timit", "held_out_sentence", "SETS", "SPEAKERS"]
 
@@ -177,8 +175,9 @@ def held_out_sentence(utterances: list[str]) -> str:
     return max(si, key=lambda u: int(u.rsplit("-", 1)[1][2:]))
 
 
-def prepare_timit(corpus_root: str | os.PathLike, output_dir: str | os.PathLike, *,
-                  complete: bool = True) -> dict[str, Path]:
+def prepare_timit(corpus_root: str | os.PathLike,
+                  output_dir: str | os.PathLike | None = None, *,
+                  complete: bool = True) -> Protocol:
     """Write the protocol's data directories, enrollment map and trials.
 
     Parameters
@@ -207,7 +206,7 @@ def prepare_timit(corpus_root: str | os.PathLike, output_dir: str | os.PathLike,
         Not a TIMIT root, a malformed speaker folder, or (with ``complete``) speakers
         missing; the message names the folder and the fix.
     """
-    root, out = Path(corpus_root), Path(output_dir)
+    root = Path(corpus_root)
     ubm = scan_timit(root, SETS["ubm"])
     evaluation = scan_timit(root, SETS["eval"])
     counts = {SETS["ubm"]: len(ubm.speakers), SETS["eval"]: len(evaluation.speakers)}
@@ -227,12 +226,13 @@ def prepare_timit(corpus_root: str | os.PathLike, output_dir: str | os.PathLike,
         enroll_map[spk] = [u for u in utts if u != held_out]
     enroll = subset(evaluation, [u for utts in enroll_map.values() for u in utts])
     test = subset(evaluation, tests)
-    written = write_data_dirs(out, {"ubm": ubm, "enroll": enroll, "test": test}, root)
-    write_enroll_map(out / "enroll_map", enroll_map)
-    write_trials_all_vs_all(out / "trials", sorted(enroll_map), test)
     n_eval = len(enroll_map)
     header = (f"speakers: {counts['TRAIN']} background (TRAIN), {n_eval} evaluation (TEST); "
               f"trials: {n_eval} target, {n_eval * (n_eval - 1)} non-target\n\n")
-    write_text_atomic(out / "README", header + __doc__.strip() + "\n")
-    written.update(enroll_map=out / "enroll_map", trials=out / "trials")
-    return written
+    protocol = Protocol("timit", root, {"ubm": ubm, "enroll": enroll, "test": test},
+                        {"enroll_map": enroll_map},
+                        {"trials": all_vs_all(sorted(enroll_map), test)},
+                        header + __doc__.strip())
+    if output_dir is not None:
+        protocol.write(output_dir)
+    return protocol

@@ -54,12 +54,11 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .._io import write_text_atomic
 from ..data.datadir import DataDir
-from ..data.trials import Trials, read_trials, write_enroll_map, write_trials
+from ..data.trials import Trials, read_trials
 from ..errors import SpeakerGMMError
 from ._download import fetch, staging_dir
-from ._protocol import first_utterances, subset, write_data_dirs
+from ._protocol import Protocol, first_utterances, subset
 
 __all__ = ["download_voxceleb1", "prepare_voxceleb1", "verify_trial_list",
            "calibration_trials", "TRIAL_LISTS", "TRIAL_URLS", "EXPECTED", "AUDIO_URL",
@@ -246,7 +245,7 @@ def calibration_trials(data: DataDir, speakers: list[str]) -> tuple[dict[str, li
 
 
 def prepare_voxceleb1(corpus_root: str | os.PathLike,
-                      output_dir: str | os.PathLike) -> dict[str, Path]:
+                      output_dir: str | os.PathLike | None = None) -> Protocol:
     """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, the trial lists
     found (``trials``, ``trials_cleaned``), ``cal_enroll_map``, ``cal_trials`` and a README
     (a status line, then the module docstring).
@@ -255,7 +254,7 @@ def prepare_voxceleb1(corpus_root: str | os.PathLike,
     utterance has no audio, or there are fewer than ``2 * CAL_EVERY`` development speakers
     (two calibration speakers are needed for non-target calibration trials).
     """
-    root, out = Path(corpus_root), Path(output_dir)
+    root = Path(corpus_root)
     if not (root / "wav").is_dir():
         raise SpeakerGMMError(f"{root}: no wav/ folder; point at the VoxCeleb1 root "
                               "(wav/<speaker>/<video>/<nnnnn>.wav). The audio needs "
@@ -290,21 +289,18 @@ def prepare_voxceleb1(corpus_root: str | os.PathLike,
     cohort_speakers = sorted(set(ubm.speakers) - set(cal_speakers))
     dirs = {"ubm": ubm, "cohort": first_utterances(ubm, COHORT_UTTERANCES, cohort_speakers),
             "enroll": subset(data, sorted(enroll_utts)), "test": subset(data, sorted(test_utts))}
-    written = write_data_dirs(out, dirs, root)
-    write_enroll_map(out / "enroll_map", {u: [u] for u in sorted(enroll_utts)})
-    for name, trials in keys.items():
-        write_trials(out / name, Trials(np.array([utt_id(u) for u in trials.enroll]),
-                                        np.array([utt_id(u) for u in trials.test]),
-                                        trials.is_target))
-        written[name] = out / name
     cal_map, cal_trials = calibration_trials(ubm, cal_speakers)
-    write_enroll_map(out / "cal_enroll_map", cal_map)
-    write_trials(out / "cal_trials", cal_trials)
+    lists = {name: Trials(np.array([utt_id(u) for u in trials.enroll]),
+                          np.array([utt_id(u) for u in trials.test]), trials.is_target)
+             for name, trials in keys.items()}
     n_target = int(cal_trials.is_target.sum())
     status = (f"calibration: {len(cal_speakers)} of {len(ubm.speakers)} development speakers, "
               f"{len(cal_map)} models, {n_target} target and {len(cal_trials) - n_target} "
               f"non-target trials; lists: {', '.join(keys)}")
-    write_text_atomic(out / "README", f"{status}\n\n" + __doc__.strip() + "\n")
-    written.update(enroll_map=out / "enroll_map", cal_enroll_map=out / "cal_enroll_map",
-                   cal_trials=out / "cal_trials")
-    return written
+    protocol = Protocol("voxceleb1", root, dirs,
+                        {"enroll_map": {u: [u] for u in sorted(enroll_utts)},
+                         "cal_enroll_map": cal_map},
+                        {**lists, "cal_trials": cal_trials}, f"{status}\n\n" + __doc__.strip())
+    if output_dir is not None:
+        protocol.write(output_dir)
+    return protocol

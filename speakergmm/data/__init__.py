@@ -2,13 +2,14 @@
 maps and score files. The bottom layer: it imports nothing of speakergmm but errors and
 file helpers."""
 
-from .datadir import AudioRef, DataDir, read_data_dir, spk2utt, write_data_dir
-from .scores import (as_scores, key_scores, labelled_scores, read_scores, write_scores)
-from .textmap import read_kaldi_map, write_kaldi_map
-from .trials import Trials, read_enroll_map, read_trials, write_enroll_map, write_trials
-from .validate import Problem, validate_data_dir
+from .._lazy import attach
 
-__all__ = ["AudioRef", "DataDir", "Problem", "Trials", "as_scores", "key_scores",
-           "labelled_scores", "read_data_dir", "read_enroll_map", "read_kaldi_map",
-           "read_scores", "read_trials", "spk2utt", "validate_data_dir", "write_data_dir",
-           "write_enroll_map", "write_kaldi_map", "write_scores", "write_trials"]
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "AudioRef": "datadir", "DataDir": "datadir", "read_data_dir": "datadir",
+    "spk2utt": "datadir", "write_data_dir": "datadir", "as_scores": "scores",
+    "key_scores": "scores", "labelled_scores": "scores", "read_scores": "scores",
+    "write_scores": "scores", "read_kaldi_map": "textmap", "write_kaldi_map": "textmap",
+    "Trials": "trials", "read_enroll_map": "trials", "read_trials": "trials",
+    "write_enroll_map": "trials", "write_trials": "trials", "Problem": "textmap",
+    "validate_data_dir": "validate",
+})

@@ -63,7 +63,8 @@ def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
             if not parts:
                 continue
             if len(parts) != 3:
-                raise DataDirError(f"{path}:{n}: expected '<model> <test> <score>', got {line.strip()!r}")
+                raise DataDirError(f"{path}:{n}: expected '<model> <test> <score>', got "
+                                   f"{line.strip()!r}")
             try:
                 value = float(parts[2])
             except ValueError:

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .datadir import _FILES, spk2utt as _spk2utt
+from .datadir import _FILES
+from .datadir import spk2utt as _spk2utt
 from .textmap import Problem, _scan
 
 __all__ = ["Problem", "validate_data_dir"]

@@ -1,8 +1,10 @@
 """Evaluation: detection metrics (EER, minDCF, actDCF, Cllr), identification accuracy and
 reports."""
 
-from .metrics import act_dcf, cllr, identification_accuracy, min_cllr, min_dcf, rocch_eer
-from .report import evaluate, write_report
+from .._lazy import attach
 
-__all__ = ["act_dcf", "cllr", "evaluate", "identification_accuracy", "min_cllr", "min_dcf",
-           "rocch_eer", "write_report"]
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "act_dcf": "metrics", "cllr": "metrics", "identification_accuracy": "metrics",
+    "min_cllr": "metrics", "min_dcf": "metrics", "rocch_eer": "metrics",
+    "evaluate": "report", "write_report": "report",
+})

@@ -15,14 +15,25 @@ from typing import Any, Sequence
 
 import numpy as np
 
+# probit and its inverse: scipy.stats.norm.ppf/cdf are these, and importing scipy.stats
+# alone costs a second
+from scipy.special import ndtri
+
 from .._io import atomic_write, write_text_atomic
 from .._version import __version__
-from .metrics import cllr
-from ..data.trials import Trials
-from .metrics import (DCF_PRESETS, act_dcf, det_curve, eer_interpolated, min_cllr, min_dcf,
-                      rocch_eer)
-from .metrics import identification_accuracy
 from ..data.scores import key_scores
+from ..data.trials import Trials
+from .metrics import (
+    DCF_PRESETS,
+    act_dcf,
+    cllr,
+    det_curve,
+    eer_interpolated,
+    identification_accuracy,
+    min_cllr,
+    min_dcf,
+    rocch_eer,
+)
 
 __all__ = ["evaluate_scores", "evaluate", "write_report", "display_names"]
 
@@ -100,25 +111,21 @@ def display_names(paths: Sequence[str | os.PathLike]) -> dict[str, str]:
 def _probit_ticks(lo: float, hi: float) -> tuple[np.ndarray, list[str]]:
     """Standard DET ticks between the probabilities ``lo`` and ``hi``: probit positions and
     labels in %."""
-    from scipy.stats import norm
-
     pct = np.array([t for t in DET_TICKS_PCT if lo * 100 - 1e-12 <= t <= hi * 100 + 1e-12])
-    return norm.ppf(pct / 100), [f"{p:g}" for p in pct]
+    return ndtri(pct / 100), [f"{p:g}" for p in pct]
 
 
 def _det_limits(values: Sequence[float], margin: float = 0.08) -> tuple[float, float]:
     """Axis limits (probabilities, standard ticks) holding every value in (0, 1), with a
     probit ``margin``, within 0.001 %–99 %, at least one tick apart; 0.1 %–40 % when there
     is no value."""
-    from scipy.stats import norm
-
     v = np.asarray([x for x in values if 0 < x < 1], dtype=np.float64)
     ticks = np.array(DET_TICKS_PCT) / 100
     if v.size == 0:
         return 0.001, 0.4
-    lo_z, hi_z = norm.ppf(v.min()) - margin, norm.ppf(v.max()) + margin
-    lo = int(np.searchsorted(norm.ppf(ticks), lo_z, side="right")) - 1  # last tick <= lo_z
-    hi = int(np.searchsorted(norm.ppf(ticks), hi_z, side="left"))  # first tick >= hi_z
+    lo_z, hi_z = ndtri(v.min()) - margin, ndtri(v.max()) + margin
+    lo = int(np.searchsorted(ndtri(ticks), lo_z, side="right")) - 1  # last tick <= lo_z
+    hi = int(np.searchsorted(ndtri(ticks), hi_z, side="left"))  # first tick >= hi_z
     lo, hi = max(lo, 0), min(hi, ticks.size - 1)
     if hi <= lo:  # every value beyond the outermost tick: keep an axis one tick wide
         lo, hi = (hi - 1, hi) if hi > 0 else (lo, lo + 1)
@@ -150,8 +157,6 @@ def _det_plot(results: dict[str, Any], names: dict[str, str], path: Path) -> dic
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.stats import norm
-
     p = DCF_PRESETS["vox"]
     curves, points, extent = {}, {}, []
     for name, system in results["systems"].items():
@@ -165,12 +170,12 @@ def _det_plot(results: dict[str, Any], names: dict[str, str], path: Path) -> dic
         points[name] = {"eer": (eer, eer), "min_dcf_vox": (float(p_fa[i]), float(p_miss[i]))}
         extent.append(np.ravel(list(points[name].values())))
     lo, hi = _det_limits(np.concatenate(extent))
-    z_lo, z_hi = norm.ppf(lo), norm.ppf(hi)
+    z_lo, z_hi = ndtri(lo), ndtri(hi)
 
     def z(prob, clip_to_axes=False):
         prob = np.asarray(prob, dtype=np.float64)
-        return (np.clip(norm.ppf(np.clip(prob, lo, hi)), z_lo, z_hi) if clip_to_axes
-                else norm.ppf(np.clip(prob, 1e-12, 1 - 1e-12)))  # off-axis ends are clipped
+        return (np.clip(ndtri(np.clip(prob, lo, hi)), z_lo, z_hi) if clip_to_axes
+                else ndtri(np.clip(prob, 1e-12, 1 - 1e-12)))  # off-axis ends are clipped
 
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.plot([z_lo, z_hi], [z_lo, z_hi], color="0.6", lw=0.7, ls=(0, (1, 3)), zorder=1)

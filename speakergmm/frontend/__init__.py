@@ -1,8 +1,10 @@
 """Front end: audio loading, framing, voice activity detection, feature normalisation, MFCC
 features and the on-disk feature archive."""
 
-from .archive import ArchiveSet, ExtractSummary, FeatureArchive, extract_archive, read_features
-from .features import PRESETS, FeatureConfig, extract_features
+from .._lazy import attach
 
-__all__ = ["ArchiveSet", "ExtractSummary", "FeatureArchive", "FeatureConfig", "PRESETS",
-           "extract_archive", "extract_features", "read_features"]
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "ArchiveSet": "archive", "ArchiveUnion": "archive", "ExtractSummary": "archive",
+    "FeatureArchive": "archive", "extract_archive": "archive", "read_features": "archive",
+    "PRESETS": "features", "FeatureConfig": "features", "extract_features": "features",
+})

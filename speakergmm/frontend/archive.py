@@ -37,17 +37,23 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write, write_text_atomic
-from ..data.textmap import read_kaldi_map
-from .audio import load, load_pipe
 from ..data.datadir import AudioRef, DataDir, read_data_dir
 from ..errors import ArchiveError, SpeakerGMMError
 from ..exec import Executor, get_executor
+from .audio import load, load_pipe
 from .features import FeatureConfig, extract_features
+from .parts import (
+    JOURNAL,
+    PartArchive,
+    journal_entries,
+    remove_stale_temporaries,
+    remove_unreferenced_parts,
+)
 
-__all__ = ["ArchiveSet", "FeatureArchive", "ExtractSummary", "extract_archive", "read_features"]
+__all__ = ["ArchiveSet", "ArchiveUnion", "FeatureArchive", "ExtractSummary", "extract_archive",
+           "read_features"]
 
 _FEATS = "feats"
-_JOURNAL = ".journal"
 # A part file is closed once it holds this many bytes of features (bounds worker memory).
 _PART_BYTES = 64 << 20
 
@@ -83,92 +89,6 @@ class ExtractSummary:
         if len(self.failed) > 10:
             lines.append(f"failed: ... and {len(self.failed) - 10} more (see the 'failed' file)")
         return "\n".join(lines)
-
-
-class PartArchive(Mapping):
-    """Read-only, lazy mapping from utterance id to rows of memory-mapped part files: the
-    shared reader of feature archives and statistics archives.
-
-    The index (``<utt> <part>[<first>:<end>]`` lines) is read on opening; an access maps
-    the part file that holds the utterance (at most 64 kept open) and copies its rows out.
-    """
-
-    #: index file, and how the archive is named and made (for messages)
-    _INDEX = ""
-    _WHAT = "archive"
-    _HOLDS = "data"
-    _MAKE = ""
-
-    def __init__(self, path: str | os.PathLike, header: str):
-        self.path = Path(path)
-        index = self.path / self._INDEX
-        if not (self.path / header).is_file():
-            raise ArchiveError(f"{self.path}: not a {self._WHAT} (no {header}); create one "
-                               f"with '{self._MAKE}'")
-        if not index.is_file():
-            raise ArchiveError(f"{self.path}: incomplete {self._WHAT} (no {self._INDEX}: the "
-                               f"run did not finish); re-run '{self._MAKE}' to complete it")
-        self._index: dict[str, tuple[str, int, int]] = {}
-        for utt, entry in read_kaldi_map(index).items():
-            try:
-                rel, rows = entry.rstrip("]").split("[")
-                a, b = rows.split(":")
-                self._index[utt] = (rel, int(a), int(b))
-            except ValueError:
-                raise ArchiveError(f"{index}: malformed entry for '{utt}': {entry!r}") from None
-        self._parts: dict[str, np.ndarray] = {}
-
-    def __getstate__(self) -> dict:
-        # Sent to worker processes: the open memory maps would travel as whole arrays.
-        return {**self.__dict__, "_parts": {}}
-
-    def _check_part(self, path: Path, part: np.ndarray) -> None:
-        """ArchiveError if a part file's array is not what this archive holds."""
-
-    def _part(self, rel: str) -> np.ndarray:
-        part = self._parts.get(rel)
-        if part is None:
-            path = self.path / rel
-            try:
-                part = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise ArchiveError(f"{path}: cannot read {self._HOLDS} ({exc})") from None
-            self._check_part(path, part)
-            if len(self._parts) >= 64:  # bound the open file handles
-                self._parts.pop(next(iter(self._parts)))
-            self._parts[rel] = part
-        return part
-
-    def _rows(self, utt: str, suffix: str = "") -> np.ndarray:
-        """A copy of the rows of ``utt`` in the part file (``suffix`` appended to its name)."""
-        try:
-            rel, a, b = self._index[utt]
-        except KeyError:
-            raise KeyError(utt) from None
-        part = self._part(rel + suffix)
-        if b > part.shape[0]:
-            raise ArchiveError(f"{self.path / (rel + suffix)}: rows {a}:{b} of '{utt}' lie "
-                               f"beyond its {part.shape[0]} rows; the archive is damaged, "
-                               f"re-run '{self._MAKE}' into a new directory")
-        return np.array(part[a:b])
-
-    def __contains__(self, utt) -> bool:
-        return utt in self._index  # never reads the data
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    @property
-    def utt2spk(self) -> dict[str, str]:
-        """Speaker of each utterance (the data directory's ``utt2spk``, copied along)."""
-        path = self.path / "utt2spk"
-        if not path.is_file():
-            raise ArchiveError(f"{self.path}: no utt2spk (made by an older speakergmm?); give "
-                               "an enroll map instead")
-        return {u: s for u, s in read_kaldi_map(path, n_values=1).items() if u in self._index}
 
 
 class FeatureArchive(PartArchive):
@@ -246,6 +166,57 @@ class ArchiveSet(Mapping):
         return self.archives[key[0]].num_frames(key[1])
 
 
+class ArchiveUnion(Mapping):
+    """Several archives (or any utterance mappings) as one mapping by utterance id, for a
+    run that reads utterances of several data sets (e.g. evaluation and calibration trials
+    scored together).
+
+    Raises
+    ------
+    ArchiveError
+        An utterance in two of them, or feature configs that differ.
+    """
+
+    def __init__(self, members):
+        self.members = list(members)
+        if not self.members:
+            raise ArchiveError("no archive given")
+        self._where: dict[str, int] = {}
+        for i, member in enumerate(self.members):
+            for utt in member:
+                if self._where.setdefault(utt, i) != i:
+                    raise ArchiveError(f"utterance '{utt}' is in both "
+                                       f"{_name(self.members[self._where[utt]])} and "
+                                       f"{_name(member)}; give archives of distinct utterances")
+        configs = {getattr(m, "config", None) for m in self.members} - {None}
+        if len(configs) > 1:
+            raise ArchiveError(f"{', '.join(_name(m) for m in self.members)} were made with "
+                               "different feature configs; use archives of one config")
+        self.config = next(iter(configs), None)
+        self.path = Path(_name(self.members[0]))
+
+    def __getitem__(self, utt: str):
+        return self.members[self._where[utt]][utt]
+
+    def __contains__(self, utt) -> bool:
+        return utt in self._where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    @property
+    def utt2spk(self) -> dict[str, str]:
+        """The members' speakers, merged."""
+        return {u: s for m in self.members for u, s in m.utt2spk.items()}
+
+
+def _name(mapping) -> str:
+    return str(getattr(mapping, "path", type(mapping).__name__))
+
+
 def read_features(path: str | os.PathLike) -> FeatureArchive:
     """Open a feature archive written by :func:`extract_archive` (``speakergmm extract``).
 
@@ -312,7 +283,7 @@ def extract_archive(
         progress(len(done))
     failed: dict[str, str] = {}
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    with open(out / _JOURNAL, "a", encoding="utf-8") as journal:
+    with open(out / JOURNAL, "a", encoding="utf-8") as journal:
         for results in _run(batches, out, config, get_executor(executor or jobs)):
             for utt, result in results:
                 if isinstance(result, str):
@@ -377,39 +348,6 @@ def _finished(out: Path, wanted: set[str]) -> dict[str, _Done]:
                                   ).items():
         done[utt] = (f[0], int(f[1]), int(f[2]), float(f[3]), int(f[4]))
     return done
-
-
-def journal_entries(out: Path, wanted: set[str], n_fields: int,
-                    present: Callable[[str], bool]) -> dict[str, list[str]]:
-    """``utt -> fields`` of the utterances an earlier run of a resumable archive writer
-    finished: a whole line of ``n_fields`` fields in ``out/.journal`` whose part (the first
-    field after the utterance) is ``present`` on disk. Lines cut by a crash, of utterances
-    no longer wanted, or whose values do not parse are skipped: those are done again."""
-    journal = out / _JOURNAL
-    if not journal.is_file():
-        return {}
-    done: dict[str, list[str]] = {}
-    with open(journal, encoding="utf-8") as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) == n_fields and parts[0] in wanted and line.endswith("\n"):
-                done[parts[0]] = parts[1:]
-    return {u: f for u, f in done.items() if present(f[0])}
-
-
-def remove_unreferenced_parts(parts_dir: Path, referenced: set[str]) -> None:
-    """Part files no finished utterance points to (written by a run killed before it
-    logged them, or holding only utterances since redone) are removed; a part is named by
-    its file name up to the first dot, so one part may span several files."""
-    for path in parts_dir.glob("part-*"):
-        if path.name.split(".")[0] not in referenced:
-            path.unlink(missing_ok=True)
-
-
-def remove_stale_temporaries(parts_dir: Path) -> None:
-    """Temporary files of a killed run: never read, removed here."""
-    for stale in parts_dir.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
 
 
 def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: FeatureConfig):

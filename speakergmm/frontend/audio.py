@@ -109,7 +109,8 @@ def load_pipe(
                 fh.seek(start)
             y = fh.read(frames=stop - start, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"pipe '{command}': output is not readable audio ({_reason(exc)})") from None
+        raise AudioError(f"pipe '{command}': output is not readable audio "
+                         f"({_reason(exc)})") from None
     return _finish(y, native_sr, sr, f"pipe '{command}'")
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from .cmvn import NORMALISATIONS, normalize
 from .._io import atomic_write
 from ..errors import FeatureError
+from .cmvn import NORMALISATIONS, normalize
 from .signal import frame_signal
 from .vad import energy_vad, frame_energy_db
 
@@ -197,7 +197,8 @@ class FeatureConfig:
     def preset(cls, name: str, **overrides: Any) -> "FeatureConfig":
         """A named configuration from :data:`PRESETS`, with optional overrides."""
         if name not in PRESETS:
-            raise FeatureError(f"unknown feature preset {name!r}; choose one of {', '.join(PRESETS)}")
+            raise FeatureError(f"unknown feature preset {name!r}; choose one of "
+                               f"{', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
     @classmethod

@@ -34,8 +34,8 @@ def frame_energy_db(*, y: np.ndarray, hop_length: int, win_length: int) -> np.nd
     """Mean-square energy of each frame in dBFS.
 
     Frames are centred at ``t * hop_length`` (librosa's ``center=True`` convention, so that
-    energies line up with the MFCC frames, as many of them) and span ``win_length`` samples; samples outside
-    the signal count as zeros.
+    energies line up with the MFCC frames, as many of them) and span ``win_length`` samples;
+    samples outside the signal count as zeros.
 
     Parameters
     ----------

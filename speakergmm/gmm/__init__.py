@@ -1,11 +1,11 @@
-"""Gaussian mixtures: Baum-Welch statistics, the diagonal GMM, UBM training by EM, MAP
-adaptation and the eigenchannel (session variability) subspace."""
+"""Gaussian mixtures: Baum-Welch statistics and their archive, the diagonal GMM, UBM training
+by EM, MAP adaptation and the eigenchannel (session variability) subspace."""
 
-from .adapt import SpeakerModel, map_adapt
-from .eigenchannel import CompensatedFeatures, EigenChannel
-from .mixture import DiagGMM
-from .stats import GMMStats
-from .ubm import train_ubm
+from .._lazy import attach
 
-__all__ = ["CompensatedFeatures", "DiagGMM", "EigenChannel", "GMMStats", "SpeakerModel",
-           "map_adapt", "train_ubm"]
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "SpeakerModel": "adapt", "map_adapt": "adapt", "CompensatedFeatures": "eigenchannel",
+    "EigenChannel": "eigenchannel", "DiagGMM": "mixture", "GMMStats": "stats",
+    "StatsArchive": "statsarchive", "extract_stats": "statsarchive",
+    "read_stats": "statsarchive", "train_ubm": "ubm",
+})

@@ -39,7 +39,7 @@ from .._io import read_npz, write_npz
 from ..errors import ModelError, SpeakerGMMError
 from ..exec import Executor, get_executor
 from .mixture import DiagGMM, check_feature_config, default_chunk_size
-from .stats import GMMStats
+from .stats import GMMStats, centred_first_order
 
 __all__ = ["EigenChannel", "CompensatedFeatures", "describe_file", "FORMAT_NAME",
            "FORMAT_VERSION"]
@@ -84,8 +84,6 @@ class EigenChannel:
         self._P = U.reshape(K * D, R)
         self._UtU = np.einsum("kdr,kds->krs", U, U).reshape(K, R * R)
         self._basis = (U * np.sqrt(ubm.variances.astype(np.float64))[:, :, None]).reshape(K * D, R)
-        self._means = ubm.means.astype(np.float64)
-        self._inv_sd = 1.0 / np.sqrt(ubm.variances.astype(np.float64))
 
     @property
     def n_factors(self) -> int:
@@ -187,11 +185,10 @@ class EigenChannel:
         N = np.stack([n for n, _ in stats])                          # (H, K) float64
         F = np.stack([f for _, f in stats]).reshape(len(utts), K * D)  # (H, KD) float32
         del stats
-        means = ubm.means.astype(np.float64).ravel()
-        inv_sd = 1.0 / np.sqrt(ubm.variances.astype(np.float64)).ravel()
         for lo in range(0, len(utts), _BLOCK):  # centre on the UBM, normalise by Σ^½
             blk = slice(lo, lo + _BLOCK)
-            F[blk] = (F[blk] - np.repeat(N[blk], D, axis=1) * means) * inv_sd
+            F3 = F[blk].reshape(-1, K, D)
+            F[blk] = centred_first_order(N[blk], F3, ubm.means, ubm.variances).reshape(-1, K * D)
         cls_of = np.repeat(np.arange(len(starts)), counts)
 
         U = _init(F, N, D, cls_of, starts, n_factors, relevance, np.random.default_rng(seed))
@@ -227,7 +224,8 @@ class EigenChannel:
         np.ndarray [shape=(R,), float64]
         """
         n = np.asarray(n, np.float64)
-        centred = (np.asarray(f, np.float64) - n[:, None] * self._means) * self._inv_sd
+        centred = centred_first_order(n, np.asarray(f, np.float64), self.ubm.means,
+                                      self.ubm.variances)
         R = self.n_factors
         L = np.eye(R) + (n @ self._UtU).reshape(R, R)
         return np.linalg.solve(L, self._P.T @ centred.ravel())
@@ -252,15 +250,9 @@ class EigenChannel:
         # The posteriors serve twice (statistics, then the offsets): kept unless the
         # utterance is so long that they would not fit comfortably, then recomputed.
         keep = len(X) * K * 4 <= _KEEP_POSTERIOR_BYTES
-        n, f, kept = np.zeros(K), np.zeros((K, D)), []
-        for lo in range(0, len(X), step):
-            chunk = X[lo:lo + step]
-            post = self.ubm.posteriors(chunk)
-            n += post.sum(axis=0, dtype=np.float64)
-            f += post.T @ chunk
-            if keep:
-                kept.append(post)
-        offsets = (self._basis @ self.factors(n, f)).reshape(K, D).astype(np.float32)
+        kept = [] if keep else None
+        stats = self.ubm.accumulate(X, chunk_size=step, posteriors=kept)
+        offsets = (self._basis @ self.factors(stats.n, stats.f)).reshape(K, D).astype(np.float32)
         out = np.empty_like(X)
         for i, lo in enumerate(range(0, len(X), step)):
             chunk = X[lo:lo + step]

@@ -280,7 +280,8 @@ class DiagGMM:
             out[start:start + b] = np.take_along_axis(idx, order, axis=1)
         return out
 
-    def accumulate(self, X, *, chunk_size: int | None = None) -> GMMStats:
+    def accumulate(self, X, *, chunk_size: int | None = None,
+                   posteriors: list | None = None) -> GMMStats:
         """Sufficient statistics of the frames ``X`` under this model (the E-step).
 
         Parameters
@@ -290,6 +291,9 @@ class DiagGMM:
         chunk_size : int, optional
             Frames per chunk (default :func:`default_chunk_size`); the result does not
             depend on it beyond float32 rounding.
+        posteriors : list, optional
+            Receives each chunk's ``(frames, K)`` float32 posteriors, for a caller that needs
+            them as well as the statistics (eigenchannel compensation): computed once.
 
         Returns
         -------
@@ -312,6 +316,8 @@ class DiagGMM:
             llk += float(m.sum(dtype=np.float64)) + float(np.log(s, dtype=np.float64).sum())
             # Normalise the posteriors by scaling z's rows (2D+1 wide) instead of post's (K).
             np.reciprocal(s, out=s)
+            if posteriors is not None:
+                posteriors.append(post * s[:, None])
             z *= s[:, None]
             np.matmul(post.T, z, out=part)  # (K, 2D+1) = [f', s', n], f' and s' about c
             total += part

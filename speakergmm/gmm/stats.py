@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["GMMStats"]
+__all__ = ["GMMStats", "centred_first_order"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -87,7 +87,8 @@ class GMMStats:
         return NotImplemented
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays (for ``np.savez``, pickling-free IPC, Dask): inverse of :meth:`from_arrays`."""
+        """Plain arrays (for ``np.savez``, pickling-free IPC, Dask); inverse of
+        :meth:`from_arrays`."""
         return {"n": self.n, "f": self.f, "s": self.s,
                 "llk": np.array(self.llk, dtype=np.float64),
                 "frames": np.array(self.frames, dtype=np.int64)}
@@ -107,3 +108,26 @@ class GMMStats:
         total = self.n.sum()
         weights = self.n / total if total > 0 else np.zeros_like(self.n)
         return np.flatnonzero((weights < min_weight) | (self.n <= 0))
+
+
+def centred_first_order(n, f, means, variances) -> np.ndarray:
+    """First-order statistics centred on the UBM means and whitened by its deviations,
+    ``(f_k - n_k μ_k) / σ_k``: what eigenchannel training, channel factors and linear
+    scoring read.
+
+    Parameters
+    ----------
+    n : array_like [shape=(K,) or (H, K)]
+        Zeroth order, of one utterance or of a block of H.
+    f : array_like [shape=(K, D) or (H, K, D)]
+        First order.
+    means, variances : array_like [shape=(K, D)]
+        The UBM's.
+
+    Returns
+    -------
+    np.ndarray [shape of ``f``, float64]
+    """
+    inv_sd = 1.0 / np.sqrt(np.asarray(variances, np.float64))
+    n = np.asarray(n, np.float64)
+    return (f - n[..., None] * np.asarray(means, np.float64)) * inv_sd

@@ -36,8 +36,13 @@ import numpy as np
 from .._io import atomic_write, write_text_atomic
 from ..errors import ArchiveError, ModelError
 from ..exec import Executor, get_executor
-from ..frontend.archive import (PartArchive, journal_entries, remove_stale_temporaries,
-                                remove_unreferenced_parts)
+from ..frontend.parts import (
+    JOURNAL,
+    PartArchive,
+    journal_entries,
+    remove_stale_temporaries,
+    remove_unreferenced_parts,
+)
 from .mixture import DiagGMM, check_feature_config
 from .stats import GMMStats
 
@@ -206,7 +211,7 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
         progress(len(done))
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     state = (ubm, features, channel, second_order, out / _STATS)
-    with open(out / ".journal", "a", encoding="utf-8") as journal, \
+    with open(out / JOURNAL, "a", encoding="utf-8") as journal, \
             get_executor(executor or jobs).start(state, blas_threads=1) as session:
         for results in session.map(_stats_batch, batches):
             for utt, name, row, frames, llk in results:

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from speakergmm.backend.calibration import Calibration, bayes_threshold
-
-from speakergmm.eval.metrics import cllr
 from speakergmm.errors import ModelError
+from speakergmm.eval.metrics import cllr
 
 
 def gaussian_scores(rng, n_target, n_nontarget, *, scale=1.0, shift=0.0):

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speakergmm.backend.scorenorm import (NORM_METHODS, cohort_stats, normalize_scores, snorm,
-                                          tnorm, znorm, ztnorm)
+from speakergmm.backend.scorenorm import (
+    NORM_METHODS,
+    cohort_stats,
+    normalize_scores,
+    snorm,
+    tnorm,
+    znorm,
+    ztnorm,
+)
 
 SCORES = np.array([1.0, 2.0])
 # Row means 1 and 2; population stds 1 and 1.

@@ -11,9 +11,9 @@ from scipy.stats import norm, spearmanr
 
 import speakergmm.backend.scoring as scoring
 from speakergmm import FeatureError, ModelError
-from speakergmm.gmm.mixture import DiagGMM
-from speakergmm.gmm.adapt import map_adapt
 from speakergmm.backend.scoring import ModelSet, llr, score, score_trials
+from speakergmm.gmm.adapt import map_adapt
+from speakergmm.gmm.mixture import DiagGMM
 
 K, D = 16, 5
 ALL = ("means", "weights", "variances")

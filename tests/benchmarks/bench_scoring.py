@@ -28,21 +28,20 @@ keeps one of the 2 cores busy, OpenBLAS's 2-thread GEMM on the UBM's small (300 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import sys
-import os
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import cpu_busy  # noqa: E402
 
-from speakergmm.gmm.mixture import DiagGMM
-
-from speakergmm.gmm.stats import GMMStats
-from speakergmm.gmm.adapt import map_adapt
 from speakergmm.backend.scoring import ModelSet, llr, score
+from speakergmm.gmm.adapt import map_adapt
+from speakergmm.gmm.mixture import DiagGMM
+from speakergmm.gmm.stats import GMMStats
 
 SEED = 20240607
 K, D, FRAMES, C = 512, 60, 300, 5

@@ -17,8 +17,14 @@ import zipfile
 import pytest
 
 from speakergmm.corpora import _download
-from speakergmm.corpora._download import (fetch, file_digest, openslr_urls, safe_extract,
-                                          staging_dir, unpacked_download)
+from speakergmm.corpora._download import (
+    fetch,
+    file_digest,
+    openslr_urls,
+    safe_extract,
+    staging_dir,
+    unpacked_download,
+)
 from speakergmm.errors import SpeakerGMMError
 
 

@@ -16,7 +16,7 @@ from conftest import corpus
 
 def test_prepare_protocol(tmp_path):
     root = corpus("fsdd")
-    written = prepare_fsdd(root, tmp_path / "out")
+    written = prepare_fsdd(root, tmp_path / "out").paths
     assert set(written) == {"ubm", "enroll", "dev", "test", "enroll_map", "trials", "dev_trials"}
     sizes = {name: len(read_data_dir(written[name]).utt2spk) for name in ("ubm", "enroll", "test")}
     assert sizes == {"ubm": 1800, "enroll": 300, "test": 600}
@@ -84,9 +84,10 @@ def test_cli_prepare_and_unknown_corpus(tmp_path):
 def test_committed_manifests_match_prepare(tmp_path):
     from conftest import REPO
 
-    written = prepare_fsdd(corpus("fsdd"), tmp_path / "out")
+    written = prepare_fsdd(corpus("fsdd"), tmp_path / "out").paths
     assert written
     committed = REPO / "data_manifests" / "fsdd"
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
-            assert path.read_bytes() == (committed / path.relative_to(tmp_path / "out")).read_bytes()
+            want = committed / path.relative_to(tmp_path / "out")
+            assert path.read_bytes() == want.read_bytes()

@@ -9,8 +9,11 @@ import pytest
 
 from speakergmm.corpora import librispeech as ls
 from speakergmm.corpora._download import OPENSLR_HOSTS
-from speakergmm.corpora.librispeech import (download_librispeech, prepare_librispeech,
-                                            verify_librispeech)
+from speakergmm.corpora.librispeech import (
+    download_librispeech,
+    prepare_librispeech,
+    verify_librispeech,
+)
 from speakergmm.data.datadir import read_data_dir
 from speakergmm.data.trials import read_enroll_map, read_trials
 from speakergmm.errors import SpeakerGMMError
@@ -36,7 +39,7 @@ def fake_librispeech(root, subsets=("train-clean-100", "test-clean"), speakers=3
 
 def test_prepare_librispeech(tmp_path):
     root = fake_librispeech(tmp_path / "LibriSpeech")
-    written = prepare_librispeech(root, tmp_path / "out")
+    written = prepare_librispeech(root, tmp_path / "out").paths
     ubm, enroll, test = (read_data_dir(written[k]) for k in ("ubm", "enroll", "test"))
     assert ubm.speakers == ["100", "101", "102"] and len(ubm.utt2spk) == 24
     assert enroll.speakers == test.speakers == ["200", "201", "202"]
@@ -66,7 +69,7 @@ def test_prepare_librispeech_with_dev_clean(tmp_path):
     root = fake_librispeech(tmp_path / "LibriSpeech",
                             subsets=("train-clean-100", "test-clean", "dev-clean"))
     out = tmp_path / "out"
-    written = prepare_librispeech(root, out)
+    written = prepare_librispeech(root, out).paths
     assert (out / "README").read_text().startswith("calibration: dev-clean (3 speakers)\n")
     cal = read_data_dir(written["cal"])
     assert cal.speakers == ["300", "301", "302"] and len(cal.utt2spk) == 24
@@ -177,7 +180,7 @@ def test_download_checks_md5_unpacks_and_prepares(tmp_path, monkeypatch):
                                  f"{mirror}/{s}.tar.gz")]
     assert left_over(target) == ["README.TXT", "dev-clean", "test-clean", "train-clean-100"]
     assert (target / "dev-clean" / "301" / "2002" / "301-2002-0002.flac").is_file()
-    written = prepare_librispeech(target, tmp_path / "out")
+    written = prepare_librispeech(target, tmp_path / "out").paths
     assert read_trials(written["cal_trials"]).is_target.sum() == 2  # 2 speakers x 1 test
     # already there: verified, not downloaded again
     asked.clear()

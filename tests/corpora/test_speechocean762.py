@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from speakergmm.corpora import speechocean762 as so
-from speakergmm.corpora.speechocean762 import (download_speechocean762, prepare_speechocean762,
-                                               verify_speechocean762)
+from speakergmm.corpora.speechocean762 import (
+    download_speechocean762,
+    prepare_speechocean762,
+    verify_speechocean762,
+)
 from speakergmm.data.datadir import read_data_dir
 from speakergmm.data.trials import read_enroll_map, read_trials
 from speakergmm.errors import SpeakerGMMError
@@ -19,7 +22,7 @@ from conftest import corpus, write_audio
 
 def test_dev_protocol_on_the_train_half(tmp_path):
     root = corpus("speechocean762")
-    written = prepare_speechocean762(root, tmp_path / "out")
+    written = prepare_speechocean762(root, tmp_path / "out").paths
     assert (tmp_path / "out" / "README").read_text().startswith("protocol: dev")
     ubm = read_data_dir(written["ubm"])
     enroll = read_data_dir(written["enroll"])
@@ -59,7 +62,7 @@ def test_official_protocol_when_both_halves_exist(tmp_path):
         lines = (root / "train" / name).read_text().splitlines()
         (fake / "test" / name).write_text("\n".join(
             line for line in lines if data.utt2spk[line.split()[0]] in keep) + "\n")
-    written = prepare_speechocean762(fake, tmp_path / "out")
+    written = prepare_speechocean762(fake, tmp_path / "out").paths
     assert (tmp_path / "out" / "README").read_text().startswith("protocol: official")
     assert len(read_data_dir(written["ubm"]).speakers) == 125
     trials = read_trials(written["trials"])
@@ -78,7 +81,8 @@ def test_committed_manifests_match_prepare(tmp_path):
     committed = REPO / "data_manifests" / "speechocean762-dev"
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
-            assert path.read_bytes() == (committed / path.relative_to(tmp_path / "out")).read_bytes()
+            want = committed / path.relative_to(tmp_path / "out")
+            assert path.read_bytes() == want.read_bytes()
 
 
 # --------------------------------------------------------------------------- download
@@ -150,7 +154,7 @@ def test_download_unpacks_verifies_and_prepares(tmp_path, monkeypatch, small):
     assert asked == list(so.URLS[:2])
     assert left_over(tmp_path / "corpora") == ["speechocean762"]  # no temporary folder left
     assert (root / "WAVE" / "SPEAKER0100" / "010000003.WAV").is_file()
-    written = prepare_speechocean762(root, tmp_path / "out")
+    written = prepare_speechocean762(root, tmp_path / "out").paths
     assert (tmp_path / "out" / "README").read_text().startswith("protocol: official")
     assert read_trials(written["trials"]).is_target.sum() == 2
     # already there: verified, not downloaded again

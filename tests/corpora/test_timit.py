@@ -3,13 +3,13 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from speakergmm.frontend.audio import load
 from speakergmm.cli import main
 from speakergmm.corpora import CORPORA, corpus_module
 from speakergmm.corpora.timit import held_out_sentence, prepare_timit, scan_timit
 from speakergmm.data.datadir import read_data_dir
 from speakergmm.data.trials import read_enroll_map, read_trials
 from speakergmm.errors import SpeakerGMMError
+from speakergmm.frontend.audio import load
 
 from conftest import write_audio
 
@@ -43,7 +43,7 @@ def fake_timit(root, *, lower=False, riff=False, sentences=SENTENCES):
 
 def test_prepare_timit(tmp_path):
     root = fake_timit(tmp_path / "TIMIT")
-    written = prepare_timit(root, tmp_path / "out", complete=False)
+    written = prepare_timit(root, tmp_path / "out", complete=False).paths
     assert set(written) == {"ubm", "enroll", "test", "enroll_map", "trials"}
     ubm, enroll, test = (read_data_dir(written[k]) for k in ("ubm", "enroll", "test"))
     assert ubm.speakers == ["FAEM0", "FCJF0", "MDPK0"] and len(ubm.utt2spk) == 30
@@ -78,7 +78,7 @@ def test_sphere_audio_is_read_natively(tmp_path):
 
 def test_lower_case_copy_and_riff_conversions(tmp_path):
     root = fake_timit(tmp_path / "timit", lower=True, riff=True)
-    written = prepare_timit(root, tmp_path / "out", complete=False)
+    written = prepare_timit(root, tmp_path / "out", complete=False).paths
     ubm = read_data_dir(written["ubm"])
     assert ubm.wav_scp["FCJF0-SA1"] == "train/dr1/fcjf0/sa1.wav"
     assert "FAKS0-SI1657" in read_data_dir(written["test"]).utt2spk

@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 
 from speakergmm.corpora import voxceleb1
-from speakergmm.corpora.voxceleb1 import (calibration_trials, download_voxceleb1,
-                                          prepare_voxceleb1, utt_id, verify_trial_list)
+from speakergmm.corpora.voxceleb1 import (
+    calibration_trials,
+    download_voxceleb1,
+    prepare_voxceleb1,
+    utt_id,
+    verify_trial_list,
+)
 from speakergmm.data.datadir import DataDir, read_data_dir
 from speakergmm.data.trials import read_enroll_map, read_trials
 from speakergmm.errors import SpeakerGMMError
 
 from conftest import write_audio
-
 
 DEV_SPEAKERS = [f"id{10001 + i}" for i in range(8)]
 
@@ -41,7 +45,7 @@ def fake_voxceleb1(root, with_lists=True):
 
 def test_prepare_voxceleb1(tmp_path):
     root = fake_voxceleb1(tmp_path / "vox1")
-    written = prepare_voxceleb1(root, tmp_path / "out")
+    written = prepare_voxceleb1(root, tmp_path / "out").paths
     ubm = read_data_dir(written["ubm"])
     assert ubm.speakers == DEV_SPEAKERS and len(ubm.utt2spk) == 32
     assert ubm.wav_scp["id10001-abcDEF12345-00001"] == "wav/id10001/abcDEF12345/00001.wav"
@@ -199,7 +203,7 @@ def test_download_trial_lists(tmp_path, monkeypatch, small_lists):
         warnings.simplefilter("error")
         download_voxceleb1(root)
     assert asked == []
-    written = prepare_voxceleb1(root, tmp_path / "out")
+    written = prepare_voxceleb1(root, tmp_path / "out").paths
     assert len(read_trials(written["trials"])) == 3
 
 

@@ -10,11 +10,23 @@ import pytest
 from click.testing import CliRunner
 
 from speakergmm.cli import main
-from conftest import corpus
-from speakergmm.data import (AudioRef, DataDir, Problem, Trials, read_data_dir, read_enroll_map,
-                             read_kaldi_map, read_trials, validate_data_dir, write_data_dir,
-                             write_enroll_map, write_trials)
+from speakergmm.data import (
+    AudioRef,
+    DataDir,
+    Problem,
+    Trials,
+    read_data_dir,
+    read_enroll_map,
+    read_kaldi_map,
+    read_trials,
+    validate_data_dir,
+    write_data_dir,
+    write_enroll_map,
+    write_trials,
+)
 from speakergmm.errors import DataDirError
+
+from conftest import corpus
 
 # A clean directory: two speakers whose ids prefix their utterance ids, relative audio paths.
 CLEAN = {

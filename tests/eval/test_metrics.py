@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from speakergmm.eval.metrics import (DCF_PRESETS, det_curve, eer_interpolated, min_dcf, rocch,
-                                     rocch_eer)
+from speakergmm.eval.metrics import (
+    DCF_PRESETS,
+    det_curve,
+    eer_interpolated,
+    min_dcf,
+    rocch,
+    rocch_eer,
+)
 
 
 def test_perfect_and_useless_systems():
@@ -87,8 +93,7 @@ def test_presets_and_act_dcf():
 
 
 def test_min_cllr(rng):
-    from speakergmm.eval.metrics import cllr
-    from speakergmm.eval.metrics import min_cllr
+    from speakergmm.eval.metrics import cllr, min_cllr
 
     assert min_cllr([2.0, 3.0], [0.0, 1.0]) == 0.0  # separable: PAV gives infinite LLRs
     tar, non = rng.normal(2, 1, 3000), rng.normal(-2, 1, 3000)

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.data.datadir import DataDir, write_data_dir
 from speakergmm.errors import ArchiveError
+from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.frontend.features import FeatureConfig
 
-from conftest import corpus, make_data_dir, speechlike, write_audio
+from conftest import corpus, make_data_dir
 
 
 def test_extract_and_read(tmp_path):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from speakergmm.frontend.audio import duration, load, load_pipe, resample
 from speakergmm.errors import AudioError
+from speakergmm.frontend.audio import duration, load, load_pipe, resample
 
 from conftest import write_audio
 

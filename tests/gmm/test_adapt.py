@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from speakergmm import FeatureError, ModelError
-from speakergmm.gmm.stats import GMMStats
 from speakergmm.gmm.adapt import SpeakerModel, map_adapt, parse_adapt
+from speakergmm.gmm.stats import GMMStats
 
 ALL = ("means", "weights", "variances")
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from speakergmm.gmm.eigenchannel import CompensatedFeatures, EigenChannel
 from speakergmm.errors import ModelError, SpeakerGMMError
+from speakergmm.gmm.eigenchannel import CompensatedFeatures, EigenChannel
 from speakergmm.gmm.mixture import DiagGMM
 
 from conftest import random_gmm

@@ -18,7 +18,6 @@ from speakergmm._version import __version__
 from speakergmm.gmm.mixture import FORMAT_NAME, FORMAT_VERSION, DiagGMM
 from speakergmm.gmm.stats import GMMStats
 
-
 # -- helpers ----------------------------------------------------------------------------------
 
 def random_gmm(rng, k, d, *, offset=0.0, scale=1.0):
@@ -321,7 +320,7 @@ def test_invalid_arguments_are_rejected():
         gmm.weights[0] = 1.0  # parameters are read-only
 
 
-# -- files ------------------------------------------------------------------------------------------
+# -- files ----------------------------------------------------------------------------------
 
 def test_save_load_round_trip_is_bit_exact(tmp_path):
     rng = np.random.default_rng(18)

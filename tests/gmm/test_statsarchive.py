@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from conftest import random_gmm
 from speakergmm.errors import ArchiveError, ModelError
 from speakergmm.gmm.eigenchannel import EigenChannel
 from speakergmm.gmm.statsarchive import extract_stats, read_stats
+
+from conftest import random_gmm
 
 
 @pytest.fixture

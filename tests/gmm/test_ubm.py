@@ -2,12 +2,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.cli import main
 from speakergmm.errors import SpeakerGMMError
+from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.gmm.mixture import DiagGMM
 from speakergmm.gmm.ubm import train_ubm
-
 
 
 def mixture_data(seed=0, k=6, d=4, n_utts=8, frames=1500):
@@ -21,7 +20,8 @@ def mixture_data(seed=0, k=6, d=4, n_utts=8, frames=1500):
     utts = []
     for _ in range(n_utts):
         comp = rng.choice(k, size=frames, p=weights)
-        utts.append((means[comp] + stds[comp] * rng.standard_normal((frames, d))).astype(np.float32))
+        x = means[comp] + stds[comp] * rng.standard_normal((frames, d))
+        utts.append(x.astype(np.float32))
     return utts, DiagGMM(weights, means, stds**2)
 
 
