@@ -138,13 +138,13 @@ def _features(feats: Mapping[str, np.ndarray], utt: str) -> np.ndarray:
 
 def _score_utterance(state, item) -> tuple[np.ndarray, np.ndarray | None]:
     """One utterance, read (and compensated) once, its Gaussian selection made once: its
-    scores against the models in ``rows`` (None: all of ``models``) and against every model
-    of ``cohort_models`` (None: not needed)."""
-    ubm, feats, models, cohort_models, method, c = state
-    utt, rows = item
-    test = prepare_test(ubm, _features(feats, utt), method=method, c=c)
+    scores against the models in ``rows`` (None: all of ``models``) and, when asked,
+    against every cohort model."""
+    ubm, sources, models, cohort_models, method, c = state
+    source, utt, rows, with_cohort = item
+    test = prepare_test(ubm, _features(sources[source], utt), method=method, c=c)
     own = score(ubm, models, test) if rows is None else score_rows(ubm, models, test, rows)
-    return own, None if cohort_models is None else score(ubm, cohort_models, test)
+    return own, score(ubm, cohort_models, test) if with_cohort else None
 
 
 def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
@@ -205,31 +205,30 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
     order = np.argsort(test_index, kind="stable")
     cuts = np.flatnonzero(np.diff(test_index[order])) + 1
     groups = np.split(order, cuts)  # trials of each test utterance, in trial order
+    # Test utterances (with the T-norm column) and cohort utterances (the Z-norm rows, with
+    # the ZT-norm column) in one map: one pool, balanced over both.
+    items = [(0, str(u), model_index[g], t_side) for u, g in zip(tests, groups)]
+    if z_side:
+        items += [(1, u, None, norm == "ztnorm") for u in cohort.utterances]
+    state = (ubm, (test_features, None if cohort is None else cohort.features), models,
+             None if cohort is None else cohort.models, method, c)
+    results = executor.map(_score_utterance, items, state)
     raw = np.empty(len(trials), np.float64)
-    test_cohort = np.empty((len(tests), len(cohort.models))) if t_side else None
-    state = (ubm, test_features, models, cohort.models if t_side else None, method, c)
-    items = [(str(u), model_index[g]) for u, g in zip(tests, groups)]
-    for i, (own, row) in enumerate(executor.map(_score_utterance, items, state)):
-        raw[groups[i]] = own
-        if t_side:
-            test_cohort[i] = row
+    for g, (own, _) in zip(groups, results):
+        raw[g] = own
     if norm == "none":
         return (raw, raw.copy()) if return_raw else raw
 
     kw = {}
+    if t_side:
+        kw["test_cohort"] = np.stack([row for _, row in results[:len(tests)]])
+        kw["test_index"] = test_index
     if z_side:
-        # every model (enroll side) and, for ZT-norm, every cohort model on each cohort
-        # utterance, in one pass
-        state = (ubm, cohort.features, models, cohort.models if norm == "ztnorm" else None,
-                 method, c)
-        cols = executor.map(_score_utterance, [(u, None) for u in cohort.utterances], state)
+        cols = results[len(tests):]
         kw["enroll_cohort"] = np.stack([own for own, _ in cols], axis=1)
         kw["enroll_index"] = model_index
         if norm == "ztnorm":
             kw["cohort_cohort"] = np.stack([row for _, row in cols], axis=1)
-    if t_side:
-        kw["test_cohort"] = test_cohort
-        kw["test_index"] = test_index
     normalised = normalize_scores(norm, raw, top_n=top_n, **kw)
     return (normalised, raw) if return_raw else normalised
 

@@ -64,9 +64,11 @@ class Executor:
         raise NotImplementedError
 
     def map(self, fn: Callable, items: Iterable, state: Any = None, **kw) -> list:
-        """``[fn(state, item) for item in items]``, computed by this executor."""
+        """``[fn(state, item) for item in items]``, computed by this executor (in this
+        process when there is only one item)."""
         items = list(items)
-        with self.start(state, **kw) as session:
+        executor = get_executor(self, n_items=len(items))
+        with executor.start(state, **kw) as session:
             return list(session.map(fn, items))
 
 
@@ -147,19 +149,29 @@ class _PoolSession(Session):
         return self.pool.imap(_worker_call, tasks, chunksize=chunk)
 
 
-def get_executor(executor: Executor | int | None = None) -> Executor:
+def get_executor(executor: Executor | int | None = None, *,
+                 n_items: int | None = None) -> Executor:
     """An :class:`Executor` from what a batch function was given: an executor as it is, a
-    number of local processes (``jobs``; 1 or None: serial)."""
+    number of local processes (``jobs``; 1 or None: serial).
+
+    With ``n_items`` (the work items of the job) below two, local processes give way to
+    this process: a pool for a single task only adds its start-up, and the task would lose
+    the BLAS threads this process has.
+    """
     if isinstance(executor, Executor):
-        return executor
-    if executor is None or isinstance(executor, bool):
-        return SerialExecutor()
-    if isinstance(executor, int):
+        chosen = executor
+    elif executor is None or isinstance(executor, bool):
+        chosen = SerialExecutor()
+    elif isinstance(executor, int):
         if executor < 1:
             raise ValueError(f"jobs must be at least 1, got {executor}")
-        return SerialExecutor() if executor == 1 else ProcessExecutor(executor)
-    raise TypeError(f"executor must be an Executor or a number of processes, got "
-                    f"{type(executor).__name__}")
+        chosen = SerialExecutor() if executor == 1 else ProcessExecutor(executor)
+    else:
+        raise TypeError(f"executor must be an Executor or a number of processes, got "
+                        f"{type(executor).__name__}")
+    if n_items is not None and n_items < 2 and isinstance(chosen, ProcessExecutor):
+        return SerialExecutor()
+    return chosen
 
 
 # --- worker side -----------------------------------------------------------------------------

@@ -49,34 +49,43 @@ if [ "$stage" -le 2 ]; then
 fi
 
 if [ "$stage" -le 3 ]; then
-  echo "== stage 3: UBM; eigenchannel (session variability) subspace"
+  echo "== stage 3: UBM; statistics; eigenchannel (session variability) subspace"
   speakergmm train-ubm "$work/feats/ubm" -c "$components" -n "$iterations" -j "$nj" \
     -o "$work/ubm.npz"
+  # each data set's statistics once; later stages only read them
+  speakergmm stats "$work/feats/ubm" --ubm "$work/ubm.npz" -j "$nj" -o "$work/stats/ubm"
   # class of a UBM recording: its speaker and digit (utterance ids are speaker-digit-take)
   awk '{ split($1, id, "-"); print $1, id[1] "-" id[2] }' "$work/feats/ubm/utt2spk" \
     > "$work/utt2class"
-  speakergmm train-channel "$work/feats/ubm" --ubm "$work/ubm.npz" \
+  speakergmm train-channel "$work/stats/ubm" --ubm "$work/ubm.npz" \
     --utt2class "$work/utt2class" -r "$channel_factors" --relevance "$relevance" -j "$nj" \
     -o "$work/channel.npz"
+  speakergmm stats "$work/feats/enroll" --ubm "$work/ubm.npz" --channel "$work/channel.npz" \
+    --second-order -j "$nj" -o "$work/stats/enroll_ec"
 fi
 
 if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll and score: top-C; + eigenchannel compensation; + S-norm against"
   echo "   the UBM speakers; + calibration"
-  common=(--enroll "$work/feats/enroll" --enroll-map "$work/data/enroll_map"
-          --ubm "$work/ubm.npz" --relevance "$relevance" --adapt "$adapt" -j "$nj")
-  ec=(--channel "$work/channel.npz")
-  snorm=(--norm snorm --cohort "$work/feats/ubm" --cohort-utts 300
-         --cohort-enroll-utts "$cohort_enroll_utts")
-  speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" \
-    -o "$work/scores_topc"
-  speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" "${ec[@]}" \
-    -o "$work/scores_topc_ec"
-  speakergmm score "$work/data/trials" "${common[@]}" --test "$work/feats/test" "${ec[@]}" \
-    "${snorm[@]}" -o "$work/scores_topc_ec_snorm"
-  # calibration trained on the development recordings (5-9), applied to the test scores
-  speakergmm score "$work/data/dev_trials" "${common[@]}" --test "$work/feats/dev" "${ec[@]}" \
-    "${snorm[@]}" -o "$work/dev_scores_topc_ec_snorm"
+  map=(--enroll-map "$work/data/enroll_map" --ubm "$work/ubm.npz" --relevance "$relevance"
+       --adapt "$adapt" -j "$nj")
+  speakergmm score "$work/data/trials" --enroll "$work/feats/enroll" "${map[@]}" \
+    --test "$work/feats/test" -o "$work/scores_topc"
+  # The test trials and the development trials (recordings 5-9, which train the
+  # calibration) in one pass, which also writes the scores before S-norm: each recording is
+  # compensated and scored once.
+  cat "$work/data/trials" "$work/data/dev_trials" > "$work/all_trials"
+  speakergmm score "$work/all_trials" --enroll "$work/stats/enroll_ec" "${map[@]}" \
+    --test "$work/feats/test" --test "$work/feats/dev" --channel "$work/channel.npz" \
+    --norm snorm --cohort "$work/feats/ubm" --cohort-utts 300 \
+    --cohort-enroll-utts "$cohort_enroll_utts" \
+    --raw-output "$work/all_scores_topc_ec" -o "$work/all_scores_topc_ec_snorm"
+  for scores in topc_ec topc_ec_snorm; do  # split by test recording: development or not
+    awk 'NR == FNR { dev[$1]; next } !($2 in dev)' "$work/data/dev/utt2spk" \
+      "$work/all_scores_$scores" > "$work/scores_$scores"
+    awk 'NR == FNR { dev[$1]; next } ($2 in dev)' "$work/data/dev/utt2spk" \
+      "$work/all_scores_$scores" > "$work/dev_scores_$scores"
+  done
   speakergmm calibrate "$work/dev_scores_topc_ec_snorm" --trials "$work/data/dev_trials" \
     --prior "$prior" -o "$work/calibration.json"
   speakergmm apply-calibration "$work/calibration.json" "$work/scores_topc_ec_snorm" \

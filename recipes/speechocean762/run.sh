@@ -55,7 +55,6 @@ if [ "$stage" -le 3 ]; then
     -o "$work/ubm.npz"
   # each data set's statistics once; later stages only read them
   speakergmm stats "$work/feats/cohort" --ubm "$work/ubm.npz" -j "$nj" -o "$work/stats/cohort"
-  speakergmm stats "$work/feats/enroll" --ubm "$work/ubm.npz" -j "$nj" -o "$work/stats/enroll"
   # learnt on the cohort speakers only: the calibration speakers must stay unseen, or their
   # trials (the calibration data) come out separated far better than any new speaker's
   speakergmm train-channel "$work/stats/cohort" --ubm "$work/ubm.npz" -r "$channel_factors" \
@@ -67,7 +66,7 @@ fi
 if [ "$stage" -le 4 ]; then
   echo "== stage 4: enroll and score: top-C; + eigenchannel compensation; + S-norm against"
   echo "   the cohort speakers; + calibration"
-  speakergmm score "$work/data/trials" --enroll "$work/stats/enroll" \
+  speakergmm score "$work/data/trials" --enroll "$work/feats/enroll" \
     --enroll-map "$work/data/enroll_map" --test "$work/feats/test" --ubm "$work/ubm.npz" \
     --relevance "$relevance" -j "$nj" -o "$work/scores_topc"
   # The evaluation trials and the calibration trials (among the calibration speakers, kept

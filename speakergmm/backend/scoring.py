@@ -39,7 +39,7 @@ log-sum-exp; tests/benchmarks/bench_scoring.py measures it.
 from __future__ import annotations
 
 import weakref
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -70,6 +70,8 @@ _BLOCK_BYTES = 32 << 20
 _GATHER_BYTES = 6 << 20
 # Frames per chunk for top-C (pairs = chunk × C).
 _TOPC_FRAMES = 2048
+# Whitened top-C pairs of a test utterance kept between model sets up to this size.
+_KEEP_PAIR_BYTES = 64 << 20
 # Models per block when building a ModelSet (float64 temporaries of Mb × K × D).
 _BUILD_BLOCK = 64
 
@@ -347,28 +349,44 @@ def _lse_frames(E: np.ndarray, axis: int) -> np.ndarray:
     return s.sum(axis=0, dtype=np.float64)
 
 
-def _score_topc(t: _UBMTerms, ms: ModelSet, X: np.ndarray, top: np.ndarray) -> np.ndarray:
-    kernel = ms._kernel
-    K, M, W = kernel.shape
+class _PairChunk:
+    """The model-independent part of top-C scoring for a chunk of frames: the (frame,
+    component) pairs grouped by component, their whitened ``[y, 1, y²]`` rows and the UBM
+    log posteriors over each frame's C components."""
+
+    __slots__ = ("n", "P", "ks", "starts", "ends", "z", "inv", "lp")
+
+
+def _pair_chunks(t: _UBMTerms, X: np.ndarray, top: np.ndarray, W: int) -> Iterator[_PairChunk]:
     C = top.shape[1]
-    total = np.zeros(M, np.float64)
     for f0 in range(0, X.shape[0], _TOPC_FRAMES):
         x, tp = X[f0:f0 + _TOPC_FRAMES], top[f0:f0 + _TOPC_FRAMES]
-        n, P = x.shape[0], x.shape[0] * C
+        ch = _PairChunk()
+        ch.n, ch.P = x.shape[0], x.shape[0] * C
         # Group the (frame, component) pairs by component: one GEMM per used component.
         kf = tp.ravel()
         order = np.argsort(kf, kind="stable")
-        ks = kf[order]
-        cuts = np.flatnonzero(np.diff(ks)) + 1
-        starts, ends = np.r_[0, cuts], np.r_[cuts, P]
-        z, a = _whiten(t, x[order // C], ks, W)
-        inv = np.empty_like(order)
-        inv[order] = np.arange(P)
+        ch.ks = kf[order]
+        cuts = np.flatnonzero(np.diff(ch.ks)) + 1
+        ch.starts, ch.ends = np.r_[0, cuts], np.r_[cuts, ch.P]
+        ch.z, a = _whiten(t, x[order // C], ch.ks, W)
+        ch.inv = np.empty_like(order)
+        ch.inv[order] = np.arange(ch.P)
         # UBM posteriors over the C selected components, frame-major (n, C, 1).
-        lp = a[inv].reshape(n, C)
+        lp = a[ch.inv].reshape(ch.n, C)
         lp -= lp.max(axis=1, keepdims=True)
         lp -= np.log(np.exp(lp).sum(axis=1, keepdims=True))
-        lp = lp[:, :, None]
+        ch.lp = lp[:, :, None]
+        yield ch
+
+
+def _score_topc(ms: ModelSet, chunks: Iterable[_PairChunk]) -> np.ndarray:
+    kernel = ms._kernel
+    K, M, W = kernel.shape
+    total = np.zeros(M, np.float64)
+    for ch in chunks:
+        n, P, ks, z, inv = ch.n, ch.P, ch.ks, ch.z, ch.inv
+        C = P // n
         mb = max(1, min(M, _BLOCK_BYTES // (4 * P)))
         Es = np.empty((P, mb), np.float32)
         E = np.empty((P, mb), np.float32)
@@ -379,11 +397,11 @@ def _score_topc(t: _UBMTerms, ms: ModelSet, X: np.ndarray, top: np.ndarray) -> n
                 # Few models: gathering their rows for every pair beats ~K tiny GEMM calls.
                 np.einsum("pw,pmw->pm", z, kernel[ks, m0:m1], out=es)
             else:
-                for s, stop in zip(starts, ends):
+                for s, stop in zip(ch.starts, ch.ends):
                     np.matmul(z[s:stop], kernel[ks[s], m0:m1].T, out=es[s:stop])
             np.take(es, inv, axis=0, out=e)
             e3 = e.reshape(n, C, m1 - m0)
-            e3 += lp
+            e3 += ch.lp
             total[m0:m1] += _lse_frames(e3, axis=1)
     return total
 
@@ -422,22 +440,34 @@ def _score_linear(ubm: DiagGMM, ms: ModelSet, stats) -> np.ndarray:
 
 class TestUtterance:
     """A test utterance made ready for scoring: its features validated as float32 and what
-    the method needs from the UBM (top-C: the C best components per frame; linear: the
-    statistics), computed once however many model sets it is scored against (the trials'
-    models, then the T-norm cohort).
+    the method needs from the UBM (top-C: the C best components per frame, and the whitened
+    pairs they make; linear: the statistics), computed once however many model sets it is
+    scored against (the trials' models, then the T-norm cohort).
 
     Build it with :func:`prepare_test`.
     """
 
-    __slots__ = ("X", "method", "c", "top", "stats", "ubm_fingerprint")
+    __slots__ = ("X", "method", "c", "top", "stats", "ubm_fingerprint", "_pairs")
 
     def __init__(self, X, method, c, top, stats, ubm_fingerprint):
         self.X, self.method, self.c = X, method, c
         self.top, self.stats, self.ubm_fingerprint = top, stats, ubm_fingerprint
+        self._pairs: dict[int, list[_PairChunk]] = {}
 
     @property
     def frames(self) -> int:
         return self.X.shape[0]
+
+    def pairs(self, t: _UBMTerms, W: int) -> Iterable[_PairChunk]:
+        """The top-C pairs whitened to width ``W``: kept for the next model set unless the
+        utterance is so long that they would not fit comfortably (then made again)."""
+        if W in self._pairs:
+            return self._pairs[W]
+        chunks = _pair_chunks(t, self.X, self.top, W)
+        if self.top.size * W * 4 > _KEEP_PAIR_BYTES:
+            return chunks
+        self._pairs[W] = list(chunks)
+        return self._pairs[W]
 
 
 def prepare_test(ubm: DiagGMM, X, *, method: str = "topc", c: int = DEFAULT_C) -> TestUtterance:
@@ -491,7 +521,7 @@ def score(ubm: DiagGMM, model_set: ModelSet, X, *, method: str = "topc",
         return _score_linear(ubm, model_set, test.stats)
     if test.method == "full":
         return _score_full(ubm, model_set, test.X) / test.frames
-    return _score_topc(t, model_set, test.X, test.top) / test.frames
+    return _score_topc(model_set, test.pairs(t, model_set._kernel.shape[2])) / test.frames
 
 
 def score_rows(ubm: DiagGMM, model_set: ModelSet, test: TestUtterance,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -56,25 +57,43 @@ def as_scores(x, name: str = "scores", *, ndim: int | None = 1, allow_inf: bool 
 def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
     """Read a score file; a malformed line, a non-finite score or a trial scored twice is an
     error naming the file and line."""
-    scores: dict[tuple[str, str], float] = {}
     with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 3:
-                raise DataDirError(f"{path}:{n}: expected '<model> <test> <score>', got "
-                                   f"{line.strip()!r}")
-            try:
-                value = float(parts[2])
-            except ValueError:
-                raise DataDirError(f"{path}:{n}: score {parts[2]!r} is not a number") from None
-            if not np.isfinite(value):
-                raise DataDirError(f"{path}:{n}: score {parts[2]} is not finite")
-            key = (parts[0], parts[1])
-            if key in scores:
-                raise DataDirError(f"{path}:{n}: trial {key[0]} {key[1]} scored twice")
-            scores[key] = value
+        text = fh.read()
+    # A regular file (the usual case) is parsed in bulk; anything irregular is read again
+    # line by line, which names the line at fault.
+    lines = text.split("\n")
+    tokens = text.split()
+    if len(tokens) == 3 * sum(1 for line in lines if line.strip()):
+        try:
+            values = np.array(tokens[2::3], dtype=np.float64)
+        except ValueError:
+            values = None
+        if values is not None and np.isfinite(values).all():
+            scores = dict(zip(zip(tokens[0::3], tokens[1::3]), values.tolist()))
+            if len(scores) == len(values):
+                return scores
+    return _read_scores_by_line(path, lines)
+
+
+def _read_scores_by_line(path, lines: list[str]) -> dict[tuple[str, str], float]:
+    scores: dict[tuple[str, str], float] = {}
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3:
+            raise DataDirError(f"{path}:{n}: expected '<model> <test> <score>', got "
+                               f"{line.strip()!r}")
+        try:
+            value = float(parts[2])
+        except ValueError:
+            raise DataDirError(f"{path}:{n}: score {parts[2]!r} is not a number") from None
+        if not math.isfinite(value):
+            raise DataDirError(f"{path}:{n}: score {parts[2]} is not finite")
+        key = (parts[0], parts[1])
+        if key in scores:
+            raise DataDirError(f"{path}:{n}: trial {key[0]} {key[1]} scored twice")
+        scores[key] = value
     return scores
 
 
@@ -94,11 +113,12 @@ def key_scores(path: str | os.PathLike, trials: Trials) -> np.ndarray:
         raise DataDirError(f"the trial key has {n_tar} target and {len(trials) - n_tar} "
                            "non-target trials; error rates need both")
     scores = read_scores(path)
-    missing = [(e, t) for e, t in zip(trials.enroll, trials.test) if (e, t) not in scores]
+    keys = list(zip(trials.enroll.tolist(), trials.test.tolist()))  # str, not numpy str
+    missing = [key for key in keys if key not in scores]
     if missing:
         raise DataDirError(f"{path}: {len(missing)} trial(s) of the key are not scored, e.g. "
                            f"{missing[0][0]} {missing[0][1]}")
-    return np.array([scores[(e, t)] for e, t in zip(trials.enroll, trials.test)])
+    return np.array([scores[key] for key in keys])
 
 
 def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray, np.ndarray]:

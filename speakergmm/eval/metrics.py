@@ -87,11 +87,19 @@ def eer_interpolated(tar, non) -> float:
 
 
 def _pav(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pool adjacent violators: a non-decreasing fit of ``y``; block widths and values."""
+    """Pool adjacent violators: a non-decreasing fit of ``y``; block widths and values.
+
+    Runs of equal values never violate each other, so they enter as blocks: the labels of
+    sorted trials (0/1) come in long runs, and the loop is over runs, not trials.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.size == 0:
+        return np.zeros(0, int), np.zeros(0)
+    firsts = np.flatnonzero(np.r_[True, y[1:] != y[:-1]])
     values, widths = [], []
-    for v in y:
-        values.append(float(v))
-        widths.append(1)
+    for v, w in zip(y[firsts].tolist(), np.diff(np.r_[firsts, y.size]).tolist()):
+        values.append(v)
+        widths.append(w)
         while len(values) > 1 and values[-2] > values[-1]:
             w = widths[-2] + widths[-1]
             values[-2] = (values[-2] * widths[-2] + values[-1] * widths[-1]) / w

@@ -283,8 +283,9 @@ def extract_archive(
         progress(len(done))
     failed: dict[str, str] = {}
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    executor = get_executor(executor or jobs, n_items=len(batches))
     with open(out / JOURNAL, "a", encoding="utf-8") as journal:
-        for results in _run(batches, out, config, get_executor(executor or jobs)):
+        for results in _run(batches, out, config, executor):
             for utt, result in results:
                 if isinstance(result, str):
                     failed[utt] = result

@@ -211,8 +211,9 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
         progress(len(done))
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     state = (ubm, features, channel, second_order, out / _STATS)
+    executor = get_executor(executor or jobs, n_items=len(batches))
     with open(out / JOURNAL, "a", encoding="utf-8") as journal, \
-            get_executor(executor or jobs).start(state, blas_threads=1) as session:
+            executor.start(state, blas_threads=1) as session:
         for results in session.map(_stats_batch, batches):
             for utt, name, row, frames, llk in results:
                 done[utt] = (name, row)

@@ -152,7 +152,7 @@ def train_ubm(
     reports: list[IterationReport] = []
     reseeded_all: list[dict[str, int]] = []
 
-    executor = get_executor(executor or jobs)
+    executor = get_executor(executor or jobs, n_items=len(shards))
     with executor.start((source, chunk_size)) as session:
         def stats_of(model: DiagGMM) -> GMMStats:
             # Shards in a fixed order, summed in that order: the same sum on any executor.
