@@ -97,3 +97,12 @@ if [ "$stage" -le 5 ]; then
   speakergmm evaluate "$work/scores_topc" "$work/scores_topc_ec" "$work/scores_topc_ec_snorm" \
     "$work/scores_topc_ec_snorm_cal" --trials "$work/data/trials" -o "$work/report"
 fi
+
+# Results (dev protocol), 2026-11-30, speakergmm 0.1.0, 2-core VM, --nj 2, 40 s wall
+# (median of three):
+# system                                          EER ROCCH (linear)  minDCF vox  actDCF vox  Cllr   id
+# top-C (C=5)                                     2.06% (2.15%)       0.379       0.994       0.592  96.5%
+# top-C + eigenchannel                            1.44% (1.51%)       0.294       0.995       0.696  97.1%
+# top-C + eigenchannel + S-norm                   1.22% (1.24%)       0.235       0.273       0.592  97.4%
+# top-C + eigenchannel + S-norm + calibration     1.22% (1.24%)       0.235       0.269       0.071  97.4%
+# (930 target, 56,730 non-target trials; see README.md for how the settings were chosen)

@@ -122,13 +122,17 @@ def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance,
                 "statistics are then tied to it).")
 @click.option("--second-order", is_flag=True,
               help="Keep second-order statistics too (needed to MAP-adapt variances).")
+@click.option("--subset", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Only the utterances that begin the lines of this file "
+                                 "(e.g. the utt2class given to train-channel) [default: all].")
 @jobs_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Statistics archive directory to write.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def stats_cmd(feats_dir, ubm, channel, second_order, jobs, output, quiet) -> None:
+def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet) -> None:
     """Compute each utterance's Baum-Welch statistics under a UBM once, for enrollment,
     cohorts and train-channel to read. Resumable, like extract."""
+    from ..data.textmap import read_kaldi_map
     from ..frontend.archive import read_features
     from ..gmm.eigenchannel import EigenChannel
     from ..gmm.mixture import DiagGMM
@@ -137,9 +141,11 @@ def stats_cmd(feats_dir, ubm, channel, second_order, jobs, output, quiet) -> Non
     model = DiagGMM.load(ubm)
     features = read_features(feats_dir)
     comp = None if channel is None else EigenChannel.load(channel, model)
-    with click.progressbar(length=len(features), label="stats", file=sys.stderr,
-                           hidden=quiet or not sys.stderr.isatty()) as bar:
+    utts = None if subset is None else list(read_kaldi_map(subset))
+    with click.progressbar(length=len(features if utts is None else utts), label="stats",
+                           file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
         archive = extract_stats(model, features, output, channel=comp,
-                                second_order=second_order, jobs=jobs, progress=bar.update)
+                                second_order=second_order, utterances=utts, jobs=jobs,
+                                progress=bar.update)
     click.echo(f"wrote {output}: {len(archive)} utterances, K={archive.K}, D={archive.D}"
                + ("" if comp is None else f", channel {comp.fingerprint()}"))

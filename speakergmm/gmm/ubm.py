@@ -77,7 +77,7 @@ def train_ubm(
     min_weight: float = 1e-5,
     kmeans_frames: int = 200_000,
     jobs: int = 1,
-    shard_frames: int = 200_000,
+    shard_frames: int = 50_000,
     chunk_size: int | None = None,
     metadata: Mapping[str, Any] | None = None,
     progress: Callable[[IterationReport], None] | None = None,
