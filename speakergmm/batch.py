@@ -296,8 +296,8 @@ def frames_of(stats, ubm: DiagGMM, channel=None):
 
 
 def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=None,
-                     enroll_map=None, cohort=None, channel=None, audio_root=None,
-                     return_raw: bool = False,
+                     enroll_map=None, cohort=None, cohort_utt2spk=None, channel=None,
+                     audio_root=None, return_raw: bool = False,
                      method: str = "topc", c: int = 5, relevance: float = 16.0,
                      adapt=("means",), norm: str = "none", top_n: int | None = None,
                      cohort_utts: int | None = 500, cohort_enroll_utts: int | None = None,
@@ -322,6 +322,10 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
         Model -> utterances (default: one model per speaker of the enrollment archive).
     cohort : path, optional
         Feature or statistics archive of the impostor cohort (needed by ``norm``).
+    cohort_utt2spk : mapping or path, optional
+        The cohort's utterances and speakers, when they are a part of ``cohort`` (e.g.
+        some of the UBM's speakers, whose features are in the UBM's archive) [default: the
+        archive's ``utt2spk``].
     return_raw : bool
         Also return the scores before normalisation and calibration.
     channel : EigenChannel or path, optional
@@ -345,6 +349,7 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
     import tempfile
 
     from .backend.calibration import Calibration
+    from .data.textmap import read_kaldi_map
     from .data.trials import read_enroll_map, read_trials
     from .gmm.eigenchannel import EigenChannel
     from .gmm.statsarchive import StatsArchive
@@ -362,6 +367,9 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
     if norm == "none" and cohort is not None:
         raise SpeakerGMMError("a cohort is only used by a score normalisation: give --norm, "
                               "or leave out --cohort")
+    if cohort is None and cohort_utt2spk is not None:
+        raise SpeakerGMMError("a cohort utt2spk selects utterances of a cohort archive: give "
+                              "--cohort too")
     trials = trials if isinstance(trials, Trials) else read_trials(trials)
     if channel is not None and not isinstance(channel, EigenChannel):
         channel = EigenChannel.load(channel, ubm)
@@ -386,8 +394,17 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
         if cohort_src is not None:
             stats = cohort_src if isinstance(cohort_src, StatsArchive) else None
             frames = cohort_src if stats is None else frames_of(stats, ubm, channel)
+            if cohort_utt2spk is None:
+                cohort_utt2spk = cohort_src.utt2spk
+            elif not isinstance(cohort_utt2spk, Mapping):
+                cohort_utt2spk = read_kaldi_map(cohort_utt2spk, n_values=1)
+            missing = [u for u in cohort_utt2spk if u not in cohort_src]
+            if missing:
+                raise ArchiveError(f"{cohort}: no features for cohort utterance "
+                                   f"'{missing[0]}' ({len(missing)} missing); give the "
+                                   "archive that holds the cohort's utterances")
             impostors = Cohort.from_archive(
-                ubm, frames, cohort_src.utt2spk, max_utterances=cohort_utts,
+                ubm, frames, cohort_utt2spk, max_utterances=cohort_utts,
                 enroll_utterances=cohort_enroll_utts, relevance=relevance, adapt=adapt,
                 stats=stats, executor=executor)
         scores = score_trial_list(ubm, trials, models, test_src, method=method, c=c, norm=norm,

@@ -52,7 +52,7 @@ if [ "$stage" -le 3 ]; then
   echo "== stage 3: UBM; statistics; eigenchannel (session variability) subspace"
   speakergmm train-ubm "$work/feats/ubm" -c "$components" -n "$iterations" -j "$nj" \
     -o "$work/ubm.npz"
-  # each data set's statistics once; later stages only read them
+  # the UBM recordings' statistics once: read by train-channel
   speakergmm stats "$work/feats/ubm" --ubm "$work/ubm.npz" -j "$nj" -o "$work/stats/ubm"
   # class of a UBM recording: its speaker and digit (utterance ids are speaker-digit-take)
   awk '{ split($1, id, "-"); print $1, id[1] "-" id[2] }' "$work/feats/ubm/utt2spk" \
@@ -60,8 +60,6 @@ if [ "$stage" -le 3 ]; then
   speakergmm train-channel "$work/stats/ubm" --ubm "$work/ubm.npz" \
     --utt2class "$work/utt2class" -r "$channel_factors" --relevance "$relevance" -j "$nj" \
     -o "$work/channel.npz"
-  speakergmm stats "$work/feats/enroll" --ubm "$work/ubm.npz" --channel "$work/channel.npz" \
-    --second-order -j "$nj" -o "$work/stats/enroll_ec"
 fi
 
 if [ "$stage" -le 4 ]; then
@@ -75,7 +73,7 @@ if [ "$stage" -le 4 ]; then
   # calibration) in one pass, which also writes the scores before S-norm: each recording is
   # compensated and scored once.
   cat "$work/data/trials" "$work/data/dev_trials" > "$work/all_trials"
-  speakergmm score "$work/all_trials" --enroll "$work/stats/enroll_ec" "${map[@]}" \
+  speakergmm score "$work/all_trials" --enroll "$work/feats/enroll" "${map[@]}" \
     --test "$work/feats/test" --test "$work/feats/dev" --channel "$work/channel.npz" \
     --norm snorm --cohort "$work/feats/ubm" --cohort-utts 300 \
     --cohort-enroll-utts "$cohort_enroll_utts" \

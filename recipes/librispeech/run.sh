@@ -66,14 +66,12 @@ if [ "$stage" -le 3 ]; then
   # class map: speaker of the first 3 utterances (<spk>-<chapter>-<n>) of every chapter
   awk '{ split($1, id, "-"); c = id[1] "-" id[2]; if (n[c]++ < 3) print $1, $2 }' \
     "$work/feats/ubm/utt2spk" > "$work/utt2class"
-  # each data set's statistics once; later stages only read them
+  # the class map's statistics once: read by train-channel
   speakergmm stats "$work/feats/ubm" --ubm "$work/ubm.npz" --subset "$work/utt2class" \
     -j "$nj" -o "$work/stats/ubm_classes"
   speakergmm train-channel "$work/stats/ubm_classes" --ubm "$work/ubm.npz" \
     --utt2class "$work/utt2class" -r "$channel_factors" --relevance "$relevance" -j "$nj" \
     -o "$work/channel.npz"
-  speakergmm stats "$work/feats/enroll" --ubm "$work/ubm.npz" --channel "$work/channel.npz" \
-    -j "$nj" -o "$work/stats/enroll_ec"
 fi
 
 if [ "$stage" -le 4 ]; then
@@ -92,7 +90,7 @@ if [ "$stage" -le 4 ]; then
   fi
   cat "${trials[@]}" > "$work/all_trials"
   cat "${maps[@]}" > "$work/all_enroll_map"
-  speakergmm score "$work/all_trials" --enroll "$work/stats/enroll_ec" \
+  speakergmm score "$work/all_trials" --enroll "$work/feats/enroll" \
     --test "$work/feats/test" "${sources[@]}" --enroll-map "$work/all_enroll_map" \
     --ubm "$work/ubm.npz" --relevance "$relevance" --channel "$work/channel.npz" \
     --norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts" -j "$nj" \

@@ -43,7 +43,9 @@ fi
 
 if [ "$stage" -le 2 ]; then
   echo "== stage 2: features"
-  for part in ubm cohort enroll test; do
+  # the cohort's utterances are in ubm/ (cohort speakers train the UBM too): its features
+  # serve them, as they serve the calibration speakers'
+  for part in ubm enroll test; do
     speakergmm extract "$work/data/$part" "$work/feats/$part" --audio-root "$corpus_root" \
       --config "$config" -j "$nj"
   done
@@ -53,14 +55,13 @@ if [ "$stage" -le 3 ]; then
   echo "== stage 3: UBM; statistics; eigenchannel (session variability) subspace"
   speakergmm train-ubm "$work/feats/ubm" -c "$components" -n "$iterations" -j "$nj" \
     -o "$work/ubm.npz"
-  # each data set's statistics once; later stages only read them
-  speakergmm stats "$work/feats/cohort" --ubm "$work/ubm.npz" -j "$nj" -o "$work/stats/cohort"
+  # the cohort's statistics once: read by train-channel
+  speakergmm stats "$work/feats/ubm" --ubm "$work/ubm.npz" --subset "$work/data/cohort/utt2spk" \
+    -j "$nj" -o "$work/stats/cohort"
   # learnt on the cohort speakers only: the calibration speakers must stay unseen, or their
   # trials (the calibration data) come out separated far better than any new speaker's
   speakergmm train-channel "$work/stats/cohort" --ubm "$work/ubm.npz" -r "$channel_factors" \
     --relevance "$relevance" -j "$nj" -o "$work/channel.npz"
-  speakergmm stats "$work/feats/enroll" --ubm "$work/ubm.npz" --channel "$work/channel.npz" \
-    -j "$nj" -o "$work/stats/enroll_ec"
 fi
 
 if [ "$stage" -le 4 ]; then
@@ -74,11 +75,11 @@ if [ "$stage" -le 4 ]; then
   # scores before S-norm: each utterance is compensated and scored once.
   cat "$work/data/enroll_map" "$work/data/cal_enroll_map" > "$work/all_enroll_map"
   cat "$work/data/trials" "$work/data/cal_trials" > "$work/all_trials"
-  speakergmm score "$work/all_trials" --enroll "$work/stats/enroll_ec" --enroll "$work/feats/ubm" \
+  speakergmm score "$work/all_trials" --enroll "$work/feats/enroll" --enroll "$work/feats/ubm" \
     --enroll-map "$work/all_enroll_map" --test "$work/feats/test" --test "$work/feats/ubm" \
     --ubm "$work/ubm.npz" --relevance "$relevance" --channel "$work/channel.npz" \
-    --norm snorm --cohort "$work/feats/cohort" --cohort-utts "$cohort_utts" \
-    --cohort-enroll-utts "$cohort_enroll_utts" -j "$nj" \
+    --norm snorm --cohort "$work/feats/ubm" --cohort-utt2spk "$work/data/cohort/utt2spk" \
+    --cohort-utts "$cohort_utts" --cohort-enroll-utts "$cohort_enroll_utts" -j "$nj" \
     --raw-output "$work/all_scores_topc_ec" -o "$work/all_scores_topc_ec_snorm"
   for scores in topc_ec topc_ec_snorm; do  # split by model: calibration speakers or not
     awk 'NR == FNR { cal[$1]; next } !($1 in cal)' "$work/data/cal_enroll_map" \

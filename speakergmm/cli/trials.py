@@ -44,6 +44,10 @@ from .app import channel_option, jobs_option, main, map_options, method_option, 
                                                          path_type=Path),
               default=None, help="Impostor cohort: features (archive with utt2spk) or "
                                  "statistics (speakergmm stats) of its utterances.")
+@click.option("--cohort-utt2spk", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="The cohort's utterances and speakers, when they are part of "
+                                 "the --cohort archive (e.g. some of the UBM's speakers) "
+                                 "[default: the archive's utt2spk].")
 @click.option("--cohort-utts", type=click.IntRange(min=1), default=500,
               help="At most this many cohort utterances.")
 @click.option("--cohort-enroll-utts", type=click.IntRange(min=1), default=None,
@@ -58,8 +62,9 @@ from .app import channel_option, jobs_option, main, map_options, method_option, 
                 "with this eigenchannel file (speakergmm train-channel).")
 @jobs_option
 def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
-              raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path, cohort_utts,
-              cohort_enroll_utts, top_n, channel, calibration, jobs) -> None:
+              raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path,
+              cohort_utt2spk, cohort_utts, cohort_enroll_utts, top_n, channel, calibration,
+              jobs) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     from ..batch import score_from_paths
     from ..data.scores import write_scores
@@ -69,10 +74,10 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
         c = c_deprecated
     trials, scores, raw = score_from_paths(
         trials_file, enroll=enroll_path, test=test_path, ubm=ubm, enroll_map=enroll_map,
-        cohort=cohort_path, channel=channel, audio_root=audio_root, method=method, c=c,
-        relevance=relevance, adapt=adapt, norm=norm, top_n=top_n, cohort_utts=cohort_utts,
-        cohort_enroll_utts=cohort_enroll_utts, calibration=calibration, jobs=jobs,
-        return_raw=True)
+        cohort=cohort_path, cohort_utt2spk=cohort_utt2spk, channel=channel,
+        audio_root=audio_root, method=method, c=c, relevance=relevance, adapt=adapt, norm=norm,
+        top_n=top_n, cohort_utts=cohort_utts, cohort_enroll_utts=cohort_enroll_utts,
+        calibration=calibration, jobs=jobs, return_raw=True)
     if raw_output is not None:
         write_scores(raw_output, trials.enroll, trials.test, raw)
     write_scores(output, trials.enroll, trials.test, scores)
