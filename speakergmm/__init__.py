@@ -32,7 +32,7 @@ from .errors import (  # noqa: F401
 _LAZY = {
     "ArchiveSet": "frontend.archive", "FeatureArchive": "frontend.archive",
     "extract_archive": "frontend.archive", "read_features": "frontend.archive",
-    "FeatureConfig": "frontend.features", "extract_features": "frontend.features",
+    "FeatureConfig": "frontend.config", "extract_features": "frontend.features",
     "DiagGMM": "gmm.mixture", "GMMStats": "gmm.stats", "train_ubm": "gmm.ubm",
     "SpeakerModel": "gmm.adapt", "EigenChannel": "gmm.eigenchannel",
     "StatsArchive": "gmm.statsarchive", "read_stats": "gmm.statsarchive",

@@ -252,7 +252,7 @@ def open_features(path: str | os.PathLike, ubm: DiagGMM, *, channel=None,
         Statistics of another UBM or channel compensation.
     """
     from .frontend.archive import extract_archive, read_features
-    from .frontend.features import FeatureConfig
+    from .frontend.config import FeatureConfig
     from .gmm.eigenchannel import CompensatedFeatures
     from .gmm.statsarchive import read_stats
 

@@ -11,6 +11,8 @@ NORM_METHODS = ("none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm")
 ADAPTABLE = ("means", "weights", "variances")
 #: UBM initialisations (:func:`speakergmm.gmm.ubm.train_ubm`).
 UBM_INITS = ("split", "kmeans++")
+#: Per-utterance feature normalisations (:func:`speakergmm.frontend.cmvn.normalize`).
+NORMALISATIONS = ("cmvn", "cmn", "sliding_cmn", "sliding_cmvn", "warp", "none")
 #: Feature config presets (:class:`speakergmm.frontend.features.FeatureConfig`).
 FEATURE_PRESETS = ("wideband", "telephone")
 #: Default verification threshold on the average per-frame LLR. With the bundled UBM on the

@@ -17,7 +17,8 @@ from .constants import DEFAULT_THRESHOLD
 from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, ModelError, SpeakerGMMError
 from .frontend.audio import load
-from .frontend.features import FeatureConfig, extract_features
+from .frontend.config import FeatureConfig
+from .frontend.features import extract_features
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM

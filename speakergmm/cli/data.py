@@ -53,7 +53,7 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: 
     """
     from ..data.datadir import read_data_dir
     from ..frontend.archive import extract_archive
-    from ..frontend.features import FeatureConfig
+    from ..frontend.config import FeatureConfig
 
     config = FeatureConfig.resolve(config_spec)
     data = read_data_dir(data_dir)

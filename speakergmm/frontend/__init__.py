@@ -6,5 +6,5 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(__name__, {
     "ArchiveSet": "archive", "ArchiveUnion": "archive", "ExtractSummary": "archive",
     "FeatureArchive": "archive", "extract_archive": "archive", "read_features": "archive",
-    "PRESETS": "features", "FeatureConfig": "features", "extract_features": "features",
+    "PRESETS": "config", "FeatureConfig": "config", "extract_features": "features",
 })

@@ -40,8 +40,7 @@ from .._io import atomic_write, write_text_atomic
 from ..data.datadir import AudioRef, DataDir, read_data_dir
 from ..errors import ArchiveError, SpeakerGMMError
 from ..exec import Executor, get_executor
-from .audio import load, load_pipe
-from .features import FeatureConfig, extract_features
+from .config import FeatureConfig
 from .parts import (
     JOURNAL,
     PartArchive,
@@ -356,6 +355,9 @@ def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: Feature
 
     Returns ``(utt, _Done)`` for each utterance done and ``(utt, reason)`` for each failure.
     """
+    from .audio import load, load_pipe
+    from .features import extract_features
+
     results: list = []
     pending: list[tuple[str, np.ndarray, float, int]] = []
     size = 0
@@ -405,6 +407,8 @@ def _extract_task(state: tuple[Path, FeatureConfig], batch) -> list:
 def _run(batches: list, out: Path, config: FeatureConfig, executor: Executor) -> Iterable:
     if not batches:
         return
+    from .features import extract_features
+
     if executor.n_workers > 1:
         # Import librosa and build the filterbank before forking, so that forked workers
         # inherit them instead of each paying the ~2 s of imports and set-up again.

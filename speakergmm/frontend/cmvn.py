@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
+from ..constants import NORMALISATIONS
+
 __all__ = ["cmvn", "sliding_cmvn", "feature_warping", "normalize", "NORMALISATIONS"]
 
-NORMALISATIONS = ("cmvn", "cmn", "sliding_cmn", "sliding_cmvn", "warp", "none")
 
 # A standard deviation below this is a constant dimension (digital silence, a muted
 # channel): dividing by it would blow rounding noise up to unit variance.

@@ -455,7 +455,7 @@ def check_feature_config(model: DiagGMM, features) -> None:
     config = getattr(features, "config", None)
     if recorded is None or config is None:
         return
-    from ..frontend.features import FeatureConfig
+    from ..frontend.config import FeatureConfig
 
     if config != FeatureConfig.from_dict(recorded):
         where = getattr(features, "path", "the features")

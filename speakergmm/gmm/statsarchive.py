@@ -90,7 +90,7 @@ class StatsArchive(PartArchive):
     @property
     def config(self):
         """The feature config of the features the statistics were computed from."""
-        from ..frontend.features import FeatureConfig
+        from ..frontend.config import FeatureConfig
 
         return FeatureConfig.from_dict(self.header.get("feature_config") or {})
 
