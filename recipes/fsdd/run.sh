@@ -96,7 +96,7 @@ if [ "$stage" -le 5 ]; then
     "$work/scores_topc_ec_snorm_cal" --trials "$work/data/trials" -o "$work/report"
 fi
 
-# Results, 2026-11-30, speakergmm 0.1.0, 2-core VM, --nj 2, 12.8 s wall (median of three):
+# Results, 2026-11-30, speakergmm 0.1.0, 2-core VM, --nj 2, 11.1 s wall (median of three):
 # system                                          EER ROCCH (linear)  minDCF vox  actDCF vox  Cllr   id
 # top-C (C=5)                                     2.56% (2.77%)       0.314       0.993       0.334  98.8%
 # top-C + eigenchannel                            2.01% (2.10%)       0.271       0.993       0.330  99.5%

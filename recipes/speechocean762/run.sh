@@ -99,7 +99,7 @@ if [ "$stage" -le 5 ]; then
     "$work/scores_topc_ec_snorm_cal" --trials "$work/data/trials" -o "$work/report"
 fi
 
-# Results (dev protocol), 2026-11-30, speakergmm 0.1.0, 2-core VM, --nj 2, 40 s wall
+# Results (dev protocol), 2026-11-30, speakergmm 0.1.0, 2-core VM, --nj 2, 32 s wall
 # (median of three):
 # system                                          EER ROCCH (linear)  minDCF vox  actDCF vox  Cllr   id
 # top-C (C=5)                                     2.06% (2.15%)       0.379       0.994       0.592  96.5%
