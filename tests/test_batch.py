@@ -1,4 +1,4 @@
-"""Trial-list scoring from archives: library (pipeline) and CLI (score, calibrate)."""
+"""Trial-list scoring from archives: library (speakergmm.batch) and CLI (score, calibrate)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests of speakergmm.scoring: full / top-C / linear LLR against naive float64 scipy
+"""Tests of speakergmm.backend.scoring: full / top-C / linear LLR against naive float64 scipy
 implementations, the vectorised ModelSet against per-model scoring, and behaviour on
 synthetic speakers."""
 

@@ -1,4 +1,4 @@
-"""Benchmark eigenchannel training (:class:`speakergmm.channel.EigenChannel`) against bob's
+"""Benchmark eigenchannel training (:class:`speakergmm.gmm.eigenchannel.EigenChannel`) against bob's
 ISV trainer (``bob.learn.em.ISVMachine``, the same session-variability model: U within
 classes, relevance-MAP class offsets).
 

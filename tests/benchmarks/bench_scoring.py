@@ -1,4 +1,4 @@
-"""Benchmark LLR scoring (:mod:`speakergmm.scoring`): full vs top-C vs linear.
+"""Benchmark LLR scoring (:mod:`speakergmm.backend.scoring`): full vs top-C vs linear.
 
 Run ``python tests/benchmarks/bench_scoring.py`` (``--quick`` skips the 10,000-model set).
 Not collected by pytest. Synthetic, seeded: a K=512, D=60 UBM from random parameters;

@@ -1,4 +1,4 @@
-"""Tests of speakergmm.datadir: data directories, validation, trials, enrollment maps."""
+"""Tests of speakergmm.data: data directories, validation, trials, enrollment maps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of speakergmm.map: relevance-MAP adaptation against the formulas of Reynolds et al.
+"""Tests of speakergmm.gmm.adapt: relevance-MAP adaptation against the formulas of Reynolds et al.
 (2000) written as a naive per-component loop, its limits in r, and incremental enrollment."""
 
 from __future__ import annotations

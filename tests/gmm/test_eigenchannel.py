@@ -1,4 +1,4 @@
-"""Eigenchannel training and feature-domain compensation (speakergmm.channel)."""
+"""Eigenchannel training and feature-domain compensation (speakergmm.gmm.eigenchannel)."""
 
 import numpy as np
 import pytest
