@@ -1,8 +1,8 @@
 """The library's choices and defaults, in a leaf module that imports nothing: the modules
 that implement them and the command line (which must start fast) read them from here."""
 
-#: Scoring methods (:func:`speakergmm.backend.scoring.score`), the default first in help.
-SCORING_METHODS = ("full", "topc", "linear")
+#: Scoring methods (:func:`speakergmm.backend.scoring.score`), the default first.
+SCORING_METHODS = ("topc", "full", "linear")
 #: Gaussians per frame for top-C scoring (Reynolds et al. 2000).
 DEFAULT_C = 5
 #: Score normalisations (:mod:`speakergmm.backend.scorenorm`).

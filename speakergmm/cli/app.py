@@ -98,7 +98,6 @@ def channel_option(help_: str):
 
 
 def method_option(f):
-    return click.option("--method", type=click.Choice(["topc", *[m for m in SCORING_METHODS
-                                                                 if m != "topc"]]),
-                        default="topc", help="Scoring: top-C Gaussian selection, all "
-                                             "components, or linear.")(f)
+    return click.option("--method", type=click.Choice(SCORING_METHODS),
+                        default=SCORING_METHODS[0], help="Scoring: top-C Gaussian selection, "
+                                                         "all components, or linear.")(f)
