@@ -28,3 +28,8 @@ class ArchiveError(SpeakerGMMError):
 
 class ModelError(SpeakerGMMError):
     """A model file is missing, corrupt or does not match what it is used with."""
+
+
+class SpeakerGMMWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one
+    ``note:`` line)."""

@@ -167,14 +167,17 @@ class Recognizer:
                  threshold: float | None = None, method: str = "topc",
                  c: int = 5) -> Identification:
         """Rank all enrolled speakers for one recording (open set with a threshold)."""
-        from .backend.scoring import ModelSet, score
+        from .backend.scoring import prepare_test, score
 
         _check_method(method)
-        ids, weights, means, variances = self.store.parameters(self.ubm, self._channel_fp)
-        models = ModelSet.from_arrays(self.ubm, means, weights=weights, variances=variances,
-                                      ids=ids)
+        self.store.check_ubm(self.ubm, self._channel_fp)
         x = self.features(audio)
-        scores = np.asarray(score(self.ubm, models, x, method=method, c=c), dtype=np.float64)
+        test = prepare_test(self.ubm, x, method=method, c=c)  # selection once, all blocks
+        ids, parts = [], []
+        for models in self.store.model_sets(self.ubm, self._channel_fp):
+            ids.extend(models.ids)
+            parts.append(score(self.ubm, models, test))
+        scores = np.concatenate(parts)
         order = np.argsort(-scores, kind="stable")[: max(1, top)]
         ranking = [(ids[i], float(scores[i])) for i in order]
         best = ranking[0][0] if threshold is None or ranking[0][1] >= threshold else None

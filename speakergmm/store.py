@@ -1,9 +1,21 @@
 """The speaker store: enrolled speakers in one SQLite file.
 
 One file holds every speaker enrolled against one UBM: their summed Baum-Welch statistics
-(float64, so that enrolling more audio later gives exactly the model enrolling it all at once
-would), their MAP-adapted parameters (float32 blobs, what scoring reads), the fingerprint of
-the UBM, utterance count, seconds of speech and timestamps.
+and nothing derived from them: zeroth and first order in float32, the precision the E-step
+computes them in, 125 KB per speaker at K = 512, D = 60. Speakers whose variances are
+adapted also keep the second order, and all three in float64 (the adapted variance is a
+difference of second moments, which float32 sums would blur): 490 KB each. Enrolling more
+audio later adds statistics, so it gives the model enrolling everything at once would, to
+float32 rounding. The MAP-adapted parameters
+are computed from the statistics when a speaker is scored, for thousands of speakers at once
+(:func:`~speakergmm.gmm.adapt.map_parameters`), and identification reads the store in
+blocks, so its memory does not grow with the number of speakers. The store also records
+the fingerprints of the UBM and of the channel compensation, utterance counts, seconds of
+speech and timestamps.
+
+Stores written by earlier versions (schema 1: float64 statistics of every order and stored
+adapted parameters, about 0.7 MB per speaker) are migrated on first use, in one
+transaction, with a warning saying so; nothing is lost but the derived parameters.
 
 Every change is one ``BEGIN IMMEDIATE`` transaction in WAL mode, so concurrent ``enroll``
 processes are serialised by SQLite and lose nothing, and a crash leaves the store as it was
@@ -15,49 +27,54 @@ to ``$XDG_DATA_HOME/speakergmm`` or ``~/.local/share/speakergmm``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sqlite3
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from .errors import SpeakerGMMError
-from .gmm.adapt import SpeakerModel
+from .backend.scoring import ModelSet
+from .errors import SpeakerGMMError, SpeakerGMMWarning
+from .gmm.adapt import SpeakerModel, map_parameters
 from .gmm.mixture import DiagGMM
 from .gmm.stats import GMMStats
 
-__all__ = ["SpeakerStore", "SpeakerInfo", "StoreError", "default_store_path", "check_speaker_id"]
+__all__ = ["SpeakerStore", "SpeakerInfo", "StoreError", "StoreMigrated", "default_store_path",
+           "check_speaker_id"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,63}")
+# Speakers read per block when many are scored: bounds memory (a block's statistics, their
+# float64 MAP temporaries and its scoring kernel: ~150 MB at K = 512, D = 60) whatever the
+# size of the store.
+_BLOCK = 256
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_SPEAKERS = """
 CREATE TABLE IF NOT EXISTS speakers (
     id TEXT PRIMARY KEY,
-    ubm_fingerprint TEXT NOT NULL,
-    components INTEGER NOT NULL,
-    dim INTEGER NOT NULL,
     relevance REAL NOT NULL,
     adapt TEXT NOT NULL,
     stat_n BLOB NOT NULL,
     stat_f BLOB NOT NULL,
-    stat_s BLOB NOT NULL,
+    stat_s BLOB,
     stat_llk REAL NOT NULL,
     frames INTEGER NOT NULL,
-    weights BLOB NOT NULL,
-    means BLOB NOT NULL,
-    variances BLOB NOT NULL,
     utterances INTEGER NOT NULL,
     seconds REAL NOT NULL,
     created TEXT NOT NULL,
     updated TEXT NOT NULL
-);
-"""
+)"""
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+class StoreMigrated(SpeakerGMMWarning):
+    """A store written by an earlier speakergmm was converted to the current schema."""
 
 
 class StoreError(SpeakerGMMError):
@@ -161,21 +178,31 @@ class SpeakerStore:
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
+        migrated = None
         try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            conn.execute(_META)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
+                conn.execute(_SPEAKERS)
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
+            elif int(row[0]) == 1:
+                migrated = _migrate_from_1(conn)
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: store schema version {row[0]}, this speakergmm "
-                                 f"reads version {SCHEMA_VERSION}")
+                                 f"reads version {SCHEMA_VERSION}; use a newer speakergmm")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if migrated is not None:
+            before = self.path.stat().st_size
+            conn.execute("VACUUM")  # give the space of the dropped columns back
+            warnings.warn(f"{self.path}: converted {migrated} speaker(s) from store schema 1 "
+                          f"to {SCHEMA_VERSION} (statistics kept, float32; adapted parameters "
+                          f"now computed when scoring): {before / 1e6:.1f} MB -> "
+                          f"{self.path.stat().st_size / 1e6:.1f} MB", StoreMigrated,
+                          stacklevel=2)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -296,17 +323,18 @@ class SpeakerStore:
                     seconds += old["seconds"]
                     utterances += old["utterances"]
                 created = old["created"]
-            adapted = model.adapted(ubm)
             stats = model.stats
+            k = conn.execute("SELECT value FROM meta WHERE key='components'").fetchone()
+            if k is None:
+                conn.execute("INSERT INTO meta VALUES ('components', ?)", (str(ubm.n_components),))
+                conn.execute("INSERT INTO meta VALUES ('dim', ?)", (str(ubm.dim),))
             conn.execute(
-                "INSERT OR REPLACE INTO speakers VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (speaker_id, fp, ubm.n_components, ubm.dim, float(model.relevance),
-                 ",".join(model.adapt), _blob(stats.n, "<f8"), _blob(stats.f, "<f8"),
-                 _blob(stats.s, "<f8"), float(stats.llk), int(stats.frames),
-                 _blob(adapted.weights, "<f4"), _blob(adapted.means, "<f4"),
-                 _blob(adapted.variances, "<f4"), int(utterances), float(seconds), created,
-                 now))
+                "INSERT OR REPLACE INTO speakers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (speaker_id, float(model.relevance), ",".join(model.adapt),
+                 _blob(stats.n, _dtype(model.adapt)), _blob(stats.f, _dtype(model.adapt)),
+                 _blob(stats.s, "<f8") if "variances" in model.adapt else None,
+                 float(stats.llk), int(stats.frames), int(utterances), float(seconds),
+                 created, now))
         return self.info(speaker_id)
 
     def remove(self, speaker_id: str) -> None:
@@ -325,19 +353,26 @@ class SpeakerStore:
             raise StoreError(f"{self.path}: cannot read the store ({exc})") from None
 
     @staticmethod
-    def _info_from_row(row) -> SpeakerInfo:
+    def _info_from_row(row, ubm_fingerprint: str) -> SpeakerInfo:
         return SpeakerInfo(row["id"], row["utterances"], row["seconds"], row["frames"],
-                           row["ubm_fingerprint"], row["relevance"],
-                           tuple(row["adapt"].split(",")), row["created"], row["updated"])
+                           ubm_fingerprint, row["relevance"], tuple(row["adapt"].split(",")),
+                           row["created"], row["updated"])
 
-    @staticmethod
-    def _model_from_row(row) -> SpeakerModel:
-        k, d = row["components"], row["dim"]
-        stats = GMMStats(np.frombuffer(row["stat_n"], "<f8").reshape(k),
-                         np.frombuffer(row["stat_f"], "<f8").reshape(k, d),
-                         np.frombuffer(row["stat_s"], "<f8").reshape(k, d),
-                         row["stat_llk"], row["frames"])
-        return SpeakerModel(stats=stats, ubm_fingerprint=row["ubm_fingerprint"],
+    def _shape(self) -> tuple[int, int]:
+        conn = self._connect(create=False)
+        k, d = (conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+                for key in ("components", "dim"))
+        return int(k[0]), int(d[0])
+
+    def _model_from_row(self, row) -> SpeakerModel:
+        k, d = self._shape()
+        dtype = _dtype(row["adapt"])
+        f = np.frombuffer(row["stat_f"], dtype).reshape(k, d)
+        s = (np.zeros((k, d)) if row["stat_s"] is None
+             else np.frombuffer(row["stat_s"], "<f8").reshape(k, d))
+        stats = GMMStats(np.frombuffer(row["stat_n"], dtype), f, s, row["stat_llk"],
+                         row["frames"])
+        return SpeakerModel(stats=stats, ubm_fingerprint=self.ubm_fingerprint(),
                             relevance=row["relevance"], adapt=tuple(row["adapt"].split(",")),
                             utterances=row["utterances"])
 
@@ -351,41 +386,74 @@ class SpeakerStore:
                          "'speakergmm speakers list' shows them)")
 
     def info(self, speaker_id: str) -> SpeakerInfo:
-        return self._info_from_row(self._row(speaker_id))
+        return self._info_from_row(self._row(speaker_id), self.ubm_fingerprint())
 
     def model(self, speaker_id: str) -> SpeakerModel:
         """The speaker's statistics (for adaptation with other settings, or export)."""
         return self._model_from_row(self._row(speaker_id))
 
     def adapted(self, speaker_id: str, ubm: DiagGMM, channel: str | None = None) -> DiagGMM:
-        """The speaker's stored MAP-adapted model (checked against ``ubm`` and ``channel``,
-        as :meth:`check_ubm`)."""
+        """The speaker's MAP-adapted model (checked against ``ubm`` and ``channel``, as
+        :meth:`check_ubm`)."""
         self.check_ubm(ubm, channel)
-        row = self._row(speaker_id)
-        k, d = row["components"], row["dim"]
-        weights = np.frombuffer(row["weights"], "<f4").astype(np.float64)
-        # float32 storage rounds each weight; the sum drifts by up to ~K·6e-8.
-        return DiagGMM(weights / weights.sum(),
-                       np.frombuffer(row["means"], "<f4").reshape(k, d),
-                       np.frombuffer(row["variances"], "<f4").reshape(k, d))
+        return self.model(speaker_id).adapted(ubm)
 
     def list(self) -> list[SpeakerInfo]:
         """Every speaker, sorted by id."""
         if not self.path.exists():
             return []
-        return [self._info_from_row(r) for r in self._rows(
-            "SELECT id, utterances, seconds, frames, ubm_fingerprint, relevance, adapt, created,"
-            " updated FROM speakers ORDER BY id")]
+        fp = self.ubm_fingerprint()
+        return [self._info_from_row(r, fp) for r in self._rows(
+            "SELECT id, utterances, seconds, frames, relevance, adapt, created, updated "
+            "FROM speakers ORDER BY id")]
 
     def __len__(self) -> int:
         if not self.path.exists():
             return 0
         return next(self._rows("SELECT COUNT(*) AS n FROM speakers"))["n"]
 
+    def model_sets(self, ubm: DiagGMM, channel: str | None = None, *,
+                   block: int = _BLOCK) -> Iterator[ModelSet]:
+        """Every speaker, MAP-adapted and stacked for scoring, in blocks of at most
+        ``block`` speakers sorted by id (checked against ``ubm`` and ``channel``, as
+        :meth:`check_ubm`): memory is bounded by the block, not by the store."""
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first "
+                             "('speakergmm enroll SPEAKER AUDIO...')")
+        self.check_ubm(ubm, channel)
+        if len(self) == 0:
+            raise StoreError(f"{self.path}: no speakers enrolled; enroll some first")
+        k, d = ubm.n_components, ubm.dim
+        rows = self._rows("SELECT id, relevance, adapt, stat_n, stat_f, stat_s FROM speakers "
+                          "ORDER BY id")
+        while chunk := list(itertools.islice(rows, block)):
+            n = np.stack([np.frombuffer(r["stat_n"], _dtype(r["adapt"])) for r in chunk])
+            f = np.stack([np.frombuffer(r["stat_f"], _dtype(r["adapt"])).reshape(k, d)
+                          for r in chunk])
+            groups: dict[tuple[float, str], list[int]] = {}
+            for i, r in enumerate(chunk):  # speakers enrolled alike are adapted together
+                groups.setdefault((r["relevance"], r["adapt"]), []).append(i)
+            means_only = all(adapt == "means" for _, adapt in groups)
+            means = np.empty((len(chunk), k, d), np.float32)
+            if not means_only:
+                weights = np.empty((len(chunk), k))
+                variances = np.empty((len(chunk), k, d), np.float32)
+            for (relevance, adapt), idx in groups.items():
+                s = None if "variances" not in adapt else np.stack(
+                    [np.frombuffer(chunk[i]["stat_s"], "<f8").reshape(k, d) for i in idx])
+                w, mu, var = map_parameters(ubm, n[idx], f[idx], s, relevance=relevance,
+                                            adapt=adapt)
+                means[idx] = mu
+                if not means_only:
+                    weights[idx], variances[idx] = w, var
+            extra = {} if means_only else {"weights": weights, "variances": variances}
+            yield ModelSet(ubm, means, ids=[r["id"] for r in chunk], **extra)
+
     def parameters(self, ubm: DiagGMM, channel: str | None = None
                    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """All speakers' adapted parameters as stacked float32 arrays, for identification
-        (checked against ``ubm`` and ``channel``, as :meth:`check_ubm`).
+        """All speakers' adapted parameters as stacked float32 arrays (checked against
+        ``ubm`` and ``channel``, as :meth:`check_ubm`). Holds every speaker in memory:
+        identification reads :meth:`model_sets` instead.
 
         Returns
         -------
@@ -394,20 +462,18 @@ class SpeakerStore:
         means : np.ndarray [shape=(M, K, D), dtype=float32]
         variances : np.ndarray [shape=(M, K, D), dtype=float32]
         """
-        self.check_ubm(ubm, channel)
-        k, d = ubm.n_components, ubm.dim
-        rows = list(self._rows("SELECT id, weights, means, variances FROM speakers ORDER BY id"))
-        if not rows:
+        ids, weights, means, variances = [], [], [], []
+        for speaker in (s.id for s in self.list()) if len(self) else ():
+            g = self.adapted(speaker, ubm, channel)
+            ids.append(speaker)
+            weights.append(g.weights)
+            means.append(g.means)
+            variances.append(g.variances)
+        if not ids:
+            self.check_ubm(ubm, channel)
             raise StoreError(f"{self.path}: no speakers enrolled; enroll some first")
-        m = len(rows)
-        weights = np.empty((m, k), np.float32)
-        means = np.empty((m, k, d), np.float32)
-        variances = np.empty((m, k, d), np.float32)
-        for i, row in enumerate(rows):
-            weights[i] = np.frombuffer(row["weights"], "<f4")
-            means[i] = np.frombuffer(row["means"], "<f4").reshape(k, d)
-            variances[i] = np.frombuffer(row["variances"], "<f4").reshape(k, d)
-        return [r["id"] for r in rows], weights, means, variances
+        return (ids, np.stack(weights).astype(np.float32), np.stack(means).astype(np.float32),
+                np.stack(variances).astype(np.float32))
 
 
 _NO_CHANNEL = "none"
@@ -433,3 +499,33 @@ def _check_channel(path, bound: str | None, channel: str | None) -> None:
     now = "none is given" if want == _NO_CHANNEL else f"channel {want} is given"
     raise StoreError(f"{path}: speakers here were enrolled {were}, but {now}; use the same "
                      "--channel (or none), or another --store")
+
+
+def _dtype(adapt) -> str:
+    """Storage of a speaker's statistics: float32 (as the E-step computes them), float64
+    when variances are adapted (a difference of second moments, which float32 would blur)."""
+    return "<f8" if "variances" in adapt else "<f4"
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> int:
+    """Schema 1 -> 2 inside the caller's transaction: float64 statistics of every order and
+    stored adapted parameters become float32 statistics (second order only where variances
+    are adapted); the UBM's shape moves to the meta table. Returns the speakers converted."""
+    rows = conn.execute("SELECT * FROM speakers").fetchall()
+    conn.execute("ALTER TABLE speakers RENAME TO speakers_v1")
+    conn.execute(_SPEAKERS)
+    for row in rows:
+        adapt = row["adapt"]
+        conn.execute(
+            "INSERT INTO speakers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (row["id"], row["relevance"], adapt,
+             _blob(np.frombuffer(row["stat_n"], "<f8"), _dtype(adapt)),
+             _blob(np.frombuffer(row["stat_f"], "<f8"), _dtype(adapt)),
+             row["stat_s"] if "variances" in adapt else None, row["stat_llk"], row["frames"],
+             row["utterances"], row["seconds"], row["created"], row["updated"]))
+    if rows:
+        for key in ("components", "dim"):
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(rows[0][key])))
+    conn.execute("DROP TABLE speakers_v1")
+    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+    return len(rows)

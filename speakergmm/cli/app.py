@@ -10,13 +10,14 @@ mistyped option answer at once.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from .._version import __version__
 from ..constants import ADAPTABLE, SCORING_METHODS
-from ..errors import SpeakerGMMError
+from ..errors import SpeakerGMMError, SpeakerGMMWarning
 
 CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"])
 # Bad input reaches the user as these; anything else is a bug and keeps its traceback.
@@ -29,7 +30,10 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", SpeakerGMMWarning)
+                warnings.showwarning = _show_warning(warnings.showwarning)
+                return super().invoke(ctx)
         except _USER_ERRORS as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -39,6 +43,17 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("speakergmm: interrupted", err=True)
             sys.exit(130)
+
+
+def _show_warning(default):
+    """speakergmm's own warnings as one ``note:`` line on stderr; others as Python shows
+    them."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SpeakerGMMWarning):
+            click.echo(f"speakergmm: note: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)

@@ -25,7 +25,7 @@ from ..errors import FeatureError, ModelError
 from .mixture import DiagGMM
 from .stats import GMMStats
 
-__all__ = ["map_adapt", "SpeakerModel", "ADAPTABLE", "parse_adapt"]
+__all__ = ["map_adapt", "map_parameters", "SpeakerModel", "ADAPTABLE", "parse_adapt"]
 
 
 # Default variance floor: this fraction of the UBM's smallest variance in each dimension.
@@ -110,40 +110,71 @@ def map_adapt(ubm: DiagGMM, stats: GMMStats, *, relevance: float = 16.0,
             f"statistics have shape (K, D) = {stats.f.shape} but the UBM is (K, D) = {(K, D)}; "
             "accumulate them under the same UBM"
         )
-    w, mu, var = ubm.weights, ubm.means, ubm.variances
-    n = stats.n
-    seen = n > 0
-    alpha = n / (n + r)  # 0 exactly where n_k = 0
-    a = alpha[:, None]
-
-    # Data moments only where there are data: 0/0 elsewhere is never formed.
-    n_safe = np.where(seen, n, 1.0)[:, None]
-    delta = np.where(seen[:, None], stats.f / n_safe - mu, 0.0)  # E_k[x] - μ_k
-
-    new_w, new_mu, new_var = w, mu, var
-    if "means" in names:
-        new_mu = mu.copy()
-        new_mu[seen] = mu[seen] + (a * delta)[seen]  # = α E[x] + (1 - α) μ
-    if "variances" in names:
-        # S_k = E_k[(x - μ_k)²] from the raw float64 sums, centred on the UBM mean.
-        centred = np.where(seen[:, None],
-                           (stats.s - 2.0 * mu * stats.f) / n_safe + mu * mu, 0.0)
-        v = a * centred + (1.0 - a) * var
-        if "means" in names:
-            v -= (a * a) * delta * delta
-        floor = _floor(ubm, variance_floor)
-        new_var = var.copy()
-        new_var[seen] = np.maximum(v, floor)[seen]
-    if "weights" in names:
-        total = n.sum()
-        if total > 0:
-            raw = alpha * n / total + (1.0 - alpha) * w
-            new_w = raw / raw.sum()
-
+    new_w, new_mu, new_var = map_parameters(ubm, stats.n, stats.f, stats.s, relevance=r,
+                                            adapt=names, variance_floor=variance_floor)
     meta = dict(ubm.metadata)
     meta["adaptation"] = {"method": "relevance-map", "relevance": r, "adapt": list(names),
                           "ubm_fingerprint": ubm.fingerprint(), "frames": stats.frames}
     return DiagGMM(new_w, new_mu, new_var, metadata=meta)
+
+
+def map_parameters(ubm: DiagGMM, n, f, s=None, *, relevance: float = 16.0,
+                   adapt=("means",), variance_floor=None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The relevance-MAP parameters of one speaker or of a stack of M speakers at once:
+    what :func:`map_adapt` computes, without building a model (identification adapts
+    thousands of speakers per call).
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    n : array_like [shape=(K,) or (M, K)]
+    f : array_like [shape=(K, D) or (M, K, D)]
+    s : array_like [shape of ``f``], optional
+        Needed only to adapt variances.
+    relevance, adapt, variance_floor
+        As :func:`map_adapt`.
+
+    Returns
+    -------
+    weights, means, variances : np.ndarray [shapes (…, K), (…, K, D), (…, K, D)], float64
+        The UBM's own arrays (not copies, not stacked) for the parameters not adapted.
+    """
+    r = _check_relevance(relevance)
+    names = parse_adapt(adapt)
+    w, mu, var = ubm.weights, ubm.means, ubm.variances
+    n = np.asarray(n, dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64)
+    seen = n > 0
+    alpha = n / (n + r)  # 0 exactly where n_k = 0
+    a = alpha[..., None]
+
+    # Data moments only where there are data: 0/0 elsewhere is never formed. In place: a
+    # stack of thousands of speakers makes every temporary count.
+    n_safe = np.where(seen, n, 1.0)[..., None]
+    delta = f / n_safe
+    delta -= mu
+    delta *= seen[..., None]  # E_k[x] - μ_k, and 0 where n_k = 0
+
+    new_w, new_mu, new_var = w, mu, var
+    if "means" in names:
+        new_mu = a * delta  # μ + α δ = α E[x] + (1 - α) μ; exactly μ where n_k = 0
+        new_mu += mu
+    if "variances" in names:
+        if s is None:
+            raise ModelError("adapting variances needs second-order statistics")
+        s = np.asarray(s, dtype=np.float64)
+        # S_k = E_k[(x - μ_k)²] from the raw float64 sums, centred on the UBM mean.
+        centred = np.where(seen[..., None], (s - 2.0 * mu * f) / n_safe + mu * mu, 0.0)
+        v = a * centred + (1.0 - a) * var
+        if "means" in names:
+            v -= (a * a) * delta * delta
+        new_var = np.where(seen[..., None], np.maximum(v, _floor(ubm, variance_floor)), var)
+    if "weights" in names:
+        total = n.sum(axis=-1, keepdims=True)
+        raw = alpha * n / np.where(total > 0, total, 1.0) + (1.0 - alpha) * w
+        new_w = np.where(total > 0, raw / raw.sum(axis=-1, keepdims=True), w)
+    return new_w, new_mu, new_var
 
 
 def _floor(ubm: DiagGMM, variance_floor) -> np.ndarray:

@@ -1,0 +1,107 @@
+"""Benchmark the speaker store: bytes per speaker, and `speakergmm identify` wall time and
+peak memory per call against stores of many speakers, beside another checkout of speakergmm
+(the peer: an older commit) in the same run.
+
+    python tests/benchmarks/bench_store.py [--peer /tmp/before] [--speakers 1000 10000]
+
+Stores are filled with synthetic speakers (statistics of 300 random frames each, summed
+under the bundled UBM: K = 512, D = 60, means-only MAP), each version writing its own
+format. ``identify`` runs as a fresh process, as a user runs it: wall time and peak RSS
+(``/usr/bin/time``), median of 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+FILL = r"""
+import sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from speakergmm.pretrained import load_default_ubm
+try:
+    from speakergmm.gmm.adapt import SpeakerModel
+    from speakergmm.gmm.stats import GMMStats
+except ImportError:  # the layout before the architecture rework
+    from speakergmm.map import SpeakerModel
+    from speakergmm.gmm import GMMStats
+from speakergmm.store import SpeakerStore
+ubm = load_default_ubm()
+rng = np.random.default_rng(0)
+x = rng.standard_normal((300, ubm.dim)).astype(np.float32)
+base = ubm.accumulate(x)
+store = SpeakerStore(sys.argv[2])
+t = time.perf_counter()
+for i in range(int(sys.argv[3])):
+    scale = 1 + 0.01 * (i % 97)  # distinct speakers, same cost
+    stats = GMMStats(base.n * scale, base.f * scale, base.s * scale, base.llk, base.frames)
+    store.enroll(f"spk{i:05d}", SpeakerModel(stats, ubm.fingerprint(), 16.0, ("means",), 1),
+                 ubm, seconds=3.0, utterances=1)
+store.close()
+print(f"{time.perf_counter() - t:.1f}")
+"""
+
+
+def fill(tree: Path, path: Path, n: int) -> float:
+    out = subprocess.run([sys.executable, "-c", FILL, str(tree), str(path), str(n)],
+                         check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def identify(tree: Path, store: Path, audio: Path) -> tuple[float, float]:
+    code = (f"import sys; sys.path.insert(0, {str(tree)!r}); from speakergmm.cli import main; "
+            f"sys.argv = ['speakergmm', 'identify', {str(audio)!r}, '--store', {str(store)!r}]; "
+            "main()")
+    started = time.perf_counter()
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code],
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode not in (0, 1):
+        raise RuntimeError(result.stderr)
+    peak_kb = float(result.stderr.strip().splitlines()[-1])
+    return seconds, peak_kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peer", type=Path, default=None, help="the other source tree")
+    parser.add_argument("--speakers", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    trees = {"this": REPO, **({"peer": args.peer.resolve()} if args.peer else {})}
+    import numpy as np
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        rng = np.random.default_rng(1)
+        audio = scratch / "probe.wav"
+        sf.write(audio, (0.1 * rng.standard_normal(16000 * 3)).astype(np.float32), 16000)
+        print("| version | speakers | store (MB) | per speaker (KB) | fill (s) | identify wall "
+              "(s, median) | identify peak RSS (MiB, median) |")
+        print("|---|---|---|---|---|---|---|")
+        for n in args.speakers:
+            for name, tree in trees.items():
+                path = scratch / f"{name}-{n}.db"
+                seconds = fill(tree, path, n)
+                size = sum(p.stat().st_size for p in scratch.glob(f"{name}-{n}.db*"))
+                runs = [identify(tree, path, audio) for _ in range(args.runs)]
+                wall = statistics.median(r[0] for r in runs)
+                peak = statistics.median(r[1] for r in runs)
+                print(f"| {name} | {n:,} | {size / 1e6:.0f} | {size / n / 1e3:.0f} | "
+                      f"{seconds:.0f} | {wall:.2f} | {peak:.0f} |", flush=True)
+                for leftover in scratch.glob(f"{name}-{n}.db*"):
+                    os.unlink(leftover)
+
+
+if __name__ == "__main__":
+    main()
