@@ -8,6 +8,7 @@ exactly the pipeline the UBM was trained with.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
@@ -15,8 +16,8 @@ import numpy as np
 
 from .constants import DEFAULT_THRESHOLD
 from .constants import SCORING_METHODS as METHODS
-from .errors import FeatureError, ModelError, SpeakerGMMError
-from .frontend.audio import load
+from .errors import FeatureError, ModelError, SpeakerGMMError, SpeakerGMMWarning
+from .frontend.audio import load, resample
 from .frontend.config import FeatureConfig
 from .frontend.features import extract_features
 from .gmm.adapt import SpeakerModel
@@ -24,7 +25,13 @@ from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
 from .store import SpeakerInfo, SpeakerStore, check_speaker_id
 
-__all__ = ["Recognizer", "Verification", "Identification", "METHODS", "describe_store"]
+__all__ = ["Recognizer", "Verification", "Identification", "METHODS", "BandMismatch",
+           "describe_store"]
+
+
+class BandMismatch(SpeakerGMMWarning):
+    """A recording sampled below the rate of the system's features: its upper band is empty,
+    and its scores are not comparable with those of full-band audio."""
 
 
 
@@ -129,8 +136,15 @@ class Recognizer:
     def features(self, path: str | os.PathLike) -> np.ndarray:
         """Features of one recording with the UBM's feature config (channel-compensated
         when the recognizer has a channel)."""
-        y, sr = load(path, sr=self.config.sample_rate)
-        x = extract_features(y=y, sr=sr, config=self.config, name=str(path))
+        y, native = load(path)
+        rate = self.config.sample_rate
+        if native < rate:
+            warnings.warn(f"{path}: {native} Hz audio for a system of {rate} Hz features: "
+                          f"nothing above {native // 2} Hz was recorded, and upsampling does "
+                          f"not bring it back, so its scores mislead; score it with a system "
+                          f"for {native} Hz audio", BandMismatch, stacklevel=2)
+        x = extract_features(y=resample(y, orig_sr=native, target_sr=rate), sr=rate,
+                             config=self.config, name=str(path))
         return x if self.channel is None else self.channel.compensate(x)
 
     def enroll(self, speaker: str, audio: Iterable[str | os.PathLike], *,
