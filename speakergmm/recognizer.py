@@ -47,6 +47,7 @@ class Verification:
     accepted: bool
     method: str
     frames: int
+    seconds: float      # speech scored: frames kept by the front end x frame shift
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +69,7 @@ class Identification:
     threshold: float | None
     method: str
     frames: int
+    seconds: float      # speech scored: frames kept by the front end x frame shift
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -147,6 +149,9 @@ class Recognizer:
                              config=self.config, name=str(path))
         return x if self.channel is None else self.channel.compensate(x)
 
+    def _seconds(self, frames: int) -> float:
+        return round(frames * self.config.frame_shift_ms / 1000, 3)
+
     def enroll(self, speaker: str, audio: Iterable[str | os.PathLike], *,
                mode: str = "new") -> SpeakerInfo:
         """Enroll ``speaker`` from recordings (``mode``: "new", "append" or "replace").
@@ -161,7 +166,7 @@ class Recognizer:
             raise FeatureError("no enrollment audio given")
         feats = [self.features(p) for p in paths]
         model = SpeakerModel.enroll(self.ubm, feats, relevance=self.relevance, adapt=self.adapt)
-        seconds = sum(len(f) for f in feats) * self.config.frame_shift_ms / 1000
+        seconds = self._seconds(sum(len(f) for f in feats))
         return self.store.enroll(speaker, model, self.ubm, seconds=seconds,
                                  utterances=len(paths), mode=mode, channel=self._channel_fp)
 
@@ -175,7 +180,7 @@ class Recognizer:
         x = self.features(audio)
         score = float(llr(self.ubm, speaker_model, x, method=method, c=c))
         return Verification(speaker, str(audio), score, threshold, score >= threshold, method,
-                            len(x))
+                            len(x), self._seconds(len(x)))
 
     def identify(self, audio: str | os.PathLike, *, top: int = 5,
                  threshold: float | None = None, method: str = "topc",
@@ -195,7 +200,8 @@ class Recognizer:
         order = np.argsort(-scores, kind="stable")[: max(1, top)]
         ranking = [(ids[i], float(scores[i])) for i in order]
         best = ranking[0][0] if threshold is None or ranking[0][1] >= threshold else None
-        return Identification(str(audio), best, ranking, threshold, method, len(x))
+        return Identification(str(audio), best, ranking, threshold, method, len(x),
+                              self._seconds(len(x)))
 
 
 def _check_method(method: str) -> None:

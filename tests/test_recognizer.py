@@ -66,7 +66,9 @@ def test_cli_end_to_end(setup, tmp_path):
     r = run("verify", "alice", files[(0, 3)], *common, "--json")
     out = json.loads(r.output)
     assert r.exit_code == (0 if out["accepted"] else 1)
-    assert set(out) >= {"speaker", "score", "threshold", "accepted", "method", "frames"}
+    assert set(out) >= {"speaker", "score", "threshold", "accepted", "method", "frames",
+                        "seconds"}
+    assert out["seconds"] == pytest.approx(out["frames"] * 0.01)
     r_imp = run("verify", "alice", files[(1, 3)], *common, "--json",
                 "--threshold", str(out["score"]))
     assert r_imp.exit_code == 1 and json.loads(r_imp.output)["accepted"] is False
@@ -77,8 +79,9 @@ def test_cli_end_to_end(setup, tmp_path):
     assert r.exit_code == 0
     ident = json.loads(r.output)
     assert ident["speaker"] == "bob" and ident["ranking"][0]["speaker"] == "bob"
+    assert ident["seconds"] == pytest.approx(ident["frames"] * 0.01)
     r = run("identify", files[(2, 3)], *common, "--threshold", "1e9")
-    assert r.exit_code == 0 and "unknown" in r.output.splitlines()[0]
+    assert r.exit_code == 1 and "unknown" in r.output.splitlines()[0]  # 1: nobody named
 
     r = run("speakers", "--store", store)
     assert r.exit_code == 0 and "alice" in r.output and "bob" in r.output

@@ -72,13 +72,15 @@ def verify_cmd(speaker, audio, ubm, store, threshold, method, as_json, channel) 
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
 def identify_cmd(audio, ubm, store, top, threshold, method, as_json, channel) -> None:
-    """Who is speaking in AUDIO? Ranks the enrolled speakers."""
+    """Who is speaking in AUDIO? Ranks the enrolled speakers. Exit status 0 when a speaker
+    is named, 1 for "unknown", 2 on error."""
     import json
 
     result = _recognizer(ubm, store, channel=channel).identify(audio, top=top,
                                                                threshold=threshold,
                                                                method=method)
     click.echo(json.dumps(result.to_dict()) if as_json else str(result))
+    sys.exit(0 if result.speaker is not None else 1)
 
 
 @main.group("speakers", invoke_without_command=True)
