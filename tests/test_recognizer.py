@@ -14,6 +14,10 @@ from speakergmm.recognizer import Recognizer
 
 from conftest import SR, corpus, voice, write_audio
 
+# the synthetic speakers here are enrolled on a few seconds: the short-enrollment note has a
+# test of its own
+pytestmark = pytest.mark.filterwarnings("ignore::speakergmm.recognizer.ShortEnrollment")
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -256,10 +260,32 @@ def test_narrowband_audio_on_a_wideband_system_gets_a_note(setup, tmp_path):
     with pytest.warns(BandMismatch, match="8000 Hz audio for a system of 16000 Hz"):
         rec.enroll("phone", [narrow])
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # full-band audio: no warning
+        warnings.simplefilter("error", BandMismatch)  # full-band audio: no band warning
         rec.enroll("wide", [files[(0, 0)]])
     r = CliRunner().invoke(main, ["verify", "wide", str(narrow), "--ubm", str(ubm_path),
                                   "--store", str(tmp_path / "s.db")])
     assert r.exit_code in (0, 1), r.output
     notes = [line for line in r.output.splitlines() if line.startswith("speakergmm: note:")]
     assert len(notes) == 1 and "nothing above 4000 Hz was recorded" in notes[0], r.output
+
+
+def test_too_little_enrollment_speech_gets_a_note(setup, tmp_path):
+    import warnings
+
+    from speakergmm.constants import MIN_ENROLL_SECONDS
+    from speakergmm.recognizer import ShortEnrollment
+
+    root, ubm_path, files = setup
+    rec = Recognizer(ubm_path, tmp_path / "s.db")
+    with pytest.warns(ShortEnrollment, match="s of speech enrolled; below 5 s"):
+        info = rec.enroll("short", [files[(0, 0)]])
+    assert info.seconds < MIN_ENROLL_SECONDS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough once the rest is appended
+        info = rec.enroll("short", [files[(0, 1)], files[(0, 2)], files[(0, 3)]],
+                          mode="append")
+    assert info.seconds >= MIN_ENROLL_SECONDS
+    r = CliRunner().invoke(main, ["enroll", "tiny", str(files[(1, 0)]), "--ubm", str(ubm_path),
+                                  "--store", str(tmp_path / "s.db")])
+    assert r.exit_code == 0, r.output
+    assert sum(line.startswith("speakergmm: note: tiny:") for line in r.output.splitlines()) == 1
