@@ -437,27 +437,24 @@ def test_cohort_utt2spk_selects_part_of_an_archive(world, tmp_path):
     root, ubm, enroll, test, cohort, trials = world
     part = {u: s for u, s in cohort.utt2spk.items() if s in ("s050", "s051", "s052")}
     (tmp_path / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in sorted(part.items())))
-    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
-                                  str(root / "feats" / "enroll"), "--test",
-                                  str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
-                                  "--norm", "snorm", "--cohort", str(root / "feats" / "cohort"),
-                                  "--cohort-utt2spk", str(tmp_path / "utt2spk"), "-o",
-                                  str(tmp_path / "s")])
+    (tmp_path / "bad").write_text("nope s050\n")
+
+    def score_with(utt2spk: str):
+        return CliRunner().invoke(main, [
+            "score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+            "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"), "--norm",
+            "snorm", "--cohort", str(root / "feats" / "cohort"), "--cohort-utt2spk",
+            str(tmp_path / utt2spk), "-o", str(tmp_path / f"scores_{utt2spk}")])
+
+    r = score_with("utt2spk")
     assert r.exit_code == 0, r.output
-    models = enroll_models(ubm, enroll, {m: us for m, us in
-                                         {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"]
-                                          for m in range(4)}.items()})
+    models = enroll_models(ubm, enroll, {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"]
+                                         for m in range(4)})
     coh = Cohort.from_archive(ubm, cohort, part)
     assert len(coh.models) == 3
     want = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=coh)
-    got = read_scores(tmp_path / "s")
+    got = read_scores(tmp_path / "scores_utt2spk")
     np.testing.assert_allclose([got[(e, t)] for e, t in zip(trials.enroll, trials.test)], want,
                                rtol=0, atol=6e-7)
-    (tmp_path / "bad").write_text("nope s050\n")
-    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
-                                  str(root / "feats" / "enroll"), "--test",
-                                  str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
-                                  "--norm", "snorm", "--cohort", str(root / "feats" / "cohort"),
-                                  "--cohort-utt2spk", str(tmp_path / "bad"), "-o",
-                                  str(tmp_path / "s2")])
+    r = score_with("bad")
     assert r.exit_code == 2 and "no features for cohort utterance 'nope'" in r.output, r.output
