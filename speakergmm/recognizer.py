@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .backend.calibration import bayes_threshold
+from .backend.scoring import llr
 from .constants import DEFAULT_THRESHOLD, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, ModelError, SpeakerGMMError, SpeakerGMMWarning
@@ -27,6 +29,11 @@ from .store import SpeakerInfo, SpeakerStore, check_speaker_id
 
 __all__ = ["Recognizer", "Verification", "Identification", "METHODS", "BandMismatch",
            "ShortEnrollment", "describe_store"]
+
+
+#: Other speakers each new recording is scored against for self-calibration (non-target
+#: trials): spread over the store, so that the trials do not all come from one corner of it.
+NONTARGET_MODELS = 20
 
 
 class ShortEnrollment(SpeakerGMMWarning):
@@ -53,14 +60,22 @@ class Verification:
     method: str
     frames: int
     seconds: float      # speech scored: frames kept by the front end x frame shift
+    llr: float | None = None        # calibrated log-likelihood ratio (natural log), if any
+    posterior: float | None = None  # P(speaker | audio) at ``prior``, if calibrated
+    prior: float = 0.5              # prior probability of the claim
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def __str__(self) -> str:
         verdict = "accept" if self.accepted else "reject"
-        return (f"{verdict}: {self.audio} vs {self.speaker}: score {self.score:.4f} "
-                f"(threshold {self.threshold:g}, {self.method}, {self.frames} frames)")
+        if self.llr is None:
+            return (f"{verdict}: {self.audio} vs {self.speaker}: score {self.score:.4f} "
+                    f"(threshold {self.threshold:g}, {self.method}, {self.frames} frames; "
+                    "uncalibrated: 'speakergmm speakers calibrate')")
+        return (f"{verdict}: {self.audio} vs {self.speaker}: LLR {self.llr:.2f}, "
+                f"P = {self.posterior:.3f} at prior {self.prior:g} (threshold "
+                f"{self.threshold:.2f}; raw score {self.score:.4f}, {self.seconds:.1f} s)")
 
 
 @dataclass(frozen=True)
@@ -170,10 +185,12 @@ class Recognizer:
         if not paths:
             raise FeatureError("no enrollment audio given")
         feats = [self.features(p) for p in paths]
-        model = SpeakerModel.enroll(self.ubm, feats, relevance=self.relevance, adapt=self.adapt)
+        stats = [self.ubm.accumulate(x) for x in feats]
+        model = SpeakerModel.enroll(self.ubm, stats, relevance=self.relevance, adapt=self.adapt)
         seconds = self._seconds(sum(len(f) for f in feats))
         info = self.store.enroll(speaker, model, self.ubm, seconds=seconds,
-                                 utterances=len(paths), mode=mode, channel=self._channel_fp)
+                                 utterances=len(paths), mode=mode, channel=self._channel_fp,
+                                 trials=self._calibration_trials(speaker, feats, stats, mode))
         if info.seconds < MIN_ENROLL_SECONDS:
             warnings.warn(f"{speaker}: {info.seconds:.1f} s of speech enrolled; below "
                           f"{MIN_ENROLL_SECONDS:g} s a model is unreliable (measured with the "
@@ -181,17 +198,65 @@ class Recognizer:
                           "enroll more audio with --append", ShortEnrollment, stacklevel=2)
         return info
 
-    def verify(self, speaker: str, audio: str | os.PathLike, *, method: str = "topc",
-               threshold: float = DEFAULT_THRESHOLD, c: int = 5) -> Verification:
-        """Score one recording against one enrolled speaker and decide."""
-        from .backend.scoring import llr
+    def _calibration_trials(self, speaker: str, feats, stats, mode: str) -> list:
+        """Self-calibration trials of new recordings, scored now that their frames are at
+        hand (top-C, as :meth:`verify` scores): each against its speaker's model without it
+        (the speaker's earlier audio when appending, plus the other new recordings), and
+        against up to :data:`NONTARGET_MODELS` other speakers spread over the store."""
+        from .backend.scoring import prepare_test, score
 
+        earlier = None
+        if mode == "append" and speaker in {s.id for s in self.store.list()}:
+            earlier = self.store.model(speaker).stats
+        tests = [prepare_test(self.ubm, x) for x in feats]
+        trials = []
+        for i, test in enumerate(tests):
+            rest = [st for j, st in enumerate(stats) if j != i]
+            if earlier is not None:
+                rest.append(earlier)
+            if not rest:
+                continue  # one recording, nothing earlier: no model without it
+            without = SpeakerModel.enroll(self.ubm, rest, relevance=self.relevance,
+                                          adapt=self.adapt).adapted(self.ubm)
+            trials.append((i, speaker, float(llr(self.ubm, without, test.X)), True))
+        others = [s.id for s in self.store.list() if s.id != speaker]
+        if others:
+            pick = np.unique(np.linspace(0, len(others) - 1,
+                                         min(NONTARGET_MODELS, len(others))).astype(int))
+            for models in self.store.model_sets(self.ubm, self._channel_fp,
+                                                ids=[others[j] for j in pick]):
+                for i, test in enumerate(tests):
+                    for model_id, value in zip(models.ids, score(self.ubm, models, test)):
+                        trials.append((i, model_id, float(value), False))
+        return trials
+
+    def verify(self, speaker: str, audio: str | os.PathLike, *, method: str = "topc",
+               threshold: float | None = None, prior: float = 0.5,
+               c: int = 5) -> Verification:
+        """Score one recording against one enrolled speaker and decide.
+
+        With a store calibration (:meth:`SpeakerStore.calibrate`, top-C scoring) the result
+        carries the calibrated log-likelihood ratio and the posterior probability of the
+        claim at ``prior``, and the decision is the Bayes decision at that prior (accept
+        when the LLR reaches ``log((1 - prior) / prior)``), unless ``threshold`` is given
+        (then on the LLR). Without one the decision is on the raw score, at ``threshold``
+        or :data:`~speakergmm.constants.DEFAULT_THRESHOLD`.
+        """
         _check_method(method)
         speaker_model = self.store.adapted(speaker, self.ubm, self._channel_fp)
         x = self.features(audio)
-        score = float(llr(self.ubm, speaker_model, x, method=method, c=c))
-        return Verification(speaker, str(audio), score, threshold, score >= threshold, method,
-                            len(x), self._seconds(len(x)))
+        raw = float(llr(self.ubm, speaker_model, x, method=method, c=c))
+        cal = self.store.calibration() if method == "topc" and c == 5 else None
+        if cal is None:
+            limit = DEFAULT_THRESHOLD if threshold is None else threshold
+            return Verification(speaker, str(audio), raw, limit, raw >= limit, method, len(x),
+                                self._seconds(len(x)), prior=prior)
+        value = float(cal.transform([raw])[0])
+        limit = bayes_threshold(prior) if threshold is None else threshold
+        posterior = float(1.0 / (1.0 + np.exp(-(value - bayes_threshold(prior)))))
+        return Verification(speaker, str(audio), raw, limit, value >= limit, method, len(x),
+                            self._seconds(len(x)), llr=value, posterior=posterior,
+                            prior=prior)
 
     def identify(self, audio: str | os.PathLike, *, top: int = 5,
                  threshold: float | None = None, method: str = "topc",
@@ -228,4 +293,11 @@ def describe_store(store: SpeakerStore) -> str:
         return f"{store.path}: no speakers enrolled"
     lines = [f"{'speaker':24s} {'utts':>5s} {'speech s':>9s}  updated"]
     lines += [f"{s.id:24s} {s.utterances:5d} {s.seconds:9.1f}  {s.updated}" for s in rows]
+    cal = store.calibration()
+    tar, non, speakers = store.calibration_trials()
+    lines.append(f"calibration trials: {tar.size} target, {non.size} non-target, of "
+                 f"{speakers} speaker(s)")
+    lines.append("calibration: none ('speakergmm speakers calibrate' learns one)" if cal is None
+                 else f"calibration: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}, "
+                      f"from {cal.n_target_} target and {cal.n_nontarget_} non-target trials")
     return "\n".join(lines)

@@ -39,6 +39,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .backend.calibration import Calibration
 from .backend.scoring import ModelSet
 from .errors import SpeakerGMMError, SpeakerGMMWarning
 from .gmm.adapt import SpeakerModel, map_parameters
@@ -46,7 +47,7 @@ from .gmm.mixture import DiagGMM
 from .gmm.stats import GMMStats
 
 __all__ = ["SpeakerStore", "SpeakerInfo", "StoreError", "StoreMigrated", "default_store_path",
-           "check_speaker_id"]
+           "check_speaker_id", "MIN_CALIBRATION"]
 
 SCHEMA_VERSION = 2
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,63}")
@@ -71,6 +72,20 @@ CREATE TABLE IF NOT EXISTS speakers (
     updated TEXT NOT NULL
 )"""
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+# Self-calibration trials, scored at enrollment while the frames are at hand: each new
+# recording against its speaker's model without it (target) and against some of the other
+# speakers' models (non-target). A few floats per recording instead of its statistics.
+_TRIALS = """
+CREATE TABLE IF NOT EXISTS trials (
+    speaker TEXT NOT NULL,
+    recording INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    score REAL NOT NULL,
+    target INTEGER NOT NULL
+)"""
+#: Self-calibration needs at least this many target and non-target trials, from this many
+#: speakers: fewer leave the two-parameter fit to chance.
+MIN_CALIBRATION = {"target": 10, "nontarget": 30, "speakers": 3}
 
 
 class StoreMigrated(SpeakerGMMWarning):
@@ -184,6 +199,7 @@ class SpeakerStore:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 conn.execute(_SPEAKERS)
+                conn.execute(_TRIALS)
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
             elif int(row[0]) == 1:
@@ -265,7 +281,8 @@ class SpeakerStore:
     # --- writing ------------------------------------------------------------------------
 
     def enroll(self, speaker_id: str, model: SpeakerModel, ubm: DiagGMM, *, seconds: float,
-               utterances: int, mode: str = "new", channel: str | None = None) -> SpeakerInfo:
+               utterances: int, mode: str = "new", channel: str | None = None,
+               trials=()) -> SpeakerInfo:
         """Add a speaker, or add audio to one, in one transaction.
 
         Parameters
@@ -285,6 +302,9 @@ class SpeakerStore:
         channel : str, optional
             Fingerprint of the eigenchannel compensation the audio went through (None:
             none). A store holds speakers of one compensation only, as of one UBM.
+        trials : iterable of (recording, model, score, is_target)
+            Self-calibration trials of the new recordings (numbered from 0 in the order
+            given; stored after the speaker's earlier ones).
         """
         check_speaker_id(speaker_id)
         if mode not in ("new", "append", "replace"):
@@ -308,7 +328,7 @@ class SpeakerStore:
                              (channel or _NO_CHANNEL,))
             old = conn.execute("SELECT * FROM speakers WHERE id=?", (speaker_id,)).fetchone()
             now = _now()
-            created = now
+            created, first = now, 0
             if old is not None:
                 if mode == "new":
                     raise StoreError(f"speaker '{speaker_id}' is already enrolled; use --append "
@@ -320,8 +340,11 @@ class SpeakerStore:
                                          f"{previous.relevance} and adapted {previous.adapt}; "
                                          "append with the same settings")
                     model = previous.add(model)
+                    first = old["utterances"]
                     seconds += old["seconds"]
                     utterances += old["utterances"]
+                else:  # replace: its old trials go with its old audio
+                    _forget_trials(conn, speaker_id)
                 created = old["created"]
             stats = model.stats
             k = conn.execute("SELECT value FROM meta WHERE key='components'").fetchone()
@@ -335,6 +358,9 @@ class SpeakerStore:
                  _blob(stats.s, "<f8") if "variances" in model.adapt else None,
                  float(stats.llk), int(stats.frames), int(utterances), float(seconds),
                  created, now))
+            conn.executemany("INSERT INTO trials VALUES (?,?,?,?,?)", [
+                (speaker_id, first + int(r), m, float(sc), int(bool(t)))
+                for r, m, sc, t in trials])
         return self.info(speaker_id)
 
     def remove(self, speaker_id: str) -> None:
@@ -342,6 +368,58 @@ class SpeakerStore:
         with self._transaction() as conn:
             if conn.execute("DELETE FROM speakers WHERE id=?", (speaker_id,)).rowcount == 0:
                 raise StoreError(f"no speaker '{speaker_id}' in {self.path}")
+            _forget_trials(conn, speaker_id)
+
+    # --- self-calibration -------------------------------------------------------------
+
+    def calibration_trials(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Target scores, non-target scores, and the number of speakers they come from."""
+        if not self.path.exists():
+            return np.zeros(0), np.zeros(0), 0
+        rows = list(self._rows("SELECT speaker, score, target FROM trials"))
+        scores = np.array([r["score"] for r in rows], dtype=np.float64)
+        target = np.array([bool(r["target"]) for r in rows], dtype=bool)
+        return scores[target], scores[~target], len({r["speaker"] for r in rows})
+
+    def calibrate(self, *, prior: float = 0.01) -> Calibration:
+        """Learn the store's calibration from its self-calibration trials and keep it.
+
+        Raises
+        ------
+        StoreError
+            Fewer trials or speakers than :data:`MIN_CALIBRATION`, naming how many more
+            are needed.
+        """
+        tar, non, speakers = self.calibration_trials()
+        have = {"target": tar.size, "nontarget": non.size, "speakers": speakers}
+        if any(have[k] < v for k, v in MIN_CALIBRATION.items()):
+            raise StoreError(
+                f"{self.path}: {tar.size} target and {non.size} non-target calibration trials "
+                f"from {speakers} speaker(s); self-calibration needs at least "
+                f"{MIN_CALIBRATION['target']} target and {MIN_CALIBRATION['nontarget']} "
+                f"non-target trials from {MIN_CALIBRATION['speakers']} speakers: enroll more "
+                "speakers, each with two recordings or more (their trials are scored as "
+                "they enroll)")
+        cal = Calibration().fit(tar, non, prior=prior)
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('calibration', ?)",
+                         (cal.to_json(),))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('calibrated', ?)", (_now(),))
+        return cal
+
+    def calibration(self) -> Calibration | None:
+        """The store's calibration (:meth:`calibrate`), or None."""
+        if not self.path.exists():
+            return None
+        row = self._connect(create=False).execute(
+            "SELECT value FROM meta WHERE key='calibration'").fetchone()
+        if row is None:
+            return None
+        try:
+            return Calibration.from_json(row[0])
+        except SpeakerGMMError as exc:
+            raise StoreError(f"{self.path}: stored calibration unreadable ({exc}); run "
+                             "'speakergmm speakers calibrate' again") from None
 
     # --- reading ----------------------------------------------------------------------
 
@@ -413,10 +491,11 @@ class SpeakerStore:
         return next(self._rows("SELECT COUNT(*) AS n FROM speakers"))["n"]
 
     def model_sets(self, ubm: DiagGMM, channel: str | None = None, *,
-                   block: int = _BLOCK) -> Iterator[ModelSet]:
-        """Every speaker, MAP-adapted and stacked for scoring, in blocks of at most
-        ``block`` speakers sorted by id (checked against ``ubm`` and ``channel``, as
-        :meth:`check_ubm`): memory is bounded by the block, not by the store."""
+                   block: int = _BLOCK, ids=None) -> Iterator[ModelSet]:
+        """Every speaker (or those of ``ids``), MAP-adapted and stacked for scoring, in
+        blocks of at most ``block`` speakers sorted by id (checked against ``ubm`` and
+        ``channel``, as :meth:`check_ubm`): memory is bounded by the block, not by the
+        store."""
         if not self.path.exists():
             raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first "
                              "('speakergmm enroll SPEAKER AUDIO...')")
@@ -424,8 +503,10 @@ class SpeakerStore:
         if len(self) == 0:
             raise StoreError(f"{self.path}: no speakers enrolled; enroll some first")
         k, d = ubm.n_components, ubm.dim
+        ids = None if ids is None else list(ids)
+        where = "" if ids is None else f"WHERE id IN ({','.join('?' * len(ids))}) "
         rows = self._rows("SELECT id, relevance, adapt, stat_n, stat_f, stat_s FROM speakers "
-                          "ORDER BY id")
+                          f"{where}ORDER BY id", tuple(ids or ()))
         while chunk := list(itertools.islice(rows, block)):
             n = np.stack([np.frombuffer(r["stat_n"], _dtype(r["adapt"])) for r in chunk])
             f = np.stack([np.frombuffer(r["stat_f"], _dtype(r["adapt"])).reshape(k, d)
@@ -501,6 +582,11 @@ def _check_channel(path, bound: str | None, channel: str | None) -> None:
                      "--channel (or none), or another --store")
 
 
+def _forget_trials(conn: sqlite3.Connection, speaker_id: str) -> None:
+    """A speaker's calibration trials, as recording owner or as model, are deleted."""
+    conn.execute("DELETE FROM trials WHERE speaker=? OR model=?", (speaker_id, speaker_id))
+
+
 def _dtype(adapt) -> str:
     """Storage of a speaker's statistics: float32 (as the E-step computes them), float64
     when variances are adapted (a difference of second moments, which float32 would blur)."""
@@ -514,6 +600,7 @@ def _migrate_from_1(conn: sqlite3.Connection) -> int:
     rows = conn.execute("SELECT * FROM speakers").fetchall()
     conn.execute("ALTER TABLE speakers RENAME TO speakers_v1")
     conn.execute(_SPEAKERS)
+    conn.execute(_TRIALS)
     for row in rows:
         adapt = row["adapt"]
         conn.execute(

@@ -289,3 +289,66 @@ def test_too_little_enrollment_speech_gets_a_note(setup, tmp_path):
                                   "--store", str(tmp_path / "s.db")])
     assert r.exit_code == 0, r.output
     assert sum(line.startswith("speakergmm: note: tiny:") for line in r.output.splitlines()) == 1
+
+
+def test_a_store_calibrates_itself_from_its_enrollments(setup, tmp_path):
+    from speakergmm.eval.metrics import cllr
+    from speakergmm.store import StoreError
+
+    root, ubm_path, _ = setup
+    files = {(s, u): write_audio(tmp_path / f"v{s}_{u}.wav", voice(s, u), SR)
+             for s in range(6) for u in range(4)}
+    rec = Recognizer(ubm_path, tmp_path / "s.db")
+    for s in range(2):
+        rec.enroll(f"spk{s}", [files[(s, u)] for u in range(3)])
+    with pytest.raises(StoreError, match="needs at least 10 target and 30 non-target trials "
+                                         "from 3 speakers"):
+        rec.store.calibrate()
+    for s in range(2, 6):
+        rec.enroll(f"spk{s}", [files[(s, u)] for u in range(2)])
+        rec.enroll(f"spk{s}", [files[(s, 2)]], mode="append")  # appended audio too
+    tar, non, speakers = rec.store.calibration_trials()
+    # leave-one-out: 3 per speaker; non-targets: every recording against earlier speakers
+    assert (tar.size, speakers) == (18, 6) and non.size == 3 * (0 + 1 + 2 + 3 + 4 + 5)
+    assert tar.mean() > non.mean()
+    before = [rec.verify(f"spk{m}", files[(s, 3)]) for s in range(6) for m in range(6)]
+    assert all(v.llr is None for v in before)
+    cal = rec.store.calibrate()
+    after = [rec.verify(f"spk{m}", files[(s, 3)]) for s in range(6) for m in range(6)]
+    is_target = np.array([s == m for s in range(6) for m in range(6)])
+    raw = np.array([v.score for v in before])
+    llrs = np.array([v.llr for v in after])
+    np.testing.assert_allclose(llrs, cal.transform(raw))
+    # calibration lowers Cllr on held-out trials (the fourth recordings)
+    assert cllr(llrs[is_target], llrs[~is_target]) < cllr(raw[is_target], raw[~is_target])
+    # the default decision is the Bayes decision at the prior
+    for prior in (0.5, 0.9):
+        v = rec.verify("spk1", files[(1, 3)], prior=prior)
+        assert v.accepted == (v.llr >= np.log((1 - prior) / prior))
+        assert v.posterior == pytest.approx(1 / (1 + np.exp(-v.llr) * (1 - prior) / prior))
+    # removing a speaker removes its trials, as recording owner and as model
+    rec.store.remove("spk5")
+    tar2, non2, speakers2 = rec.store.calibration_trials()
+    assert (tar2.size, speakers2) == (15, 5) and non2.size == non.size - 3 * 5
+
+
+def test_cli_calibrate_verify_and_list(setup, tmp_path):
+    root, ubm_path, _ = setup
+    files = {(s, u): write_audio(tmp_path / f"v{s}_{u}.wav", voice(s, u), SR)
+             for s in range(5) for u in range(4)}
+    run = lambda *args: CliRunner().invoke(main, [*map(str, args)])  # noqa: E731
+    common = ["--ubm", ubm_path, "--store", tmp_path / "s.db"]
+    for s in range(5):
+        assert run("enroll", f"spk{s}", *[files[(s, u)] for u in range(3)],
+                   *common).exit_code == 0
+    r = run("speakers", "--store", tmp_path / "s.db")
+    assert "calibration: none" in r.output and "15 target" in r.output
+    r = run("speakers", "--store", tmp_path / "s.db", "calibrate")
+    assert r.exit_code == 0 and "from 15 target and 30 non-target trials" in r.output, r.output
+    r = run("verify", "spk0", files[(0, 3)], *common, "--json")
+    out = json.loads(r.output)
+    assert {"llr", "posterior", "prior", "score", "seconds"} <= set(out)
+    assert r.exit_code == (0 if out["llr"] >= 0 else 1) and out["prior"] == 0.5
+    r = run("verify", "spk0", files[(0, 3)], *common, "--prior", "0.01")
+    assert r.output.startswith(("accept", "reject")) and "at prior 0.01" in r.output
+    assert "calibration: llr =" in run("speakers", "--store", tmp_path / "s.db").output

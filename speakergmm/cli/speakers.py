@@ -45,18 +45,24 @@ def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel) -> N
 @click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
 @ubm_option()
 @store_option
-@click.option("--threshold", type=float, default=DEFAULT_THRESHOLD,
-              help="Accept when the score (average log-likelihood ratio) reaches this "
-                   "(default: the bundled UBM's dev-protocol operating point).")
+@click.option("--threshold", type=float, default=None,
+              help="Accept when the calibrated log-likelihood ratio reaches this [default: "
+                   "the Bayes decision at --prior]; in a store not calibrated, when the raw "
+                   f"score does [default: {DEFAULT_THRESHOLD:g}].")
+@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.5, help="Prior probability that the claim is true (calibrated "
+                                "stores: the posterior and the default decision use it).")
 @method_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
-def verify_cmd(speaker, audio, ubm, store, threshold, method, as_json, channel) -> None:
+def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
+               channel) -> None:
     """Is AUDIO spoken by SPEAKER? Exit status 0 accept, 1 reject, 2 error."""
     import json
 
     result = _recognizer(ubm, store, channel=channel).verify(speaker, audio, method=method,
-                                                             threshold=threshold)
+                                                             threshold=threshold,
+                                                             prior=prior)
     click.echo(json.dumps(result.to_dict()) if as_json else str(result))
     sys.exit(0 if result.accepted else 1)
 
@@ -119,6 +125,25 @@ def speakers_show(ctx, speaker, as_json) -> None:
     else:
         for key, value in info.items():
             click.echo(f"{key}: {value}")
+
+
+@speakers_cmd.command("calibrate")
+@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.01, help="Target prior the calibration is optimised for.")
+@click.pass_context
+def speakers_calibrate(ctx, prior) -> None:
+    """Learn the store's calibration from its own enrollment recordings (each scored, as
+    it was enrolled, against its speaker without it and against other speakers); verify
+    then reports calibrated log-likelihood ratios."""
+    from ..eval.metrics import cllr
+
+    store = ctx.obj["store"]
+    cal = store.calibrate(prior=prior)
+    tar, non, speakers = store.calibration_trials()
+    click.echo(f"calibrated {store.path}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f} "
+               f"from {tar.size} target and {non.size} non-target trials of {speakers} "
+               f"speakers; Cllr on them {cllr(tar, non):.3f} -> "
+               f"{cllr(cal.transform(tar), cal.transform(non)):.3f} bits")
 
 
 @speakers_cmd.command("remove")
