@@ -80,27 +80,43 @@ class Verification:
 
 @dataclass(frozen=True)
 class Identification:
-    """The answer to "who is speaking?" for one recording; ``speaker`` is None (unknown)
-    when no score reaches the threshold (open-set identification)."""
+    """The answer to "who is speaking?" for one recording; ``speaker`` is None ("unknown")
+    when the voice is more likely nobody enrolled (calibrated store), or when no score
+    reaches the threshold (open-set identification)."""
 
     audio: str
     speaker: str | None
-    ranking: list[tuple[str, float]]
+    ranking: list[tuple[str, float]]     # (speaker, raw score), best first
     threshold: float | None
     method: str
     frames: int
     seconds: float      # speech scored: frames kept by the front end x frame shift
+    llrs: list[float] | None = None      # calibrated LLR of each ranked speaker, if any
+    posteriors: list[float] | None = None  # P(ranked speaker | audio), if calibrated
+    p_unknown: float | None = None       # P(nobody enrolled | audio), if calibrated
+    prior: float = 0.5                   # prior probability that the voice is enrolled
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["ranking"] = [{"speaker": s, "score": v} for s, v in self.ranking]
+        for i, entry in enumerate(out["ranking"]):
+            if self.llrs is not None:
+                entry.update(llr=self.llrs[i], posterior=self.posteriors[i])
+        del out["llrs"], out["posteriors"]
         return out
 
     def __str__(self) -> str:
         head = f"{self.audio}: {self.speaker if self.speaker is not None else 'unknown'}"
-        if self.threshold is not None:
+        if self.p_unknown is not None:
+            head += f" (P(unknown) = {self.p_unknown:.3f} at prior {self.prior:g})"
+        elif self.threshold is not None:
             head += f" (threshold {self.threshold:g})"
-        rows = [f"{i + 1:3d}. {s:24s} {v:9.4f}" for i, (s, v) in enumerate(self.ranking)]
+        if self.llrs is None:
+            rows = [f"{i + 1:3d}. {s:24s} {v:9.4f}" for i, (s, v) in enumerate(self.ranking)]
+        else:
+            rows = [f"{i + 1:3d}. {s:24s} LLR {lr:7.2f}  P {p:.3f}  (raw {v:.4f})"
+                    for i, ((s, v), lr, p) in enumerate(zip(self.ranking, self.llrs,
+                                                            self.posteriors))]
         return "\n".join([head, *rows])
 
 
@@ -259,9 +275,18 @@ class Recognizer:
                             prior=prior)
 
     def identify(self, audio: str | os.PathLike, *, top: int = 5,
-                 threshold: float | None = None, method: str = "topc",
+                 threshold: float | None = None, prior: float = 0.5, method: str = "topc",
                  c: int = 5) -> Identification:
-        """Rank all enrolled speakers for one recording (open set with a threshold)."""
+        """Rank all enrolled speakers for one recording, open set.
+
+        With a store calibration (top-C scoring) each speaker's calibrated LLR gives its
+        posterior among the M enrolled speakers and "unknown": ``prior`` is the prior
+        probability that the voice is enrolled at all, shared equally by the M speakers, so
+        that the more speakers are enrolled, the more evidence naming one takes. The answer
+        is the most probable of the M + 1, unless ``threshold`` is given (then: the best
+        speaker if its LLR reaches it). Without a calibration: the best speaker, or
+        "unknown" below ``threshold`` on the raw score.
+        """
         from .backend.scoring import prepare_test, score
 
         _check_method(method)
@@ -275,9 +300,23 @@ class Recognizer:
         scores = np.concatenate(parts)
         order = np.argsort(-scores, kind="stable")[: max(1, top)]
         ranking = [(ids[i], float(scores[i])) for i in order]
-        best = ranking[0][0] if threshold is None or ranking[0][1] >= threshold else None
+        cal = self.store.calibration() if method == "topc" and c == 5 else None
+        if cal is None:
+            best = ranking[0][0] if threshold is None or ranking[0][1] >= threshold else None
+            return Identification(str(audio), best, ranking, threshold, method, len(x),
+                                  self._seconds(len(x)), prior=prior)
+        llrs = cal.transform(scores)
+        # log of prior x likelihood ratio for "unknown" (index 0) and each speaker
+        joint = np.concatenate([[np.log1p(-prior)], np.log(prior / len(ids)) + llrs])
+        posterior = np.exp(joint - np.logaddexp.reduce(joint))
+        if threshold is None:
+            best = ranking[0][0] if posterior[1 + order[0]] > posterior[0] else None
+        else:
+            best = ranking[0][0] if llrs[order[0]] >= threshold else None
         return Identification(str(audio), best, ranking, threshold, method, len(x),
-                              self._seconds(len(x)))
+                              self._seconds(len(x)), llrs=[float(llrs[i]) for i in order],
+                              posteriors=[float(posterior[1 + i]) for i in order],
+                              p_unknown=float(posterior[0]), prior=prior)
 
 
 def _check_method(method: str) -> None:

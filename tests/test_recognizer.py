@@ -352,3 +352,29 @@ def test_cli_calibrate_verify_and_list(setup, tmp_path):
     r = run("verify", "spk0", files[(0, 3)], *common, "--prior", "0.01")
     assert r.output.startswith(("accept", "reject")) and "at prior 0.01" in r.output
     assert "calibration: llr =" in run("speakers", "--store", tmp_path / "s.db").output
+
+
+def test_calibrated_identification_says_unknown_for_a_voice_not_enrolled(setup, tmp_path):
+    root, ubm_path, _ = setup
+    files = {(s, u): write_audio(tmp_path / f"v{s}_{u}.wav", voice(s, u), SR)
+             for s in range(8) for u in range(4)}
+    rec = Recognizer(ubm_path, tmp_path / "s.db")
+    for s in range(6):  # speakers 6 and 7 stay unknown
+        rec.enroll(f"spk{s}", [files[(s, u)] for u in range(3)])
+    rec.store.calibrate()
+    for s in range(6):
+        named = rec.identify(files[(s, 3)])
+        assert named.speaker == f"spk{s}", named
+        assert named.posteriors[0] > named.p_unknown
+        assert sum(named.posteriors) + named.p_unknown <= 1 + 1e-9
+    for s in (6, 7):
+        stranger = rec.identify(files[(s, 3)])
+        assert stranger.speaker is None, stranger
+        assert stranger.p_unknown > max(stranger.posteriors)
+        # an explicit threshold below its best LLR names someone after all
+        assert rec.identify(files[(s, 3)], threshold=stranger.llrs[0] - 1).speaker is not None
+    r = CliRunner().invoke(main, ["identify", str(files[(7, 3)]), "--ubm", str(ubm_path),
+                                  "--store", str(tmp_path / "s.db"), "--json"])
+    out = json.loads(r.output)
+    assert r.exit_code == 1 and out["speaker"] is None and 0.5 < out["p_unknown"] <= 1
+    assert {"speaker", "score", "llr", "posterior"} <= set(out["ranking"][0])

@@ -73,18 +73,23 @@ def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
 @store_option
 @click.option("--top", type=click.IntRange(min=1), default=5, help="Speakers to list.")
 @click.option("--threshold", type=float, default=None,
-              help="Below this best score the answer is 'unknown' (open set).")
+              help="Name the best speaker only if its calibrated LLR (raw score, in a store "
+                   "not calibrated) reaches this [default: calibrated stores name the most "
+                   "probable of the enrolled speakers and 'unknown'; others the best].")
+@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.5, help="Prior probability that the voice is one of the enrolled "
+                                "speakers (calibrated stores).")
 @method_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
-def identify_cmd(audio, ubm, store, top, threshold, method, as_json, channel) -> None:
+def identify_cmd(audio, ubm, store, top, threshold, prior, method, as_json, channel) -> None:
     """Who is speaking in AUDIO? Ranks the enrolled speakers. Exit status 0 when a speaker
     is named, 1 for "unknown", 2 on error."""
     import json
 
     result = _recognizer(ubm, store, channel=channel).identify(audio, top=top,
                                                                threshold=threshold,
-                                                               method=method)
+                                                               prior=prior, method=method)
     click.echo(json.dumps(result.to_dict()) if as_json else str(result))
     sys.exit(0 if result.speaker is not None else 1)
 
