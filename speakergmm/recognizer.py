@@ -221,8 +221,9 @@ class Recognizer:
         against up to :data:`NONTARGET_MODELS` other speakers spread over the store."""
         from .backend.scoring import prepare_test, score
 
+        enrolled = [s.id for s in self.store.list()]
         earlier = None
-        if mode == "append" and speaker in {s.id for s in self.store.list()}:
+        if mode == "append" and speaker in enrolled:
             earlier = self.store.model(speaker).stats
         tests = [prepare_test(self.ubm, x) for x in feats]
         trials = []
@@ -235,7 +236,7 @@ class Recognizer:
             without = SpeakerModel.enroll(self.ubm, rest, relevance=self.relevance,
                                           adapt=self.adapt).adapted(self.ubm)
             trials.append((i, speaker, float(llr(self.ubm, without, test.X)), True))
-        others = [s.id for s in self.store.list() if s.id != speaker]
+        others = [s for s in enrolled if s != speaker]
         if others:
             pick = np.unique(np.linspace(0, len(others) - 1,
                                          min(NONTARGET_MODELS, len(others))).astype(int))

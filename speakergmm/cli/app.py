@@ -112,6 +112,12 @@ def channel_option(help_: str):
                         help=help_)
 
 
+def prior_option(default: float, help_: str):
+    """A probability strictly between 0 and 1: the prior of a claim or of a calibration."""
+    return click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                        default=default, help=help_)
+
+
 def method_option(f):
     return click.option("--method", type=click.Choice(SCORING_METHODS),
                         default=SCORING_METHODS[0], help="Scoring: top-C Gaussian selection, "

@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from ..constants import DEFAULT_THRESHOLD
-from .app import channel_option, main, map_options, method_option, store_option, ubm_option
+from .app import (
+    channel_option,
+    main,
+    map_options,
+    method_option,
+    prior_option,
+    store_option,
+    ubm_option,
+)
 
 _CHANNEL_HELP = ("Remove session variability with this eigenchannel file (speakergmm "
                  "train-channel, for the same UBM); a store's speakers are scored with the "
@@ -49,9 +57,8 @@ def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel) -> N
               help="Accept when the calibrated log-likelihood ratio reaches this [default: "
                    "the Bayes decision at --prior]; in a store not calibrated, when the raw "
                    f"score does [default: {DEFAULT_THRESHOLD:g}].")
-@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.5, help="Prior probability that the claim is true (calibrated "
-                                "stores: the posterior and the default decision use it).")
+@prior_option(0.5, "Prior probability that the claim is true (calibrated stores: the "
+                   "posterior and the default decision use it).")
 @method_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
@@ -76,9 +83,8 @@ def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
               help="Name the best speaker only if its calibrated LLR (raw score, in a store "
                    "not calibrated) reaches this [default: calibrated stores name the most "
                    "probable of the enrolled speakers and 'unknown'; others the best].")
-@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.5, help="Prior probability that the voice is one of the enrolled "
-                                "speakers (calibrated stores).")
+@prior_option(0.5, "Prior probability that the voice is one of the enrolled speakers "
+                   "(calibrated stores).")
 @method_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
@@ -133,8 +139,7 @@ def speakers_show(ctx, speaker, as_json) -> None:
 
 
 @speakers_cmd.command("calibrate")
-@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.01, help="Target prior the calibration is optimised for.")
+@prior_option(0.01, "Target prior the calibration is optimised for.")
 @click.pass_context
 def speakers_calibrate(ctx, prior) -> None:
     """Learn the store's calibration from its own enrollment recordings (each scored, as

@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from ..constants import DEFAULT_C, NORM_METHODS
-from .app import channel_option, jobs_option, main, map_options, method_option, ubm_option
+from .app import (
+    channel_option,
+    jobs_option,
+    main,
+    map_options,
+    method_option,
+    prior_option,
+    ubm_option,
+)
 
 
 @main.command("score")
@@ -90,8 +98,7 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
 @click.option("--trials", "trials_file", required=True,
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Trial key (target/nontarget) for the scores.")
-@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.01, help="Target prior the calibration is optimised for.")
+@prior_option(0.01, "Target prior the calibration is optimised for.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""
