@@ -29,7 +29,8 @@ from .exec import Executor, get_executor
 from .gmm.adapt import SpeakerModel
 from .gmm.mixture import DiagGMM, check_feature_config
 
-__all__ = ["enroll_models", "Cohort", "score_trial_list", "open_features", "score_from_paths"]
+__all__ = ["enroll_models", "enroll_speakers", "Cohort", "score_trial_list", "open_features",
+           "score_from_paths"]
 
 
 def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
@@ -54,6 +55,17 @@ def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
         Naming the model and utterance when an enrollment utterance has no features.
     """
     check_feature_config(ubm, features)
+    return _stack(ubm, enroll_speakers(ubm, features, enroll_map, relevance=relevance,
+                                       adapt=adapt, jobs=jobs, executor=executor),
+                  list(enroll_map), adapt)
+
+
+def enroll_speakers(ubm: DiagGMM, features: Mapping[str, np.ndarray],
+                    enroll_map: Mapping[str, Sequence[str]], *, relevance: float = 16.0,
+                    adapt=("means",), jobs: int = 1,
+                    executor: Executor | None = None) -> list[SpeakerModel]:
+    """The statistics of each entry of ``enroll_map`` (model id → utterance ids), in its
+    order: what :func:`enroll_models` stacks. Raises as it does."""
     for model_id, utts in enroll_map.items():
         missing = [u for u in utts if u not in features]
         if missing:
@@ -61,8 +73,11 @@ def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
                                   f"'{missing[0]}' ({len(missing)} missing); was it extracted?")
     if not enroll_map:
         raise SpeakerGMMError("the enroll map is empty: no model to score")
-    speakers = get_executor(executor or jobs).map(
+    return get_executor(executor or jobs).map(
         _enroll, list(enroll_map.items()), (ubm, features, relevance, adapt))
+
+
+def _stack(ubm: DiagGMM, speakers: list[SpeakerModel], ids: list[str], adapt) -> ModelSet:
     means, weights, variances = [], [], []
     for speaker in speakers:
         adapted = speaker.adapted(ubm)
@@ -70,7 +85,7 @@ def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
         weights.append(adapted.weights)
         variances.append(adapted.variances.astype(np.float32))
     shared = tuple(adapt) == ("means",)
-    return ModelSet(ubm, np.stack(means), ids=list(enroll_map),
+    return ModelSet(ubm, np.stack(means), ids=ids,
                     weights=None if shared else np.stack(weights),
                     variances=None if shared else np.stack(variances))
 
@@ -113,15 +128,15 @@ class Cohort:
             raise SpeakerGMMError("the cohort has no utterances with features")
         utts = [u for us in spk2utt.values() for u in us]
         if max_utterances and len(utts) > max_utterances:
-            utts = _spread(utts, max_utterances)
+            utts = spread(utts, max_utterances)
         if enroll_utterances:
-            spk2utt = {s: _spread(us, enroll_utterances) for s, us in spk2utt.items()}
+            spk2utt = {s: spread(us, enroll_utterances) for s, us in spk2utt.items()}
         models = enroll_models(ubm, features if stats is None else stats, spk2utt,
                                relevance=relevance, adapt=adapt, jobs=jobs, executor=executor)
         return cls(models, features, utts)
 
 
-def _spread(items: list, n: int) -> list:
+def spread(items: list, n: int) -> list:
     """At most ``n`` of ``items``, evenly spaced, first and last included."""
     if len(items) <= n:
         return items

@@ -10,24 +10,23 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 from .backend.calibration import bayes_threshold
-from .backend.scoring import llr
+from .backend.scoring import ModelSet, prepare_test, score
 from .constants import DEFAULT_THRESHOLD, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
-from .errors import FeatureError, ModelError, SpeakerGMMError, SpeakerGMMWarning
-from .frontend.audio import load, resample
-from .frontend.config import FeatureConfig
-from .frontend.features import extract_features
+from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
-from .store import SpeakerInfo, SpeakerStore, check_speaker_id
+from .store import AUTO_CALIBRATION, SpeakerInfo, SpeakerStore, StoreError, check_speaker_id
+from .system import BUNDLED_SYSTEMS, DEFAULT_SYSTEM, BandMismatch, System, load_system
 
-__all__ = ["Recognizer", "Verification", "Identification", "METHODS", "BandMismatch",
+__all__ = ["Recognizer", "Verification", "Identification", "StoreScores", "METHODS", "BandMismatch",
            "ShortEnrollment", "describe_store"]
 
 
@@ -41,11 +40,15 @@ class ShortEnrollment(SpeakerGMMWarning):
     (:data:`~speakergmm.constants.MIN_ENROLL_SECONDS`)."""
 
 
-class BandMismatch(SpeakerGMMWarning):
-    """A recording sampled below the rate of the system's features: its upper band is empty,
-    and its scores are not comparable with those of full-band audio."""
+@dataclass(frozen=True)
+class StoreScores:
+    """One recording against every enrolled speaker (:meth:`Recognizer.scores`)."""
 
-
+    ids: list[str]                # enrolled speakers, sorted
+    raw: np.ndarray               # [shape=(M,)] average per-frame LLRs
+    llrs: np.ndarray | None       # [shape=(M,)] calibrated LLRs, if a calibration is in force
+    frames: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -121,72 +124,89 @@ class Identification:
 
 
 class Recognizer:
-    """Speaker enrollment, verification and identification over one UBM and one store.
+    """Speaker enrollment, verification and identification over one system and one store.
 
     Parameters
     ----------
     ubm : DiagGMM, path, or None
-        The UBM; None loads the bundled default (see :mod:`speakergmm.pretrained`). Its
-        metadata must hold the feature config it was trained with.
+        A bare UBM to score with (no cohort, no calibration but the store's own), for
+        stores enrolled with ``--ubm``. Its metadata must hold the feature config it was
+        trained with. Give ``system`` instead for the complete product path.
     store : SpeakerStore, path, or None
         The speaker store; None is the default store (:func:`default_store_path`).
-    relevance : float
-        MAP relevance factor for new enrollments.
+    relevance : float, optional
+        MAP relevance for new enrollments; default: the system's (16 for a bare UBM).
     adapt : tuple of str
         Adapted parameters for new enrollments ("means", "weights", "variances").
     channel : EigenChannel, path, or None
-        Session-variability compensation applied to every recording (trained for this UBM
-        with ``speakergmm train-channel``). The store records it: its speakers are scored
-        only with the same compensation.
+        With ``ubm``: session-variability compensation applied to every recording.
+    system : System, name, path, or None
+        The recognition system (:mod:`speakergmm.system`): ``"wideband"`` or
+        ``"telephone"`` (bundled), or a file from ``speakergmm build-system``. Without
+        ``system`` and ``ubm``: the system the store records, else, for a store of
+        speakers enrolled before systems existed, the UBM bundled then; a new store gets
+        the default system (``wideband``). The store records the system it belongs to.
     """
 
     def __init__(self, ubm: DiagGMM | str | os.PathLike | None = None,
                  store: SpeakerStore | str | os.PathLike | None = None, *,
-                 relevance: float = 16.0, adapt: Iterable[str] = ("means",),
-                 channel=None):
-        if ubm is None:
-            from .pretrained import load_default_ubm
-
-            ubm = load_default_ubm()
-        elif not isinstance(ubm, DiagGMM):
-            ubm = DiagGMM.load(ubm)
-        self.ubm = ubm
-        try:
-            self.config = FeatureConfig.from_dict(ubm.metadata["feature_config"])
-        except (KeyError, TypeError):
-            raise ModelError("the UBM's metadata holds no feature config, so audio cannot be "
-                             "turned into matching features; train it with "
-                             "'speakergmm train-ubm'") from None
-        if self.config.dim != ubm.dim:
-            raise ModelError(f"the UBM has dimension {ubm.dim} but its feature config gives "
-                             f"{self.config.dim}")
+                 relevance: float | None = None, adapt: Iterable[str] = ("means",),
+                 channel=None, system: System | str | os.PathLike | None = None):
         self.store = store if isinstance(store, SpeakerStore) else SpeakerStore(store)
-        self.relevance = relevance
+        self._record = None  # what the store records of a system file
+        if system is not None and (ubm is not None or channel is not None):
+            raise SpeakerGMMError("give a system, or a UBM (and a channel), not both")
+        if system is None and ubm is None:
+            bound = self.store.system()
+            if bound is not None:
+                system = bound.get("path") or bound.get("name")
+                if not system:
+                    raise StoreError(f"{self.store.path}: unreadable system record {bound}")
+            elif len(self.store):
+                from .pretrained import load_default_ubm
+
+                ubm = load_default_ubm()  # speakers enrolled before systems existed
+            else:
+                system = DEFAULT_SYSTEM
+        if system is not None:
+            self.system = load_system(system)
+            self._record = {"name": self.system.name, "fingerprint": self.system.fingerprint()}
+            if not isinstance(system, System) and str(system) not in BUNDLED_SYSTEMS:
+                self._record["path"] = str(Path(system).resolve())
+        else:
+            if not isinstance(ubm, DiagGMM):
+                ubm = DiagGMM.load(ubm)
+            if channel is not None and not isinstance(channel, EigenChannel):
+                channel = EigenChannel.load(channel, ubm)
+            self.system = System(ubm, channel=channel)
+        self.relevance = self.system.relevance if relevance is None else relevance
         self.adapt = tuple(adapt)
-        if channel is not None and not isinstance(channel, EigenChannel):
-            channel = EigenChannel.load(channel, ubm)
-        if channel is not None and channel.ubm.fingerprint() != ubm.fingerprint():
-            raise ModelError("the eigenchannel was trained with another UBM; train it again "
-                             "with this UBM (speakergmm train-channel)")
-        self.channel = channel
-        self._channel_fp = channel.fingerprint() if channel is not None else None
+        self._channel_fp = (self.system.channel.fingerprint()
+                            if self.system.channel is not None else None)
+
+    ubm = property(lambda self: self.system.ubm)
+    config = property(lambda self: self.system.config)
+    channel = property(lambda self: self.system.channel)
 
     def features(self, path: str | os.PathLike) -> np.ndarray:
-        """Features of one recording with the UBM's feature config (channel-compensated
-        when the recognizer has a channel)."""
-        y, native = load(path)
-        rate = self.config.sample_rate
-        if native < rate:
-            warnings.warn(f"{path}: {native} Hz audio for a system of {rate} Hz features: "
-                          f"nothing above {native // 2} Hz was recorded, and upsampling does "
-                          f"not bring it back, so its scores mislead; score it with a system "
-                          f"for {native} Hz audio", BandMismatch, stacklevel=2)
-        x = extract_features(y=resample(y, orig_sr=native, target_sr=rate), sr=rate,
-                             config=self.config, name=str(path))
-        return x if self.channel is None else self.channel.compensate(x)
+        """Features of one recording with the system's feature config (channel-compensated
+        when the system has a channel)."""
+        return self.system.features(path)
 
-    def _seconds(self, frames: int) -> float:
-        return round(frames * self.config.frame_shift_ms / 1000, 3)
+    def _check_store(self) -> None:
+        self.store.check_ubm(self.ubm, self._channel_fp)
+        bound = self.store.system()
+        if bound is not None and (self._record is None
+                                  or bound["fingerprint"] != self._record["fingerprint"]):
+            given = "a bare UBM" if self._record is None else f"system '{self.system.name}'"
+            raise StoreError(f"{self.store.path}: its speakers were enrolled with system "
+                             f"'{bound.get('name')}' ({bound['fingerprint']}), not with "
+                             f"{given}; use --system {bound.get('name')}, or another --store")
+
+    def calibration(self):
+        """The calibration in force: the store's own (``speakers calibrate``), else the
+        system's; None if neither."""
+        return self.store.calibration() or self.system.calibration
 
     def enroll(self, speaker: str, audio: Iterable[str | os.PathLike], *,
                mode: str = "new") -> SpeakerInfo:
@@ -196,17 +216,28 @@ class Recognizer:
         leaves the store as it was.
         """
         check_speaker_id(speaker)
-        self.store.check_ubm(self.ubm, self._channel_fp)
+        self._check_store()
         paths = list(audio)
         if not paths:
             raise FeatureError("no enrollment audio given")
         feats = [self.features(p) for p in paths]
         stats = [self.ubm.accumulate(x) for x in feats]
         model = SpeakerModel.enroll(self.ubm, stats, relevance=self.relevance, adapt=self.adapt)
-        seconds = self._seconds(sum(len(f) for f in feats))
-        info = self.store.enroll(speaker, model, self.ubm, seconds=seconds,
-                                 utterances=len(paths), mode=mode, channel=self._channel_fp,
-                                 trials=self._calibration_trials(speaker, feats, stats, mode))
+        seconds = self.system.seconds(sum(len(f) for f in feats))
+        earlier = None
+        if mode == "append" and speaker in {s.id for s in self.store.list()}:
+            earlier = self.store.model(speaker)
+        whole = model if earlier is None else earlier.add(model)
+        norm = self.system.model_norm(_stacked(self.ubm, [whole]))
+        info = self.store.enroll(
+            speaker, model, self.ubm, seconds=seconds, utterances=len(paths), mode=mode,
+            channel=self._channel_fp, system=self._record,
+            norm=None if norm is None else (float(norm[0][0]), float(norm[1][0])),
+            trials=self._calibration_trials(speaker, feats, stats,
+                                            None if earlier is None else earlier.stats))
+        if self.store.has_trials(AUTO_CALIBRATION):
+            current = self.store.calibration()
+            self.store.calibrate(prior=0.01 if current is None else current.prior_)
         if info.seconds < MIN_ENROLL_SECONDS:
             warnings.warn(f"{speaker}: {info.seconds:.1f} s of speech enrolled; below "
                           f"{MIN_ENROLL_SECONDS:g} s a model is unreliable (measured with the "
@@ -214,99 +245,141 @@ class Recognizer:
                           "enroll more audio with --append", ShortEnrollment, stacklevel=2)
         return info
 
-    def _calibration_trials(self, speaker: str, feats, stats, mode: str) -> list:
+    def _calibration_trials(self, speaker: str, feats, stats, earlier) -> list:
         """Self-calibration trials of new recordings, scored now that their frames are at
-        hand (top-C, as :meth:`verify` scores): each against its speaker's model without it
-        (the speaker's earlier audio when appending, plus the other new recordings), and
-        against up to :data:`NONTARGET_MODELS` other speakers spread over the store."""
-        from .backend.scoring import prepare_test, score
-
-        enrolled = [s.id for s in self.store.list()]
-        earlier = None
-        if mode == "append" and speaker in enrolled:
-            earlier = self.store.model(speaker).stats
-        tests = [prepare_test(self.ubm, x) for x in feats]
-        trials = []
-        for i, test in enumerate(tests):
+        hand, as :meth:`verify` scores (top-C, S-norm when the system has a cohort): each
+        against its speaker's model without it (the speaker's earlier audio when
+        appending, plus the other new recordings), and against up to
+        :data:`NONTARGET_MODELS` other speakers spread over the store."""
+        system = self.system
+        tests = [system.prepare(x) for x in feats]
+        t_norms = [system.test_norm(t) for t in tests]
+        without = []
+        for i in range(len(tests)):
             rest = [st for j, st in enumerate(stats) if j != i]
-            if earlier is not None:
-                rest.append(earlier)
-            if not rest:
-                continue  # one recording, nothing earlier: no model without it
-            without = SpeakerModel.enroll(self.ubm, rest, relevance=self.relevance,
-                                          adapt=self.adapt).adapted(self.ubm)
-            trials.append((i, speaker, float(llr(self.ubm, without, test.X)), True))
-        others = [s for s in enrolled if s != speaker]
+            rest += [] if earlier is None else [earlier]
+            if rest:  # one recording, nothing earlier: no model without it
+                without.append((i, SpeakerModel.enroll(self.ubm, rest, relevance=self.relevance,
+                                                       adapt=self.adapt)))
+        trials = []
+        if without:
+            models = _stacked(self.ubm, [m for _, m in without])
+            z = system.model_norm(models)
+            for row, (i, _) in enumerate(without):
+                raw = score(self.ubm, models, tests[i])[row:row + 1]
+                zi = None if z is None else (z[0][row:row + 1], z[1][row:row + 1])
+                trials.append((i, speaker, float(system.normalise(raw, zi, t_norms[i])[0]),
+                               True))
+        others = [s.id for s in self.store.list() if s.id != speaker]
         if others:
             pick = np.unique(np.linspace(0, len(others) - 1,
                                          min(NONTARGET_MODELS, len(others))).astype(int))
+            norms = self.store.norms()
             for models in self.store.model_sets(self.ubm, self._channel_fp,
                                                 ids=[others[j] for j in pick]):
+                z = self._norms_of(models.ids, norms)
                 for i, test in enumerate(tests):
-                    for model_id, value in zip(models.ids, score(self.ubm, models, test)):
-                        trials.append((i, model_id, float(value), False))
+                    values = system.normalise(score(self.ubm, models, test), z, t_norms[i])
+                    trials.extend((i, m, float(v), False) for m, v in zip(models.ids, values))
         return trials
+
+    def _norms_of(self, ids, norms) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.system.normalises:
+            return None
+        missing = [i for i in ids if i not in norms]
+        if missing:
+            raise StoreError(f"{self.store.path}: speaker '{missing[0]}' has no normalisation "
+                             "statistics; enroll it again with --replace")
+        return (np.array([norms[i][0] for i in ids]), np.array([norms[i][1] for i in ids]))
+
+    def _scored(self, method: str, c: int | None) -> tuple[int, bool]:
+        """The top-C to score with, and whether the scores are the system's (normalised
+        and calibrated) ones: top-C with the system's C."""
+        _check_method(method)
+        c = self.system.c if c is None else c
+        return c, method == "topc" and c == self.system.c
 
     def verify(self, speaker: str, audio: str | os.PathLike, *, method: str = "topc",
                threshold: float | None = None, prior: float = 0.5,
-               c: int = 5) -> Verification:
+               c: int | None = None) -> Verification:
         """Score one recording against one enrolled speaker and decide.
 
-        With a store calibration (:meth:`SpeakerStore.calibrate`, top-C scoring) the result
-        carries the calibrated log-likelihood ratio and the posterior probability of the
-        claim at ``prior``, and the decision is the Bayes decision at that prior (accept
-        when the LLR reaches ``log((1 - prior) / prior)``), unless ``threshold`` is given
-        (then on the LLR). Without one the decision is on the raw score, at ``threshold``
-        or :data:`~speakergmm.constants.DEFAULT_THRESHOLD`.
+        With a calibration in force (:meth:`calibration`; top-C scoring with the system's
+        C) the result carries the calibrated log-likelihood ratio and the posterior
+        probability of the claim at ``prior``, and the decision is the Bayes decision at
+        that prior (accept when the LLR reaches ``log((1 - prior) / prior)``), unless
+        ``threshold`` is given (then on the LLR). Without one the decision is on the raw
+        score, at ``threshold`` or :data:`~speakergmm.constants.DEFAULT_THRESHOLD`.
         """
-        _check_method(method)
-        speaker_model = self.store.adapted(speaker, self.ubm, self._channel_fp)
+        c, own = self._scored(method, c)
+        self._check_store()
+        self.store.info(speaker)  # names a speaker not enrolled
+        models = next(self.store.model_sets(self.ubm, self._channel_fp, ids=[speaker]))
         x = self.features(audio)
-        raw = float(llr(self.ubm, speaker_model, x, method=method, c=c))
-        cal = self.store.calibration() if method == "topc" and c == 5 else None
+        test = prepare_test(self.ubm, x, method=method, c=c)
+        raw = float(score(self.ubm, models, test)[0])
+        seconds = self.system.seconds(len(x))
+        cal = self.calibration() if own else None
         if cal is None:
             limit = DEFAULT_THRESHOLD if threshold is None else threshold
             return Verification(speaker, str(audio), raw, limit, raw >= limit, method, len(x),
-                                self._seconds(len(x)), prior=prior)
-        value = float(cal.transform([raw])[0])
+                                seconds, prior=prior)
+        value = raw
+        if self.system.normalises:
+            z = self._norms_of([speaker], self.store.norms())
+            value = float(self.system.normalise([raw], z, self.system.test_norm(test))[0])
+        value = float(cal.transform([value])[0])
         limit = bayes_threshold(prior) if threshold is None else threshold
         posterior = float(1.0 / (1.0 + np.exp(-(value - bayes_threshold(prior)))))
         return Verification(speaker, str(audio), raw, limit, value >= limit, method, len(x),
-                            self._seconds(len(x)), llr=value, posterior=posterior,
-                            prior=prior)
+                            seconds, llr=value, posterior=posterior, prior=prior)
 
-    def identify(self, audio: str | os.PathLike, *, top: int = 5,
-                 threshold: float | None = None, prior: float = 0.5, method: str = "topc",
-                 c: int = 5) -> Identification:
-        """Rank all enrolled speakers for one recording, open set.
-
-        With a store calibration (top-C scoring) each speaker's calibrated LLR gives its
-        posterior among the M enrolled speakers and "unknown": ``prior`` is the prior
-        probability that the voice is enrolled at all, shared equally by the M speakers, so
-        that the more speakers are enrolled, the more evidence naming one takes. The answer
-        is the most probable of the M + 1, unless ``threshold`` is given (then: the best
-        speaker if its LLR reaches it). Without a calibration: the best speaker, or
-        "unknown" below ``threshold`` on the raw score.
-        """
-        from .backend.scoring import prepare_test, score
-
-        _check_method(method)
-        self.store.check_ubm(self.ubm, self._channel_fp)
+    def scores(self, audio: str | os.PathLike, *, method: str = "topc",
+               c: int | None = None) -> StoreScores:
+        """One recording scored against every enrolled speaker (read from the store in
+        blocks): raw scores, and calibrated LLRs when a calibration is in force (top-C with
+        the system's C; S-normalised first when the system has a cohort)."""
+        c, own = self._scored(method, c)
+        self._check_store()
         x = self.features(audio)
         test = prepare_test(self.ubm, x, method=method, c=c)  # selection once, all blocks
         ids, parts = [], []
         for models in self.store.model_sets(self.ubm, self._channel_fp):
             ids.extend(models.ids)
             parts.append(score(self.ubm, models, test))
-        scores = np.concatenate(parts)
-        order = np.argsort(-scores, kind="stable")[: max(1, top)]
+        raw = np.concatenate(parts)
+        cal = self.calibration() if own else None
+        llrs = None
+        if cal is not None:
+            values = raw
+            if self.system.normalises:
+                values = self.system.normalise(raw, self._norms_of(ids, self.store.norms()),
+                                               self.system.test_norm(test))
+            llrs = cal.transform(values)
+        return StoreScores(ids, raw, llrs, len(x), self.system.seconds(len(x)))
+
+    def identify(self, audio: str | os.PathLike, *, top: int = 5,
+                 threshold: float | None = None, prior: float = 0.5, method: str = "topc",
+                 c: int | None = None) -> Identification:
+        """Rank all enrolled speakers for one recording, open set.
+
+        With a calibration in force (top-C scoring with the system's C) each speaker's
+        calibrated LLR gives its posterior among the M enrolled speakers and "unknown":
+        ``prior`` is the prior probability that the voice is enrolled at all, shared
+        equally by the M speakers, so that the more speakers are enrolled, the more
+        evidence naming one takes. The answer is the most probable of the M + 1, unless
+        ``threshold`` is given (then: the best speaker if its LLR reaches it). Without a
+        calibration: the best speaker, or "unknown" below ``threshold`` on the raw score.
+        """
+        found = self.scores(audio, method=method, c=c)
+        ids, scores, llrs = found.ids, found.raw, found.llrs
+        order = np.argsort(-(scores if llrs is None else llrs), kind="stable")[: max(1, top)]
         ranking = [(ids[i], float(scores[i])) for i in order]
-        cal = self.store.calibration() if method == "topc" and c == 5 else None
-        if cal is None:
+        frames, seconds = found.frames, found.seconds
+        if llrs is None:
             best = ranking[0][0] if threshold is None or ranking[0][1] >= threshold else None
-            return Identification(str(audio), best, ranking, threshold, method, len(x),
-                                  self._seconds(len(x)), prior=prior)
-        llrs = cal.transform(scores)
+            return Identification(str(audio), best, ranking, threshold, method, frames,
+                                  seconds, prior=prior)
         # log of prior x likelihood ratio for "unknown" (index 0) and each speaker
         joint = np.concatenate([[np.log1p(-prior)], np.log(prior / len(ids)) + llrs])
         posterior = np.exp(joint - np.logaddexp.reduce(joint))
@@ -314,10 +387,18 @@ class Recognizer:
             best = ranking[0][0] if posterior[1 + order[0]] > posterior[0] else None
         else:
             best = ranking[0][0] if llrs[order[0]] >= threshold else None
-        return Identification(str(audio), best, ranking, threshold, method, len(x),
-                              self._seconds(len(x)), llrs=[float(llrs[i]) for i in order],
+        return Identification(str(audio), best, ranking, threshold, method, frames, seconds,
+                              llrs=[float(llrs[i]) for i in order],
                               posteriors=[float(posterior[1 + i]) for i in order],
                               p_unknown=float(posterior[0]), prior=prior)
+
+
+def _stacked(ubm: DiagGMM, models: list[SpeakerModel]) -> ModelSet:
+    """Speaker models stacked for scoring."""
+    adapted = [m.adapted(ubm) for m in models]
+    if all(m.adapt == ("means",) for m in models):
+        return ModelSet(ubm, np.stack([a.means for a in adapted]).astype(np.float32))
+    return ModelSet.from_models(ubm, adapted)
 
 
 def _check_method(method: str) -> None:
@@ -334,10 +415,21 @@ def describe_store(store: SpeakerStore) -> str:
     lines = [f"{'speaker':24s} {'utts':>5s} {'speech s':>9s}  updated"]
     lines += [f"{s.id:24s} {s.utterances:5d} {s.seconds:9.1f}  {s.updated}" for s in rows]
     cal = store.calibration()
+    system = store.system()
     tar, non, speakers = store.calibration_trials()
+    lines.append("system: " + ("a bare UBM (--ubm)" if system is None else
+                               f"{system.get('name')} ({system.get('fingerprint')})"))
     lines.append(f"calibration trials: {tar.size} target, {non.size} non-target, of "
                  f"{speakers} speaker(s)")
-    lines.append("calibration: none ('speakergmm speakers calibrate' learns one)" if cal is None
-                 else f"calibration: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}, "
-                      f"from {cal.n_target_} target and {cal.n_nontarget_} non-target trials")
+    if cal is not None:
+        lines.append(f"calibration in force: the store's own, llr = {cal.scale_:.4f} * score "
+                     f"+ {cal.offset_:.4f}, from {cal.n_target_} target and "
+                     f"{cal.n_nontarget_} non-target trials (prior {cal.prior_:g})")
+    elif system is not None:
+        lines.append(f"calibration in force: system {system.get('name')}'s, until the store "
+                     f"has {AUTO_CALIBRATION['target']} target and "
+                     f"{AUTO_CALIBRATION['nontarget']} non-target trials of "
+                     f"{AUTO_CALIBRATION['speakers']} speakers and learns its own")
+    else:
+        lines.append("calibration in force: none ('speakergmm speakers calibrate' learns one)")
     return "\n".join(lines)

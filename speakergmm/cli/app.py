@@ -88,13 +88,18 @@ def store_option(f):
                         help="Speaker store file [default: $SPEAKERGMM_HOME/speakers.db].")(f)
 
 
-def map_options(f):
-    """``--relevance`` and ``--adapt``, shared by every command that enrolls speakers."""
-    f = click.option("--adapt", default="means", show_default=True, callback=_parse_adapt,
-                     help=f"Comma-separated MAP-adapted parameters: {', '.join(ADAPTABLE)} "
-                          "(e.g. means,weights,variances).")(f)
-    return click.option("--relevance", type=click.FloatRange(min=0, min_open=True),
-                        default=16.0, show_default=True, help="MAP relevance factor.")(f)
+def map_options(f=None, *, relevance: float | None = 16.0, relevance_help: str = ""):
+    """``--relevance`` and ``--adapt``, shared by every command that enrolls speakers
+    (``@map_options``, or ``@map_options(relevance=None, relevance_help=...)`` where the
+    default comes from elsewhere)."""
+    def decorate(f):
+        f = click.option("--adapt", default="means", show_default=True, callback=_parse_adapt,
+                         help=f"Comma-separated MAP-adapted parameters: "
+                              f"{', '.join(ADAPTABLE)} (e.g. means,weights,variances).")(f)
+        return click.option("--relevance", type=click.FloatRange(min=0, min_open=True),
+                            default=relevance, show_default=relevance is not None,
+                            help="MAP relevance factor." + relevance_help)(f)
+    return decorate if f is None else decorate(f)
 
 
 def _parse_adapt(ctx, param, value):

@@ -160,11 +160,19 @@ def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
 @click.option("--allow-incomplete", is_flag=True,
               help="Accept a partial copy of the corpus (fewer speakers than the complete "
                    "one): for corpora that check it (timit).")
-def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete: bool) -> None:
+@click.option("--background-only", is_flag=True,
+              help="Every speaker is background (UBM, cohort, calibration), none evaluated: "
+                   "the data a system is built on (speechocean762).")
+def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete: bool,
+                background_only: bool) -> None:
     """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR."""
     prepare = _corpus_function(corpus, "prepare")
-    kwargs = _flag_arguments(prepare, corpus, {"--allow-incomplete": ("complete", False)}
-                             if allow_incomplete else {})
+    flags = {}
+    if allow_incomplete:
+        flags["--allow-incomplete"] = ("complete", False)
+    if background_only:
+        flags["--background-only"] = ("background_only", True)
+    kwargs = _flag_arguments(prepare, corpus, flags)
     written = prepare(corpus_root, out_dir, **kwargs).paths
     for name, path in written.items():
         click.echo(f"{name}\t{path}")

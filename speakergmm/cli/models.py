@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from ..constants import UBM_INITS
-from .app import channel_option, jobs_option, main, ubm_option
+from .app import channel_option, jobs_option, main, prior_option, ubm_option
+
+_META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatable."
 
 
 @main.command("train-ubm")
@@ -29,20 +31,14 @@ from .app import channel_option, jobs_option, main, ubm_option
 @jobs_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Model file to write (.npz).")
-@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
-              help="Extra metadata stored in the model (e.g. a licence note); repeatable.")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help=_META_HELP)
 def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, subsample, seed,
                   jobs, output, meta) -> None:
     """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config)."""
     from ..frontend.archive import ArchiveSet
     from ..gmm.ubm import train_ubm
 
-    extra = {}
-    for item in meta:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--meta")
-        extra[key] = value
+    extra = _meta(meta)
     features = ArchiveSet(feats_dirs)
     click.echo(f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
                f"K={components}", err=True)
@@ -56,6 +52,17 @@ def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, su
     click.echo(f"wrote {output}: K={model.n_components}, D={model.dim}, {record['frames']} "
                f"frames, final avg log-likelihood "
                f"{record['avg_llk_per_iteration'][-1]:.5f}, {record['seconds']:.1f} s")
+
+
+def _meta(items) -> dict[str, str]:
+    """``--meta KEY=VALUE`` options as a dict."""
+    extra = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--meta")
+        extra[key] = value
+    return extra
 
 
 @main.command("info")
@@ -149,3 +156,61 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet
                                 progress=bar.update)
     click.echo(f"wrote {output}: {len(archive)} utterances, K={archive.K}, D={archive.D}"
                + ("" if comp is None else f", channel {comp.fingerprint()}"))
+
+
+@main.command("build-system")
+@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@ubm_option(required=True)
+@click.option("--channel", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Eigenchannel file (learnt on the cohort speakers only).")
+@click.option("--cohort-utt2spk", type=click.Path(dir_okay=False, exists=True,
+                                                   path_type=Path), required=True,
+              help="The S-norm cohort's utterances and speakers (in FEATS_DIR).")
+@click.option("--cohort-utts", type=click.IntRange(min=2), default=240, show_default=True,
+              help="Cohort recordings kept, spread over the cohort.")
+@click.option("--cohort-enroll-utts", type=click.IntRange(min=1), default=5,
+              show_default=True, help="Utterances each cohort model is enrolled on (as many "
+                                      "as users enroll).")
+@click.option("--frame-step", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Keep every N-th frame of the cohort recordings.")
+@click.option("--cal-enroll-map", type=click.Path(dir_okay=False, exists=True,
+                                                  path_type=Path), default=None,
+              help="Calibration speakers' enrollment (held out of cohort and channel).")
+@click.option("--cal-trials", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Calibration trials among them [default: uncalibrated].")
+@prior_option(0.01, "Target prior the calibration is trained for.")
+@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0,
+              show_default=True, help="MAP relevance (means) of the speakers it enrolls.")
+@click.option("--top-c", "c", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Top-C scoring: components per frame.")
+@click.option("--name", default="custom", show_default=True, help="The system's name.")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help=_META_HELP)
+@jobs_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="System file to write (.npz).")
+def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohort_enroll_utts,
+                     frame_step, cal_enroll_map, cal_trials, prior, relevance, c, name, meta,
+                     jobs, output) -> None:
+    """Assemble a recognition system for enroll / verify / identify (--system) from a UBM,
+    an eigenchannel subspace and the background feature archive FEATS_DIR: an S-norm
+    cohort, and a calibration trained on held-out speakers' trials scored as the product
+    path scores them."""
+    from ..data.textmap import read_kaldi_map
+    from ..data.trials import read_enroll_map, read_trials
+    from ..frontend.archive import read_features
+    from ..gmm.eigenchannel import EigenChannel
+    from ..gmm.mixture import DiagGMM
+    from ..system import build_system
+
+    model = DiagGMM.load(ubm)
+    system = build_system(
+        model, read_features(feats_dir), cohort_utt2spk=read_kaldi_map(cohort_utt2spk),
+        channel=None if channel is None else EigenChannel.load(channel, model),
+        cohort_utterances=cohort_utts, cohort_enroll_utterances=cohort_enroll_utts,
+        frame_step=frame_step,
+        calibration_enroll_map=None if cal_enroll_map is None else read_enroll_map(
+            cal_enroll_map),
+        calibration_trials=None if cal_trials is None else read_trials(cal_trials),
+        prior=prior, relevance=relevance, c=c, name=name, metadata=_meta(meta), jobs=jobs)
+    system.save(output)
+    click.echo(f"wrote {output}: {system.describe()}")

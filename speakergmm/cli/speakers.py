@@ -24,10 +24,18 @@ _CHANNEL_HELP = ("Remove session variability with this eigenchannel file (speake
                  "compensation they were enrolled with.")
 
 
-def _recognizer(ubm: Path | None, store: Path | None, **kw):
+def _recognizer(ubm: Path | None, store: Path | None, system: str | None, **kw):
     from ..recognizer import Recognizer
 
-    return Recognizer(ubm, store, **kw)
+    return Recognizer(ubm, store, system=system, **kw)
+
+
+def system_option(f):
+    return click.option(
+        "--system", default=None, metavar="NAME|FILE",
+        help="Recognition system: 'wideband' (16 kHz audio), 'telephone' (8 kHz), or a "
+             "file from 'speakergmm build-system' [default: the store's; a new store: "
+             "wideband]. Not with --ubm.")(f)
 
 
 @main.command("enroll")
@@ -38,11 +46,12 @@ def _recognizer(ubm: Path | None, store: Path | None, **kw):
 @store_option
 @click.option("--append", "mode", flag_value="append", help="Add the audio to an enrolled speaker.")
 @click.option("--replace", "mode", flag_value="replace", help="Re-enroll a speaker from scratch.")
-@map_options
+@map_options(relevance=None, relevance_help=" [default: the system's; 16 with --ubm]")
 @channel_option(_CHANNEL_HELP)
-def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel) -> None:
+@system_option
+def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel, system) -> None:
     """Enroll SPEAKER from one or more recordings."""
-    rec = _recognizer(ubm, store, relevance=relevance, adapt=adapt, channel=channel)
+    rec = _recognizer(ubm, store, system, relevance=relevance, adapt=adapt, channel=channel)
     info = rec.enroll(speaker, audio, mode=mode or "new")
     click.echo(f"enrolled {info.id}: {info.utterances} recording(s), {info.seconds:.1f} s of "
                f"speech (store {rec.store.path})")
@@ -62,12 +71,13 @@ def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel) -> N
 @method_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
+@system_option
 def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
-               channel) -> None:
+               channel, system) -> None:
     """Is AUDIO spoken by SPEAKER? Exit status 0 accept, 1 reject, 2 error."""
     import json
 
-    result = _recognizer(ubm, store, channel=channel).verify(speaker, audio, method=method,
+    result = _recognizer(ubm, store, system, channel=channel).verify(speaker, audio, method=method,
                                                              threshold=threshold,
                                                              prior=prior)
     click.echo(json.dumps(result.to_dict()) if as_json else str(result))
@@ -88,12 +98,14 @@ def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
 @method_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
-def identify_cmd(audio, ubm, store, top, threshold, prior, method, as_json, channel) -> None:
+@system_option
+def identify_cmd(audio, ubm, store, top, threshold, prior, method, as_json, channel,
+                 system) -> None:
     """Who is speaking in AUDIO? Ranks the enrolled speakers. Exit status 0 when a speaker
     is named, 1 for "unknown", 2 on error."""
     import json
 
-    result = _recognizer(ubm, store, channel=channel).identify(audio, top=top,
+    result = _recognizer(ubm, store, system, channel=channel).identify(audio, top=top,
                                                                threshold=threshold,
                                                                prior=prior, method=method)
     click.echo(json.dumps(result.to_dict()) if as_json else str(result))

@@ -129,20 +129,26 @@ def download_speechocean762(target_dir: str | os.PathLike, *, progress=None) -> 
 
 
 def prepare_speechocean762(corpus_root: str | os.PathLike,
-                           output_dir: str | os.PathLike | None = None) -> Protocol:
+                           output_dir: str | os.PathLike | None = None, *,
+                           background_only: bool = False) -> Protocol:
     """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials``,
     ``cal_enroll_map``, ``cal_trials`` and a README.
 
     The protocol is ``official`` when ``corpus_root/test`` exists, else ``dev`` (see the
     module docstring). ``wav.scp`` paths stay relative to the corpus root: pass it as
-    ``--audio-root``.
+    ``--audio-root``. With ``background_only`` every ``train`` speaker is background, split
+    into cohort and calibration speakers as the official protocol splits them, and nothing
+    is evaluated (no ``enroll/``, ``test/``, ``enroll_map``, ``trials``): what the bundled
+    systems are built on (``speakergmm/models/README.md``).
     """
     root = Path(corpus_root)
     if not (root / "train" / "wav.scp").is_file():
         raise SpeakerGMMError(f"{root}: no train/wav.scp; point at the speechocean762 root "
                               "(the folder that holds train/ and WAVE/)")
     train = read_data_dir(root / "train")
-    if (root / "test" / "wav.scp").is_file():
+    if background_only:
+        protocol, evaluation, background, eval_speakers = "background only", None, train, []
+    elif (root / "test" / "wav.scp").is_file():
         protocol, evaluation = "official", read_data_dir(root / "test")
         background = train
         eval_speakers = evaluation.speakers
@@ -152,19 +158,23 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
         eval_speakers = speakers[1::2]
         kept = set(speakers[0::2])
         background = subset(train, [u for u in train.utterances if train.utt2spk[u] in kept])
-    enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES, eval_speakers)
     cal_speakers = background.speakers[CAL_EVERY - 1::CAL_EVERY]
     calibrating = set(cal_speakers)
     cohort = subset(background, [u for u in background.utterances
                                  if background.utt2spk[u] not in calibrating])
-    dirs = {"ubm": background, "cohort": cohort, "enroll": enroll, "test": test}
+    dirs = {"ubm": background, "cohort": cohort}
     # the calibration speakers' utterances are in ubm/, so the UBM's features serve them
     _, cal_test, cal_map = enroll_test_split(background, ENROLL_UTTERANCES, cal_speakers)
-    prepared = Protocol(
-        "speechocean762", root, dirs, {"enroll_map": enroll_map, "cal_enroll_map": cal_map},
-        {"trials": all_vs_all(list(eval_speakers), test),
-         "cal_trials": all_vs_all(sorted(cal_map), cal_test)},
-        f"protocol: {protocol}\n\n" + __doc__.strip())
+    maps, trials = {"cal_enroll_map": cal_map}, {"cal_trials": all_vs_all(sorted(cal_map),
+                                                                          cal_test)}
+    if evaluation is not None:
+        enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES,
+                                                     eval_speakers)
+        dirs.update(enroll=enroll, test=test)
+        maps["enroll_map"] = enroll_map
+        trials["trials"] = all_vs_all(list(eval_speakers), test)
+    prepared = Protocol("speechocean762", root, dirs, maps, trials,
+                        f"protocol: {protocol}\n\n" + __doc__.strip())
     if output_dir is not None:
         prepared.write(output_dir)
     return prepared

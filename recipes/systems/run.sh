@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The bundled recognition systems (speakergmm/models/wideband.npz and telephone.npz), built
+# with speakergmm's own commands on the train half of speechocean762: features, UBM, the
+# cohort's statistics, eigenchannel subspace (cohort speakers only), then build-system
+# (S-norm cohort, and a calibration trained on held-out calibration speakers' trials scored
+# as the product path scores them). The telephone system is the same speech resampled to
+# 8 kHz by its feature config. See speakergmm/models/README.md.
+# Usage: recipes/systems/run.sh [--corpus-root DIR] [--work DIR] [--split all|dev] [--nj N]
+#   --split all: every train speaker is background (what ships);
+#   --split dev: only the dev protocol's background speakers, so that the dev protocol's
+#                evaluation speakers stay unseen (tests/benchmarks/bench_product.py).
+set -euo pipefail
+
+# --- settings ---------------------------------------------------------------------------
+corpus_root="${SPEECHOCEAN762_ROOT:-}"  # holds train/ and WAVE/
+work="exp/systems"
+split=all
+nj=2
+bands="wideband telephone"
+components=256
+iterations=10
+relevance=8              # MAP relevance (means), of the cohort and of the users' speakers
+channel_factors=60       # eigenchannel rank (chosen on the speechocean762 dev protocol)
+cohort_utts=240          # S-norm cohort recordings, every frame_step-th frame kept
+frame_step=2
+prior=0.01               # target prior the calibration is trained for
+# -------------------------------------------------------------------------------------
+
+. "$(dirname "$0")/../parse_options.sh"
+conf="$(dirname "$0")/conf"
+if [ -z "$corpus_root" ]; then
+  corpus_root="$work/corpus/speechocean762"
+  speakergmm download speechocean762 "$work/corpus"
+fi
+case "$split" in
+  all) prepare_flags=(--background-only) ;;
+  dev) prepare_flags=() ;;
+  *) echo "$(basename "$0"): --split must be all or dev" >&2; exit 2 ;;
+esac
+out="$work/$split"
+mkdir -p "$out"
+speakergmm prepare speechocean762 "$corpus_root" "$out/data" "${prepare_flags[@]}" >/dev/null
+data="$out/data"
+licence="licence=speechocean762: CC BY 4.0, Zhang et al., Interspeech 2021, OpenSLR 101"
+for band in $bands; do
+  echo "== $band ($split)"
+  dir="$out/$band"
+  speakergmm extract "$data/ubm" "$dir/feats" --audio-root "$corpus_root" \
+    --config "$conf/$band.json" -j "$nj"
+  speakergmm train-ubm "$dir/feats" -c "$components" -n "$iterations" --seed 0 -j "$nj" \
+    --meta "corpus=speechocean762 train, $split background speakers" --meta "$licence" \
+    -o "$dir/ubm.npz"
+  speakergmm stats "$dir/feats" --ubm "$dir/ubm.npz" --subset "$data/cohort/utt2spk" \
+    -j "$nj" -q -o "$dir/stats"
+  speakergmm train-channel "$dir/stats" --ubm "$dir/ubm.npz" -r "$channel_factors" \
+    --relevance "$relevance" -j "$nj" -o "$dir/channel.npz"
+  speakergmm build-system "$dir/feats" --ubm "$dir/ubm.npz" --channel "$dir/channel.npz" \
+    --cohort-utt2spk "$data/cohort/utt2spk" --cohort-utts "$cohort_utts" \
+    --frame-step "$frame_step" --cal-enroll-map "$data/cal_enroll_map" \
+    --cal-trials "$data/cal_trials" --prior "$prior" --relevance "$relevance" \
+    --name "$band" --meta "corpus=speechocean762 train, $split background speakers" \
+    --meta "$licence" -j "$nj" -o "$out/$band.npz"
+done

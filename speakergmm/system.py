@@ -1,0 +1,408 @@
+"""A complete recognition system: what ``enroll`` / ``verify`` / ``identify`` score with.
+
+A system is a UBM (with the feature config it was trained on), an eigenchannel subspace,
+an S-norm cohort and a calibration, in one ``.npz`` file with a JSON header:
+
+- the **cohort** is a set of cohort-speaker models (MAP means, relevance and enrollment
+  length like the speakers it normalises) and a set of cohort recordings (their
+  channel-compensated frames, every ``frame_step``-th one, float16). A speaker enrolled
+  with the system is scored against the recordings once, at enrollment (the Z side; two
+  floats kept in the store); a test recording against the models, once per call (the T
+  side). The score is then the symmetric normalisation of Cumani et al. (2011),
+  ``½[(s - μ_z)/σ_z + (s - μ_t)/σ_t]``, the recipe's best back-end.
+- the **calibration** maps that score to a natural-log likelihood ratio; it is trained on
+  trials among calibration speakers held out of the cohort and of the subspace (scored by
+  this module, exactly as the product path scores), so that it describes new speakers.
+
+:func:`build_system` assembles one from a UBM, a subspace and a feature archive of
+background speakers (``speakergmm build-system``); the bundled ones are ``wideband``
+(16 kHz) and ``telephone`` (8 kHz), see ``speakergmm/models/README.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import read_npz, write_npz
+from .backend.calibration import Calibration
+from .backend.scorenorm import cohort_stats
+from .backend.scoring import ModelSet, TestUtterance, prepare_test, score
+from .constants import DEFAULT_C
+from .errors import ModelError, SpeakerGMMError, SpeakerGMMWarning
+from .frontend.config import FeatureConfig
+from .gmm.eigenchannel import EigenChannel
+from .gmm.mixture import DiagGMM
+
+__all__ = ["System", "BandMismatch", "BUNDLED_SYSTEMS", "DEFAULT_SYSTEM", "load_system",
+           "build_system", "system_path"]
+
+FORMAT_NAME = "speakergmm-system"
+FORMAT_VERSION = 1
+#: Systems shipped in ``speakergmm/models``: one per audio band.
+BUNDLED_SYSTEMS = ("wideband", "telephone")
+DEFAULT_SYSTEM = "wideband"
+
+
+class BandMismatch(SpeakerGMMWarning):
+    """A recording sampled below the rate of the system's features: its upper band is empty,
+    and its scores are not comparable with those of full-band audio."""
+
+
+class System:
+    """A UBM with everything the product path scores with.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        Its metadata must hold the feature config it was trained with.
+    channel : EigenChannel, optional
+        Session compensation applied to every recording.
+    cohort_means : array_like [shape=(M, K, D)], optional
+        MAP means of the S-norm cohort models.
+    cohort_frames : sequence of arrays [shape=(frames, D)], optional
+        The cohort recordings (channel-compensated). Needed with ``cohort_means``.
+    calibration : Calibration, optional
+        Maps the (normalised) score to a log-likelihood ratio.
+    relevance : float
+        MAP relevance (means) of the speakers enrolled with it.
+    c : int
+        Top-C scoring: components per frame.
+    name : str
+    metadata : dict, optional
+        JSON-serialisable: the training record.
+    """
+
+    def __init__(self, ubm: DiagGMM, *, channel: EigenChannel | None = None,
+                 cohort_means=None, cohort_frames: Sequence[np.ndarray] = (),
+                 calibration: Calibration | None = None, relevance: float = 16.0,
+                 c: int = DEFAULT_C, name: str = "custom",
+                 metadata: Mapping[str, Any] | None = None):
+        try:
+            self.config = FeatureConfig.from_dict(ubm.metadata["feature_config"])
+        except (KeyError, TypeError):
+            raise ModelError("the UBM's metadata holds no feature config, so audio cannot be "
+                             "turned into matching features; train it with "
+                             "'speakergmm train-ubm'") from None
+        if self.config.dim != ubm.dim:
+            raise ModelError(f"the UBM has dimension {ubm.dim} but its feature config gives "
+                             f"{self.config.dim}")
+        if channel is not None and channel.ubm.fingerprint() != ubm.fingerprint():
+            raise ModelError("the eigenchannel was trained with another UBM; train it again "
+                             "with this UBM (speakergmm train-channel)")
+        if (cohort_means is None) != (len(cohort_frames) == 0):
+            raise ModelError("an S-norm cohort needs both its models and its recordings")
+        if not 1 <= int(c) <= ubm.n_components:
+            raise ModelError(f"top-C of {c} for a UBM of {ubm.n_components} components")
+        # The cohort is held at the precision it is saved in (float16: the same EER as
+        # float32 on the speechocean762 dev protocol, half the size), so that a system
+        # scores the same before and after it is written (build_system rounds the channel).
+        self.ubm, self.channel, self.calibration = ubm, channel, calibration
+        self.relevance, self.c, self.name = float(relevance), int(c), name
+        self.metadata = dict(metadata or {})
+        self.cohort_models = None
+        self._cohort_offsets = None
+        self.cohort_frames = [_half(x).astype(np.float32) for x in cohort_frames]
+        if cohort_means is not None:
+            self._cohort_offsets = np.asarray(cohort_means, np.float64) - ubm.means
+            # + 0: a tiny negative offset rounds to -0, which reloads as +0
+            self._cohort_offsets = self._cohort_offsets.astype(np.float16) + np.float16(0)
+            self.cohort_models = ModelSet(
+                ubm, (ubm.means + self._cohort_offsets.astype(np.float64)).astype(np.float32))
+        self._cohort_tests: list[TestUtterance] | None = None
+        self._fingerprint = self._compute_fingerprint()
+
+    # --- identity --------------------------------------------------------------------------
+
+    def _compute_fingerprint(self) -> str:
+        h = hashlib.sha256(f"system:{self.ubm.fingerprint()}:{self.relevance!r}:{self.c}:"
+                           .encode())
+        h.update((self.channel.fingerprint() if self.channel else "none").encode())
+        if self._cohort_offsets is not None:
+            h.update(np.ascontiguousarray(self._cohort_offsets, "<f2").tobytes())
+            for x in self.cohort_frames:
+                h.update(np.ascontiguousarray(x, "<f2").tobytes())
+        return h.hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying what a speaker enrolled with the system depends on (UBM,
+        channel, cohort, relevance, top-C; not the calibration, which may be replaced)."""
+        return self._fingerprint
+
+    @property
+    def normalises(self) -> bool:
+        """Whether scores are S-normalised against a cohort."""
+        return self.cohort_models is not None
+
+    def describe(self) -> str:
+        parts = [f"UBM K={self.ubm.n_components} D={self.ubm.dim} "
+                 f"({self.config.sample_rate} Hz)"]
+        if self.channel is not None:
+            parts.append(f"eigenchannel R={self.channel.U.shape[2]}")
+        if self.normalises:
+            parts.append(f"S-norm cohort of {len(self.cohort_models)} models, "
+                         f"{len(self.cohort_frames)} recordings")
+        parts.append("calibrated" if self.calibration is not None else "uncalibrated")
+        return f"system '{self.name}' ({self.fingerprint()}): " + ", ".join(parts)
+
+    # --- audio to scores -------------------------------------------------------------------
+
+    def features(self, path: str | os.PathLike) -> np.ndarray:
+        """Features of one recording with the system's feature config, channel-compensated.
+
+        Warns :class:`BandMismatch` for audio sampled below the system's rate.
+        """
+        from .frontend.audio import load, resample
+        from .frontend.features import extract_features
+
+        y, native = load(path)
+        rate = self.config.sample_rate
+        if native < rate:
+            warnings.warn(f"{path}: {native} Hz audio for a system of {rate} Hz features: "
+                          f"nothing above {native // 2} Hz was recorded, and upsampling does "
+                          f"not bring it back, so its scores mislead; score it with a system "
+                          f"for {native} Hz audio (--system telephone for 8 kHz)",
+                          BandMismatch, stacklevel=3)
+        x = extract_features(y=resample(y, orig_sr=native, target_sr=rate), sr=rate,
+                             config=self.config, name=str(path))
+        return x if self.channel is None else self.channel.compensate(x)
+
+    def seconds(self, frames: int) -> float:
+        """Seconds of speech in ``frames`` frames."""
+        return round(frames * self.config.frame_shift_ms / 1000, 3)
+
+    def prepare(self, x) -> TestUtterance:
+        """A test recording's frames made ready for top-C scoring."""
+        return prepare_test(self.ubm, x, c=self.c)
+
+    def test_norm(self, test: TestUtterance) -> tuple[float, float] | None:
+        """Mean and deviation of the test recording's scores against the cohort models (the
+        T side of S-norm); None without a cohort."""
+        if not self.normalises:
+            return None
+        mean, std = cohort_stats(score(self.ubm, self.cohort_models, test)[None, :])
+        return float(mean[0]), float(std[0])
+
+    def model_norm(self, models: ModelSet) -> tuple[np.ndarray, np.ndarray] | None:
+        """Mean and deviation of each model's scores against the cohort recordings (the Z
+        side of S-norm, computed once per model); None without a cohort."""
+        if not self.normalises:
+            return None
+        if self._cohort_tests is None:
+            self._cohort_tests = [self.prepare(x) for x in self.cohort_frames]
+        scores = np.stack([score(self.ubm, models, t) for t in self._cohort_tests], axis=1)
+        return cohort_stats(scores)
+
+    def normalise(self, raw, model_norm, test_norm) -> np.ndarray:
+        """S-norm of raw scores given each model's Z-side (mean, std) arrays and the test's
+        T-side (mean, std); the raw scores when the system has no cohort."""
+        raw = np.asarray(raw, np.float64)
+        if not self.normalises:
+            return raw
+        (zm, zs), (tm, ts) = model_norm, test_norm
+        return 0.5 * ((raw - np.asarray(zm)) / np.asarray(zs) + (raw - tm) / ts)
+
+    def trial_scores(self, models: ModelSet, trials, frames_of) -> np.ndarray:
+        """Normalised scores of a trial list whose models are ``models`` and whose test
+        recordings' compensated frames ``frames_of(utt)`` gives: each recording prepared
+        and scored once against every model, as ``identify`` does."""
+        index = {m: i for i, m in enumerate(models.ids)}
+        z = self.model_norm(models)
+        out = np.empty(len(trials.test))
+        for utt in sorted(set(trials.test.tolist())):
+            rows = np.flatnonzero(trials.test == utt)
+            test = self.prepare(frames_of(utt))
+            column = self.normalise(score(self.ubm, models, test), z, self.test_norm(test))
+            out[rows] = column[[index[m] for m in trials.enroll[rows]]]
+        return out
+
+    # --- files -------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to ``path`` atomically: one ``.npz`` (UBM float32; subspace, cohort model
+        offsets and cohort frames float16) with a JSON header."""
+        arrays = {"weights": self.ubm.weights, "means": self.ubm.means,
+                  "variances": self.ubm.variances}
+        if self.channel is not None:
+            arrays["channel"] = self.channel.U.astype(np.float16)
+        if self.normalises:
+            arrays["cohort_offsets"] = self._cohort_offsets
+            arrays["cohort_frames"] = np.concatenate(self.cohort_frames).astype(np.float16)
+            arrays["cohort_lengths"] = np.array([len(x) for x in self.cohort_frames], np.int64)
+        header = {"name": self.name, "relevance": self.relevance, "c": self.c,
+                  "ubm_metadata": self.ubm.metadata,
+                  "channel_metadata": None if self.channel is None else self.channel.metadata,
+                  "calibration": None if self.calibration is None
+                  else json.loads(self.calibration.to_json()),
+                  "fingerprint": self.fingerprint(), "training": self.metadata}
+        write_npz(path, arrays, format_name=FORMAT_NAME, format_version=FORMAT_VERSION,
+                  metadata=header)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "System":
+        """Read a file written by :meth:`save`, checking everything.
+
+        Raises
+        ------
+        ModelError
+            Naming the path and the problem.
+        """
+        path = Path(path)
+        arrays, header = read_npz(path, ("weights", "means", "variances"),
+                                  format_name=FORMAT_NAME, format_version=FORMAT_VERSION,
+                                  what="system")
+        meta = header["metadata"]
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                extra = {k: npz[k] for k in ("channel", "cohort_offsets", "cohort_frames",
+                                             "cohort_lengths") if k in npz.files}
+            ubm = DiagGMM(arrays["weights"], arrays["means"], arrays["variances"],
+                          metadata=meta.get("ubm_metadata") or {})
+            channel = None
+            if "channel" in extra:
+                channel = EigenChannel(ubm, extra["channel"].astype(np.float64),
+                                       metadata=meta.get("channel_metadata") or {})
+            means, frames = None, []
+            if "cohort_offsets" in extra:
+                # offsets from the UBM, so float16 rounds the small MAP shift, not the mean
+                means = ubm.means + extra["cohort_offsets"].astype(np.float64)
+                cuts = np.cumsum(extra["cohort_lengths"])[:-1]
+                frames = np.split(extra["cohort_frames"].astype(np.float32), cuts)
+            calibration = None
+            if meta.get("calibration") is not None:
+                calibration = Calibration.from_json(json.dumps(meta["calibration"]))
+            system = cls(ubm, channel=channel, cohort_means=means, cohort_frames=frames,
+                         calibration=calibration, relevance=meta["relevance"], c=meta["c"],
+                         name=meta.get("name", path.stem), metadata=meta.get("training"))
+        except (KeyError, TypeError, ValueError, SpeakerGMMError) as exc:
+            raise ModelError(f"{path}: not a valid speakergmm system ({exc})") from None
+        if meta.get("fingerprint") not in (None, system.fingerprint()):
+            raise ModelError(f"{path}: its contents do not match its fingerprint "
+                             f"{meta.get('fingerprint')}; the file is damaged")
+        return system
+
+    def with_calibration(self, calibration: Calibration | None) -> "System":
+        """The same system with another calibration (the fingerprint is unchanged)."""
+        new = object.__new__(System)
+        new.__dict__.update(self.__dict__)
+        new.calibration = calibration
+        return new
+
+
+def _half(x) -> np.ndarray:
+    """``x`` rounded to float16 (as float64 for a subspace, to be cast by the caller)."""
+    return np.asarray(x, np.float32).astype(np.float16).astype(np.float64)
+
+
+def system_path(name: str) -> Path:
+    """Path of a bundled system (``wideband`` or ``telephone``)."""
+    return Path(str(resources.files("speakergmm") / "models" / f"{name}.npz"))
+
+
+def load_system(spec: "System | str | os.PathLike | None" = None) -> System:
+    """A system from a bundled name, a path, or None (the default, ``wideband``).
+
+    Raises
+    ------
+    ModelError
+        An unknown name (listing the bundled ones) or an unreadable file.
+    """
+    if isinstance(spec, System):
+        return spec
+    spec = DEFAULT_SYSTEM if spec is None else spec
+    if str(spec) in BUNDLED_SYSTEMS:
+        return System.load(system_path(str(spec)))
+    path = Path(spec)
+    if not path.suffix and not path.exists():
+        raise ModelError(f"no system {str(spec)!r}: give one of {', '.join(BUNDLED_SYSTEMS)} "
+                         "or the path of a system file (speakergmm build-system)")
+    return System.load(path)
+
+
+def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
+                 cohort_utt2spk: Mapping[str, str], channel: EigenChannel | None = None,
+                 cohort_utterances: int = 240, cohort_enroll_utterances: int | None = 5,
+                 frame_step: int = 2, calibration_enroll_map=None, calibration_trials=None,
+                 prior: float = 0.01, relevance: float = 16.0, c: int = DEFAULT_C,
+                 name: str = "custom", metadata: Mapping[str, Any] | None = None,
+                 jobs: int = 1) -> System:
+    """Assemble a system from a UBM, a subspace and background speakers' features.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    features : mapping utt -> (frames, D) array
+        A feature archive (uncompensated) holding the cohort's utterances and the
+        calibration speakers'.
+    cohort_utt2spk : mapping utt -> speaker
+        The S-norm cohort: one model per speaker, enrolled on ``cohort_enroll_utterances``
+        of its utterances spread over them (as the speakers it normalises are enrolled);
+        ``cohort_utterances`` of its utterances, spread over the cohort, as the recordings,
+        keeping every ``frame_step``-th frame (a mean over frames loses little from it, and
+        the file half its size).
+    channel : EigenChannel, optional
+        Learnt on the cohort speakers only: learnt on the calibration speakers too, it
+        removes exactly their session variability and spoils the calibration.
+    calibration_enroll_map : mapping model id -> utterance ids, optional
+    calibration_trials : Trials, optional
+        Trials among calibration speakers held out of the cohort and of the subspace,
+        scored as the product path scores them (MAP, top-C, S-norm), to train the
+        calibration at ``prior``. Without them the system is uncalibrated.
+    relevance, c : MAP relevance (means) and top-C of the product path.
+    name, metadata : the system's name and training record.
+    jobs : worker processes for the enrollments.
+    """
+    from .batch import enroll_speakers, spread
+    from .data.datadir import spk2utt as _spk2utt
+    from .gmm.eigenchannel import CompensatedFeatures
+
+    if frame_step < 1:
+        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+    if channel is not None:  # scored, from here on, as it will be saved
+        channel = EigenChannel(ubm, _half(channel.U), metadata=channel.metadata)
+    feats = features if channel is None else CompensatedFeatures(features, channel)
+    cohort = _spk2utt(cohort_utt2spk, keep=features)
+    if len(cohort) < 2:
+        raise SpeakerGMMError(f"an S-norm cohort needs at least 2 speakers with features, "
+                              f"got {len(cohort)}")
+    recordings = spread([u for us in cohort.values() for u in us], cohort_utterances)
+    enroll = {s: spread(us, cohort_enroll_utterances) if cohort_enroll_utterances else us
+              for s, us in cohort.items()}
+    speakers = enroll_speakers(ubm, feats, enroll, relevance=relevance, jobs=jobs)
+    record = {**dict(metadata or {}), "cohort_speakers": len(cohort),
+              "cohort_recordings": len(recordings), "cohort_enroll_utterances":
+              cohort_enroll_utterances, "cohort_frame_step": frame_step}
+    system = System(ubm, channel=channel,
+                    cohort_means=np.stack([m.adapted(ubm).means for m in speakers]),
+                    cohort_frames=[feats[u][::frame_step] for u in recordings],
+                    relevance=relevance, c=c, name=name, metadata=record)
+    if calibration_trials is None:
+        return system
+    if calibration_enroll_map is None:
+        raise SpeakerGMMError("calibration trials need their enroll map")
+    overlap = sorted({u for us in calibration_enroll_map.values() for u in us}
+                     & set(cohort_utt2spk))
+    if overlap:
+        raise SpeakerGMMError(f"calibration utterance '{overlap[0]}' is in the cohort: "
+                              "calibration speakers must be held out of it")
+    models = enroll_speakers(ubm, feats, calibration_enroll_map, relevance=relevance,
+                             jobs=jobs)
+    ids = list(calibration_enroll_map)
+    model_set = ModelSet(ubm, np.stack([m.adapted(ubm).means.astype(np.float32)
+                                        for m in models]), ids=ids)
+    scores = system.trial_scores(model_set, calibration_trials,
+                                 lambda utt: feats[utt])
+    target = calibration_trials.is_target
+    cal = Calibration().fit(scores[target], scores[~target], prior=prior)
+    system.metadata["calibration_trials"] = {"target": int(target.sum()),
+                                             "nontarget": int((~target).sum()),
+                                             "speakers": len(ids)}
+    return system.with_calibration(cal)
