@@ -1,9 +1,12 @@
 """Models shipped with speakergmm.
 
-The default UBM (``ubm-speechocean762-k512.npz``, K=512, D=60, 16 kHz ``wideband``
-features) was trained with speakergmm's own code on the train half of speechocean762
-(Zhang et al., Interspeech 2021, OpenSLR 101; CC BY 4.0): 125 speakers, 2,500 utterances,
-2.9 hours. ``speakergmm/models/README.md`` gives the commands that reproduce it.
+The recognition systems ``wideband.npz`` and ``telephone.npz`` (:mod:`speakergmm.system`,
+:func:`speakergmm.system.load_system`) are what ``enroll`` / ``verify`` / ``identify`` use.
+The UBM bundled before them (``ubm-speechocean762-k512.npz``, K=512, D=60, 16 kHz
+``wideband`` features, trained on the train half of speechocean762: Zhang et al.,
+Interspeech 2021, OpenSLR 101; CC BY 4.0) stays for the stores enrolled with it and as
+``speakergmm score``'s default. ``speakergmm/models/README.md`` gives the commands that
+reproduce each.
 """
 
 from __future__ import annotations

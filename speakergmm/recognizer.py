@@ -1,8 +1,9 @@
 """Enroll, verify and identify speakers from recordings: what the CLI commands call.
 
-A :class:`Recognizer` ties a UBM (the bundled default unless one is given) to a speaker
-store and to the feature config stored in the UBM, so audio given by a user goes through
-exactly the pipeline the UBM was trained with.
+A :class:`Recognizer` ties a recognition system (:mod:`speakergmm.system`: the bundled
+``wideband`` or ``telephone`` one, a file of one's own, or a bare UBM) to a speaker store,
+so audio given by a user goes through exactly the pipeline the system was built with, and
+scores come out S-normalised and calibrated as log-likelihood ratios.
 """
 
 from __future__ import annotations
@@ -194,14 +195,14 @@ class Recognizer:
         return self.system.features(path)
 
     def _check_store(self) -> None:
-        self.store.check_ubm(self.ubm, self._channel_fp)
-        bound = self.store.system()
+        bound = self.store.system()  # first: naming the system says more than the UBM
         if bound is not None and (self._record is None
                                   or bound["fingerprint"] != self._record["fingerprint"]):
             given = "a bare UBM" if self._record is None else f"system '{self.system.name}'"
             raise StoreError(f"{self.store.path}: its speakers were enrolled with system "
                              f"'{bound.get('name')}' ({bound['fingerprint']}), not with "
                              f"{given}; use --system {bound.get('name')}, or another --store")
+        self.store.check_ubm(self.ubm, self._channel_fp)
 
     def calibration(self):
         """The calibration in force: the store's own (``speakers calibrate``), else the

@@ -1,0 +1,220 @@
+"""Recognition systems (speakergmm.system): building, files, S-norm as the batch path
+computes it, and the product path scoring through a system."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from speakergmm.backend.scoring import ModelSet
+from speakergmm.batch import Cohort, enroll_speakers, score_trial_list
+from speakergmm.cli import main
+from speakergmm.data.trials import Trials
+from speakergmm.errors import ModelError, SpeakerGMMError
+from speakergmm.frontend.features import FeatureConfig, extract_features
+from speakergmm.gmm.eigenchannel import EigenChannel
+from speakergmm.gmm.ubm import train_ubm
+from speakergmm.recognizer import Recognizer
+from speakergmm.store import StoreError
+from speakergmm.system import BandMismatch, System, build_system, load_system
+
+from conftest import SR, voice, write_audio
+
+pytestmark = pytest.mark.filterwarnings("ignore::speakergmm.recognizer.ShortEnrollment")
+
+COHORT = range(100, 112)      # cohort speakers
+CALIBRATION = range(112, 118)  # held-out calibration speakers
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """A UBM, a channel subspace and the background features of synthetic voices."""
+    root = tmp_path_factory.mktemp("system")
+    cfg = FeatureConfig()
+    feats = {f"b{s}-{u}": extract_features(y=voice(s, u), sr=SR, config=cfg)
+             for s in (*COHORT, *CALIBRATION) for u in range(6)}
+    ubm = train_ubm(list(feats.values()), n_components=16, n_iterations=4,
+                    metadata={"feature_config": cfg.to_dict()})
+    cohort = {u: u.split("-")[0] for u in feats if int(u[1:4]) in COHORT}
+    channel = EigenChannel.fit(ubm, {u: feats[u] for u in cohort}, cohort, n_factors=2,
+                               n_iterations=2)
+    cal_map = {f"b{s}": [f"b{s}-{u}" for u in range(3)] for s in CALIBRATION}
+    tests = [f"b{s}-{u}" for s in CALIBRATION for u in range(3, 6)]
+    cal_trials = Trials(np.array([m for m in cal_map for _ in tests]),
+                        np.array([t for _ in cal_map for t in tests]),
+                        np.array([t.startswith(m + "-") for m in cal_map for t in tests]))
+    return root, ubm, channel, feats, cohort, cal_map, cal_trials
+
+
+def _build(parts, **kw):
+    _, ubm, channel, feats, cohort, cal_map, cal_trials = parts
+    options = dict(cohort_utt2spk=cohort, channel=channel, cohort_utterances=40,
+                   cohort_enroll_utterances=3, calibration_enroll_map=cal_map,
+                   calibration_trials=cal_trials, relevance=8, name="synthetic")
+    return build_system(ubm, feats, **{**options, **kw})
+
+
+def test_system_snorm_equals_the_batch_snorm(parts):
+    """The product path's S-norm (Z side per model, T side per test) equals the batch
+    path's on the same cohort models and recordings."""
+    _, ubm, _, feats, cohort, cal_map, cal_trials = parts
+    system = _build(parts, channel=None, frame_step=1)
+    models = enroll_speakers(ubm, feats, cal_map, relevance=8)
+    model_set = ModelSet(ubm, np.stack([m.adapted(ubm).means.astype(np.float32)
+                                        for m in models]), ids=list(cal_map))
+    fast = system.trial_scores(model_set, cal_trials, lambda u: feats[u])
+    frames = {f"c{i}": x for i, x in enumerate(system.cohort_frames)}
+    batch_cohort = Cohort(system.cohort_models, frames, list(frames))
+    naive = score_trial_list(ubm, cal_trials, model_set, feats, norm="snorm",
+                             cohort=batch_cohort)
+    np.testing.assert_allclose(fast, naive, rtol=0, atol=1e-9)
+    assert len(system.cohort_frames) == 40 and len(system.cohort_models) == len(COHORT)
+
+
+def test_calibration_separates_and_is_trained_for_the_prior(parts):
+    system = _build(parts)
+    cal = system.calibration
+    assert cal is not None and cal.prior_ == 0.01
+    assert system.metadata["calibration_trials"] == {"target": 18, "nontarget": 90,
+                                                     "speakers": 6}
+    from speakergmm.gmm.eigenchannel import CompensatedFeatures
+
+    _, ubm, _, feats, _, cal_map, trials = parts
+    comp = CompensatedFeatures(feats, system.channel)
+    models = enroll_speakers(ubm, comp, cal_map, relevance=8)
+    llr = cal.transform(system.trial_scores(
+        ModelSet(ubm, np.stack([m.adapted(ubm).means for m in models]).astype(np.float32),
+                 ids=list(cal_map)), trials, lambda u: comp[u]))
+    assert llr[trials.is_target].mean() > 0 > llr[~trials.is_target].mean()
+
+
+def test_save_load_round_trip_and_damage(parts, tmp_path):
+    system = _build(parts)
+    path = tmp_path / "s.npz"
+    system.save(path)
+    loaded = System.load(path)
+    assert loaded.fingerprint() == system.fingerprint()
+    assert loaded.calibration.to_json() == system.calibration.to_json()
+    assert loaded.relevance == 8 and loaded.c == system.c and loaded.name == "synthetic"
+    x = parts[3]["b112-4"]
+    test_a, test_b = system.prepare(system.channel.compensate(x)), loaded.prepare(
+        loaded.channel.compensate(x))
+    assert system.test_norm(test_a) == loaded.test_norm(test_b)
+    assert load_system(path).fingerprint() == system.fingerprint()
+    # one cohort frame changed: the file no longer matches its fingerprint
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["cohort_frames"] = arrays["cohort_frames"].copy()
+    arrays["cohort_frames"][0, 0] += np.float16(1)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ModelError, match="do not match its fingerprint"):
+        System.load(tmp_path / "bad.npz")
+    with pytest.raises(ModelError, match="no system 'broadband'"):
+        load_system("broadband")
+
+
+def test_calibration_speakers_must_be_held_out_of_the_cohort(parts):
+    _, ubm, channel, feats, cohort, cal_map, cal_trials = parts
+    leaky = {**cohort, **{u: u.split("-")[0] for us in cal_map.values() for u in us}}
+    with pytest.raises(SpeakerGMMError, match="in the cohort"):
+        _build(parts, cohort_utt2spk=leaky)
+
+
+def test_bundled_systems_load_and_fit_the_size_budget():
+    from speakergmm.system import BUNDLED_SYSTEMS, system_path
+
+    total = 0
+    for name in BUNDLED_SYSTEMS:
+        system = load_system(name)
+        assert system.name == name and system.normalises and system.calibration is not None
+        assert system.config.sample_rate == {"wideband": 16000, "telephone": 8000}[name]
+        total += system_path(name).stat().st_size
+    assert total <= 20e6
+
+
+@pytest.fixture
+def system_file(parts, tmp_path):
+    path = tmp_path / "synthetic.npz"
+    _build(parts).save(path)
+    return path
+
+
+def test_recognizer_scores_through_the_system(parts, system_file, tmp_path):
+    """verify's LLR is the system's calibration of the S-norm of the raw score, with the Z
+    side stored at enrollment; identify ranks by it; the store records the system."""
+    files = {(s, u): write_audio(tmp_path / f"{s}_{u}.wav", voice(s, u), SR)
+             for s in range(3) for u in range(4)}
+    rec = Recognizer(system=system_file, store=tmp_path / "s.db")
+    for s in range(3):
+        rec.enroll(f"spk{s}", [files[(s, u)] for u in range(3)])
+    assert rec.store.system()["fingerprint"] == rec.system.fingerprint()
+    assert set(rec.store.norms()) == {"spk0", "spk1", "spk2"}
+    result = rec.verify("spk1", files[(1, 3)])
+    system = rec.system
+    test = system.prepare(rec.features(files[(1, 3)]))
+    models = next(rec.store.model_sets(rec.ubm, rec._channel_fp, ids=["spk1"]))
+    from speakergmm.backend.scoring import score
+
+    assert result.score == pytest.approx(score(rec.ubm, models, test)[0], abs=1e-12)
+    z = rec.store.norms()["spk1"]
+    expected = system.calibration.transform(system.normalise(
+        [result.score], ([z[0]], [z[1]]), system.test_norm(test)))[0]
+    assert result.llr == pytest.approx(expected, abs=1e-9)
+    assert len(models) == 1
+    found = rec.scores(files[(1, 3)])
+    assert found.llrs[found.ids.index("spk1")] == pytest.approx(result.llr, abs=1e-9)
+    assert rec.identify(files[(1, 3)]).ranking[0][0] == "spk1"
+    # later commands read the system from the store
+    assert Recognizer(store=tmp_path / "s.db").system.fingerprint() == system.fingerprint()
+    # another system, or a bare UBM, is refused on this store
+    with pytest.raises(StoreError, match="enrolled with system 'synthetic'"):
+        Recognizer(system="wideband", store=tmp_path / "s.db").verify("spk1", files[(1, 3)])
+    with pytest.raises(SpeakerGMMError, match="not both"):
+        Recognizer(parts[1], tmp_path / "s.db", system=system_file)
+
+
+def test_store_calibrates_itself_once_it_has_enough_trials(system_file, tmp_path):
+    from speakergmm.store import AUTO_CALIBRATION
+
+    rec = Recognizer(system=system_file, store=tmp_path / "s.db")
+    seen = []
+    for s in range(AUTO_CALIBRATION["speakers"] + 3):
+        files = [write_audio(tmp_path / f"{s}_{u}.wav", voice(s, u, seconds=1.0), SR)
+                 for u in range(12)]
+        rec.enroll(f"spk{s}", files)
+        tar, non, n = rec.store.calibration_trials()
+        ready = (tar.size >= AUTO_CALIBRATION["target"] and non.size
+                 >= AUTO_CALIBRATION["nontarget"] and n >= AUTO_CALIBRATION["speakers"])
+        assert (rec.store.calibration() is not None) == ready
+        seen.append(ready)
+    assert seen[0] is False and seen[-1] is True
+    assert rec.calibration().to_json() == rec.store.calibration().to_json()
+
+
+def test_cli_system_option_and_build_system(parts, system_file, tmp_path):
+    root, ubm, channel, feats, cohort, cal_map, cal_trials = parts
+    files = [write_audio(tmp_path / f"a{u}.wav", voice(1, u), SR) for u in range(4)]
+    run = lambda *a: CliRunner().invoke(main, [*map(str, a)])  # noqa: E731
+    store = ["--store", tmp_path / "s.db"]
+    r = run("enroll", "alice", *files[:3], "--system", system_file, *store)
+    assert r.exit_code == 0, r.output
+    r = run("verify", "alice", files[3], "--json", *store)  # the system from the store
+    out = json.loads(r.output)
+    assert r.exit_code in (0, 1) and out["llr"] is not None and out["posterior"] is not None
+    assert r.exit_code == (0 if out["accepted"] else 1)
+    r = run("enroll", "bob", files[0], "--system", system_file, "--ubm", system_file, *store)
+    assert r.exit_code == 2 and "not both" in r.output
+    r = run("speakers", *store)
+    assert "system: synthetic" in r.output and "calibration in force: system synthetic's" \
+        in r.output
+
+
+def test_band_mismatch_names_the_telephone_system(parts, system_file, tmp_path):
+    path = write_audio(tmp_path / "narrow.wav", voice(1, 0)[::2], SR // 2)
+    with pytest.warns(BandMismatch, match="--system telephone"):
+        load_system(system_file).features(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BandMismatch)
+        load_system(system_file).features(write_audio(tmp_path / "w.wav", voice(1, 0), SR))
