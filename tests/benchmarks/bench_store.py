@@ -3,11 +3,13 @@ peak memory per call against stores of many speakers, beside another checkout of
 (the peer: an older commit) in the same run.
 
     python tests/benchmarks/bench_store.py [--peer /tmp/before] [--speakers 1000 10000]
+    python tests/benchmarks/bench_store.py --system wideband   # this tree only
 
 Stores are filled with synthetic speakers (statistics of 300 random frames each, summed
-under the bundled UBM: K = 512, D = 60, means-only MAP), each version writing its own
-format. ``identify`` runs as a fresh process, as a user runs it: wall time and peak RSS
-(``/usr/bin/time``), median of 3.
+under the UBM bundled before systems: K = 512, D = 60, means-only MAP; or, with --system,
+under a bundled system's UBM, K = 256, D = 48, with its S-norm record), each version
+writing its own format. ``identify`` runs as a fresh process, as a user runs it: wall time
+and peak RSS (``/usr/bin/time``), median of 3.
 """
 
 from __future__ import annotations
@@ -39,20 +41,30 @@ ubm = load_default_ubm()
 rng = np.random.default_rng(0)
 x = rng.standard_normal((300, ubm.dim)).astype(np.float32)
 base = ubm.accumulate(x)
+system = None
+if len(sys.argv) > 4:
+    from speakergmm.system import load_system
+    system = load_system(sys.argv[4])
+    ubm = system.ubm
+    base = ubm.accumulate(rng.standard_normal((300, ubm.dim)).astype(np.float32))
+extra = {} if system is None else {
+    "system": {"name": system.name, "fingerprint": system.fingerprint()}, "norm": (0.0, 1.0),
+    "channel": system.channel.fingerprint()}
 store = SpeakerStore(sys.argv[2])
 t = time.perf_counter()
 for i in range(int(sys.argv[3])):
     scale = 1 + 0.01 * (i % 97)  # distinct speakers, same cost
     stats = GMMStats(base.n * scale, base.f * scale, base.s * scale, base.llk, base.frames)
     store.enroll(f"spk{i:05d}", SpeakerModel(stats, ubm.fingerprint(), 16.0, ("means",), 1),
-                 ubm, seconds=3.0, utterances=1)
+                 ubm, seconds=3.0, utterances=1, **extra)
 store.close()
 print(f"{time.perf_counter() - t:.1f}")
 """
 
 
-def fill(tree: Path, path: Path, n: int) -> float:
-    out = subprocess.run([sys.executable, "-c", FILL, str(tree), str(path), str(n)],
+def fill(tree: Path, path: Path, n: int, system: str | None) -> float:
+    out = subprocess.run([sys.executable, "-c", FILL, str(tree), str(path), str(n),
+                          *([system] if system else [])],
                          check=True, capture_output=True, text=True).stdout
     return float(out.split()[-1])
 
@@ -76,8 +88,12 @@ def main() -> None:
     parser.add_argument("--peer", type=Path, default=None, help="the other source tree")
     parser.add_argument("--speakers", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--system", default=None,
+                        help="fill the stores under this bundled system (this tree only)")
     args = parser.parse_args()
     trees = {"this": REPO, **({"peer": args.peer.resolve()} if args.peer else {})}
+    if args.system and args.peer:
+        parser.error("--system measures this tree only (the peer has no systems)")
     import numpy as np
     import soundfile as sf
 
@@ -92,7 +108,7 @@ def main() -> None:
         for n in args.speakers:
             for name, tree in trees.items():
                 path = scratch / f"{name}-{n}.db"
-                seconds = fill(tree, path, n)
+                seconds = fill(tree, path, n, args.system)
                 size = sum(p.stat().st_size for p in scratch.glob(f"{name}-{n}.db*"))
                 runs = [identify(tree, path, audio) for _ in range(args.runs)]
                 wall = statistics.median(r[0] for r in runs)
