@@ -195,13 +195,7 @@ class Recognizer:
         return self.system.features(path)
 
     def _check_store(self) -> None:
-        bound = self.store.system()  # first: naming the system says more than the UBM
-        if bound is not None and (self._record is None
-                                  or bound["fingerprint"] != self._record["fingerprint"]):
-            given = "a bare UBM" if self._record is None else f"system '{self.system.name}'"
-            raise StoreError(f"{self.store.path}: its speakers were enrolled with system "
-                             f"'{bound.get('name')}' ({bound['fingerprint']}), not with "
-                             f"{given}; use --system {bound.get('name')}, or another --store")
+        self.store.check_system(self._record)  # first: naming the system says more
         self.store.check_ubm(self.ubm, self._channel_fp)
 
     def calibration(self):

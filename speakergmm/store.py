@@ -313,6 +313,11 @@ class SpeakerStore:
         return {r["speaker"]: (r["mean"], r["std"])
                 for r in self._rows("SELECT speaker, mean, std FROM norms")}
 
+    def check_system(self, system: dict | None) -> None:
+        """Raise :class:`StoreError` if the store records another system than ``system``
+        (``{"name", "fingerprint"}``; None: a bare UBM)."""
+        _check_system(self.path, self.system(), system)
+
     def check_ubm(self, ubm: DiagGMM, channel: str | None = None) -> None:
         """Raise :class:`StoreError` if the store belongs to another UBM, or to another
         channel compensation than ``channel`` (a fingerprint; None: no compensation)."""
@@ -659,13 +664,19 @@ def _bind_system(path, conn: sqlite3.Connection, system: dict | None, *, empty: 
                              f"not with system '{system['name']}'; use the same --ubm, or "
                              "another --store")
         return
-    bound = json.loads(row[0])
-    if system is None or bound.get("fingerprint") != system.get("fingerprint"):
-        given = "no system" if system is None else (
-            f"system '{system['name']}' ({system['fingerprint']})")
-        raise StoreError(f"{path}: its speakers were enrolled with system "
-                         f"'{bound.get('name')}' ({bound.get('fingerprint')}), not with "
-                         f"{given}; use --system {bound.get('name')}, or another --store")
+    _check_system(path, json.loads(row[0]), system)
+
+
+def _check_system(path, bound: dict | None, system: dict | None) -> None:
+    """Refuse to score or enroll with another system than the one the store records."""
+    if bound is None or (system is not None
+                         and bound.get("fingerprint") == system.get("fingerprint")):
+        return
+    given = "a bare UBM" if system is None else (
+        f"system '{system['name']}' ({system['fingerprint']})")
+    raise StoreError(f"{path}: its speakers were enrolled with system '{bound.get('name')}' "
+                     f"({bound.get('fingerprint')}), not with {given}; use --system "
+                     f"{bound.get('name')}, or another --store")
 
 
 def _forget_trials(conn: sqlite3.Connection, speaker_id: str) -> None:
