@@ -584,6 +584,12 @@ class SpeakerStore:
             groups: dict[tuple[float, str], list[int]] = {}
             for i, r in enumerate(chunk):  # speakers enrolled alike are adapted together
                 groups.setdefault((r["relevance"], r["adapt"]), []).append(i)
+            ids_chunk = [r["id"] for r in chunk]
+            if len(groups) == 1 and next(iter(groups))[1] == "means":
+                # the common case, in one float32 pass from the statistics
+                yield ModelSet.from_statistics(ubm, n, f, relevance=next(iter(groups))[0],
+                                               ids=ids_chunk)
+                continue
             means_only = all(adapt == "means" for _, adapt in groups)
             means = np.empty((len(chunk), k, d), np.float32)
             if not means_only:
@@ -598,7 +604,7 @@ class SpeakerStore:
                 if not means_only:
                     weights[idx], variances[idx] = w, var
             extra = {} if means_only else {"weights": weights, "variances": variances}
-            yield ModelSet(ubm, means, ids=[r["id"] for r in chunk], **extra)
+            yield ModelSet(ubm, means, ids=ids_chunk, **extra)
 
     def parameters(self, ubm: DiagGMM, channel: str | None = None
                    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

@@ -110,7 +110,8 @@ class System:
         self.metadata = dict(metadata or {})
         self.cohort_models = None
         self._cohort_offsets = None
-        self.cohort_frames = [_half(x).astype(np.float32) for x in cohort_frames]
+        self._frames16 = [np.asarray(x, np.float16) for x in cohort_frames]
+        self.cohort_frames = [x.astype(np.float32) for x in self._frames16]
         if cohort_means is not None:
             self._cohort_offsets = np.asarray(cohort_means, np.float64) - ubm.means
             # + 0: a tiny negative offset rounds to -0, which reloads as +0
@@ -128,7 +129,7 @@ class System:
         h.update((self.channel.fingerprint() if self.channel else "none").encode())
         if self._cohort_offsets is not None:
             h.update(np.ascontiguousarray(self._cohort_offsets, "<f2").tobytes())
-            for x in self.cohort_frames:
+            for x in self._frames16:
                 h.update(np.ascontiguousarray(x, "<f2").tobytes())
         return h.hexdigest()[:16]
 
@@ -235,7 +236,7 @@ class System:
             arrays["channel"] = self.channel.U.astype(np.float16)
         if self.normalises:
             arrays["cohort_offsets"] = self._cohort_offsets
-            arrays["cohort_frames"] = np.concatenate(self.cohort_frames).astype(np.float16)
+            arrays["cohort_frames"] = np.concatenate(self._frames16)
             arrays["cohort_lengths"] = np.array([len(x) for x in self.cohort_frames], np.int64)
         header = {"name": self.name, "relevance": self.relevance, "c": self.c,
                   "ubm_metadata": self.ubm.metadata,
@@ -275,7 +276,7 @@ class System:
                 # offsets from the UBM, so float16 rounds the small MAP shift, not the mean
                 means = ubm.means + extra["cohort_offsets"].astype(np.float64)
                 cuts = np.cumsum(extra["cohort_lengths"])[:-1]
-                frames = np.split(extra["cohort_frames"].astype(np.float32), cuts)
+                frames = np.split(extra["cohort_frames"].astype(np.float16, copy=False), cuts)
             calibration = None
             if meta.get("calibration") is not None:
                 calibration = Calibration.from_json(json.dumps(meta["calibration"]))

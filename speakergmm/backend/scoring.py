@@ -175,7 +175,7 @@ class ModelSet:
             np.stack([g.variances for g in models[m0:m1]])))
         return self
 
-    def _init(self, ubm, M, ids, shared, block):
+    def _init(self, ubm, M, ids, shared, block, offsets=None):
         K, D = ubm.n_components, ubm.dim
         ids = tuple(str(i) for i in (range(M) if ids is None else ids))
         if M == 0 or len(ids) != M or len(set(ids)) != M:
@@ -191,23 +191,59 @@ class ModelSet:
         isig = 1.0 / np.sqrt(ubm.variances)
         for m0 in range(0, M, _BUILD_BLOCK):
             m1 = min(M, m0 + _BUILD_BLOCK)
-            w_b, mu_b, var_b = block(m0, m1)
             out = self._kernel[:, m0:m1]  # (K, Mb, W) view
-            if shared:
+            if offsets is not None:
+                offsets(out, m0, m1)
+            elif shared:
+                w_b, mu_b, var_b = block(m0, m1)
                 # Whitened offsets and their bias in float64, written straight into the view.
                 a = np.subtract(mu_b, ubm.means, dtype=np.float64)
                 a *= isig
-                b = np.einsum("mkd,mkd->mk", a, a)
-                b *= -0.5
-                out[:, :, :D] = a.transpose(1, 0, 2)
-                out[:, :, D] = b.T
+                _write_offsets(out, a)
             else:
+                w_b, mu_b, var_b = block(m0, m1)
                 b = _general_kernel(ubm, w_b, np.subtract(mu_b, ubm.means, dtype=np.float64),
                                     var_b)
                 out[...] = b.transpose(1, 0, 2)
             if not np.all(np.isfinite(out)):
                 raise ModelError(f"models {m0}..{m1 - 1} have non-finite parameters")
         self._kernel.setflags(write=False)
+
+    @classmethod
+    def from_statistics(cls, ubm: DiagGMM, n, f, *, relevance: float,
+                        ids: Sequence[str] | None = None) -> "ModelSet":
+        """Means-only relevance-MAP models straight from their statistics, in float32.
+
+        The whitened offset of an adapted mean is ``(f_k - n_k μ_k) / ((n_k + r) σ_k)``:
+        one pass over the statistics instead of adapting in float64 and then whitening,
+        which is what identification over a large store spends its time on. Equal to
+        ``ModelSet(ubm, map_parameters(...)[1])`` to float32 rounding (tested).
+
+        Parameters
+        ----------
+        n : array_like [shape=(M, K)]
+        f : array_like [shape=(M, K, D)]
+        relevance : float
+        """
+        K, D = ubm.n_components, ubm.dim
+        n, f = np.asarray(n, np.float32), np.asarray(f, np.float32)
+        if n.ndim != 2 or n.shape[1] != K or f.shape != (n.shape[0], K, D):
+            raise ModelError(f"statistics of shapes {n.shape} and {f.shape} do not fit a UBM "
+                             f"of (K, D) = {(K, D)}")
+        isig = (1.0 / np.sqrt(ubm.variances)).astype(np.float32)
+        mu = ubm.means.astype(np.float32)
+        scale = 1.0 / (n + np.float32(relevance))
+
+        def offsets(out, m0, m1):
+            a = n[m0:m1, :, None] * -mu  # contiguous passes: faster than strided in place
+            a += f[m0:m1]
+            a *= scale[m0:m1, :, None]
+            a *= isig
+            _write_offsets(out, a)
+
+        self = cls.__new__(cls)
+        self._init(ubm, n.shape[0], ids, True, None, offsets=offsets)
+        return self
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -258,6 +294,16 @@ class ModelSet:
         new._kernel = self._kernel[:, rows]
         new._kernel.setflags(write=False)
         return new
+
+
+def _write_offsets(out: np.ndarray, a: np.ndarray) -> None:
+    """Whitened mean offsets ``a`` (Mb, K, D) and their biases ``-½|a|²`` into a block
+    ``out`` (K, Mb, D+1) of a means-only kernel."""
+    D = a.shape[2]
+    b = np.einsum("mkd,mkd->mk", a, a)
+    b *= -0.5
+    out[:, :, :D] = a.transpose(1, 0, 2)
+    out[:, :, D] = b.T
 
 
 def _shares(ubm_param: np.ndarray, param) -> bool:

@@ -82,7 +82,7 @@ class EigenChannel:
         self.metadata = dict(metadata or {})
         K, D, R = U.shape
         self._P = U.reshape(K * D, R)
-        self._UtU = np.einsum("kdr,kds->krs", U, U).reshape(K, R * R)
+        self._UtU = np.matmul(U.transpose(0, 2, 1), U).reshape(K, R * R)  # BLAS, not einsum
         self._basis = (U * np.sqrt(ubm.variances.astype(np.float64))[:, :, None]).reshape(K * D, R)
 
     @property

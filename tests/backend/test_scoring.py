@@ -128,6 +128,26 @@ def test_model_set_from_float32_arrays_is_means_only(world):
     np.testing.assert_allclose(score(ubm, ms.select(["b"]), X), score(ubm, ms, X)[1:], atol=1e-6)
 
 
+def test_model_set_from_statistics_equals_map_then_stack(rng):
+    """The float32 one-pass kernel from statistics scores as MAP-adapting in float64 and
+    stacking does (to float32 rounding), unseen components included."""
+    from speakergmm.gmm.adapt import map_parameters
+
+    ubm = random_gmm(rng)
+    stats = [ubm.accumulate(sample(rng, ubm, 150, shift=0.3 * i)) for i in range(70)]
+    n = np.stack([s.n for s in stats]).astype(np.float32)
+    n[0, :4] = 0  # components a speaker never saw keep the UBM's means
+    f = np.stack([s.f for s in stats]).astype(np.float32)
+    f[0, :4] = 0
+    X = sample(rng, ubm, 200, shift=0.3)
+    fast = ModelSet.from_statistics(ubm, n, f, relevance=8.0)
+    slow = ModelSet(ubm, map_parameters(ubm, n, f, relevance=8.0)[1])
+    np.testing.assert_allclose(score(ubm, fast, X), score(ubm, slow, X), rtol=0, atol=2e-5)
+    assert fast.means_only and len(fast) == 70  # more than one build block
+    with pytest.raises(ModelError, match="do not fit"):
+        ModelSet.from_statistics(ubm, n[:, :3], f, relevance=8.0)
+
+
 def synthetic_speakers(rng, n_spk=20):
     """A UBM and speakers whose true GMMs are the UBM with shifted means."""
     ubm = random_gmm(rng, k=32, d=8)
