@@ -250,11 +250,16 @@ class Recognizer:
         tests = [system.prepare(x) for x in feats]
         t_norms = [system.test_norm(t) for t in tests]
         without = []
+        total = sum(st.frames for st in stats) + (0 if earlier is None else earlier.frames)
         for i in range(len(tests)):
             rest = [st for j, st in enumerate(stats) if j != i]
             rest += [] if earlier is None else [earlier]
             if rest:  # one recording, nothing earlier: no model without it
-                without.append((i, SpeakerModel.enroll(self.ubm, rest, relevance=self.relevance,
+                # Relevance scaled by the share of the speaker's frames left, so that the
+                # model adapts as far as the speaker's whole model does (α = n/(n + r)):
+                # else target self-trials come out weaker than the trials they calibrate.
+                r = self.relevance * (total - stats[i].frames) / total
+                without.append((i, SpeakerModel.enroll(self.ubm, rest, relevance=r,
                                                        adapt=self.adapt)))
         trials = []
         if without:

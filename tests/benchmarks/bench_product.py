@@ -128,6 +128,16 @@ def verification(args, system_path: Path, work: Path) -> None:
     print(_row(f"+ S-norm + the store's own calibration, in force by default ({tar.size} "
                f"target, {non.size} non-target self-trials of {n_spk} speakers)", r))
     print(f"self-calibration: actDCF / minDCF = {r['actdcf'] / r['mindcf']:.3f}")
+    print(f"normalised scores, mean (std): self-trials target {tar.mean():.2f} ({tar.std():.2f})"
+          f", non-target {non.mean():.2f} ({non.std():.2f}); test trials target "
+          f"{sn[target].mean():.2f} ({sn[target].std():.2f}), non-target "
+          f"{sn[~target].mean():.2f} ({sn[~target].std():.2f})")
+    oracle = type(cal)().fit(sn[target], sn[~target], prior=0.01)
+    o = _rates(oracle.transform(sn), target)
+    print(f"the best a linear calibration does on these trials (fit on them): actDCF "
+          f"{o['actdcf']:.3f} ({o['actdcf'] / o['mindcf']:.3f} x minDCF); "
+          f"store: {own.scale_:.3f} s + {own.offset_:.3f}; oracle: {oracle.scale_:.3f} s + "
+          f"{oracle.offset_:.3f}")
 
 
 def open_set(args, system_path: Path, work: Path) -> None:
