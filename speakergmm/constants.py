@@ -20,7 +20,8 @@ FEATURE_PRESETS = ("wideband", "telephone")
 #: 5.4% misses and 2.5% false alarms (the EER, 3.7%, is at about 0.075); 0 would accept
 #: 12.8% of impostors. Scores depend on the UBM and on durations: calibrate for your data.
 DEFAULT_THRESHOLD = 0.1
-#: Enrollment speech (seconds, after VAD) below which a speaker model is unreliable: with the
-#: bundled UBM on the speechocean762 dev speakers (tests/benchmarks/bench_enroll_duration.py)
-#: the EER is 3.4% at 12 s, 4.8% at 8 s, 7.8% at 5 s, 11.4% at 3 s and 22% at 1 s.
+#: Enrollment audio (seconds of frames the front end keeps) below which a speaker model is
+#: unreliable: through the wideband system built on the dev split, on the speechocean762
+#: dev speakers (tests/benchmarks/bench_enroll_duration.py), the EER is 1.2% at 20 s, 2.9% at
+#: 12 s, 4.6% at 8 s, 7.4% at 5 s, 11.7% at 3 s and 22% at 1 s.
 MIN_ENROLL_SECONDS = 5.0

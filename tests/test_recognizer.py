@@ -283,7 +283,7 @@ def test_too_little_enrollment_speech_gets_a_note(setup, tmp_path):
 
     root, ubm_path, files = setup
     rec = Recognizer(ubm_path, tmp_path / "s.db")
-    with pytest.warns(ShortEnrollment, match="s of speech enrolled; below 5 s"):
+    with pytest.warns(ShortEnrollment, match="s of audio enrolled; below 5 s"):
         info = rec.enroll("short", [files[(0, 0)]])
     assert info.seconds < MIN_ENROLL_SECONDS
     with warnings.catch_warnings():

@@ -218,3 +218,19 @@ def test_band_mismatch_names_the_telephone_system(parts, system_file, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", BandMismatch)
         load_system(system_file).features(write_audio(tmp_path / "w.wav", voice(1, 0), SR))
+
+
+def test_stores_from_before_systems_keep_their_bundled_ubm(tmp_path):
+    """A store enrolled with the UBM bundled before systems (no system recorded) is scored
+    with that UBM when no --ubm or --system is given; a new store gets the wideband
+    system."""
+    from speakergmm.pretrained import default_ubm_path
+
+    files = [write_audio(tmp_path / f"{u}.wav", voice(3, u), SR) for u in range(3)]
+    old = Recognizer(default_ubm_path(), tmp_path / "old.db")
+    old.enroll("carol", files[:2])
+    assert old.store.system() is None
+    again = Recognizer(store=tmp_path / "old.db")
+    assert again.ubm.fingerprint() == old.ubm.fingerprint() and not again.system.normalises
+    assert again.verify("carol", files[2]).score == old.verify("carol", files[2]).score
+    assert Recognizer(store=tmp_path / "new.db").system.name == "wideband"

@@ -1,16 +1,18 @@
 """How much enrollment speech a speaker model needs: EER and identification against the
-seconds of speech enrolled, through the product path's system (the bundled UBM and its
-feature config, top-C scoring), on the speechocean762 dev protocol's evaluation speakers
-(unseen by the bundled UBM's... see below).
+seconds of audio enrolled, scored as the product path scores (a system's features,
+eigenchannel compensation, MAP, top-C, S-norm), on the speechocean762 dev protocol's
+evaluation speakers.
 
-    python tests/benchmarks/bench_enroll_duration.py [--corpus ../shared/corpora/speechocean762]
-        [--seconds 1 2 3 5 8 12 20] [--jobs 2]
+    recipes/systems/run.sh --split dev --corpus-root ../shared/corpora/speechocean762 \
+        --work exp/systems
+    python tests/benchmarks/bench_enroll_duration.py --system exp/systems/dev/wideband.npz
+        [--corpus ../shared/corpora/speechocean762] [--seconds 1 2 3 5 8 12 20] [--jobs 2]
 
-Each evaluation speaker is enrolled on the first S seconds of speech (after VAD) of its
-five enrollment recordings, taken in order; every test recording is scored against every
-speaker. The bundled UBM was trained on the whole train half, these speakers included, so
-the absolute figures are optimistic; the point is where they collapse as S shrinks, which
-sets the enrollment warning of the product path.
+Each evaluation speaker is enrolled on the first S seconds of the frames of its five
+enrollment recordings, taken in order; every test recording is scored against every
+speaker. With the system built on the dev split the speakers are unseen; the point is
+where accuracy collapses as S shrinks, which sets the enrollment warning of the product
+path.
 """
 
 from __future__ import annotations
@@ -30,20 +32,21 @@ def main() -> None:
                         default=REPO.parent / "shared" / "corpora" / "speechocean762")
     parser.add_argument("--seconds", type=float, nargs="+", default=[1, 2, 3, 5, 8, 12, 20])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--system", type=Path, required=True,
+                        help="a system file (recipes/systems/run.sh --split dev)")
     args = parser.parse_args()
 
     from speakergmm.backend.scoring import ModelSet
-    from speakergmm.batch import score_trial_list
     from speakergmm.corpora.speechocean762 import prepare_speechocean762
     from speakergmm.data.trials import Trials
     from speakergmm.eval.metrics import identification_accuracy, min_dcf, rocch_eer
     from speakergmm.frontend.archive import extract_archive, read_features
-    from speakergmm.frontend.config import FeatureConfig
     from speakergmm.gmm.adapt import SpeakerModel
-    from speakergmm.pretrained import load_default_ubm
+    from speakergmm.gmm.eigenchannel import CompensatedFeatures
+    from speakergmm.system import load_system
 
-    ubm = load_default_ubm()
-    config = FeatureConfig.from_dict(ubm.metadata["feature_config"])
+    system = load_system(args.system)
+    ubm, config = system.ubm, system.config
     shift = config.frame_shift_ms / 1000
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -52,10 +55,10 @@ def main() -> None:
         for part in ("enroll", "test"):
             extract_archive(work / "data" / part, work / part, config=config,
                             audio_root=args.corpus, jobs=args.jobs)
-            feats[part] = read_features(work / part)
+            feats[part] = CompensatedFeatures(read_features(work / part), system.channel)
         trials: Trials = protocol.trials["trials"]
         enroll_map = protocol.enroll_maps["enroll_map"]
-        available = [sum(feats["enroll"].num_frames(u) for u in utts) * shift
+        available = [sum(feats["enroll"].features.num_frames(u) for u in utts) * shift
                      for utts in enroll_map.values()]
         print(f"{len(enroll_map)} speakers, {len(trials)} trials; enrollment speech per "
               f"speaker: median {np.median(available):.1f} s, min {min(available):.1f} s")
@@ -66,11 +69,11 @@ def main() -> None:
             means, ids = [], []
             for speaker, utts in enroll_map.items():
                 x = np.concatenate([feats["enroll"][u] for u in utts])[:frames]
-                model = SpeakerModel.enroll(ubm, [x]).adapted(ubm)
+                model = SpeakerModel.enroll(ubm, [x], relevance=system.relevance).adapted(ubm)
                 means.append(model.means.astype(np.float32))
                 ids.append(speaker)
             models = ModelSet(ubm, np.stack(means), ids=ids)
-            scores = score_trial_list(ubm, trials, models, feats["test"], jobs=args.jobs)
+            scores = system.trial_scores(models, trials, lambda u: feats["test"][u])
             tar, non = scores[trials.is_target], scores[~trials.is_target]
             print(f"| {seconds:g} | {100 * rocch_eer(tar, non):.2f}% | "
                   f"{min_dcf(tar, non):.3f} | "
