@@ -18,20 +18,31 @@ worker processes (``fork`` where the platform has it, else ``spawn``; both work:
 functions and states must be picklable, i.e. module-level functions and plain objects).
 Workers ignore Ctrl-C (the parent stops them all and raises KeyboardInterrupt once) and run
 BLAS on one thread: their matrix products are small, processes give the parallelism, and
-two BLAS threads per worker on two cores run several times slower. A Dask backend plugs in
-as a third subclass of :class:`Executor` (the same ``start``/``map`` contract).
+two BLAS threads per worker on two cores run several times slower. :class:`DaskExecutor`
+runs the same contract on a Dask cluster (``--scheduler tcp://host:8786``, or a
+``dask.distributed.Client`` given wherever an executor is taken).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import math
 import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "Session", "get_executor"]
+from .errors import SpeakerGMMError
+
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Session",
+           "get_executor", "SCHEDULER_ENV", "local_threads", "thread_map"]
+
+#: Environment variable naming a Dask scheduler (``tcp://host:8786``) for the CLI.
+SCHEDULER_ENV = "SPEAKERGMM_SCHEDULER"
 
 # Chunks per worker and map call: enough for load balancing, few enough that a shared value
 # (pickled once per chunk: pickle memoises it within one chunk) travels rarely.
@@ -149,6 +160,98 @@ class _PoolSession(Session):
         return self.pool.imap(_worker_call, tasks, chunksize=chunk)
 
 
+class DaskExecutor(Executor):
+    """The workers of a Dask cluster (``dask.distributed``).
+
+    The state of :meth:`Executor.start` is scattered to every worker once (broadcast), and
+    so is each ``shared`` value of :meth:`Session.map` (the model of one EM iteration):
+    tasks carry only their items and return only their results, which come back in item
+    order, so that the caller reduces them as it does for local processes and the result
+    equals the serial run's. Items are grouped into a few tasks per worker thread, as the
+    local pool chunks them. A worker lost mid-task is replaced and its tasks run again
+    (Dask's own retry: the functions mapped here are pure); an exception raised by a task
+    (a corrupt file) is raised here, as it was raised there.
+
+    Workers share the client's view of the file system: archives, models and audio are
+    read by path on the workers.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        The scheduler's address (``tcp://host:8786``), or a client already connected.
+    """
+
+    def __init__(self, scheduler):
+        try:
+            import distributed
+        except ImportError:
+            raise SpeakerGMMError("running on a Dask cluster needs dask.distributed: pip "
+                                  "install 'speakergmm[dask]'") from None
+        self._own = not isinstance(scheduler, distributed.Client)
+        if self._own:
+            try:
+                scheduler = distributed.Client(str(scheduler), set_as_default=False,
+                                               timeout="20s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise SpeakerGMMError(f"cannot reach the Dask scheduler at {scheduler} "
+                                      f"({exc}); start one with 'dask scheduler' and "
+                                      "workers with 'dask worker ADDRESS'") from None
+        self.client = scheduler
+
+    @property
+    def n_workers(self) -> int:  # worker threads: what tasks run on at once
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+
+    @contextlib.contextmanager
+    def start(self, state=None, *, blas_threads=None):
+        [future] = self.client.scatter([state], broadcast=True, hash=False)
+        try:
+            yield _DaskSession(self.client, future, self.n_workers)
+        finally:
+            future.release()
+
+    def close(self) -> None:
+        """Disconnect a client this executor opened (one passed in is left open)."""
+        if self._own:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.client.scheduler.address!r})"
+
+
+class _DaskSession(Session):
+    def __init__(self, client, state, n_workers: int):
+        self.client, self.state, self.n_workers = client, state, n_workers
+
+    def map(self, fn, items, *, shared=None):
+        items = list(items)
+        if not items:
+            return iter(())
+        shared_future = None
+        if shared is not None:
+            [shared_future] = self.client.scatter([shared], broadcast=True, hash=False)
+        size = max(1, math.ceil(len(items) / (_CHUNKS_PER_WORKER * self.n_workers)))
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        futures = self.client.map(_dask_chunk, chunks, fn=fn, state=self.state,
+                                  shared=shared_future, has_shared=shared is not None,
+                                  pure=False)
+        return self._in_order(futures, shared_future)
+
+    @staticmethod
+    def _in_order(futures, shared_future):
+        try:
+            for future in futures:
+                results = future.result()
+                future.release()  # the client holds one chunk's results at a time
+                yield from results
+        finally:
+            for future in futures:
+                future.cancel()
+            if shared_future is not None:
+                shared_future.release()
+
+
 def get_executor(executor: Executor | int | None = None, *,
                  n_items: int | None = None) -> Executor:
     """An :class:`Executor` from what a batch function was given: an executor as it is, a
@@ -160,6 +263,8 @@ def get_executor(executor: Executor | int | None = None, *,
     """
     if isinstance(executor, Executor):
         chosen = executor
+    elif type(executor).__name__ == "Client" and hasattr(executor, "scatter"):
+        chosen = DaskExecutor(executor)  # a dask.distributed.Client
     elif executor is None or isinstance(executor, bool):
         chosen = SerialExecutor()
     elif isinstance(executor, int):
@@ -180,8 +285,9 @@ _worker_state: Any = None
 
 
 def _worker_init(state) -> None:
-    global _worker_state
+    global _worker_state, _in_worker
     _worker_state = state
+    _in_worker = True
     # Ctrl-C reaches the whole process group: the parent stops the pool, and workers must
     # not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -191,6 +297,74 @@ def _worker_init(state) -> None:
 def _worker_call(task):
     fn, shared, item = task
     return fn(_worker_state, item) if shared is None else fn(_worker_state, shared, item)
+
+
+def _dask_chunk(items, *, fn, state, shared, has_shared):
+    """A Dask task: ``fn`` over a chunk of items, on a worker set up as a pool worker is."""
+    global _in_worker
+    if not _in_worker:
+        _in_worker = True
+        _blas_limit(1).__enter__()  # for the worker's lifetime, as in _worker_init
+    if has_shared:
+        return [fn(state, shared, item) for item in items]
+    return [fn(state, item) for item in items]
+
+
+_in_worker = False
+
+
+# --- threads within one process ------------------------------------------------------------
+
+def local_threads() -> int:
+    """Threads one computation may use in this process: 1 in a worker (processes or Dask
+    tasks give the parallelism there), else the cores this process may run on."""
+    if _in_worker:
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_threads: concurrent.futures.ThreadPoolExecutor | None = None
+_controller = None
+
+
+def thread_map(fn: Callable, items: Iterable) -> list:
+    """``[fn(item) for item in items]`` over this process's threads (:func:`local_threads`),
+    in item order, with BLAS on one thread each: numpy's GEMMs and ufuncs let the GIL go,
+    so chunks of one E-step run on every core. BLAS is on one thread also where this runs
+    sequentially, so that a chunk's arithmetic is the same here, in a pool worker and on a
+    Dask worker: the same statistics, bit for bit, wherever they are computed."""
+    global _threads
+    items = list(items)
+    nested = getattr(_thread_state, "busy", False)  # a pool thread must not wait on the pool
+    n = 1 if nested else min(local_threads(), len(items))
+    with _one_blas_thread():
+        if n < 2:
+            return [fn(item) for item in items]
+        if _threads is None or _threads._max_workers < n:
+            _threads = concurrent.futures.ThreadPoolExecutor(n, "speakergmm")
+        return list(_threads.map(functools.partial(_in_thread, fn), items))
+
+
+_thread_state = threading.local()
+
+
+def _in_thread(fn, item):
+    _thread_state.busy = True
+    return fn(item)
+
+
+def _one_blas_thread():
+    global _controller
+    if _in_worker:  # limited for the worker's lifetime already
+        return contextlib.nullcontext()
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()  # finding the BLAS libraries once
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def _blas_limit(threads: int | None):

@@ -9,6 +9,7 @@ mistyped option answer at once.
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from pathlib import Path
@@ -69,8 +70,31 @@ def main(ctx: click.Context, debug: bool) -> None:
 # --- options shared by several commands ------------------------------------------------------
 
 def jobs_option(f):
+    """``-j N`` local worker processes, or ``--scheduler ADDRESS`` (``$SPEAKERGMM_SCHEDULER``)
+    a Dask cluster: the command receives ``jobs`` as a number or as a
+    :class:`~speakergmm.exec.DaskExecutor`, which every library call takes alike."""
+    @functools.wraps(f)
+    def run(*args, scheduler=None, **kwargs):
+        if scheduler:
+            from ..exec import DaskExecutor
+
+            if kwargs.get("jobs", 1) != 1:
+                raise click.UsageError("give -j (local processes) or --scheduler (a Dask "
+                                       "cluster), not both")
+            kwargs["jobs"] = DaskExecutor(scheduler)
+            try:
+                return f(*args, **kwargs)
+            finally:
+                kwargs["jobs"].close()
+        return f(*args, **kwargs)
+
+    run = click.option("--scheduler", default=None, envvar="SPEAKERGMM_SCHEDULER",
+                       metavar="ADDRESS",
+                       help="Run on a Dask cluster (tcp://host:8786) instead of local "
+                            "processes; needs speakergmm[dask]. [env: "
+                            "SPEAKERGMM_SCHEDULER]")(run)
     return click.option("-j", "--jobs", type=click.IntRange(min=1), default=1,
-                        help="Worker processes.")(f)
+                        help="Worker processes.")(run)
 
 
 def ubm_option(required: bool = False):

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from .._io import read_npz, write_npz
 from ..errors import ArchiveError, FeatureError, ModelError
+from ..exec import thread_map
 from .stats import GMMStats
 
 __all__ = ["DiagGMM", "FORMAT_NAME", "FORMAT_VERSION", "check_feature_config",
@@ -47,6 +49,21 @@ FORMAT_VERSION = 1
 # (4 MiB) and K=64 flat from 2048 to 8192 frames.
 _CHUNK_BYTES = 4 << 20
 _MIN_CHUNK, _MAX_CHUNK = 256, 8192
+
+
+_local = threading.local()
+
+
+def _scratch(rows: int, K: int, D: int):
+    """This thread's E-step buffers for chunks of up to ``rows`` frames (kept between calls:
+    fresh 4 MB buffers per chunk would cost their page faults every time)."""
+    have = getattr(_local, "shape", (0, 0, 0))
+    if have[1:] != (K, D) or have[0] < rows:
+        _local.shape = (rows, K, D)
+        _local.buffers = (np.empty((rows, 2 * D + 1), np.float32),
+                          np.empty((rows, K), np.float32), np.empty(rows, np.float32),
+                          np.empty(rows, np.float32))
+    return tuple(b[:rows] for b in _local.buffers)
 
 
 def default_chunk_size(n_components: int) -> int:
@@ -309,18 +326,17 @@ class DiagGMM:
         """
         X = self._check_features(X)
         K, D = self.n_components, self.dim
-        part = np.empty((K, 2 * D + 1), np.float32)
+        size = self._chunk_size(chunk_size, X.shape[0])
+        keep = posteriors is not None
+        parts = thread_map(lambda start: self._chunk_stats(X, start, size, keep),
+                           range(0, X.shape[0], size))
         total = np.zeros((K, 2 * D + 1), np.float64)
         llk = 0.0
-        for _, z, post, m, s in self._chunks(X, chunk_size):
-            llk += float(m.sum(dtype=np.float64)) + float(np.log(s, dtype=np.float64).sum())
-            # Normalise the posteriors by scaling z's rows (2D+1 wide) instead of post's (K).
-            np.reciprocal(s, out=s)
-            if posteriors is not None:
-                posteriors.append(post * s[:, None])
-            z *= s[:, None]
-            np.matmul(post.T, z, out=part)  # (K, 2D+1) = [f', s', n], f' and s' about c
+        for part, chunk_llk, post in parts:  # in chunk order: the same sum wherever it ran
+            llk += chunk_llk
             total += part
+            if keep:
+                posteriors.append(post)
         c = self._kernel[2]
         n = total[:, 2 * D]
         f_c, s_c = total[:, :D], total[:, D:2 * D]
@@ -328,6 +344,21 @@ class DiagGMM:
         f = f_c + n[:, None] * c
         s2 = s_c + 2.0 * c * f_c + n[:, None] * (c * c)
         return GMMStats(n, f, s2, llk, X.shape[0])
+
+    def _chunk_stats(self, X: np.ndarray, start: int, size: int, keep: bool):
+        """One chunk's E-step: ``(part, llk, posteriors or None)`` with ``part`` (K, 2D+1)
+        float32 = ``[f', s', n]`` about the shift ``c``. Scratch buffers are per thread."""
+        x = X[start:start + size]
+        b = x.shape[0]
+        z, lj, m, s = _scratch(b, self.n_components, self.dim)
+        self._log_joint_into(x, z, lj)
+        self._exp_normalise(lj, m, s, start)
+        llk = float(m.sum(dtype=np.float64)) + float(np.log(s, dtype=np.float64).sum())
+        # Normalise the posteriors by scaling z's rows (2D+1 wide) instead of lj's (K).
+        np.reciprocal(s, out=s)
+        post = lj * s[:, None] if keep else None
+        z *= s[:, None]
+        return np.matmul(lj.T, z), llk, post
 
     # -- M-step --------------------------------------------------------------------------
 

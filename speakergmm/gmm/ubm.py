@@ -1,10 +1,12 @@
 """Universal background model training: EM over sufficient statistics, streaming.
 
-Frames are never concatenated: each EM iteration sums :class:`~speakergmm.gmm.GMMStats` over
-shards of utterances (map), then takes one M-step (reduce). Shards are fixed groups of
+The data are never held at once: each EM iteration sums :class:`~speakergmm.gmm.GMMStats`
+over shards of utterances (map), then takes one M-step (reduce). A shard (about
+``shard_frames`` frames) is read into one array, and its E-step chunks run on every
+thread of the process that holds it (BLAS on one thread each). Shards are fixed groups of
 utterances in a fixed order and their statistics are added in that order, so the result is
-the same bit for bit whatever the number of workers, and a seed makes the whole training
-reproducible.
+the same bit for bit whatever runs it (``-j 1``, ``-j N``, a Dask cluster), and a seed
+makes the whole training reproducible.
 
 Initialisation, as in Kaldi and SIDEKIT:
 
@@ -278,10 +280,10 @@ class _Source:
 def _shard_stats(state: tuple[_Source, int | None], model: DiagGMM,
                  shard: list[int]) -> GMMStats:
     source, chunk_size = state
-    total = GMMStats.zeros(model.n_components, model.dim)
-    for i in shard:
-        total = total + model.accumulate(source.frames_of(i), chunk_size=chunk_size)
-    return total
+    # One E-step over the shard's frames together: its chunks then run on every thread
+    # of this process (utterances are often shorter than one chunk).
+    frames = np.concatenate([source.frames_of(i) for i in shard])
+    return model.accumulate(frames, chunk_size=chunk_size)
 
 
 # --- initialisation and re-seeding ------------------------------------------------------
