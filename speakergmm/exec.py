@@ -205,7 +205,7 @@ class DaskExecutor(Executor):
 
     @contextlib.contextmanager
     def start(self, state=None, *, blas_threads=None):
-        [future] = self.client.scatter([state], broadcast=True, hash=False)
+        future = _scatter(self.client, state)
         try:
             yield _DaskSession(self.client, future, self.n_workers)
         finally:
@@ -230,7 +230,7 @@ class _DaskSession(Session):
             return iter(())
         shared_future = None
         if shared is not None:
-            [shared_future] = self.client.scatter([shared], broadcast=True, hash=False)
+            shared_future = _scatter(self.client, shared)
         size = max(1, math.ceil(len(items) / (_CHUNKS_PER_WORKER * self.n_workers)))
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
         futures = self.client.map(_dask_chunk, chunks, fn=fn, state=self.state,
@@ -250,6 +250,22 @@ class _DaskSession(Session):
                 future.cancel()
             if shared_future is not None:
                 shared_future.release()
+
+
+def _scatter(client, value, attempts: int = 5):
+    """``value`` on every worker (one future): a copy on each, so that losing a worker
+    loses no data. A worker that dies during the broadcast fails it; the scheduler then
+    drops that worker and the next attempt goes to the others."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            [future] = client.scatter([value], broadcast=True, hash=False)
+            return future
+        except OSError:  # distributed's CommClosedError among them
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * 2 ** attempt)
 
 
 def get_executor(executor: Executor | int | None = None, *,

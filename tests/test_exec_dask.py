@@ -1,0 +1,146 @@
+"""The executor on a real Dask cluster (``distributed.LocalCluster``, two worker processes):
+every command that maps work gives what the serial run gives; bad input fails the command
+with the file named; a worker killed mid-training changes nothing; without the extra, one
+line says what to install."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from speakergmm.cli import main
+from speakergmm.errors import SpeakerGMMError
+
+from conftest import make_data_dir
+
+distributed = pytest.importorskip("distributed")  # in the test extra: installed by CI
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        yield local, client
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dask")
+    return make_data_dir(root, n_spk=6, n_utt=4), root
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def _archive_arrays(path):
+    from speakergmm.frontend.archive import read_features
+
+    feats = read_features(path)
+    return {u: feats[u] for u in feats}
+
+
+def test_commands_on_the_cluster_equal_the_serial_run(cluster, data, tmp_path):
+    local, _ = cluster
+    datadir, root = data
+    address = local.scheduler_address
+    out = {}
+    for where, opts in (("serial", []), ("dask", ["--scheduler", address])):
+        d = tmp_path / where
+        r = run("extract", datadir, d / "feats", "--audio-root", root, *opts)
+        assert r.exit_code == 0, r.output
+        r = run("train-ubm", d / "feats", "-c", 8, "-n", 3, "-o", d / "ubm.npz", *opts)
+        assert r.exit_code == 0, r.output
+        r = run("stats", d / "feats", "--ubm", d / "ubm.npz", "-q", "-o", d / "stats", *opts)
+        assert r.exit_code == 0, r.output
+        r = run("train-channel", d / "stats", "--ubm", d / "ubm.npz", "-r", 2, "-n", 2,
+                "-o", d / "channel.npz", *opts)
+        assert r.exit_code == 0, r.output
+        out[where] = d
+    a, b = _archive_arrays(out["serial"] / "feats"), _archive_arrays(out["dask"] / "feats")
+    assert a.keys() == b.keys() and all(np.array_equal(a[u], b[u]) for u in a)
+    from speakergmm.gmm.eigenchannel import EigenChannel
+    from speakergmm.gmm.mixture import DiagGMM
+    from speakergmm.gmm.statsarchive import read_stats
+
+    ubm_a, ubm_b = (DiagGMM.load(out[w] / "ubm.npz") for w in ("serial", "dask"))
+    assert ubm_a.fingerprint() == ubm_b.fingerprint()  # bit for bit
+    sa, sb = read_stats(out["serial"] / "stats"), read_stats(out["dask"] / "stats")
+    for utt in sa:
+        assert np.array_equal(sa[utt].n, sb[utt].n) and np.array_equal(sa[utt].f, sb[utt].f)
+    ca = EigenChannel.load(out["serial"] / "channel.npz", ubm_a)
+    cb = EigenChannel.load(out["dask"] / "channel.npz", ubm_b)
+    assert np.array_equal(ca.U, cb.U)
+
+
+def test_a_client_is_taken_wherever_an_executor_is(cluster, rng):
+    from speakergmm.gmm.ubm import train_ubm
+
+    _, client = cluster
+    feats = [rng.standard_normal((2000, 6)).astype(np.float32) + i % 3 for i in range(12)]
+    serial = train_ubm(feats, n_components=8, n_iterations=2, jobs=1)
+    dask = train_ubm(feats, n_components=8, n_iterations=2, executor=client)
+    assert dask.fingerprint() == serial.fingerprint()
+
+
+def test_a_corrupt_file_fails_the_command_naming_it(cluster, data, tmp_path):
+    local, _ = cluster
+    datadir, root = data
+    feats = tmp_path / "feats"
+    assert run("extract", datadir, feats, "--audio-root", root).exit_code == 0
+    run("train-ubm", feats, "-c", 4, "-n", 1, "-o", tmp_path / "ubm.npz")
+    part = sorted((feats / "feats").glob("part-*.npy"))[0]
+    part.write_bytes(part.read_bytes()[:200])  # truncated on disk
+    r = run("stats", feats, "--ubm", tmp_path / "ubm.npz", "-q", "-o", tmp_path / "stats",
+            "--scheduler", local.scheduler_address)
+    assert r.exit_code == 2, r.output
+    assert part.name in r.output and "Traceback" not in r.output
+
+
+def test_a_worker_killed_during_training_changes_nothing(cluster, rng):
+    from speakergmm.gmm.ubm import train_ubm
+
+    _, client = cluster
+    feats = [rng.standard_normal((4000, 6)).astype(np.float32) + i % 4 for i in range(40)]
+    serial = train_ubm(feats, n_components=16, n_iterations=4, jobs=1)
+    pids = list(client.run(os.getpid).values())
+    killed = threading.Event()
+
+    def kill_one(report):
+        if report.iteration == 3 and not killed.is_set():
+            killed.set()
+            os.kill(pids[0], signal.SIGKILL)
+
+    model = train_ubm(feats, n_components=16, n_iterations=4, executor=client,
+                      progress=kill_one)
+    assert killed.is_set()
+    assert model.fingerprint() == serial.fingerprint()
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the other tests
+
+
+def test_without_the_extra_one_line_says_what_to_install(monkeypatch, data, tmp_path):
+    from speakergmm.exec import DaskExecutor
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(SpeakerGMMError, match=r"pip install 'speakergmm\[dask\]'"):
+        DaskExecutor("tcp://127.0.0.1:8786")
+    datadir, root = data
+    r = run("extract", datadir, tmp_path / "f", "--audio-root", root, "--scheduler",
+            "tcp://127.0.0.1:8786")
+    assert r.exit_code == 2 and "speakergmm[dask]" in r.output
+    assert r.output.count("\n") == 1 and not (tmp_path / "f").exists()
+
+
+def test_scheduler_and_jobs_exclude_each_other(data, tmp_path):
+    datadir, root = data
+    r = run("extract", datadir, tmp_path / "f", "--audio-root", root, "-j", 2,
+            "--scheduler", "tcp://127.0.0.1:8786")
+    assert r.exit_code == 2 and "not both" in r.output
