@@ -151,9 +151,13 @@ class EigenChannel:
 
         Notes
         -----
-        The first-order statistics of every utterance stay in memory, (H, K·D) float32:
-        about 1 GB for 10,000 utterances at K = 512, D = 48. Tens of recordings per class
-        are plenty; give a class map that lists a subset to bound it.
+        From a statistics archive the utterances' statistics are read again, a block of
+        256 at a time, at every pass (7 for the initialisation, 2 per iteration), so memory
+        does not grow with their number: about ``C·K·D + H·(R + K)`` float64 (C classes,
+        H utterances: the class sums, the factors and the counts) plus one block. From
+        frames the statistics are computed once and kept, (H, K·D) float32: about 1 GB for
+        10,000 utterances at K = 512, D = 48 (an E-step per utterance per pass would cost
+        far more than the reading); give ``speakergmm stats`` output for large sets.
         """
         if n_factors < 1 or n_iterations < 0 or relevance <= 0:
             raise SpeakerGMMError(f"eigenchannel: need n_factors >= 1 (got {n_factors}), "
@@ -180,28 +184,21 @@ class EigenChannel:
             raise SpeakerGMMError(f"eigenchannel: {n_factors} factors but only {dof} within-class "
                                   f"degrees of freedom ({len(utts)} utterances in "
                                   f"{len(starts)} classes); use fewer factors")
-        stats = get_executor(executor or jobs).map(_utt_stats, utts, (ubm, features))
         K, D = ubm.n_components, ubm.dim
-        N = np.stack([n for n, _ in stats])                          # (H, K) float64
-        F = np.stack([f for _, f in stats]).reshape(len(utts), K * D)  # (H, KD) float32
-        del stats
-        for lo in range(0, len(utts), _BLOCK):  # centre on the UBM, normalise by Σ^½
-            blk = slice(lo, lo + _BLOCK)
-            F3 = F[blk].reshape(-1, K, D)
-            F[blk] = centred_first_order(N[blk], F3, ubm.means, ubm.variances).reshape(-1, K * D)
+        source = _Supervectors(ubm, features, utts, executor or jobs)
         cls_of = np.repeat(np.arange(len(starts)), counts)
-
-        U = _init(F, N, D, cls_of, starts, n_factors, relevance, np.random.default_rng(seed))
+        U, class_n = _init(source, D, cls_of, starts, n_factors, relevance,
+                           np.random.default_rng(seed))
         X = np.zeros((len(utts), n_factors))
         record = []
         # The E-step is a map over blocks of utterances reduced in block order (the seam for
         # a distributed executor), run here in this process: its GEMMs already use every core
         # through BLAS, and on two local workers shipping each block's sums cost more than
         # it saved (speechocean762, R = 60: 4.8 s in process, 6.0 s on two workers).
-        with SerialExecutor().start((F, N, D, cls_of)) as session:
+        with SerialExecutor().start((source, D, cls_of)) as session:
             for it in range(1, n_iterations + 1):
-                U, X, objective = _em_step(session, F.shape, N, D, U, X, cls_of, starts,
-                                           relevance)
+                U, X, objective = _em_step(session, (len(utts), K * D), class_n, D, U, X,
+                                           starts, relevance)
                 record.append(round(objective, 6))
                 if progress is not None:
                     progress(it, objective)
@@ -360,6 +357,47 @@ def _utt_stats(state, utt: str) -> tuple[np.ndarray, np.ndarray]:
     return stats.n, stats.f.astype(np.float32)
 
 
+class _Supervectors:
+    """The utterances' counts N (h, K) float64 and first-order statistics F (h, K·D)
+    float32, centred on the UBM and normalised by Σ^½, by blocks of rows: read again from a
+    statistics archive at each pass (memory bounded by the block), or computed once from
+    frames and kept."""
+
+    def __init__(self, ubm: DiagGMM, features, utts: list[str], jobs):
+        from .statsarchive import StatsArchive
+
+        self.ubm, self.utts = ubm, utts
+        self.archive = features if isinstance(features, StatsArchive) else None
+        if self.archive is None:
+            stats = get_executor(jobs).map(_utt_stats, utts, (ubm, features))
+            self._N = np.stack([n for n, _ in stats])
+            self._F = np.stack([f for _, f in stats]).reshape(len(utts), -1)
+            del stats
+            for blk in self.blocks():
+                self._F[blk] = self._centred(self._N[blk], self._F[blk])
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def blocks(self) -> list[slice]:
+        H = len(self.utts)
+        return [slice(lo, min(lo + _BLOCK, H)) for lo in range(0, H, _BLOCK)]
+
+    def _centred(self, N, F) -> np.ndarray:
+        K, D = self.ubm.n_components, self.ubm.dim
+        return centred_first_order(N, F.reshape(-1, K, D), self.ubm.means,
+                                   self.ubm.variances).reshape(len(N), K * D)
+
+    def block(self, blk: slice) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, F)`` of the rows ``blk``."""
+        if self.archive is None:
+            return self._N[blk], self._F[blk]
+        rows = [self.archive[u] for u in self.utts[blk]]
+        N = np.stack([r.n for r in rows])
+        F = np.stack([r.f for r in rows]).astype(np.float32)
+        return N, self._centred(N, F).astype(np.float32)
+
+
 def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
     """``out[c] += sum of rows of class c``, for rows sorted by class (``cls`` ascending);
     np.add.at would do it 20x slower."""
@@ -367,27 +405,43 @@ def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
     out[cls[starts]] += np.add.reduceat(rows, starts, axis=0)
 
 
-def _init(F, N, D, cls_of, starts, R, relevance, rng) -> np.ndarray:
+def _init(source: _Supervectors, D, cls_of, starts, R, relevance, rng):
     """Leading within-class directions of the utterances' MAP offsets (randomised SVD,
-    Halko et al. 2011), scaled to their standard deviation: a start near the EM solution."""
-    H = len(F)
-    dev = np.empty(F.shape, np.float32)
-    for lo in range(0, H, _BLOCK):
-        blk = slice(lo, lo + _BLOCK)
-        dev[blk] = F[blk] / (np.repeat(N[blk], D, axis=1) + relevance)
-    sums = np.zeros((len(starts), F.shape[1]))
-    for lo in range(0, H, _BLOCK):
-        _add_by_class(sums, dev[lo:lo + _BLOCK], cls_of[lo:lo + _BLOCK])
+    Halko et al. 2011, in passes over blocks of utterances), scaled to their standard
+    deviation: a start near the EM solution. Also returns the classes' summed counts."""
+    H, blocks = len(source), source.blocks()
+
+    def offsets(blk):  # MAP offsets of a block, float32
+        N, F = source.block(blk)
+        return F / (np.repeat(N, D, axis=1) + relevance), N
+
+    sums, class_n = None, None
+    for blk in blocks:
+        dev, N = offsets(blk)
+        if sums is None:
+            sums = np.zeros((len(starts), dev.shape[1]))
+            class_n = np.zeros((len(starts), N.shape[1]))
+        _add_by_class(sums, dev, cls_of[blk])
+        _add_by_class(class_n, N, cls_of[blk])
     centres = (sums / np.bincount(cls_of)[:, None]).astype(np.float32)
-    for lo in range(0, H, _BLOCK):
-        dev[lo:lo + _BLOCK] -= centres[cls_of[lo:lo + _BLOCK]]
-    Y = dev @ rng.standard_normal((dev.shape[1], R + 10)).astype(np.float32)
+    del sums
+
+    def within(blk):  # within-class deviations of a block
+        return offsets(blk)[0] - centres[cls_of[blk]]
+
+    def times(M):  # dev @ M, block by block: (H, m)
+        return np.concatenate([within(blk) @ M for blk in blocks])
+
+    def transposed_times(Y):  # dev.T @ Y: (K·D, m)
+        return sum(within(blk).T @ Y[blk] for blk in blocks)
+
+    Y = times(rng.standard_normal((centres.shape[1], R + 10)).astype(np.float32))
     for _ in range(2):  # power iterations sharpen the spectrum
         Y = np.linalg.qr(Y)[0]
-        Y = dev @ (dev.T @ Y)
+        Y = times(transposed_times(Y).astype(np.float32))
     Q = np.linalg.qr(Y.astype(np.float64))[0]
-    _, s, vt = np.linalg.svd(Q.T @ dev, full_matrices=False)
-    return vt[:R].T * (s[:R] / np.sqrt(H))
+    _, s, vt = np.linalg.svd(transposed_times(Q).T, full_matrices=False)
+    return vt[:R].T * (s[:R] / np.sqrt(H)), class_n
 
 
 def _minus_scaled(F, N, Y):
@@ -400,7 +454,7 @@ def _minus_scaled(F, N, Y):
     return np.subtract(F, Y, out=Y)
 
 
-def _em_step(session, shape, N, D, U, X, cls_of, starts, relevance):
+def _em_step(session, shape, class_n, D, U, X, starts, relevance):
     """One iteration: class offsets given the current factors, then the factors' posteriors
     and the ML update of ``U`` (per component k: U_k = C_k A_k⁻¹)."""
     H, KD = shape
@@ -410,8 +464,7 @@ def _em_step(session, shape, N, D, U, X, cls_of, starts, relevance):
     num = np.zeros((len(starts), KD))
     for classes, sums in session.map(_residual_sums, blocks, shared=(U, X)):
         num[classes] += sums
-    count = np.repeat(np.add.reduceat(N, starts, axis=0), D, axis=1)
-    offsets = num / (count + relevance)
+    offsets = num / (np.repeat(class_n, D, axis=1) + relevance)
     # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)
     UtU = np.einsum("kdr,kds->krs", U.reshape(K, D, R), U.reshape(K, D, R)).reshape(K, R * R)
     A = np.zeros((K, R * R))
@@ -433,9 +486,10 @@ def _em_step(session, shape, N, D, U, X, cls_of, starts, relevance):
 def _residual_sums(state, shared, blk: slice):
     """Per class of a block: the sum of its recordings' statistics less their channel
     offsets (rows sorted by class); the classes and their sums."""
-    F, N, D, cls_of = state
+    source, D, cls_of = state
     U, X = shared
-    resid = _minus_scaled(F[blk], N[blk], X[blk] @ U.T)
+    N, F = source.block(blk)
+    resid = _minus_scaled(F, N, X[blk] @ U.T)
     cls = cls_of[blk]
     firsts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]])
     return cls[firsts], np.add.reduceat(resid, firsts, axis=0)
@@ -443,15 +497,16 @@ def _residual_sums(state, shared, blk: slice):
 
 def _factor_sums(state, shared, blk: slice):
     """A block's factor posteriors and its terms of A, C and the objective."""
-    F, N, D, cls_of = state
+    source, D, cls_of = state
     U, UtU, offsets = shared
     R = U.shape[1]
-    centred = _minus_scaled(F[blk], N[blk], offsets[cls_of[blk]])
-    L = np.eye(R) + (N[blk] @ UtU).reshape(-1, R, R)
+    N, F = source.block(blk)
+    centred = _minus_scaled(F, N, offsets[cls_of[blk]])
+    L = np.eye(R) + (N @ UtU).reshape(-1, R, R)
     b = centred @ U
     cov = np.linalg.inv(L)
     x = np.einsum("hrs,hs->hr", cov, b)
-    a = N[blk].T @ (cov + x[:, :, None] * x[:, None, :]).reshape(-1, R * R)
+    a = N.T @ (cov + x[:, :, None] * x[:, None, :]).reshape(-1, R * R)
     objective = float(np.sum(0.5 * np.einsum("hr,hr->h", b, x)
                              - 0.5 * np.linalg.slogdet(L)[1]))
     return x, a, centred.T @ x, objective

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._io import read_npz, write_npz
 from ..errors import ArchiveError, FeatureError, ModelError
-from ..exec import thread_map
+from ..exec import local_threads, thread_map
 from .stats import GMMStats
 
 __all__ = ["DiagGMM", "FORMAT_NAME", "FORMAT_VERSION", "check_feature_config",
@@ -328,15 +328,18 @@ class DiagGMM:
         K, D = self.n_components, self.dim
         size = self._chunk_size(chunk_size, X.shape[0])
         keep = posteriors is not None
-        parts = thread_map(lambda start: self._chunk_stats(X, start, size, keep),
-                           range(0, X.shape[0], size))
+        starts = range(0, X.shape[0], size)
+        group = 4 * local_threads()  # chunks in flight: memory bounded whatever N is
         total = np.zeros((K, 2 * D + 1), np.float64)
         llk = 0.0
-        for part, chunk_llk, post in parts:  # in chunk order: the same sum wherever it ran
-            llk += chunk_llk
-            total += part
-            if keep:
-                posteriors.append(post)
+        for g in range(0, len(starts), group):
+            parts = thread_map(lambda start: self._chunk_stats(X, start, size, keep),
+                               starts[g:g + group])
+            for part, chunk_llk, post in parts:  # chunk order: the same sum wherever it ran
+                llk += chunk_llk
+                total += part
+                if keep:
+                    posteriors.append(post)
         c = self._kernel[2]
         n = total[:, 2 * D]
         f_c, s_c = total[:, :D], total[:, D:2 * D]

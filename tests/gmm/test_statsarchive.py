@@ -106,3 +106,31 @@ def test_damaged_archive_is_refused(setup, tmp_path):
     np.save(part, np.zeros((2, 5), np.float32))
     with pytest.raises(ArchiveError, match="damaged"):
         read_stats(tmp_path / "st")["u00"]
+
+
+def test_eigenchannel_streams_the_archive_block_by_block(setup, tmp_path, monkeypatch):
+    """From an archive, training reads the statistics again at every pass, a block at a
+    time (memory bounded by the block), and learns what it learns from statistics held
+    in memory."""
+    import collections
+
+    import speakergmm.gmm.eigenchannel as eigenchannel
+    from speakergmm.gmm.statsarchive import StatsArchive
+
+    ubm, feats = setup
+    classes = {u: f"c{i % 3}" for i, u in enumerate(sorted(feats))}
+    archive = extract_stats(ubm, feats, tmp_path / "st")
+    monkeypatch.setattr(eigenchannel, "_BLOCK", 4)  # several blocks
+    reads = collections.Counter()
+    original = StatsArchive.__getitem__
+
+    def counted(self, utt):
+        reads[utt] += 1
+        return original(self, utt)
+
+    monkeypatch.setattr(StatsArchive, "__getitem__", counted)
+    a = EigenChannel.fit(ubm, feats, classes, n_factors=2, n_iterations=3)
+    b = EigenChannel.fit(ubm, archive, classes, n_factors=2, n_iterations=3)
+    assert len(feats) > 8 and set(reads) == set(classes)
+    assert set(reads.values()) == {7 + 2 * 3}  # initialisation passes + 2 per iteration
+    np.testing.assert_allclose(b.U, a.U, rtol=1e-4, atol=1e-5)
