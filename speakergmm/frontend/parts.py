@@ -63,6 +63,12 @@ class PartArchive(Mapping):
         # Sent to worker processes: the open memory maps would travel as whole arrays.
         return {**self.__dict__, "_parts": {}}
 
+    def release(self) -> None:
+        """Close the part files mapped so far. Their pages count in the process's resident
+        memory while mapped: a reader streaming the whole archive calls this between
+        blocks, so that what it holds stays bounded by the block."""
+        self._parts.clear()
+
     def _check_part(self, path: Path, part: np.ndarray) -> None:
         """ArchiveError if a part file's array is not what this archive holds."""
 

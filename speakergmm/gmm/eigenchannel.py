@@ -393,6 +393,7 @@ class _Supervectors:
         if self.archive is None:
             return self._N[blk], self._F[blk]
         rows = [self.archive[u] for u in self.utts[blk]]
+        self.archive.release()
         N = np.stack([r.n for r in rows])
         F = np.stack([r.f for r in rows]).astype(np.float32)
         return N, self._centred(N, F).astype(np.float32)
@@ -464,7 +465,8 @@ def _em_step(session, shape, class_n, D, U, X, starts, relevance):
     num = np.zeros((len(starts), KD))
     for classes, sums in session.map(_residual_sums, blocks, shared=(U, X)):
         num[classes] += sums
-    offsets = num / (np.repeat(class_n, D, axis=1) + relevance)
+    offsets = num  # divided in place: no second (classes, K·D) array, no repeated counts
+    offsets.reshape(len(starts), K, D)[...] /= (class_n + relevance)[:, :, None]
     # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)
     UtU = np.einsum("kdr,kds->krs", U.reshape(K, D, R), U.reshape(K, D, R)).reshape(K, R * R)
     A = np.zeros((K, R * R))
