@@ -144,3 +144,30 @@ def test_scheduler_and_jobs_exclude_each_other(data, tmp_path):
     r = run("extract", datadir, tmp_path / "f", "--audio-root", root, "-j", 2,
             "--scheduler", "tcp://127.0.0.1:8786")
     assert r.exit_code == 2 and "not both" in r.output
+
+
+def test_channel_training_spans_run_on_the_workers(cluster, data, tmp_path, monkeypatch):
+    """From a statistics archive the eigenchannel E-step runs on the workers, span by span,
+    and gives the serial matrix bit for bit."""
+    import speakergmm.gmm.eigenchannel as eigenchannel
+    from speakergmm.gmm.eigenchannel import EigenChannel
+    from speakergmm.gmm.mixture import DiagGMM
+    from speakergmm.gmm.statsarchive import read_stats
+
+    local, client = cluster
+    datadir, root = data
+    assert run("extract", datadir, tmp_path / "feats", "--audio-root", root).exit_code == 0
+    run("train-ubm", tmp_path / "feats", "-c", 8, "-n", 2, "-o", tmp_path / "ubm.npz")
+    run("stats", tmp_path / "feats", "--ubm", tmp_path / "ubm.npz", "-q", "-o",
+        tmp_path / "stats")
+    ubm, stats = DiagGMM.load(tmp_path / "ubm.npz"), read_stats(tmp_path / "stats")
+    classes = stats.utt2spk
+    monkeypatch.setattr(eigenchannel, "_BLOCK", 4)
+    monkeypatch.setattr(eigenchannel, "_SPAN", 2)  # 24 utterances: 3 spans
+    serial = EigenChannel.fit(ubm, stats, classes, n_factors=2, n_iterations=2)
+    with distributed.get_task_stream(client) as stream:
+        dask = EigenChannel.fit(ubm, stats, classes, n_factors=2, n_iterations=2,
+                                executor=client)
+    assert np.array_equal(serial.U, dask.U)
+    # two maps per iteration, 3 spans each, grouped into tasks by the executor
+    assert len([t for t in stream.data if "_dask_chunk" in t["key"]]) >= 2 * 2

@@ -37,7 +37,7 @@ import numpy as np
 
 from .._io import read_npz, write_npz
 from ..errors import ModelError, SpeakerGMMError
-from ..exec import Executor, SerialExecutor, get_executor
+from ..exec import DaskExecutor, Executor, SerialExecutor, get_executor
 from .mixture import DiagGMM, check_feature_config, default_chunk_size
 from .stats import GMMStats, centred_first_order
 
@@ -47,7 +47,10 @@ __all__ = ["EigenChannel", "CompensatedFeatures", "describe_file", "FORMAT_NAME"
 FORMAT_NAME = "speakergmm.eigenchannel"
 FORMAT_VERSION = 1
 # Utterances per block of the vectorised E-step (bounds the (block × KD) temporaries).
-_BLOCK = 256
+_BLOCK = 128
+# Blocks per task of the E-step (4,096 utterances): each task carries its rows of the
+# factors and of the class offsets and returns one K·R² + K·D·R sum.
+_SPAN = 32
 # Posteriors of an utterance kept between the two passes of compensate() up to this size.
 _KEEP_POSTERIOR_BYTES = 64 << 20
 
@@ -152,7 +155,7 @@ class EigenChannel:
         Notes
         -----
         From a statistics archive the utterances' statistics are read again, a block of
-        256 at a time, at every pass (7 for the initialisation, 2 per iteration), so memory
+        128 at a time, at every pass (7 for the initialisation, 2 per iteration), so memory
         does not grow with their number: about ``C·K·D + H·(R + K)`` float64 (C classes,
         H utterances: the class sums, the factors and the counts) plus one block. From
         frames the statistics are computed once and kept, (H, K·D) float32: about 1 GB for
@@ -191,14 +194,18 @@ class EigenChannel:
                            np.random.default_rng(seed))
         X = np.zeros((len(utts), n_factors))
         record = []
-        # The E-step is a map over blocks of utterances reduced in block order (the seam for
-        # a distributed executor), run here in this process: its GEMMs already use every core
-        # through BLAS, and on two local workers shipping each block's sums cost more than
-        # it saved (speechocean762, R = 60: 4.8 s in process, 6.0 s on two workers).
-        with SerialExecutor().start((source, D, cls_of)) as session:
+        # The E-step is a map over spans of utterances reduced in span order. On a Dask
+        # cluster the spans run on the workers (which read the statistics archive); local
+        # work stays in this process: its GEMMs already use every core through BLAS, and on
+        # two local workers shipping each span's sums cost more than it saved
+        # (speechocean762, R = 60: 4.8 s in process, 6.0 s on two workers).
+        where = get_executor(executor or jobs)
+        if not isinstance(where, DaskExecutor) or source.archive is None:
+            where = SerialExecutor()  # (statistics held in memory stay where they are)
+        with where.start((source, D, cls_of)) as session:
             for it in range(1, n_iterations + 1):
                 U, X, objective = _em_step(session, (len(utts), K * D), class_n, D, U, X,
-                                           starts, relevance)
+                                           starts, relevance, cls_of)
                 record.append(round(objective, 6))
                 if progress is not None:
                     progress(it, objective)
@@ -392,11 +399,12 @@ class _Supervectors:
         """``(N, F)`` of the rows ``blk``."""
         if self.archive is None:
             return self._N[blk], self._F[blk]
-        rows = [self.archive[u] for u in self.utts[blk]]
+        N, F = self.archive.first_order(self.utts[blk])
         self.archive.release()
-        N = np.stack([r.n for r in rows])
-        F = np.stack([r.f for r in rows]).astype(np.float32)
-        return N, self._centred(N, F).astype(np.float32)
+        N = N.astype(np.float64)
+        F = F.reshape(len(N), -1)
+        F[...] = self._centred(N, F)  # back into the float32 block
+        return N, F
 
 
 def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
@@ -455,27 +463,37 @@ def _minus_scaled(F, N, Y):
     return np.subtract(F, Y, out=Y)
 
 
-def _em_step(session, shape, class_n, D, U, X, starts, relevance):
+def _em_step(session, shape, class_n, D, U, X, starts, relevance, cls_of):
     """One iteration: class offsets given the current factors, then the factors' posteriors
-    and the ML update of ``U`` (per component k: U_k = C_k A_k⁻¹)."""
+    and the ML update of ``U`` (per component k: U_k = C_k A_k⁻¹).
+
+    Mapped over spans of :data:`_SPAN` blocks, each reduced where it runs and carrying its
+    own rows of the factors and of the class offsets: what travels per task is bounded by
+    the span, not by the number of utterances or classes; only ``U`` is broadcast."""
     H, KD = shape
     K, R = KD // D, U.shape[1]
-    blocks = [slice(lo, min(lo + _BLOCK, H)) for lo in range(0, H, _BLOCK)]
+    spans = _spans(H)
     # class offsets: MAP of the statistics with each recording's channel offset removed
     num = np.zeros((len(starts), KD))
-    for classes, sums in session.map(_residual_sums, blocks, shared=(U, X)):
-        num[classes] += sums
+    items = [(span, X[span[0].start:span[-1].stop]) for span in spans]
+    for first, sums in session.map(_residual_sums, items, shared=U):
+        num[first:first + len(sums)] += sums
     offsets = num  # divided in place: no second (classes, K·D) array, no repeated counts
     offsets.reshape(len(starts), K, D)[...] /= (class_n + relevance)[:, :, None]
     # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)
-    UtU = np.einsum("kdr,kds->krs", U.reshape(K, D, R), U.reshape(K, D, R)).reshape(K, R * R)
+    UtU = np.matmul(U.reshape(K, D, R).transpose(0, 2, 1), U.reshape(K, D, R)).reshape(
+        K, R * R)
     A = np.zeros((K, R * R))
     C = np.zeros((KD, R))
     X = np.empty((H, R))
     objective = 0.0
-    for blk, (x, a, c, obj) in zip(blocks, session.map(_factor_sums, blocks,
-                                                        shared=(U, UtU, offsets))):
-        X[blk] = x
+    items = []
+    for span in spans:
+        lo, hi = cls_of[span[0].start], cls_of[span[-1].stop - 1] + 1
+        items.append((span, lo, offsets[lo:hi]))
+    for span, (x, a, c, obj) in zip(spans, session.map(_factor_sums, items,
+                                                        shared=(U, UtU))):
+        X[span[0].start:span[-1].stop] = x
         A += a
         C += c
         objective += obj
@@ -485,25 +503,50 @@ def _em_step(session, shape, class_n, D, U, X, starts, relevance):
     return U, X, objective / H
 
 
-def _residual_sums(state, shared, blk: slice):
-    """Per class of a block: the sum of its recordings' statistics less their channel
-    offsets (rows sorted by class); the classes and their sums."""
+def _spans(H: int) -> list[list[slice]]:
+    """Blocks of rows grouped by :data:`_SPAN`: the unit of one task."""
+    blocks = [slice(lo, min(lo + _BLOCK, H)) for lo in range(0, H, _BLOCK)]
+    return [blocks[i:i + _SPAN] for i in range(0, len(blocks), _SPAN)]
+
+
+def _residual_sums(state, U, item):
+    """Per class of a span: the sum of its recordings' statistics less their channel
+    offsets (rows sorted by class); the first class and the sums of its classes."""
     source, D, cls_of = state
-    U, X = shared
-    N, F = source.block(blk)
-    resid = _minus_scaled(F, N, X[blk] @ U.T)
-    cls = cls_of[blk]
-    firsts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]])
-    return cls[firsts], np.add.reduceat(resid, firsts, axis=0)
+    span, X = item
+    base = span[0].start
+    first = cls_of[base]
+    out = np.zeros((cls_of[span[-1].stop - 1] - first + 1, U.shape[0]))
+    for blk in span:
+        N, F = source.block(blk)
+        resid = _minus_scaled(F, N, X[blk.start - base:blk.stop - base] @ U.T)
+        _add_by_class(out, resid, cls_of[blk] - first)
+    return first, out
 
 
-def _factor_sums(state, shared, blk: slice):
+def _factor_sums(state, shared, item):
+    """A span's factor posteriors and its terms of A, C and the objective."""
+    U, UtU = shared
+    span, first, offsets = item
+    xs, a, c, objective = [], None, None, 0.0
+    for blk in span:  # summed in place as they come: one block's terms at a time
+        x, a_b, c_b, obj = _block_factor_sums(state, U, UtU, blk, offsets, first)
+        xs.append(x)
+        objective += obj
+        if a is None:
+            a, c = a_b, c_b
+        else:
+            a += a_b
+            c += c_b
+    return np.concatenate(xs), a, c, objective
+
+
+def _block_factor_sums(state, U, UtU, blk: slice, offsets, first):
     """A block's factor posteriors and its terms of A, C and the objective."""
     source, D, cls_of = state
-    U, UtU, offsets = shared
     R = U.shape[1]
     N, F = source.block(blk)
-    centred = _minus_scaled(F, N, offsets[cls_of[blk]])
+    centred = _minus_scaled(F, N, offsets[cls_of[blk] - first])
     L = np.eye(R) + (N @ UtU).reshape(-1, R, R)
     b = centred @ U
     cov = np.linalg.inv(L)

@@ -117,6 +117,17 @@ class StatsArchive(PartArchive):
         s = self._rows(utt, ".s.npy")[0] if self.second_order else np.zeros_like(f)
         return GMMStats(n, f, s, float(llk), int(frames))
 
+    def first_order(self, utts) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroth and first order of several utterances as stored: ``n`` (h, K) and ``f``
+        (h, K, D), float32, without the float64 copies of :meth:`__getitem__` (what a
+        reader streaming the whole archive wants)."""
+        utts = list(utts)
+        n = np.empty((len(utts), self.K), np.float32)
+        f = np.empty((len(utts), self.K, self.D), np.float32)
+        for i, utt in enumerate(utts):
+            n[i], f[i] = self._rows(utt, ".n.npy")[0], self._rows(utt, ".f.npy")[0]
+        return n, f
+
     def frames(self, utt: str) -> int:
         """Frames of ``utt`` (read from its part's info)."""
         return int(self._rows(utt, ".info.npy")[0, 0])

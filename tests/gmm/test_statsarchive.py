@@ -121,14 +121,17 @@ def test_eigenchannel_streams_the_archive_block_by_block(setup, tmp_path, monkey
     classes = {u: f"c{i % 3}" for i, u in enumerate(sorted(feats))}
     archive = extract_stats(ubm, feats, tmp_path / "st")
     monkeypatch.setattr(eigenchannel, "_BLOCK", 4)  # several blocks
+    monkeypatch.setattr(eigenchannel, "_SPAN", 2)  # and several spans of them
     reads = collections.Counter()
-    original = StatsArchive.__getitem__
+    original = StatsArchive.first_order
 
-    def counted(self, utt):
-        reads[utt] += 1
-        return original(self, utt)
+    def counted(self, utts):
+        utts = list(utts)
+        assert len(utts) <= 4  # a block at a time
+        reads.update(utts)
+        return original(self, utts)
 
-    monkeypatch.setattr(StatsArchive, "__getitem__", counted)
+    monkeypatch.setattr(StatsArchive, "first_order", counted)
     a = EigenChannel.fit(ubm, feats, classes, n_factors=2, n_iterations=3)
     b = EigenChannel.fit(ubm, archive, classes, n_factors=2, n_iterations=3)
     assert len(feats) > 8 and set(reads) == set(classes)
