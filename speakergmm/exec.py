@@ -252,17 +252,24 @@ class _DaskSession(Session):
                 shared_future.release()
 
 
+#: Seconds one broadcast may take before it is tried again (a worker that died unnoticed
+#: can hold it forever).
+SCATTER_TIMEOUT = 30.0
+
+
 def _scatter(client, value, attempts: int = 5):
     """``value`` on every worker (one future): a copy on each, so that losing a worker
-    loses no data. A worker that dies during the broadcast fails it; the scheduler then
-    drops that worker and the next attempt goes to the others."""
+    loses no data. A worker that dies during the broadcast fails it, or stalls it until
+    :data:`SCATTER_TIMEOUT`; the scheduler then drops that worker and the next attempt goes
+    to the others."""
     import time
 
     for attempt in range(attempts):
         try:
-            [future] = client.scatter([value], broadcast=True, hash=False)
+            [future] = client.scatter([value], broadcast=True, hash=False,
+                                      timeout=SCATTER_TIMEOUT)
             return future
-        except OSError:  # distributed's CommClosedError among them
+        except OSError:  # distributed's CommClosedError, and TimeoutError
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * 2 ** attempt)

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -111,16 +112,24 @@ def test_a_worker_killed_during_training_changes_nothing(cluster, rng):
     _, client = cluster
     feats = [rng.standard_normal((4000, 6)).astype(np.float32) + i % 4 for i in range(40)]
     serial = train_ubm(feats, n_components=16, n_iterations=4, jobs=1)
-    pids = list(client.run(os.getpid).values())
+    pids = client.run(os.getpid)
     killed = threading.Event()
 
-    def kill_one(report):
-        if report.iteration == 3 and not killed.is_set():
-            killed.set()
-            os.kill(pids[0], signal.SIGKILL)
+    def kill_a_busy_worker():  # mid-task: once a worker is running a task of the E-step
+        for _ in range(2000):
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy:
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.005)
+
+    def start_killer(report):
+        if report.iteration == 3:
+            threading.Thread(target=kill_a_busy_worker, daemon=True).start()
 
     model = train_ubm(feats, n_components=16, n_iterations=4, executor=client,
-                      progress=kill_one)
+                      progress=start_killer)
     assert killed.is_set()
     assert model.fingerprint() == serial.fingerprint()
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the other tests

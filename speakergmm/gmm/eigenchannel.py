@@ -190,19 +190,19 @@ class EigenChannel:
         K, D = ubm.n_components, ubm.dim
         source = _Supervectors(ubm, features, utts, executor or jobs)
         cls_of = np.repeat(np.arange(len(starts)), counts)
-        U, class_n = _init(source, D, cls_of, starts, n_factors, relevance,
-                           np.random.default_rng(seed))
         X = np.zeros((len(utts), n_factors))
         record = []
-        # The E-step is a map over spans of utterances reduced in span order. On a Dask
-        # cluster the spans run on the workers (which read the statistics archive); local
-        # work stays in this process: its GEMMs already use every core through BLAS, and on
-        # two local workers shipping each span's sums cost more than it saved
-        # (speechocean762, R = 60: 4.8 s in process, 6.0 s on two workers).
+        # Initialisation and E-step are maps over spans of utterances reduced in span
+        # order. On a Dask cluster the spans run on the workers (which read the statistics
+        # archive); local work stays in this process: its GEMMs already use every core
+        # through BLAS, and on two local workers shipping each span's sums cost more than
+        # it saved (speechocean762, R = 60: 4.8 s in process, 6.0 s on two workers).
         where = get_executor(executor or jobs)
         if not isinstance(where, DaskExecutor) or source.archive is None:
             where = SerialExecutor()  # (statistics held in memory stay where they are)
-        with where.start((source, D, cls_of)) as session:
+        with where.start((source, D, cls_of, relevance)) as session:
+            U, class_n = _init(session, len(utts), K * D, cls_of, starts, n_factors,
+                               np.random.default_rng(seed))
             for it in range(1, n_iterations + 1):
                 U, X, objective = _em_step(session, (len(utts), K * D), class_n, D, U, X,
                                            starts, relevance, cls_of)
@@ -414,43 +414,87 @@ def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
     out[cls[starts]] += np.add.reduceat(rows, starts, axis=0)
 
 
-def _init(source: _Supervectors, D, cls_of, starts, R, relevance, rng):
+def _init(session, H, KD, cls_of, starts, R, rng):
     """Leading within-class directions of the utterances' MAP offsets (randomised SVD,
-    Halko et al. 2011, in passes over blocks of utterances), scaled to their standard
-    deviation: a start near the EM solution. Also returns the classes' summed counts."""
-    H, blocks = len(source), source.blocks()
-
-    def offsets(blk):  # MAP offsets of a block, float32
-        N, F = source.block(blk)
-        return F / (np.repeat(N, D, axis=1) + relevance), N
-
-    sums, class_n = None, None
-    for blk in blocks:
-        dev, N = offsets(blk)
-        if sums is None:
-            sums = np.zeros((len(starts), dev.shape[1]))
-            class_n = np.zeros((len(starts), N.shape[1]))
-        _add_by_class(sums, dev, cls_of[blk])
-        _add_by_class(class_n, N, cls_of[blk])
-    centres = (sums / np.bincount(cls_of)[:, None]).astype(np.float32)
+    Halko et al. 2011, in 7 passes mapped over spans of utterances like the E-step), scaled
+    to their standard deviation: a start near the EM solution. Also returns the classes'
+    summed counts."""
+    spans = _spans(H)
+    sums, class_n = np.zeros((len(starts), KD)), None
+    for first, dev_sums, n_sums in session.map(_offset_sums, spans):
+        sums[first:first + len(dev_sums)] += dev_sums
+        if class_n is None:
+            class_n = np.zeros((len(starts), n_sums.shape[1]))
+        class_n[first:first + len(n_sums)] += n_sums
+    centres = sums
+    centres /= np.bincount(cls_of)[:, None]
+    centres = centres.astype(np.float32)
     del sums
 
-    def within(blk):  # within-class deviations of a block
-        return offsets(blk)[0] - centres[cls_of[blk]]
+    def rows(span):  # a span's rows and its classes' centres
+        lo, hi = cls_of[span[0].start], cls_of[span[-1].stop - 1] + 1
+        return span, lo, centres[lo:hi]
 
-    def times(M):  # dev @ M, block by block: (H, m)
-        return np.concatenate([within(blk) @ M for blk in blocks])
+    def times(M):  # dev @ M: (H, m)
+        return np.concatenate(list(session.map(_times, [rows(sp) for sp in spans],
+                                               shared=M)))
 
     def transposed_times(Y):  # dev.T @ Y: (K·D, m)
-        return sum(within(blk).T @ Y[blk] for blk in blocks)
+        total = None
+        for part in session.map(_transposed_times, [
+                (*rows(sp), Y[sp[0].start:sp[-1].stop]) for sp in spans]):
+            total = part if total is None else total + part
+        return total
 
-    Y = times(rng.standard_normal((centres.shape[1], R + 10)).astype(np.float32))
+    Y = times(rng.standard_normal((KD, R + 10)).astype(np.float32))
     for _ in range(2):  # power iterations sharpen the spectrum
         Y = np.linalg.qr(Y)[0]
         Y = times(transposed_times(Y).astype(np.float32))
     Q = np.linalg.qr(Y.astype(np.float64))[0]
     _, s, vt = np.linalg.svd(transposed_times(Q).T, full_matrices=False)
     return vt[:R].T * (s[:R] / np.sqrt(H)), class_n
+
+
+def _map_offsets(state, blk: slice):
+    """A block's MAP offsets (float32) and counts."""
+    source, D, cls_of, relevance = state
+    N, F = source.block(blk)
+    return F / (np.repeat(N, D, axis=1) + relevance), N
+
+
+def _offset_sums(state, span):
+    """Per class of a span: summed MAP offsets and counts; with the span's first class."""
+    cls_of = state[2]
+    first = cls_of[span[0].start]
+    classes = cls_of[span[-1].stop - 1] - first + 1
+    dev_sums = n_sums = None
+    for blk in span:
+        dev, N = _map_offsets(state, blk)
+        if dev_sums is None:
+            dev_sums = np.zeros((classes, dev.shape[1]))
+            n_sums = np.zeros((classes, N.shape[1]))
+        _add_by_class(dev_sums, dev, cls_of[blk] - first)
+        _add_by_class(n_sums, N, cls_of[blk] - first)
+    return first, dev_sums, n_sums
+
+
+def _within(state, blk, first, centres):
+    """A block's within-class deviations of the MAP offsets."""
+    return _map_offsets(state, blk)[0] - centres[state[2][blk] - first]
+
+
+def _times(state, M, item):
+    span, first, centres = item
+    return np.concatenate([_within(state, blk, first, centres) @ M for blk in span])
+
+
+def _transposed_times(state, item):
+    span, first, centres, Y = item
+    base, total = span[0].start, None
+    for blk in span:
+        part = _within(state, blk, first, centres).T @ Y[blk.start - base:blk.stop - base]
+        total = part if total is None else total + part
+    return total
 
 
 def _minus_scaled(F, N, Y):
@@ -512,7 +556,7 @@ def _spans(H: int) -> list[list[slice]]:
 def _residual_sums(state, U, item):
     """Per class of a span: the sum of its recordings' statistics less their channel
     offsets (rows sorted by class); the first class and the sums of its classes."""
-    source, D, cls_of = state
+    source, D, cls_of, _ = state
     span, X = item
     base = span[0].start
     first = cls_of[base]
@@ -543,7 +587,7 @@ def _factor_sums(state, shared, item):
 
 def _block_factor_sums(state, U, UtU, blk: slice, offsets, first):
     """A block's factor posteriors and its terms of A, C and the objective."""
-    source, D, cls_of = state
+    source, D, cls_of, _ = state
     R = U.shape[1]
     N, F = source.block(blk)
     centred = _minus_scaled(F, N, offsets[cls_of[blk] - first])
