@@ -66,6 +66,20 @@ def test_commands_on_the_cluster_equal_the_serial_run(cluster, data, tmp_path):
                 "-o", d / "channel.npz", *opts)
         assert r.exit_code == 0, r.output
         out[where] = d
+    utts = sorted(_archive_arrays(out["serial"] / "feats"))
+    speakers = sorted({u.split("-")[0] for u in utts})
+    (tmp_path / "trials").write_text("".join(
+        f"{s} {t} {'target' if t.startswith(s + '-') else 'nontarget'}\n"
+        for s in speakers for t in utts))
+    scores = {}
+    for where, opts in (("serial", []), ("dask", ["--scheduler", address])):
+        d = out[where]
+        r = run("score", tmp_path / "trials", "--enroll", d / "feats", "--test", d / "feats",
+                "--ubm", d / "ubm.npz", "--channel", d / "channel.npz", "-o", d / "scores",
+                *opts)
+        assert r.exit_code == 0, r.output
+        scores[where] = (d / "scores").read_text()
+    assert scores["serial"] == scores["dask"] and scores["serial"]
     a, b = _archive_arrays(out["serial"] / "feats"), _archive_arrays(out["dask"] / "feats")
     assert a.keys() == b.keys() and all(np.array_equal(a[u], b[u]) for u in a)
     from speakergmm.gmm.eigenchannel import EigenChannel
