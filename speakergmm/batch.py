@@ -29,8 +29,8 @@ from .exec import Executor, get_executor
 from .gmm.adapt import SpeakerModel
 from .gmm.mixture import DiagGMM, check_feature_config
 
-__all__ = ["enroll_models", "enroll_speakers", "Cohort", "score_trial_list", "open_features",
-           "score_from_paths"]
+__all__ = ["enroll_models", "enroll_speakers", "stack_models", "Cohort", "score_trial_list",
+           "open_features", "score_from_paths"]
 
 
 def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
@@ -55,9 +55,9 @@ def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
         Naming the model and utterance when an enrollment utterance has no features.
     """
     check_feature_config(ubm, features)
-    return _stack(ubm, enroll_speakers(ubm, features, enroll_map, relevance=relevance,
-                                       adapt=adapt, jobs=jobs, executor=executor),
-                  list(enroll_map), adapt)
+    return stack_models(ubm, enroll_speakers(ubm, features, enroll_map, relevance=relevance,
+                                             adapt=adapt, jobs=jobs, executor=executor),
+                        list(enroll_map))
 
 
 def enroll_speakers(ubm: DiagGMM, features: Mapping[str, np.ndarray],
@@ -77,15 +77,18 @@ def enroll_speakers(ubm: DiagGMM, features: Mapping[str, np.ndarray],
         _enroll, list(enroll_map.items()), (ubm, features, relevance, adapt))
 
 
-def _stack(ubm: DiagGMM, speakers: list[SpeakerModel], ids: list[str], adapt) -> ModelSet:
+def stack_models(ubm: DiagGMM, speakers: Sequence[SpeakerModel],
+                 ids: Sequence[str] | None = None) -> ModelSet:
+    """Speakers' statistics MAP-adapted and stacked for scoring (means-only when every
+    speaker adapted its means only)."""
     means, weights, variances = [], [], []
     for speaker in speakers:
         adapted = speaker.adapted(ubm)
         means.append(adapted.means.astype(np.float32))
         weights.append(adapted.weights)
         variances.append(adapted.variances.astype(np.float32))
-    shared = tuple(adapt) == ("means",)
-    return ModelSet(ubm, np.stack(means), ids=ids,
+    shared = all(tuple(s.adapt) == ("means",) for s in speakers)
+    return ModelSet(ubm, np.stack(means), ids=None if ids is None else list(ids),
                     weights=None if shared else np.stack(weights),
                     variances=None if shared else np.stack(variances))
 

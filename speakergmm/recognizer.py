@@ -17,7 +17,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from .backend.calibration import bayes_threshold
-from .backend.scoring import ModelSet, prepare_test, score
+from .backend.scoring import prepare_test, score
+from .batch import stack_models
 from .constants import DEFAULT_THRESHOLD, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning
@@ -223,7 +224,7 @@ class Recognizer:
         if mode == "append" and speaker in {s.id for s in self.store.list()}:
             earlier = self.store.model(speaker)
         whole = model if earlier is None else earlier.add(model)
-        norm = self.system.model_norm(_stacked(self.ubm, [whole]))
+        norm = self.system.model_norm(stack_models(self.ubm, [whole]))
         info = self.store.enroll(
             speaker, model, self.ubm, seconds=seconds, utterances=len(paths), mode=mode,
             channel=self._channel_fp, system=self._record,
@@ -263,7 +264,7 @@ class Recognizer:
                                                        adapt=self.adapt)))
         trials = []
         if without:
-            models = _stacked(self.ubm, [m for _, m in without])
+            models = stack_models(self.ubm, [m for _, m in without])
             z = system.model_norm(models)
             for row, (i, _) in enumerate(without):
                 raw = score(self.ubm, models, tests[i])[row:row + 1]
@@ -391,14 +392,6 @@ class Recognizer:
                               llrs=[float(llrs[i]) for i in order],
                               posteriors=[float(posterior[1 + i]) for i in order],
                               p_unknown=float(posterior[0]), prior=prior)
-
-
-def _stacked(ubm: DiagGMM, models: list[SpeakerModel]) -> ModelSet:
-    """Speaker models stacked for scoring."""
-    adapted = [m.adapted(ubm) for m in models]
-    if all(m.adapt == ("means",) for m in models):
-        return ModelSet(ubm, np.stack([a.means for a in adapted]).astype(np.float32))
-    return ModelSet.from_models(ubm, adapted)
 
 
 def _check_method(method: str) -> None:

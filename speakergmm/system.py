@@ -361,7 +361,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     name, metadata : the system's name and training record.
     jobs : worker processes for the enrollments.
     """
-    from .batch import enroll_speakers, spread
+    from .batch import enroll_speakers, spread, stack_models
     from .data.datadir import spk2utt as _spk2utt
     from .gmm.eigenchannel import CompensatedFeatures
 
@@ -397,8 +397,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     models = enroll_speakers(ubm, feats, calibration_enroll_map, relevance=relevance,
                              jobs=jobs)
     ids = list(calibration_enroll_map)
-    model_set = ModelSet(ubm, np.stack([m.adapted(ubm).means.astype(np.float32)
-                                        for m in models]), ids=ids)
+    model_set = stack_models(ubm, models, ids)
     scores = system.trial_scores(model_set, calibration_trials,
                                  lambda utt: feats[utt])
     target = calibration_trials.is_target
