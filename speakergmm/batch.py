@@ -20,8 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend.scorenorm import check_norm, normalize_scores
-from .backend.scoring import ModelSet, check_method, prepare_test, score, score_rows
+from .backend.scorenorm import check_norm, cohort_stats, normalize_with_stats, zscore_cohort
+from .backend.scoring import (
+    ModelSet,
+    TestUtterance,
+    check_method,
+    prepare_test,
+    score,
+    score_rows,
+)
+from .constants import MODEL_MEMORY
 from .data.datadir import spk2utt as _spk2utt
 from .data.trials import Trials
 from .errors import ArchiveError, SpeakerGMMError
@@ -30,7 +38,8 @@ from .gmm.adapt import SpeakerModel
 from .gmm.mixture import DiagGMM, check_feature_config
 
 __all__ = ["enroll_models", "enroll_speakers", "stack_models", "Cohort", "score_trial_list",
-           "open_features", "score_from_paths"]
+           "EnrollmentStatistics", "MODEL_MEMORY", "check_enroll_map", "open_features",
+           "score_from_paths"]
 
 
 def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
@@ -66,13 +75,7 @@ def enroll_speakers(ubm: DiagGMM, features: Mapping[str, np.ndarray],
                     executor: Executor | None = None) -> list[SpeakerModel]:
     """The statistics of each entry of ``enroll_map`` (model id → utterance ids), in its
     order: what :func:`enroll_models` stacks. Raises as it does."""
-    for model_id, utts in enroll_map.items():
-        missing = [u for u in utts if u not in features]
-        if missing:
-            raise SpeakerGMMError(f"model '{model_id}': no features for enrollment utterance "
-                                  f"'{missing[0]}' ({len(missing)} missing); was it extracted?")
-    if not enroll_map:
-        raise SpeakerGMMError("the enroll map is empty: no model to score")
+    check_enroll_map(features, enroll_map)
     return get_executor(executor or jobs).map(
         _enroll, list(enroll_map.items()), (ubm, features, relevance, adapt))
 
@@ -154,28 +157,169 @@ def _features(feats: Mapping[str, np.ndarray], utt: str) -> np.ndarray:
                               "extracted?") from None
 
 
-def _score_utterance(state, item) -> tuple[np.ndarray, np.ndarray | None]:
-    """One utterance, read (and compensated) once, its Gaussian selection made once: its
-    scores against the models in ``rows`` (None: all of ``models``) and, when asked,
-    against every cohort model."""
-    ubm, sources, models, cohort_models, method, c = state
-    source, utt, rows, with_cohort = item
-    test = prepare_test(ubm, _features(sources[source], utt), method=method, c=c)
-    own = score(ubm, models, test) if rows is None else score_rows(ubm, models, test, rows)
-    return own, score(ubm, cohort_models, test) if with_cohort else None
+# Models per Z-norm task: scored against every cohort utterance at once.
+_Z_BLOCK_BYTES = 32 << 20
 
 
-def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
+class EnrollmentStatistics:
+    """Enrollment models kept as their statistics and MAP-adapted when they are scored.
+
+    What :func:`score_trial_list` takes when the models need not all be in memory at once:
+    a model costs K x (D+1) float32 once adapted, but nothing until then, and adapting it
+    from its statistics is a fraction of the cost of scoring it.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    stats : mapping key -> GMMStats
+        A statistics archive (:func:`speakergmm.read_stats`) of the UBM, of utterances or of
+        whole models (:func:`~speakergmm.gmm.statsarchive.extract_stats` with ``groups``).
+    enroll_map : mapping model id -> keys of ``stats``
+        Each model's statistics are the sum of its keys'.
+    relevance, adapt : MAP settings (:func:`speakergmm.gmm.adapt.map_adapt`)
+
+    Raises
+    ------
+    SpeakerGMMError
+        A key missing from ``stats``, an empty enroll map, or variance adaptation from
+        statistics without the second order.
+    """
+
+    def __init__(self, ubm: DiagGMM, stats: Mapping, enroll_map: Mapping[str, Sequence[str]],
+                 *, relevance: float = 16.0, adapt=("means",)):
+        from .gmm.adapt import parse_adapt
+
+        check_enroll_map(stats, enroll_map)
+        self.stats, self.relevance = stats, float(relevance)
+        self.adapt = parse_adapt(adapt)
+        if "variances" in self.adapt and getattr(stats, "second_order", True) is False:
+            raise SpeakerGMMError(f"{getattr(stats, 'path', 'the statistics')}: no second-"
+                                  "order statistics, which variance adaptation needs; "
+                                  "compute them with 'speakergmm stats --second-order'")
+        self.ids = tuple(enroll_map)
+        self._keys = [tuple(enroll_map[m]) for m in self.ids]
+        self._index = {m: i for i, m in enumerate(self.ids)}
+        self.ubm_fingerprint = ubm.fingerprint()
+        self.model_bytes = 4 * ubm.n_components * (
+            ubm.dim + 1 if self.adapt == ("means",) else 2 * ubm.dim + 1)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, model_id: str) -> int:
+        return self._index[model_id]
+
+    def model_set(self, ubm: DiagGMM, rows: Sequence[int]) -> ModelSet:
+        """The models at ``rows`` adapted and stacked (means-only: straight from the
+        statistics in float32, :meth:`ModelSet.from_statistics`)."""
+        if ubm.fingerprint() != self.ubm_fingerprint:
+            raise SpeakerGMMError("these enrollment statistics are of another UBM")
+        ids = [self.ids[r] for r in rows]
+        if self.adapt != ("means",):
+            return stack_models(ubm, [SpeakerModel(self._sum(r), self.ubm_fingerprint,
+                                                   self.relevance, self.adapt)
+                                      for r in rows], ids)
+        K, D = ubm.n_components, ubm.dim
+        n = np.empty((len(rows), K), np.float32)
+        f = np.empty((len(rows), K, D), np.float32)
+        for i, r in enumerate(rows):
+            keys = self._keys[r]
+            if len(keys) == 1 and hasattr(self.stats, "first_order"):
+                n[i : i + 1], f[i : i + 1] = self.stats.first_order(keys)  # as stored
+            else:
+                st = self._sum(r)
+                n[i], f[i] = st.n, st.f
+        return ModelSet.from_statistics(ubm, n, f, relevance=self.relevance, ids=ids)
+
+    def _sum(self, row: int):
+        from .gmm.stats import GMMStats
+
+        stats = None
+        for key in self._keys[row]:
+            x = self.stats[key]
+            stats = (GMMStats.zeros(x.n_components, x.dim) if stats is None else stats) + x
+        return stats
+
+
+def check_enroll_map(features: Mapping, enroll_map: Mapping[str, Sequence[str]]) -> None:
+    """SpeakerGMMError naming the model and the utterance unless every utterance of
+    ``enroll_map`` is in ``features`` (and the map names a model)."""
+    if not enroll_map:
+        raise SpeakerGMMError("the enroll map is empty: no model to score")
+    for model_id, utts in enroll_map.items():
+        missing = [u for u in utts if u not in features]
+        if missing:
+            raise SpeakerGMMError(f"model '{model_id}': no features for enrollment utterance "
+                                  f"'{missing[0]}' ({len(missing)} missing); was it extracted?")
+        if not utts:
+            raise SpeakerGMMError(f"model '{model_id}': no enrollment utterances")
+
+
+def _prepare(state, utt: str) -> TestUtterance:
+    ubm, features, method, c = state
+    return prepare_test(ubm, _features(features, utt), method=method, c=c)
+
+
+def _model_set(source, ubm: DiagGMM, rows) -> ModelSet:
+    if isinstance(source, ModelSet):
+        return source if len(rows) == len(source) else source.select(
+            [source.ids[r] for r in rows])
+    return source.model_set(ubm, rows)
+
+
+def _cohort_block(state, item) -> tuple[np.ndarray, np.ndarray]:
+    """Z side: a block of models (of the enrollment source, or the cohort models) scored on
+    every prepared cohort utterance, reduced at once to each model's cohort statistics."""
+    ubm, sources, cohort_tests, top_n = state
+    which, rows = item
+    models = _model_set(sources[which], ubm, rows)
+    block = np.empty((len(rows), len(cohort_tests)), np.float64)
+    for j, test in enumerate(cohort_tests):
+        block[:, j] = score(ubm, models, test)
+        test.release()  # the next block whitens them again: a copy of each would not fit
+    return cohort_stats(block, top_n)
+
+
+def _score_test(state, item) -> tuple[np.ndarray, tuple | None]:
+    """One test utterance, read (and compensated) once, its Gaussian selection made once:
+    its scores against its trials' models and, when asked, its T-side cohort statistics."""
+    ubm, features, source, cohort_models, cohort_z, method, c, top_n = state
+    utt, rows, with_cohort = item
+    test = prepare_test(ubm, _features(features, utt), method=method, c=c)
+    if isinstance(source, ModelSet):
+        own = score_rows(ubm, source, test, rows)
+    else:
+        uniq, where = np.unique(rows, return_inverse=True)
+        own = score(ubm, source.model_set(ubm, uniq), test)[where]
+    if not with_cohort:
+        return own, None
+    row = score(ubm, cohort_models, test)[None]
+    if cohort_z is not None:
+        row = zscore_cohort(row, cohort_z)
+    mean, std = cohort_stats(row, top_n)
+    return own, (mean[0], std[0])
+
+
+def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | EnrollmentStatistics,
                      test_features: Mapping[str, np.ndarray], *, method: str = "topc",
                      c: int = 5, norm: str = "none", cohort: Cohort | None = None,
                      top_n: int | None = None, jobs: int = 1,
-                     executor: Executor | None = None, return_raw: bool = False):
-    """Scores of a trial list, normalised if asked.
+                     executor: Executor | None = None, return_raw: bool = False,
+                     model_memory: int = MODEL_MEMORY):
+    """Scores of a trial list, normalised if asked, in memory that does not grow with it.
 
     Each test utterance is read, compensated and Gaussian-selected once, then scored
-    against its trials' models and (T-norm side) the cohort models together; each cohort
-    utterance likewise once against the models (Z-norm side) and the cohort models
-    (ZT-norm). Cohort statistics are computed once per model and per test utterance.
+    against its trials' models and (T-norm side) the cohort models together, and only its
+    scores and two cohort statistics come back. The cohort utterances (Z-norm side) are
+    prepared once and scored against blocks of models, each block reduced to its models'
+    cohort statistics where it was scored: no (models x cohort) or (tests x cohort) matrix
+    is ever held.
+
+    Models given as :class:`EnrollmentStatistics` are adapted once and held in every
+    process when they fit ``model_memory`` bytes; beyond it, each test utterance adapts its
+    own trials' models from their statistics (a model scored in several trials is adapted
+    for each: cheap next to scoring it). Both give the same scores to float32 rounding (the
+    scoring kernel picks a GEMM or a gather by the number of models).
 
     Parameters
     ----------
@@ -183,7 +327,8 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
     trials : Trials
         ``enroll`` ids must be models of ``models``; ``test`` ids utterances of
         ``test_features``.
-    models : ModelSet
+    models : ModelSet or EnrollmentStatistics
+        Models in memory (broadcast to every worker as they are), or their statistics.
     test_features : mapping utt → (frames, D) array
     method, c : scoring method and top-C
     norm : {"none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"}
@@ -192,6 +337,8 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
     jobs, executor : where the work runs (:mod:`speakergmm.exec`)
     return_raw : bool
         Return the scores before normalisation as well.
+    model_memory : int
+        Bytes of adapted models a process may hold (:data:`MODEL_MEMORY`).
 
     Returns
     -------
@@ -204,6 +351,12 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
         A bad method, ``c``, normalisation or ``top_n``, before any work is done.
     SpeakerGMMError
         A trial model that is not enrolled, a missing test utterance, no cohort.
+
+    Notes
+    -----
+    Per process, beyond the models: one test utterance (frames, top-C pairs) and, on the Z
+    side, the prepared cohort utterances (frames and top-C indices) and one block of models
+    (32 MiB). In the caller: the trials, their scores and two floats per model and test.
     """
     check_method(method, c, ubm.n_components)
     check_norm(norm, top_n)
@@ -219,36 +372,59 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet,
     executor = get_executor(executor or jobs)
 
     tests, test_index = np.unique(trials.test, return_inverse=True)
-    model_index = np.array([models.index(m) for m in trials.enroll], dtype=np.intp)
+    wanted, model_index = np.unique([models.index(m) for m in trials.enroll],
+                                    return_inverse=True)
+    source = models
+    if not isinstance(models, ModelSet) and len(wanted) * models.model_bytes <= model_memory:
+        source = models.model_set(ubm, wanted)  # they fit: adapted once, held everywhere
+    # The row in ``source`` of each model of the trials (``model_index`` indexes these).
+    rows = np.arange(len(wanted)) if source is not models else wanted
+
+    cohort_z = enroll_stats = None
+    if z_side:
+        # Cohort utterances prepared once (their number is the cohort's, not the data's).
+        prepared = executor.map(_prepare, cohort.utterances,
+                                (ubm, cohort.features, method, c))
+        per_block = max(1, _Z_BLOCK_BYTES // _model_bytes(source))
+        items = [(0, rows[i:i + per_block]) for i in range(0, len(rows), per_block)]
+        n_own = len(items)
+        if norm == "ztnorm":
+            own = np.arange(len(cohort.models))
+            items += [(1, own[i:i + per_block]) for i in range(0, len(own), per_block)]
+        results = executor.map(_cohort_block, items,
+                               (ubm, (source, cohort.models), prepared, top_n))
+        del prepared
+        enroll_stats = tuple(np.concatenate(a) for a in zip(*results[:n_own]))
+        if norm == "ztnorm":
+            cohort_z = tuple(np.concatenate(a) for a in zip(*results[n_own:]))
+
     order = np.argsort(test_index, kind="stable")
     cuts = np.flatnonzero(np.diff(test_index[order])) + 1
     groups = np.split(order, cuts)  # trials of each test utterance, in trial order
-    # Test utterances (with the T-norm column) and cohort utterances (the Z-norm rows, with
-    # the ZT-norm column) in one map: one pool, balanced over both.
-    items = [(0, str(u), model_index[g], t_side) for u, g in zip(tests, groups)]
-    if z_side:
-        items += [(1, u, None, norm == "ztnorm") for u in cohort.utterances]
-    state = (ubm, (test_features, None if cohort is None else cohort.features), models,
-             None if cohort is None else cohort.models, method, c)
-    results = executor.map(_score_utterance, items, state)
+    items = [(str(u), rows[model_index[g]], t_side) for u, g in zip(tests, groups)]
+    state = (ubm, test_features, source, None if cohort is None else cohort.models, cohort_z,
+             method, c, top_n)
     raw = np.empty(len(trials), np.float64)
-    for g, (own, _) in zip(groups, results):
-        raw[g] = own
+    test_mean, test_std = np.empty(len(tests)), np.empty(len(tests))
+    with executor.start(state) as session:
+        for i, (g, (own, t_stats)) in enumerate(zip(groups, session.map(_score_test, items))):
+            raw[g] = own
+            if t_stats is not None:
+                test_mean[i], test_std[i] = t_stats
     if norm == "none":
         return (raw, raw.copy()) if return_raw else raw
-
-    kw = {}
-    if t_side:
-        kw["test_cohort"] = np.stack([row for _, row in results[:len(tests)]])
-        kw["test_index"] = test_index
-    if z_side:
-        cols = results[len(tests):]
-        kw["enroll_cohort"] = np.stack([own for own, _ in cols], axis=1)
-        kw["enroll_index"] = model_index
-        if norm == "ztnorm":
-            kw["cohort_cohort"] = np.stack([row for _, row in cols], axis=1)
-    normalised = normalize_scores(norm, raw, top_n=top_n, **kw)
+    normalised = normalize_with_stats(
+        norm, raw,
+        enroll_stats=None if enroll_stats is None else tuple(a[model_index]
+                                                             for a in enroll_stats),
+        test_stats=(test_mean[test_index], test_std[test_index]) if t_side else None)
     return (normalised, raw) if return_raw else normalised
+
+
+def _model_bytes(source) -> int:
+    if isinstance(source, ModelSet):
+        return max(1, source.nbytes // len(source))
+    return source.model_bytes
 
 
 # --- from paths: what `speakergmm score` runs -----------------------------------------------
@@ -319,7 +495,7 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
                      method: str = "topc", c: int = 5, relevance: float = 16.0,
                      adapt=("means",), norm: str = "none", top_n: int | None = None,
                      cohort_utts: int | None = 500, cohort_enroll_utts: int | None = None,
-                     calibration=None, jobs: int = 1,
+                     calibration=None, model_memory: int = MODEL_MEMORY, jobs: int = 1,
                      executor: Executor | None = None) -> tuple[Trials, np.ndarray]:
     """Score a trial list from archives on disk (``speakergmm score``).
 
@@ -354,6 +530,8 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
         As :func:`score_trial_list`, :func:`enroll_models` and :meth:`Cohort.from_archive`.
     calibration : Calibration or path, optional
         Applied to the scores.
+    model_memory : int
+        As :func:`score_trial_list`.
     jobs, executor : where the work runs (:mod:`speakergmm.exec`)
 
     Returns
@@ -405,9 +583,9 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
             spk2utt = enroll_map if isinstance(enroll_map, Mapping) else read_enroll_map(
                 enroll_map)
         wanted = set(trials.enroll)
-        models = enroll_models(ubm, enroll_src, {m: u for m, u in spk2utt.items()
-                                                 if m in wanted},
-                               relevance=relevance, adapt=adapt, executor=executor)
+        models = _enrollment(ubm, enroll_src, {m: u for m, u in spk2utt.items() if m in wanted},
+                             relevance=relevance, adapt=adapt, channel=channel,
+                             workdir=workdir, executor=executor)
         impostors = None
         if cohort_src is not None:
             stats = cohort_src if isinstance(cohort_src, StatsArchive) else None
@@ -427,11 +605,31 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
                 stats=stats, executor=executor)
         scores = score_trial_list(ubm, trials, models, test_src, method=method, c=c, norm=norm,
                                   cohort=impostors, top_n=top_n, executor=executor,
-                                  return_raw=return_raw)
+                                  return_raw=return_raw, model_memory=model_memory)
     scores, unnormalised = scores if return_raw else (scores, None)
     if calibration is not None:
         scores = calibration.transform(scores)
     return (trials, scores, unnormalised) if return_raw else (trials, scores)
+
+
+def _enrollment(ubm: DiagGMM, source, enroll_map, *, relevance, adapt, channel, workdir,
+                executor) -> EnrollmentStatistics:
+    """The models' statistics: a statistics archive of single-utterance models as it is,
+    else each model's summed statistics computed once into ``workdir`` (on a cluster it
+    must be on the shared file system: the workers write there)."""
+    from .gmm.adapt import parse_adapt
+    from .gmm.statsarchive import StatsArchive, extract_stats
+
+    check_enroll_map(source, enroll_map)
+    if not (isinstance(source, StatsArchive) and all(len(u) == 1
+                                                     for u in enroll_map.values())):
+        # Features are compensated on access already: the channel only checks statistics.
+        source = extract_stats(ubm, source, Path(workdir) / "enroll-stats", groups=enroll_map,
+                               second_order="variances" in parse_adapt(adapt),
+                               channel=channel if isinstance(source, StatsArchive) else None,
+                               executor=executor)
+        enroll_map = {m: (m,) for m in enroll_map}
+    return EnrollmentStatistics(ubm, source, enroll_map, relevance=relevance, adapt=adapt)
 
 
 def _open_all(paths, ubm: DiagGMM, opened: dict):

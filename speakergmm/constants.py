@@ -25,3 +25,9 @@ DEFAULT_THRESHOLD = 0.1
 #: dev speakers (tests/benchmarks/bench_enroll_duration.py), the EER is 1.2% at 20 s, 2.9% at
 #: 12 s, 4.6% at 8 s, 7.4% at 5 s, 11.7% at 3 s and 22% at 1 s.
 MIN_ENROLL_SECONDS = 5.0
+
+#: Bytes of stacked enrollment models (a ModelSet's kernel: M x K x (D+1) float32 for
+#: means-only models) that trial-list scoring holds in each process. Models beyond it are
+#: adapted from their statistics per test utterance, so that memory does not grow with the
+#: number of models (VoxCeleb1-H: ~10^5 models, 12 GB at K = 512, D = 60).
+MODEL_MEMORY = 256 << 20

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from speakergmm.backend.calibration import Calibration
-from speakergmm.batch import Cohort, enroll_models, score_trial_list
+from speakergmm.batch import Cohort, EnrollmentStatistics, enroll_models, score_trial_list
 from speakergmm.cli import main
 from speakergmm.data.datadir import DataDir, write_data_dir
 from speakergmm.data.scores import labelled_scores, read_scores
@@ -14,6 +14,7 @@ from speakergmm.errors import SpeakerGMMError
 from speakergmm.frontend.archive import extract_archive, read_features
 from speakergmm.frontend.features import FeatureConfig
 from speakergmm.gmm.mixture import DiagGMM
+from speakergmm.gmm.statsarchive import extract_stats
 from speakergmm.gmm.ubm import train_ubm
 
 from conftest import SR, voice, write_audio
@@ -50,6 +51,14 @@ def world(tmp_path_factory):
     write_enroll_map(root / "enroll_map", {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"]
                                            for m in range(4)})
     return root, ubm, enroll, test, cohort, trials
+
+
+def stats_models(ubm, features, enroll_map, out, **kw):
+    """What ``speakergmm score`` enrolls: each model's statistics summed once and stored in
+    float32 (a statistics archive), then adapted."""
+    archive = extract_stats(ubm, features, out, groups=enroll_map,
+                            second_order="variances" in kw.get("adapt", ()))
+    return EnrollmentStatistics(ubm, archive, {m: [m] for m in enroll_map}, **kw)
 
 
 def test_scores_separate_targets(world):
@@ -150,6 +159,10 @@ def test_adapt_reaches_models_and_cohort(world, tmp_path):
         ubm, trials, enroll_models(ubm, enroll, spk2utt, relevance=8), test, norm="snorm",
         cohort=Cohort.from_archive(ubm, cohort, cohort.utt2spk, relevance=8))
     assert not np.allclose(expect, means_only)
+    # the CLI keeps the models' statistics in float32, as a statistics archive does
+    expect = score_trial_list(ubm, trials, stats_models(ubm, enroll, spk2utt, tmp_path / "st",
+                                                        adapt=mwv, relevance=8),
+                              test, norm="snorm", cohort=coh)
     base = ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
             "--test", str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
             "--norm", "snorm", "--cohort", str(root / "feats" / "cohort"), "--relevance", "8"]
@@ -188,6 +201,8 @@ def test_cohort_models_enrolled_like_the_targets(world, tmp_path):
         "-o", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     got = read_scores(tmp_path / "s")
+    expect = score_trial_list(ubm, trials, stats_models(ubm, enroll, spk2utt, tmp_path / "st"),
+                              test, norm="snorm", cohort=by_hand)
     np.testing.assert_allclose([got[(e, t)] for e, t in zip(trials.enroll, trials.test)],
                                expect, rtol=0, atol=6e-7)  # files hold 6 decimals
 
@@ -266,17 +281,17 @@ def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkey
     """Item 4 of the architecture issue: whatever the normalisation, a test utterance is
     compensated and Gaussian-selected once per run, each cohort utterance once, and the
     cohort statistics are computed once per model / test utterance."""
-    from speakergmm.backend import scorenorm
+    from speakergmm import batch
     from speakergmm.gmm.eigenchannel import CompensatedFeatures, EigenChannel
 
     root, ubm, enroll, test, cohort, trials = world
     channel = EigenChannel.fit(ubm, cohort, cohort.utt2spk, n_factors=2, n_iterations=2)
     calls = {"top": 0, "comp": 0, "stats": 0}
-    top, comp, stats = DiagGMM.top_components, EigenChannel.compensate, scorenorm.cohort_stats
+    top, comp, stats = DiagGMM.top_components, EigenChannel.compensate, batch.cohort_stats
 
-    def counting(name, fn):
+    def counting(name, fn, count=lambda *args: 1):
         def wrapped(*args, **kwargs):
-            calls[name] += 1
+            calls[name] += count(*args)
             return fn(*args, **kwargs)
         return wrapped
 
@@ -285,7 +300,8 @@ def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkey
     coh = Cohort.from_archive(ubm, CompensatedFeatures(cohort, channel), cohort.utt2spk)
     monkeypatch.setattr(DiagGMM, "top_components", counting("top", top))
     monkeypatch.setattr(EigenChannel, "compensate", counting("comp", comp))
-    monkeypatch.setattr(scorenorm, "cohort_stats", counting("stats", stats))
+    # rows of cohort scores reduced to statistics
+    monkeypatch.setattr(batch, "cohort_stats", counting("stats", stats, lambda a, *_: len(a)))
     tests = len(set(trials.test))
     for norm, cohort_utts in (("none", 0), ("tnorm", 0), ("znorm", 12), ("snorm", 12),
                               ("ztnorm", 12)):
@@ -293,9 +309,11 @@ def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkey
         score_trial_list(ubm, trials, models, CompensatedFeatures(test, channel), norm=norm,
                          cohort=coh)
         assert calls["top"] == calls["comp"] == tests + cohort_utts, (norm, calls)
-        # one cohort_stats call per side, each over all rows at once
-        sides = {"none": 0, "tnorm": 1, "znorm": 1, "snorm": 2, "ztnorm": 3}[norm]
-        assert calls["stats"] == sides, (norm, calls)
+        # the statistics of each test utterance (T side), model (Z side) and cohort model
+        # (ZT's Z-normalised T side) once
+        rows = {"none": 0, "tnorm": tests, "znorm": len(models), "snorm": tests + len(models),
+                "ztnorm": tests + len(models) + len(coh.models)}[norm]
+        assert calls["stats"] == rows, (norm, calls)
     assert len(trials) > tests  # several trials per test utterance: sharing is real
 
 
@@ -311,7 +329,7 @@ def test_cli_option_errors_fail_before_any_work(world, tmp_path, monkeypatch, ex
     from speakergmm import batch
 
     root, ubm, enroll, test, cohort, trials = world
-    monkeypatch.setattr(batch, "enroll_models", lambda *a, **k: pytest.fail("work was done"))
+    monkeypatch.setattr(batch, "_enrollment", lambda *a, **k: pytest.fail("work was done"))
     out = tmp_path / "scores"
     extra = [str(root / "feats" / "cohort") if x == "COHORT" else x for x in extra]
     r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
@@ -448,8 +466,8 @@ def test_cohort_utt2spk_selects_part_of_an_archive(world, tmp_path):
 
     r = score_with("utt2spk")
     assert r.exit_code == 0, r.output
-    models = enroll_models(ubm, enroll, {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"]
-                                         for m in range(4)})
+    models = stats_models(ubm, enroll, {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"]
+                                        for m in range(4)}, tmp_path / "st")
     coh = Cohort.from_archive(ubm, cohort, part)
     assert len(coh.models) == 3
     want = score_trial_list(ubm, trials, models, test, norm="snorm", cohort=coh)
@@ -458,3 +476,40 @@ def test_cohort_utt2spk_selects_part_of_an_archive(world, tmp_path):
                                rtol=0, atol=6e-7)
     r = score_with("bad")
     assert r.exit_code == 2 and "no features for cohort utterance 'nope'" in r.output, r.output
+
+
+@pytest.mark.parametrize("norm, top_n", [("none", None), ("snorm", None), ("ztnorm", None),
+                                         ("asnorm", 3)])
+def test_models_beyond_the_memory_budget_are_adapted_per_test(world, tmp_path, monkeypatch,
+                                                              norm, top_n):
+    """Models that fit are adapted once; beyond the budget each test utterance adapts only
+    its own trials' models, and the Z side a block at a time: the scores are the same."""
+    from speakergmm import batch
+
+    root, ubm, enroll, test, cohort, trials = world
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    # a sparse list, as VoxCeleb's: each test utterance against two of the four models
+    keep = [i for i, (e, t) in enumerate(zip(trials.enroll, trials.test))
+            if int(e[1:]) in (int(t[1:4]), (int(t[1:4]) + 1) % 4)]
+    sparse = Trials(trials.enroll[keep], trials.test[keep], trials.is_target[keep])
+    models = stats_models(ubm, enroll, spk2utt, tmp_path / "st")
+    coh = Cohort.from_archive(ubm, cohort, cohort.utt2spk)
+    built = []
+    adapt = EnrollmentStatistics.model_set
+    monkeypatch.setattr(EnrollmentStatistics, "model_set",
+                        lambda self, u, rows: built.append(len(rows)) or adapt(self, u, rows))
+    monkeypatch.setattr(batch, "_Z_BLOCK_BYTES", 1)  # one model per Z-side task
+    kw = dict(norm=norm, cohort=coh, top_n=top_n)
+    held = score_trial_list(ubm, sparse, models, test, **kw)
+    assert built == [4]
+    built.clear()
+    streamed = score_trial_list(ubm, sparse, models, test, model_memory=3 * models.model_bytes,
+                                **kw)
+    z_blocks = 0 if norm == "none" else 4
+    assert len(built) == len(set(sparse.test)) + z_blocks and max(built) == 2
+    # bit for bit at this size (the kernel gathers for 2 models as for 4; past its GEMM
+    # threshold the two would differ by float32 rounding)
+    np.testing.assert_array_equal(streamed, held)
+    # = the models adapted in memory from float64 statistics, to float32 rounding
+    np.testing.assert_allclose(held, score_trial_list(
+        ubm, sparse, enroll_models(ubm, enroll, spk2utt), test, **kw), rtol=1e-5)

@@ -194,3 +194,34 @@ def test_channel_training_spans_run_on_the_workers(cluster, data, tmp_path, monk
     assert np.array_equal(serial.U, dask.U)
     # two maps per iteration, 3 spans each, grouped into tasks by the executor
     assert len([t for t in stream.data if "_dask_chunk" in t["key"]]) >= 2 * 2
+
+
+def test_scoring_beyond_the_model_budget_on_the_cluster_equals_serial(cluster, data, tmp_path,
+                                                                      monkeypatch):
+    """Models adapted per test utterance on the workers, the Z side a block of models per
+    task: the same scores as the serial run, bit for bit."""
+    from speakergmm import batch
+    from speakergmm.data.trials import Trials
+    from speakergmm.frontend.archive import read_features
+    from speakergmm.gmm.statsarchive import extract_stats
+    from speakergmm.gmm.ubm import train_ubm
+
+    _, client = cluster
+    datadir, root = data
+    assert run("extract", datadir, tmp_path / "feats", "--audio-root", root).exit_code == 0
+    feats = read_features(tmp_path / "feats")
+    utts = sorted(feats)
+    ubm = train_ubm([feats[u] for u in utts], n_components=8, n_iterations=2)
+    enroll = {u: [u] for u in utts[::2]}  # one model per utterance, as VoxCeleb's lists
+    models = batch.EnrollmentStatistics(ubm, extract_stats(ubm, feats, tmp_path / "st"),
+                                        enroll)
+    pairs = [(e, t) for i, e in enumerate(enroll) for t in utts[1::2][i % 3::3]]
+    trials = Trials(np.array([e for e, _ in pairs]), np.array([t for _, t in pairs]),
+                    np.array([e[:4] == t[:4] for e, t in pairs]))
+    cohort = batch.Cohort.from_archive(ubm, feats, {u: u[:4] for u in utts[1::4]})
+    monkeypatch.setattr(batch, "_Z_BLOCK_BYTES", 2 * models.model_bytes)
+    kw = dict(norm="snorm", cohort=cohort, model_memory=models.model_bytes)
+    serial = batch.score_trial_list(ubm, trials, models, feats, **kw)
+    on_dask = batch.score_trial_list(ubm, trials, models, feats, executor=client, **kw)
+    np.testing.assert_array_equal(on_dask, serial)
+    assert np.isfinite(serial).all() and len(serial) == len(pairs)

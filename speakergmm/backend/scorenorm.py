@@ -37,7 +37,7 @@ from ..constants import NORM_METHODS
 from ..data.scores import as_scores
 
 __all__ = ["check_norm", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm", "normalize_scores",
-           "NORM_METHODS"]
+           "normalize_with_stats", "standardise", "zscore_cohort", "NORM_METHODS"]
 
 
 # A cohort whose scores are all equal (a degenerate model, duplicated cohort entries) has
@@ -122,8 +122,48 @@ def _standardise(scores, cohort_scores, name: str, index=None) -> np.ndarray:
     """``(s - μ) / σ`` with μ, σ of each trial's cohort scores (Z- and T-norm alike: they
     differ only in which cohort scores they are given)."""
     s = as_scores(scores, "scores", ndim=1)
-    mean, std = _trial_stats(cohort_scores, index, s, name)
-    return (s - mean) / std
+    return standardise(s, _trial_stats(cohort_scores, index, s, name))
+
+
+def standardise(scores: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``(s - μ) / σ`` for cohort statistics ``stats = (μ, σ)`` of each trial (from
+    :func:`cohort_stats`): the one formula every normalisation here applies, whether its
+    statistics come from whole cohort matrices or were reduced where the scores were made
+    (:func:`speakergmm.batch.score_trial_list` never holds the matrices)."""
+    mean, std = stats
+    return (scores - mean) / std
+
+
+def normalize_with_stats(method: str, scores, *, enroll_stats=None,
+                         test_stats=None) -> np.ndarray:
+    """A normalisation from each trial's cohort statistics instead of cohort matrices.
+
+    Parameters
+    ----------
+    method : {"none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"}
+    scores : np.ndarray [shape=(N,)]
+    enroll_stats : (mean, std), each np.ndarray [shape=(N,)]
+        :func:`cohort_stats` of the trial's model over the cohort utterances (top-N for
+        AS-norm). Needed by every method but ``"tnorm"``.
+    test_stats : (mean, std), each np.ndarray [shape=(N,)]
+        :func:`cohort_stats` of the trial's test utterance over the cohort models (for
+        ZT-norm: over the cohort models' Z-normalised scores, see :func:`ztnorm`).
+
+    Returns
+    -------
+    np.ndarray [shape=(N,)] float64
+    """
+    check_norm(method, 1 if method == "asnorm" else None)  # top-N is in the statistics
+    s = as_scores(scores, "scores", ndim=1)
+    if method == "none":
+        return s.copy()
+    if method == "znorm":
+        return standardise(s, enroll_stats)
+    if method == "tnorm":
+        return standardise(s, test_stats)
+    if method == "ztnorm":
+        return standardise(standardise(s, enroll_stats), test_stats)
+    return 0.5 * (standardise(s, enroll_stats) + standardise(s, test_stats))
 
 
 def znorm(scores, enroll_cohort, *, enroll_index=None) -> np.ndarray:
@@ -217,10 +257,18 @@ def ztnorm(scores, enroll_cohort, test_cohort, cohort_cohort, *, enroll_index=No
             f"cohort_cohort has shape {cc.shape}, expected (C_m, C_u) = "
             f"({test.shape[1]}, {enroll.shape[1]}): one row per cohort model of test_cohort "
             f"{test.shape}, one column per cohort utterance of enroll_cohort {enroll.shape}")
-    z = znorm(s, enroll, enroll_index=enroll_index)
-    mean_c, std_c = cohort_stats(cc)
-    z_test = (test - mean_c[None, :]) / std_c[None, :]
-    return tnorm(z, z_test, test_index=test_index)
+    z_test = zscore_cohort(test, cohort_stats(cc))
+    return normalize_with_stats("ztnorm", s, enroll_stats=_trial_stats(
+        enroll, enroll_index, s, "enroll_cohort"), test_stats=_trial_stats(
+        z_test, test_index, s, "test_cohort"))
+
+
+def zscore_cohort(test_cohort: np.ndarray, cohort_model_stats) -> np.ndarray:
+    """Cohort model scores on test utterances (rows), each column Z-normalised with that
+    cohort model's own statistics ``(μ_c, σ_c)`` over the cohort utterances: what ZT-norm
+    takes the T-side statistics of."""
+    mean_c, std_c = cohort_model_stats
+    return (test_cohort - mean_c[None, :]) / std_c[None, :]
 
 
 def snorm(scores, enroll_cohort, test_cohort, *, top_n: int | None = None,
@@ -251,9 +299,10 @@ def snorm(scores, enroll_cohort, test_cohort, *, top_n: int | None = None,
     np.ndarray [shape=(N,)] float64
     """
     s = as_scores(scores, "scores", ndim=1)
-    mean_e, std_e = _trial_stats(enroll_cohort, enroll_index, s, "enroll_cohort", top_n)
-    mean_t, std_t = _trial_stats(test_cohort, test_index, s, "test_cohort", top_n)
-    return 0.5 * ((s - mean_e) / std_e + (s - mean_t) / std_t)
+    return normalize_with_stats(
+        "snorm", s, enroll_stats=_trial_stats(enroll_cohort, enroll_index, s, "enroll_cohort",
+                                              top_n),
+        test_stats=_trial_stats(test_cohort, test_index, s, "test_cohort", top_n))
 
 
 # Which cohort arrays each method reads (and so must be given).

@@ -504,6 +504,11 @@ class TestUtterance:
     def frames(self) -> int:
         return self.X.shape[0]
 
+    def release(self) -> None:
+        """Drop the whitened pairs kept for the next model set (N x C x W float32, several
+        times the frames): a holder of many prepared utterances calls this after each use."""
+        self._pairs.clear()
+
     def pairs(self, t: _UBMTerms, W: int) -> Iterable[_PairChunk]:
         """The top-C pairs whitened to width ``W``: kept for the next model set unless the
         utterance is so long that they would not fit comfortably (then made again)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..constants import DEFAULT_C, NORM_METHODS
+from ..constants import DEFAULT_C, MODEL_MEMORY, NORM_METHODS
 from .app import (
     channel_option,
     jobs_option,
@@ -68,11 +68,15 @@ from .app import (
               default=None, help="Apply a calibration (speakergmm calibrate) to the scores.")
 @channel_option("Remove session variability from every utterance (enroll, test, cohort) "
                 "with this eigenchannel file (speakergmm train-channel).")
+@click.option("--model-memory", type=click.IntRange(min=1), default=MODEL_MEMORY >> 20,
+              show_default=True, metavar="MIB",
+              help="Adapted enrollment models each process may hold, in MiB; beyond it each "
+                   "test utterance adapts its trials' models from their statistics.")
 @jobs_option
 def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
               raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path,
               cohort_utt2spk, cohort_utts, cohort_enroll_utts, top_n, channel, calibration,
-              jobs) -> None:
+              model_memory, jobs) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     from ..batch import score_from_paths
     from ..data.scores import write_scores
@@ -85,7 +89,7 @@ def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, 
         cohort=cohort_path, cohort_utt2spk=cohort_utt2spk, channel=channel,
         audio_root=audio_root, method=method, c=c, relevance=relevance, adapt=adapt, norm=norm,
         top_n=top_n, cohort_utts=cohort_utts, cohort_enroll_utts=cohort_enroll_utts,
-        calibration=calibration, jobs=jobs, return_raw=True)
+        calibration=calibration, model_memory=model_memory << 20, jobs=jobs, return_raw=True)
     if raw_output is not None:
         write_scores(raw_output, trials.enroll, trials.test, raw)
     write_scores(output, trials.enroll, trials.test, scores)

@@ -25,10 +25,11 @@ files, and the next run skips the utterances already logged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,8 @@ def read_stats(path: str | os.PathLike) -> StatsArchive:
 
 def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | os.PathLike,
                   *, channel=None, second_order: bool = False, utterances=None,
-                  batch_size: int = 64, jobs: int = 1, executor: Executor | None = None,
+                  groups: Mapping[str, Sequence[str]] | None = None, batch_size: int = 64,
+                  jobs: int = 1, executor: Executor | None = None,
                   progress: Callable[[int], None] | None = None) -> StatsArchive:
     """Compute and store the statistics of every utterance of ``features`` under ``ubm``.
 
@@ -179,6 +181,11 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
         Keep the second-order statistics too (needed to MAP-adapt variances).
     utterances : iterable of str, optional
         A subset of ``features`` (default: all).
+    groups : mapping id -> utterance ids, optional
+        Store one entry per group instead of one per utterance: the sum of its utterances'
+        statistics (what MAP adaptation of a model enrolled on them reads; SIDEKIT's
+        ``sum_stat_per_model``). ``features`` may then also be a statistics archive of the
+        utterances, whose statistics are summed as stored. Not with ``utterances``.
     batch_size : int
         Utterances per part file and per task.
     jobs, executor : where the work runs (:mod:`speakergmm.exec`)
@@ -196,6 +203,8 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
         with another config than the UBM's.
     """
     check_feature_config(ubm, features)
+    if groups is not None and utterances is not None:
+        raise ValueError("give utterances or groups, not both")
     if channel is not None and channel.ubm.fingerprint() != ubm.fingerprint():
         raise ModelError("the eigenchannel was trained with another UBM; train it again with "
                          "this UBM (speakergmm train-channel)")
@@ -206,13 +215,29 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
               "components": ubm.n_components, "dim": ubm.dim, "second_order": second_order,
               "feature_config": ubm.metadata.get("feature_config"),
               "features": str(Path(features.path).resolve()) if hasattr(features, "path")
-              else None}
+              else None,
+              "groups": None if groups is None else _digest(groups)}
     _prepare(out, header)
-    utts = sorted(features if utterances is None else utterances)
-    missing = [u for u in utts if u not in features]
-    if missing:
-        raise ArchiveError(f"no features for utterance '{missing[0]}' ({len(missing)} "
-                           "missing); was it extracted?")
+    if groups is None:
+        groups = {u: (u,) for u in (features if utterances is None else utterances)}
+        missing = [u for u in groups if u not in features]
+        if missing:
+            raise ArchiveError(f"no features for utterance '{missing[0]}' ({len(missing)} "
+                               "missing); was it extracted?")
+    else:
+        if isinstance(features, StatsArchive):
+            features.check(ubm, channel)
+            if second_order and not features.second_order:
+                raise ArchiveError(f"{features.path}: no second-order statistics to sum; "
+                                   "compute them with 'speakergmm stats --second-order'")
+        groups = {g: tuple(us) for g, us in groups.items()}
+        for g, us in groups.items():
+            missing = [u for u in us if u not in features]
+            if missing or not us:
+                raise ArchiveError(f"'{g}': no features for its utterance '{missing[0]}' "
+                                   f"({len(missing)} missing); was it extracted?" if missing
+                                   else f"'{g}' has no utterances")
+    utts = sorted(groups)
     done = {u: (f[0], int(f[1]))
             for u, f in journal_entries(out, set(utts), 5, lambda name: all(
                 (out / _STATS / f"{name}.{a}.npy").is_file() for a in _arrays(second_order))
@@ -221,7 +246,7 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
     if progress and done:
         progress(len(done))
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    state = (ubm, features, channel, second_order, out / _STATS)
+    state = (ubm, features, channel, second_order, out / _STATS, groups)
     executor = get_executor(executor or jobs, n_items=len(batches))
     with open(out / JOURNAL, "a", encoding="utf-8") as journal, \
             executor.start(state, blas_threads=1) as session:
@@ -237,7 +262,7 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
     archive = StatsArchive(out)
     write_text_atomic(out / "utt2num_frames", "".join(f"{u} {archive.frames(u)}\n"
                                                       for u in utts))
-    utt2spk = getattr(features, "utt2spk", None)
+    utt2spk = getattr(features, "utt2spk", None) if header["groups"] is None else None
     if utt2spk is not None:
         write_text_atomic(out / "utt2spk", "".join(f"{u} {utt2spk[u]}\n" for u in utts
                                                    if u in utt2spk))
@@ -247,6 +272,12 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
 
 def _arrays(second_order: bool) -> tuple[str, ...]:
     return ("n", "f", "s", "info") if second_order else ("n", "f", "info")
+
+
+def _digest(groups: Mapping[str, Sequence[str]]) -> str:
+    """A fingerprint of the groups an archive sums (so that a resumed run sums the same)."""
+    text = json.dumps(sorted((g, list(us)) for g, us in groups.items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _prepare(out: Path, header: dict) -> None:
@@ -259,7 +290,7 @@ def _prepare(out: Path, header: dict) -> None:
         except ValueError:
             old = {}
         keys = ("format", "format_version", "ubm_fingerprint", "channel_fingerprint",
-                "second_order")
+                "second_order", "groups")
         diff = [f"{k}: {old.get(k)!r} -> {header[k]!r}" for k in keys if old.get(k) != header[k]]
         if diff:
             raise ArchiveError(f"{out}: holds statistics made otherwise ({', '.join(diff)}); "
@@ -270,8 +301,8 @@ def _prepare(out: Path, header: dict) -> None:
 
 
 def _stats_batch(state, batch: list[str]) -> list[tuple[str, str, int, int, float]]:
-    """Worker: the statistics of a batch of utterances, written as one part."""
-    ubm, features, channel, second_order, parts = state
+    """Worker: the statistics of a batch of utterances (or groups), written as one part."""
+    ubm, features, channel, second_order, parts, groups = state
     K, D = ubm.n_components, ubm.dim
     arrays = {"n": np.empty((len(batch), K), np.float32),
               "f": np.empty((len(batch), K, D), np.float32),
@@ -279,8 +310,12 @@ def _stats_batch(state, batch: list[str]) -> list[tuple[str, str, int, int, floa
     if second_order:
         arrays["s"] = np.empty((len(batch), K, D), np.float32)
     for row, utt in enumerate(batch):
-        X = features[utt]
-        stats = ubm.accumulate(X if channel is None else channel.compensate(X))
+        stats = GMMStats.zeros(K, D)
+        for u in groups[utt]:  # summed as SpeakerModel.enroll sums, in float64
+            X = features[u]
+            if not isinstance(X, GMMStats):
+                X = ubm.accumulate(X if channel is None else channel.compensate(X))
+            stats = stats + X
         arrays["n"][row], arrays["f"][row] = stats.n, stats.f
         arrays["info"][row] = (stats.frames, stats.llk)
         if second_order:

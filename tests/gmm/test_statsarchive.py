@@ -38,6 +38,37 @@ def test_round_trip_equals_accumulate(setup, tmp_path, second_order):
     assert (tmp_path / "st" / "utt2num_frames").read_text().split("\n")[0] == "u00 40"
 
 
+def test_groups_hold_each_models_summed_statistics(setup, tmp_path):
+    """One entry per group: the float32 sum of its utterances' statistics, the same whether
+    summed from the frames or from a statistics archive of the utterances; a resumed run
+    with other groups is refused."""
+    from speakergmm.gmm.adapt import SpeakerModel
+
+    ubm, feats = setup
+    groups = {"a": ["u00", "u03"], "b": ["u01"], "c": ["u02", "u04", "u05"]}
+    archive = extract_stats(ubm, feats, tmp_path / "g", groups=groups, second_order=True,
+                            batch_size=2)
+    assert sorted(archive) == ["a", "b", "c"]
+    for g, utts in groups.items():
+        want = SpeakerModel.enroll(ubm, [feats[u] for u in utts]).stats
+        got = archive[g]
+        np.testing.assert_array_equal(got.f, want.f.astype(np.float32))
+        np.testing.assert_array_equal(got.s, want.s.astype(np.float32))
+        assert got.frames == sum(len(feats[u]) for u in utts)
+    assert not (tmp_path / "g" / "utt2spk").exists()
+    per_utt = extract_stats(ubm, feats, tmp_path / "u", second_order=True)
+    again = extract_stats(ubm, per_utt, tmp_path / "g2", groups=groups, second_order=True)
+    for g in groups:
+        np.testing.assert_allclose(again[g].f, archive[g].f, rtol=1e-6, atol=1e-5)
+    with pytest.raises(ArchiveError, match="made otherwise \\(groups: "):
+        extract_stats(ubm, feats, tmp_path / "g", groups={"a": ["u00"]}, second_order=True)
+    with pytest.raises(ArchiveError, match="'b': no features for its utterance 'zz'"):
+        extract_stats(ubm, feats, tmp_path / "g3", groups={"b": ["u01", "zz"]})
+    with pytest.raises(ArchiveError, match="no second-order statistics"):
+        extract_stats(ubm, extract_stats(ubm, feats, tmp_path / "u1"), tmp_path / "g4",
+                      groups=groups, second_order=True)
+
+
 def test_parallel_gives_the_same_archive(setup, tmp_path):
     ubm, feats = setup
     a = extract_stats(ubm, feats, tmp_path / "a", batch_size=3)
