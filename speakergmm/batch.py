@@ -190,6 +190,11 @@ class EnrollmentStatistics:
         from .gmm.adapt import parse_adapt
 
         check_enroll_map(stats, enroll_map)
+        self.ubm_fingerprint = ubm.fingerprint()
+        of = getattr(stats, "ubm_fingerprint", self.ubm_fingerprint)
+        if of != self.ubm_fingerprint:
+            raise SpeakerGMMError(f"{getattr(stats, 'path', 'the statistics')}: statistics of "
+                                  f"UBM {of}, not of the UBM given ({self.ubm_fingerprint})")
         self.stats, self.relevance = stats, float(relevance)
         self.adapt = parse_adapt(adapt)
         if "variances" in self.adapt and getattr(stats, "second_order", True) is False:
@@ -199,7 +204,6 @@ class EnrollmentStatistics:
         self.ids = tuple(enroll_map)
         self._keys = [tuple(enroll_map[m]) for m in self.ids]
         self._index = {m: i for i, m in enumerate(self.ids)}
-        self.ubm_fingerprint = ubm.fingerprint()
         self.model_bytes = 4 * ubm.n_components * (
             ubm.dim + 1 if self.adapt == ("means",) else 2 * ubm.dim + 1)
 
@@ -212,13 +216,11 @@ class EnrollmentStatistics:
     def model_set(self, ubm: DiagGMM, rows: Sequence[int]) -> ModelSet:
         """The models at ``rows`` adapted and stacked (means-only: straight from the
         statistics in float32, :meth:`ModelSet.from_statistics`)."""
-        if ubm.fingerprint() != self.ubm_fingerprint:
-            raise SpeakerGMMError("these enrollment statistics are of another UBM")
         ids = [self.ids[r] for r in rows]
         if self.adapt != ("means",):
             return stack_models(ubm, [SpeakerModel(self._sum(r), self.ubm_fingerprint,
                                                    self.relevance, self.adapt)
-                                      for r in rows], ids)
+                                      for r in rows], ids)  # checks the UBM
         K, D = ubm.n_components, ubm.dim
         n = np.empty((len(rows), K), np.float32)
         f = np.empty((len(rows), K, D), np.float32)
@@ -229,7 +231,11 @@ class EnrollmentStatistics:
             else:
                 st = self._sum(r)
                 n[i], f[i] = st.n, st.f
-        return ModelSet.from_statistics(ubm, n, f, relevance=self.relevance, ids=ids)
+        models = ModelSet.from_statistics(ubm, n, f, relevance=self.relevance, ids=ids)
+        if models.ubm_fingerprint != self.ubm_fingerprint:
+            raise SpeakerGMMError(f"these enrollment statistics are of UBM "
+                                  f"{self.ubm_fingerprint}, not {models.ubm_fingerprint}")
+        return models
 
     def _sum(self, row: int):
         from .gmm.stats import GMMStats
@@ -319,7 +325,8 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
     process when they fit ``model_memory`` bytes; beyond it, each test utterance adapts its
     own trials' models from their statistics (a model scored in several trials is adapted
     for each: cheap next to scoring it). Both give the same scores to float32 rounding (the
-    scoring kernel picks a GEMM or a gather by the number of models).
+    scoring kernel picks a GEMM or a gather by the number of models). Held models take
+    about twice ``model_memory`` in the caller while they are adapted.
 
     Parameters
     ----------

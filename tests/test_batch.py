@@ -513,3 +513,19 @@ def test_models_beyond_the_memory_budget_are_adapted_per_test(world, tmp_path, m
     # = the models adapted in memory from float64 statistics, to float32 rounding
     np.testing.assert_allclose(held, score_trial_list(
         ubm, sparse, enroll_models(ubm, enroll, spk2utt), test, **kw), rtol=1e-5)
+
+
+def test_enrollment_statistics_refuse_what_they_cannot_adapt(world, tmp_path):
+    root, ubm, enroll, test, cohort, trials = world
+    archive = extract_stats(ubm, enroll, tmp_path / "st")
+    other = DiagGMM(ubm.weights, ubm.means + 0.5, ubm.variances)
+    with pytest.raises(SpeakerGMMError, match="statistics of UBM .* not of the UBM given"):
+        EnrollmentStatistics(other, archive, {"s000": ["s000-0"]})
+    with pytest.raises(SpeakerGMMError, match="no second-order statistics"):
+        EnrollmentStatistics(ubm, archive, {"s000": ["s000-0"]}, adapt=("means", "variances"))
+    with pytest.raises(SpeakerGMMError, match="model 's000': no features for enrollment "
+                                              "utterance 'nope'"):
+        EnrollmentStatistics(ubm, archive, {"s000": ["s000-0", "nope"]})
+    models = EnrollmentStatistics(ubm, archive, {"s000": ["s000-0", "s000-1"]})
+    with pytest.raises(SpeakerGMMError, match="of UBM .*, not "):
+        models.model_set(other, [0])

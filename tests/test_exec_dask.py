@@ -65,6 +65,12 @@ def test_commands_on_the_cluster_equal_the_serial_run(cluster, data, tmp_path):
         r = run("train-channel", d / "stats", "--ubm", d / "ubm.npz", "-r", 2, "-n", 2,
                 "-o", d / "channel.npz", *opts)
         assert r.exit_code == 0, r.output
+        r = run("train-ivector", d / "stats", "--ubm", d / "ubm.npz", "-r", 3, "-n", 2,
+                "-o", d / "ivector.npz", *opts)
+        assert r.exit_code == 0, r.output
+        r = run("extract-ivectors", d / "stats", "--ubm", d / "ubm.npz", "--extractor",
+                d / "ivector.npz", "-q", "-o", d / "ivectors", *opts)
+        assert r.exit_code == 0, r.output
         out[where] = d
     utts = sorted(_archive_arrays(out["serial"] / "feats"))
     speakers = sorted({u.split("-")[0] for u in utts})
@@ -94,6 +100,13 @@ def test_commands_on_the_cluster_equal_the_serial_run(cluster, data, tmp_path):
     ca = EigenChannel.load(out["serial"] / "channel.npz", ubm_a)
     cb = EigenChannel.load(out["dask"] / "channel.npz", ubm_b)
     assert np.array_equal(ca.U, cb.U)
+    from speakergmm.gmm.ivector import IVectorExtractor, read_vectors
+
+    ia = IVectorExtractor.load(out["serial"] / "ivector.npz", ubm_a)
+    ib = IVectorExtractor.load(out["dask"] / "ivector.npz", ubm_b)
+    assert np.array_equal(ia.T, ib.T)
+    va, vb = read_vectors(out["serial"] / "ivectors"), read_vectors(out["dask"] / "ivectors")
+    assert all(np.array_equal(va[u], vb[u]) for u in sa)
 
 
 def test_a_client_is_taken_wherever_an_executor_is(cluster, rng):
@@ -172,7 +185,7 @@ def test_scheduler_and_jobs_exclude_each_other(data, tmp_path):
 def test_channel_training_spans_run_on_the_workers(cluster, data, tmp_path, monkeypatch):
     """From a statistics archive the eigenchannel E-step runs on the workers, span by span,
     and gives the serial matrix bit for bit."""
-    import speakergmm.gmm.eigenchannel as eigenchannel
+    import speakergmm.gmm.factor as factor
     from speakergmm.gmm.eigenchannel import EigenChannel
     from speakergmm.gmm.mixture import DiagGMM
     from speakergmm.gmm.statsarchive import read_stats
@@ -185,8 +198,8 @@ def test_channel_training_spans_run_on_the_workers(cluster, data, tmp_path, monk
         tmp_path / "stats")
     ubm, stats = DiagGMM.load(tmp_path / "ubm.npz"), read_stats(tmp_path / "stats")
     classes = stats.utt2spk
-    monkeypatch.setattr(eigenchannel, "_BLOCK", 4)
-    monkeypatch.setattr(eigenchannel, "_SPAN", 2)  # 24 utterances: 3 spans
+    monkeypatch.setattr(factor, "BLOCK", 4)
+    monkeypatch.setattr(factor, "SPAN", 2)  # 24 utterances: 3 spans
     serial = EigenChannel.fit(ubm, stats, classes, n_factors=2, n_iterations=2)
     with distributed.get_task_stream(client) as stream:
         dask = EigenChannel.fit(ubm, stats, classes, n_factors=2, n_iterations=2,

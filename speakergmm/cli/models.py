@@ -68,16 +68,16 @@ def _meta(items) -> dict[str, str]:
 @main.command("info")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 def info_cmd(model: Path) -> None:
-    """Describe a model file (UBM or eigenchannel)."""
+    """Describe a model file (UBM, eigenchannel or i-vector extractor)."""
     from ..errors import ModelError
-    from ..gmm import eigenchannel
+    from ..gmm import factor
     from ..gmm.mixture import DiagGMM
 
     try:
         click.echo(DiagGMM.load(model).describe())
     except ModelError as exc:
         try:
-            click.echo(eigenchannel.describe_file(model))
+            click.echo(factor.describe_file(model))
         except ModelError:
             raise exc from None
 
@@ -117,9 +117,85 @@ def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance,
     channel = EigenChannel.fit(
         model, features, classes, n_factors=factors, n_iterations=iterations,
         relevance=relevance, seed=seed, jobs=jobs,
-        progress=lambda i, obj: click.echo(f"iter {i:3d} objective {obj:.4f}", err=True))
+        progress=_iteration)
     channel.save(output)
     click.echo(f"wrote {output}: R={factors}, UBM {model.fingerprint()}")
+
+
+def _iteration(i: int, objective: float) -> None:
+    """Progress of a subspace's EM training (train-channel, train-ivector)."""
+    click.echo(f"iter {i:3d} objective {objective:.4f}", err=True)
+
+
+@main.command("train-ivector")
+@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@ubm_option(required=True)
+@click.option("-r", "--factors", type=click.IntRange(min=1), default=400, show_default=True,
+              help="Dimension R of the i-vectors.")
+@click.option("-n", "--iterations", type=click.IntRange(min=0), default=10, show_default=True,
+              help="EM iterations.")
+@click.option("--no-min-divergence", is_flag=True,
+              help="Skip the minimum-divergence re-estimation after each M-step.")
+@click.option("--subset", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Only the utterances that begin the lines of this file "
+                                 "[default: all].")
+@click.option("--seed", type=int, default=0, help="Random seed of the initialisation.")
+@jobs_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="i-vector extractor file to write (.npz).")
+def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, subset, seed,
+                      jobs, output) -> None:
+    """Learn the total variability subspace (the i-vector extractor) of a UBM from the
+    background archive FEATS_DIR: statistics from 'speakergmm stats' (read again at each
+    pass: memory does not grow with the data) or features."""
+    from ..batch import open_features
+    from ..data.textmap import read_kaldi_map
+    from ..gmm.ivector import IVectorExtractor
+    from ..gmm.mixture import DiagGMM
+
+    model = DiagGMM.load(ubm)
+    features = open_features(feats_dir, model)
+    utts = None if subset is None else list(read_kaldi_map(subset))
+    click.echo(f"train-ivector: {len(features if utts is None else utts)} utterances, "
+               f"R={factors}", err=True)
+    extractor = IVectorExtractor.fit(
+        model, features, utterances=utts, n_factors=factors, n_iterations=iterations,
+        min_divergence=not no_min_divergence, seed=seed, jobs=jobs,
+        progress=_iteration)
+    extractor.save(output)
+    click.echo(f"wrote {output}: R={factors}, UBM {model.fingerprint()} "
+               f"({extractor.fingerprint()})")
+
+
+@main.command("extract-ivectors")
+@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@ubm_option(required=True)
+@click.option("--extractor", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              required=True, help="i-vector extractor file (speakergmm train-ivector).")
+@click.option("--subset", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Only the utterances that begin the lines of this file "
+                                 "[default: all].")
+@jobs_option
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Vector archive directory to write.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet) -> None:
+    """Write the i-vector of every utterance of FEATS_DIR (statistics or features) into a
+    vector archive, for 'speakergmm score --backend'. Resumable, like extract."""
+    from ..batch import open_features
+    from ..data.textmap import read_kaldi_map
+    from ..gmm.ivector import IVectorExtractor, extract_ivectors
+    from ..gmm.mixture import DiagGMM
+
+    model = DiagGMM.load(ubm)
+    ivector = IVectorExtractor.load(extractor, model)
+    features = open_features(feats_dir, model)
+    utts = None if subset is None else list(read_kaldi_map(subset))
+    with click.progressbar(length=len(features if utts is None else utts), label="i-vectors",
+                           file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
+        archive = extract_ivectors(ivector, features, output, utterances=utts, jobs=jobs,
+                                   progress=bar.update)
+    click.echo(f"wrote {output}: {len(archive)} i-vectors of dimension {archive.dim}")
 
 
 @main.command("stats")

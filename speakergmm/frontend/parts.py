@@ -11,19 +11,30 @@ and removes the rest.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write, write_text_atomic
 from ..data.textmap import read_kaldi_map
 from ..errors import ArchiveError
+from ..exec import Executor, get_executor
 
 __all__ = ["PartArchive", "journal_entries", "remove_unreferenced_parts",
-           "remove_stale_temporaries", "JOURNAL"]
+           "remove_stale_temporaries", "prepare_dir", "write_part", "write_parts", "JOURNAL"]
 
 JOURNAL = ".journal"
+
+# Part files a reader keeps mapped. The pages it has read count in its resident memory while
+# mapped, so this bounds that memory (a few parts' size, whatever the archive's), not only
+# the open file handles; mapping a part again costs ~0.1 ms, against milliseconds of work
+# on each utterance read from it.
+_OPEN_PARTS = 4
 
 
 class PartArchive(Mapping):
@@ -31,7 +42,7 @@ class PartArchive(Mapping):
     shared reader of feature archives and statistics archives.
 
     The index (``<utt> <part>[<first>:<end>]`` lines) is read on opening; an access maps
-    the part file that holds the utterance (at most 64 kept open) and copies its rows out.
+    the part file that holds the utterance (the last few kept open) and copies its rows out.
     """
 
     #: index file, and how the archive is named and made (for messages)
@@ -59,6 +70,20 @@ class PartArchive(Mapping):
                 raise ArchiveError(f"{index}: malformed entry for '{utt}': {entry!r}") from None
         self._parts: dict[str, np.ndarray] = {}
 
+    def _json_header(self, name: str, format_name: str, version: int) -> dict:
+        """The archive's JSON header ``name``, checked to be of ``format_name`` and
+        ``version``; ArchiveError naming the fix otherwise."""
+        path = self.path / name
+        try:
+            header = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ArchiveError(f"{path}: unreadable ({exc})") from None
+        if not isinstance(header, dict) or header.get("format") != format_name or \
+                header.get("format_version") != version:
+            raise ArchiveError(f"{path}: not a speakergmm {self._WHAT} of format version "
+                               f"{version}; make it again with '{self._MAKE}'")
+        return header
+
     def __getstate__(self) -> dict:
         # Sent to worker processes: the open memory maps would travel as whole arrays.
         return {**self.__dict__, "_parts": {}}
@@ -81,7 +106,7 @@ class PartArchive(Mapping):
             except (OSError, ValueError) as exc:
                 raise ArchiveError(f"{path}: cannot read {self._HOLDS} ({exc})") from None
             self._check_part(path, part)
-            if len(self._parts) >= 64:  # bound the open file handles
+            if len(self._parts) >= _OPEN_PARTS:
                 self._parts.pop(next(iter(self._parts)))
             self._parts[rel] = part
         return part
@@ -149,3 +174,68 @@ def remove_stale_temporaries(parts_dir: Path) -> None:
     """Temporary files of a killed run: never read, removed here."""
     for stale in parts_dir.glob(".*.tmp"):
         stale.unlink(missing_ok=True)
+
+
+def prepare_dir(out: Path, parts: str, header_name: str, header: dict, *,
+                keys: Sequence[str], what: str) -> None:
+    """Create an archive directory with its header, or check that an existing one's header
+    agrees on ``keys`` (so that a resumed run adds to an archive made the same way)."""
+    (out / parts).mkdir(parents=True, exist_ok=True)
+    path = out / header_name
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            old = {}
+        diff = [f"{k}: {old.get(k)!r} -> {header[k]!r}" for k in keys if old.get(k) != header[k]]
+        if diff:
+            raise ArchiveError(f"{out}: holds {what} made otherwise ({', '.join(diff)}); "
+                               "use a new output directory or remove this one")
+    else:
+        write_text_atomic(path, json.dumps(header, indent=2, sort_keys=True) + "\n")
+    remove_stale_temporaries(out / parts)
+
+
+def write_part(parts_dir: Path, arrays: Mapping[str, np.ndarray]) -> str:
+    """Worker side of :func:`write_parts`: one batch's arrays saved atomically as
+    ``<name>.<key>.npy`` under a fresh name, which is returned."""
+    name = f"part-{uuid.uuid4().hex[:16]}"
+    for key, value in arrays.items():
+        with atomic_write(parts_dir / f"{name}.{key}.npy", "wb") as fh:
+            np.save(fh, value, allow_pickle=False)
+    return name
+
+
+def write_parts(out: Path, parts: str, utts: Sequence[str], fn: Callable, state: Any, *,
+                arrays: Sequence[str], n_extra: int, batch_size: int, executor: Executor,
+                progress: Callable[[int], None] | None = None) -> dict[str, tuple[str, int]]:
+    """The resumable writing loop of an archive of per-utterance rows.
+
+    ``fn(state, batch)`` runs on the executor for batches of ``utts`` not finished by an
+    earlier run: it writes its batch as one part (:func:`write_part`, the files
+    ``arrays`` under ``out/parts``) and returns ``(utt, name, row, *extra)`` for each
+    utterance (``n_extra`` extra fields), which are logged in the journal as they come back.
+
+    Returns
+    -------
+    dict utt -> (part name, row)
+        Every utterance of ``utts``, finished now or before.
+    """
+    done = {u: (f[0], int(f[1])) for u, f in journal_entries(
+        out, set(utts), 3 + n_extra, lambda name: all(
+            (out / parts / f"{name}.{a}.npy").is_file() for a in arrays)).items()}
+    todo = [u for u in utts if u not in done]
+    if progress and done:
+        progress(len(done))
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    executor = get_executor(executor, n_items=len(batches))
+    with open(out / JOURNAL, "a", encoding="utf-8") as journal, \
+            executor.start(state, blas_threads=1) as session:
+        for results in session.map(fn, batches):
+            for utt, name, row, *extra in results:
+                done[utt] = (name, row)
+                journal.write(" ".join([utt, name, str(row), *map(repr, extra)]) + "\n")
+            journal.flush()
+            if progress:
+                progress(len(results))
+    return done

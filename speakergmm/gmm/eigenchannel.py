@@ -27,35 +27,37 @@ prior on ``x`` is isotropic.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import read_npz, write_npz
-from ..errors import ModelError, SpeakerGMMError
+from ..errors import SpeakerGMMError
 from ..exec import DaskExecutor, Executor, SerialExecutor, get_executor
+from .factor import (
+    Subspace,
+    Supervectors,
+    add_by_class,
+    gram,
+    init_subspace,
+    minus_scaled,
+    posterior_terms,
+    solve_loadings,
+    spans,
+)
 from .mixture import DiagGMM, check_feature_config, default_chunk_size
-from .stats import GMMStats, centred_first_order
+from .stats import centred_first_order
 
-__all__ = ["EigenChannel", "CompensatedFeatures", "describe_file", "FORMAT_NAME",
+__all__ = ["EigenChannel", "CompensatedFeatures", "FORMAT_NAME",
            "FORMAT_VERSION"]
 
 FORMAT_NAME = "speakergmm.eigenchannel"
 FORMAT_VERSION = 1
-# Utterances per block of the vectorised E-step (bounds the (block × KD) temporaries).
-_BLOCK = 128
-# Blocks per task of the E-step (4,096 utterances): each task carries its rows of the
-# factors and of the class offsets and returns one K·R² + K·D·R sum.
-_SPAN = 32
 # Posteriors of an utterance kept between the two passes of compensate() up to this size.
 _KEEP_POSTERIOR_BYTES = 64 << 20
 
 
-class EigenChannel:
+class EigenChannel(Subspace):
     """An eigenchannel matrix tied to one UBM; removes session variability from features.
 
     Parameters
@@ -73,36 +75,19 @@ class EigenChannel:
     EigenChannel.fit : train one.
     """
 
+    _ARRAY, _FORMAT, _WHAT = "U", FORMAT_NAME, "eigenchannel"
+    _COMMAND, _KIND = "speakergmm train-channel", "eigenchannel"
+
     def __init__(self, ubm: DiagGMM, U, *, metadata: Mapping[str, Any] | None = None):
-        U = np.asarray(U, np.float64)
-        if U.ndim != 3 or U.shape[:2] != (ubm.n_components, ubm.dim) or U.shape[2] < 1:
-            raise ModelError(f"eigenchannel matrix of shape {U.shape} does not fit a UBM of "
-                             f"K={ubm.n_components}, D={ubm.dim}: expected (K, D, R), R >= 1")
-        if not np.all(np.isfinite(U)):
-            raise ModelError("eigenchannel matrix holds non-finite values")
-        self.ubm = ubm
-        self.U = U
-        self.metadata = dict(metadata or {})
-        K, D, R = U.shape
-        self._P = U.reshape(K * D, R)
-        self._UtU = np.matmul(U.transpose(0, 2, 1), U).reshape(K, R * R)  # BLAS, not einsum
-        self._basis = (U * np.sqrt(ubm.variances.astype(np.float64))[:, :, None]).reshape(K * D, R)
+        super().__init__(ubm, U, metadata=metadata)
+        K, D, R = self.U.shape
+        self._basis = (self.U * np.sqrt(ubm.variances.astype(np.float64))[:, :, None]).reshape(
+            K * D, R)
 
     @property
-    def n_factors(self) -> int:
-        """R, the rank of the channel subspace."""
-        return self.U.shape[2]
-
-    def __repr__(self) -> str:
-        K, D, R = self.U.shape
-        return f"EigenChannel(K={K}, D={D}, R={R}, ubm={self.ubm.fingerprint()})"
-
-    def fingerprint(self) -> str:
-        """16 hex digits identifying the subspace (as saved: float32) and its UBM; a speaker
-        store records it, so that speakers are never scored with another compensation."""
-        h = hashlib.sha256(f"eigenchannel:{self.U.shape}:{self.ubm.fingerprint()}:".encode())
-        h.update(np.ascontiguousarray(self.U, dtype="<f4").tobytes())
-        return h.hexdigest()[:16]
+    def U(self) -> np.ndarray:
+        """The eigenchannels, (K, D, R)."""
+        return self.matrix
 
     # -- training --------------------------------------------------------------------------
 
@@ -188,7 +173,7 @@ class EigenChannel:
                                   f"degrees of freedom ({len(utts)} utterances in "
                                   f"{len(starts)} classes); use fewer factors")
         K, D = ubm.n_components, ubm.dim
-        source = _Supervectors(ubm, features, utts, executor or jobs)
+        source = Supervectors(ubm, features, utts, executor or jobs)
         cls_of = np.repeat(np.arange(len(starts)), counts)
         X = np.zeros((len(utts), n_factors))
         record = []
@@ -201,8 +186,9 @@ class EigenChannel:
         if not isinstance(where, DaskExecutor) or source.archive is None:
             where = SerialExecutor()  # (statistics held in memory stay where they are)
         with where.start((source, D, cls_of, relevance)) as session:
-            U, class_n = _init(session, len(utts), K * D, cls_of, starts, n_factors,
-                               np.random.default_rng(seed))
+            U, class_n = init_subspace(session, len(utts), K * D, n_factors,
+                                       np.random.default_rng(seed),
+                                       classes=(cls_of, len(starts)))
             for it in range(1, n_iterations + 1):
                 U, X, objective = _em_step(session, (len(utts), K * D), class_n, D, U, X,
                                            starts, relevance, cls_of)
@@ -237,8 +223,8 @@ class EigenChannel:
         centred = centred_first_order(n, np.asarray(f, np.float64), self.ubm.means,
                                       self.ubm.variances)
         R = self.n_factors
-        L = np.eye(R) + (n @ self._UtU).reshape(R, R)
-        return np.linalg.solve(L, self._P.T @ centred.ravel())
+        L = np.eye(R) + (n @ self._VtV).reshape(R, R)
+        return np.linalg.solve(L, self._V.T @ centred.ravel())
 
     def compensate(self, X) -> np.ndarray:
         """Remove the utterance's channel offset from its frames.
@@ -269,57 +255,6 @@ class EigenChannel:
             post = kept[i] if keep else self.ubm.posteriors(chunk)
             out[lo:lo + step] = chunk - post @ offsets
         return out
-
-    # -- files -------------------------------------------------------------------------------
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write to ``path`` (``.npz``: the matrix as float32 and a JSON header) atomically."""
-        write_npz(path, {"U": self.U.astype(np.float32)}, format_name=FORMAT_NAME,
-                  format_version=FORMAT_VERSION, metadata=self.metadata)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, ubm: DiagGMM) -> "EigenChannel":
-        """Read a file written by :meth:`save` for use with ``ubm``.
-
-        Raises
-        ------
-        ModelError
-            If the file is missing or corrupt, or was trained with another UBM.
-        """
-        path = Path(path)
-        arrays, header = read_npz(path, ("U",), format_name=FORMAT_NAME,
-                                  format_version=FORMAT_VERSION, what="eigenchannel")
-        meta = header["metadata"]
-        trained_on = meta.get("ubm_fingerprint")
-        if trained_on != ubm.fingerprint():
-            raise ModelError(f"{path}: trained with UBM {trained_on}, but the UBM given is "
-                             f"{ubm.fingerprint()}; train it again with this UBM "
-                             "(speakergmm train-channel)")
-        try:
-            return cls(ubm, arrays["U"], metadata=meta)
-        except ModelError as exc:
-            raise ModelError(f"{path}: {exc}") from None
-
-
-def describe_file(path: str | os.PathLike) -> str:
-    """A human-readable summary of an eigenchannel file (``speakergmm info``), read without
-    its UBM."""
-    arrays, header = read_npz(path, ("U",), format_name=FORMAT_NAME,
-                              format_version=FORMAT_VERSION, what="eigenchannel")
-    K, D, R = arrays["U"].shape if arrays["U"].ndim == 3 else (None, None, None)
-    meta = header["metadata"]
-    record = meta.get("training") or {}
-    lines = ["speakergmm eigenchannel (session variability subspace)",
-             f"  components (K): {K}", f"  dimension (D):  {D}", f"  rank (R):       {R}",
-             f"  UBM:            {meta.get('ubm_fingerprint')}",
-             f"  relevance:      {meta.get('relevance')}"]
-    if record:
-        lines.append(f"  trained on:     {record.get('utterances')} utterances in "
-                     f"{record.get('classes')} classes, {record.get('iterations')} EM "
-                     f"iterations, seed {record.get('seed')}")
-    lines.append(f"  file:           format {header['format']} v{header['format_version']}, "
-                 f"speakergmm {header.get('library_version')}")
-    return "\n".join(lines)
 
 
 class CompensatedFeatures(Mapping):
@@ -357,200 +292,42 @@ class CompensatedFeatures(Mapping):
 
 # --- internals ----------------------------------------------------------------------------
 
-def _utt_stats(state, utt: str) -> tuple[np.ndarray, np.ndarray]:
-    ubm, features = state
-    item = features[utt]
-    stats = item if isinstance(item, GMMStats) else ubm.accumulate(item)
-    return stats.n, stats.f.astype(np.float32)
-
-
-class _Supervectors:
-    """The utterances' counts N (h, K) float64 and first-order statistics F (h, K·D)
-    float32, centred on the UBM and normalised by Σ^½, by blocks of rows: read again from a
-    statistics archive at each pass (memory bounded by the block), or computed once from
-    frames and kept."""
-
-    def __init__(self, ubm: DiagGMM, features, utts: list[str], jobs):
-        from .statsarchive import StatsArchive
-
-        self.ubm, self.utts = ubm, utts
-        self.archive = features if isinstance(features, StatsArchive) else None
-        if self.archive is None:
-            stats = get_executor(jobs).map(_utt_stats, utts, (ubm, features))
-            self._N = np.stack([n for n, _ in stats])
-            self._F = np.stack([f for _, f in stats]).reshape(len(utts), -1)
-            del stats
-            for blk in self.blocks():
-                self._F[blk] = self._centred(self._N[blk], self._F[blk])
-
-    def __len__(self) -> int:
-        return len(self.utts)
-
-    def blocks(self) -> list[slice]:
-        H = len(self.utts)
-        return [slice(lo, min(lo + _BLOCK, H)) for lo in range(0, H, _BLOCK)]
-
-    def _centred(self, N, F) -> np.ndarray:
-        K, D = self.ubm.n_components, self.ubm.dim
-        return centred_first_order(N, F.reshape(-1, K, D), self.ubm.means,
-                                   self.ubm.variances).reshape(len(N), K * D)
-
-    def block(self, blk: slice) -> tuple[np.ndarray, np.ndarray]:
-        """``(N, F)`` of the rows ``blk``."""
-        if self.archive is None:
-            return self._N[blk], self._F[blk]
-        N, F = self.archive.first_order(self.utts[blk])
-        self.archive.release()
-        N = N.astype(np.float64)
-        F = F.reshape(len(N), -1)
-        F[...] = self._centred(N, F)  # back into the float32 block
-        return N, F
-
-
-def _add_by_class(out: np.ndarray, rows: np.ndarray, cls: np.ndarray) -> None:
-    """``out[c] += sum of rows of class c``, for rows sorted by class (``cls`` ascending);
-    np.add.at would do it 20x slower."""
-    starts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]])
-    out[cls[starts]] += np.add.reduceat(rows, starts, axis=0)
-
-
-def _init(session, H, KD, cls_of, starts, R, rng):
-    """Leading within-class directions of the utterances' MAP offsets (randomised SVD,
-    Halko et al. 2011, in 7 passes mapped over spans of utterances like the E-step), scaled
-    to their standard deviation: a start near the EM solution. Also returns the classes'
-    summed counts."""
-    spans = _spans(H)
-    sums, class_n = np.zeros((len(starts), KD)), None
-    for first, dev_sums, n_sums in session.map(_offset_sums, spans):
-        sums[first:first + len(dev_sums)] += dev_sums
-        if class_n is None:
-            class_n = np.zeros((len(starts), n_sums.shape[1]))
-        class_n[first:first + len(n_sums)] += n_sums
-    centres = sums
-    centres /= np.bincount(cls_of)[:, None]
-    centres = centres.astype(np.float32)
-    del sums
-
-    def rows(span):  # a span's rows and its classes' centres
-        lo, hi = cls_of[span[0].start], cls_of[span[-1].stop - 1] + 1
-        return span, lo, centres[lo:hi]
-
-    def times(M):  # dev @ M: (H, m)
-        return np.concatenate(list(session.map(_times, [rows(sp) for sp in spans],
-                                               shared=M)))
-
-    def transposed_times(Y):  # dev.T @ Y: (K·D, m)
-        total = None
-        for part in session.map(_transposed_times, [
-                (*rows(sp), Y[sp[0].start:sp[-1].stop]) for sp in spans]):
-            total = part if total is None else total + part
-        return total
-
-    Y = times(rng.standard_normal((KD, R + 10)).astype(np.float32))
-    for _ in range(2):  # power iterations sharpen the spectrum
-        Y = np.linalg.qr(Y)[0]
-        Y = times(transposed_times(Y).astype(np.float32))
-    Q = np.linalg.qr(Y.astype(np.float64))[0]
-    _, s, vt = np.linalg.svd(transposed_times(Q).T, full_matrices=False)
-    return vt[:R].T * (s[:R] / np.sqrt(H)), class_n
-
-
-def _map_offsets(state, blk: slice):
-    """A block's MAP offsets (float32) and counts."""
-    source, D, cls_of, relevance = state
-    N, F = source.block(blk)
-    return F / (np.repeat(N, D, axis=1) + relevance), N
-
-
-def _offset_sums(state, span):
-    """Per class of a span: summed MAP offsets and counts; with the span's first class."""
-    cls_of = state[2]
-    first = cls_of[span[0].start]
-    classes = cls_of[span[-1].stop - 1] - first + 1
-    dev_sums = n_sums = None
-    for blk in span:
-        dev, N = _map_offsets(state, blk)
-        if dev_sums is None:
-            dev_sums = np.zeros((classes, dev.shape[1]))
-            n_sums = np.zeros((classes, N.shape[1]))
-        _add_by_class(dev_sums, dev, cls_of[blk] - first)
-        _add_by_class(n_sums, N, cls_of[blk] - first)
-    return first, dev_sums, n_sums
-
-
-def _within(state, blk, first, centres):
-    """A block's within-class deviations of the MAP offsets."""
-    return _map_offsets(state, blk)[0] - centres[state[2][blk] - first]
-
-
-def _times(state, M, item):
-    span, first, centres = item
-    return np.concatenate([_within(state, blk, first, centres) @ M for blk in span])
-
-
-def _transposed_times(state, item):
-    span, first, centres, Y = item
-    base, total = span[0].start, None
-    for blk in span:
-        part = _within(state, blk, first, centres).T @ Y[blk.start - base:blk.stop - base]
-        total = part if total is None else total + part
-    return total
-
-
-def _minus_scaled(F, N, Y):
-    """``F - n_k · Y`` for blocks of supervectors (H, K·D), with ``Y`` (a new float64 array)
-    overwritten by the result: no (H, K·D) copy of the counts repeated D times, and no
-    temporary beyond ``Y``."""
-    H, K = N.shape
-    Y3 = Y.reshape(H, K, -1)
-    Y3 *= N[:, :, None]
-    return np.subtract(F, Y, out=Y)
-
 
 def _em_step(session, shape, class_n, D, U, X, starts, relevance, cls_of):
     """One iteration: class offsets given the current factors, then the factors' posteriors
     and the ML update of ``U`` (per component k: U_k = C_k A_k⁻¹).
 
-    Mapped over spans of :data:`_SPAN` blocks, each reduced where it runs and carrying its
-    own rows of the factors and of the class offsets: what travels per task is bounded by
-    the span, not by the number of utterances or classes; only ``U`` is broadcast."""
+    Mapped over spans of :data:`~speakergmm.gmm.factor.SPAN` blocks, each reduced where it
+    runs and carrying its own rows of the factors and of the class offsets: what travels per
+    task is bounded by the span, not by the number of utterances or classes; only ``U`` is
+    broadcast."""
     H, KD = shape
     K, R = KD // D, U.shape[1]
-    spans = _spans(H)
+    spans_ = spans(H)
     # class offsets: MAP of the statistics with each recording's channel offset removed
     num = np.zeros((len(starts), KD))
-    items = [(span, X[span[0].start:span[-1].stop]) for span in spans]
+    items = [(span, X[span[0].start:span[-1].stop]) for span in spans_]
     for first, sums in session.map(_residual_sums, items, shared=U):
         num[first:first + len(sums)] += sums
     offsets = num  # divided in place: no second (classes, K·D) array, no repeated counts
     offsets.reshape(len(starts), K, D)[...] /= (class_n + relevance)[:, :, None]
     # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)
-    UtU = np.matmul(U.reshape(K, D, R).transpose(0, 2, 1), U.reshape(K, D, R)).reshape(
-        K, R * R)
+    UtU = gram(U, K, D)
     A = np.zeros((K, R * R))
     C = np.zeros((KD, R))
     X = np.empty((H, R))
     objective = 0.0
     items = []
-    for span in spans:
+    for span in spans_:
         lo, hi = cls_of[span[0].start], cls_of[span[-1].stop - 1] + 1
         items.append((span, lo, offsets[lo:hi]))
-    for span, (x, a, c, obj) in zip(spans, session.map(_factor_sums, items,
+    for span, (x, a, c, obj) in zip(spans_, session.map(_factor_sums, items,
                                                         shared=(U, UtU))):
         X[span[0].start:span[-1].stop] = x
         A += a
         C += c
         objective += obj
-    A = A.reshape(K, R, R)
-    C = C.reshape(K, D, R)
-    U = np.linalg.solve(A, C.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(KD, R)
-    return U, X, objective / H
-
-
-def _spans(H: int) -> list[list[slice]]:
-    """Blocks of rows grouped by :data:`_SPAN`: the unit of one task."""
-    blocks = [slice(lo, min(lo + _BLOCK, H)) for lo in range(0, H, _BLOCK)]
-    return [blocks[i:i + _SPAN] for i in range(0, len(blocks), _SPAN)]
+    return solve_loadings(A, C, K, D), X, objective / H
 
 
 def _residual_sums(state, U, item):
@@ -563,8 +340,8 @@ def _residual_sums(state, U, item):
     out = np.zeros((cls_of[span[-1].stop - 1] - first + 1, U.shape[0]))
     for blk in span:
         N, F = source.block(blk)
-        resid = _minus_scaled(F, N, X[blk.start - base:blk.stop - base] @ U.T)
-        _add_by_class(out, resid, cls_of[blk] - first)
+        resid = minus_scaled(F, N, X[blk.start - base:blk.stop - base] @ U.T)
+        add_by_class(out, resid, cls_of[blk] - first)
     return first, out
 
 
@@ -588,14 +365,7 @@ def _factor_sums(state, shared, item):
 def _block_factor_sums(state, U, UtU, blk: slice, offsets, first):
     """A block's factor posteriors and its terms of A, C and the objective."""
     source, D, cls_of, _ = state
-    R = U.shape[1]
     N, F = source.block(blk)
-    centred = _minus_scaled(F, N, offsets[cls_of[blk] - first])
-    L = np.eye(R) + (N @ UtU).reshape(-1, R, R)
-    b = centred @ U
-    cov = np.linalg.inv(L)
-    x = np.einsum("hrs,hs->hr", cov, b)
-    a = N.T @ (cov + x[:, :, None] * x[:, None, :]).reshape(-1, R * R)
-    objective = float(np.sum(0.5 * np.einsum("hr,hr->h", b, x)
-                             - 0.5 * np.linalg.slogdet(L)[1]))
-    return x, a, centred.T @ x, objective
+    centred = minus_scaled(F, N, offsets[cls_of[blk] - first])
+    x, a, c, _, objective = posterior_terms(N, centred, U, UtU)
+    return x, a, c, objective

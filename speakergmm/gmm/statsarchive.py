@@ -28,21 +28,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write, write_text_atomic
+from .._io import write_text_atomic
 from ..errors import ArchiveError, ModelError
-from ..exec import Executor, get_executor
+from ..exec import Executor
 from ..frontend.parts import (
-    JOURNAL,
     PartArchive,
-    journal_entries,
-    remove_stale_temporaries,
+    prepare_dir,
     remove_unreferenced_parts,
+    write_part,
+    write_parts,
 )
 from .mixture import DiagGMM, check_feature_config
 from .stats import GMMStats
@@ -76,15 +75,7 @@ class StatsArchive(PartArchive):
 
     def __init__(self, path: str | os.PathLike):
         super().__init__(path, _HEADER)
-        try:
-            self.header = json.loads((self.path / _HEADER).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ArchiveError(f"{self.path / _HEADER}: unreadable ({exc})") from None
-        if self.header.get("format") != FORMAT_NAME or \
-                self.header.get("format_version") != FORMAT_VERSION:
-            raise ArchiveError(f"{self.path / _HEADER}: not a speakergmm statistics archive "
-                               f"of format version {FORMAT_VERSION}; recompute it with "
-                               f"'{self._MAKE}'")
+        self.header = self._json_header(_HEADER, FORMAT_NAME, FORMAT_VERSION)
         self.K, self.D = int(self.header["components"]), int(self.header["dim"])
         self.second_order = bool(self.header["second_order"])
 
@@ -217,7 +208,9 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
               "features": str(Path(features.path).resolve()) if hasattr(features, "path")
               else None,
               "groups": None if groups is None else _digest(groups)}
-    _prepare(out, header)
+    prepare_dir(out, _STATS, _HEADER, header, what="statistics",
+                keys=("format", "format_version", "ubm_fingerprint", "channel_fingerprint",
+                      "second_order", "groups"))
     if groups is None:
         groups = {u: (u,) for u in (features if utterances is None else utterances)}
         missing = [u for u in groups if u not in features]
@@ -238,25 +231,10 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
                                    f"({len(missing)} missing); was it extracted?" if missing
                                    else f"'{g}' has no utterances")
     utts = sorted(groups)
-    done = {u: (f[0], int(f[1]))
-            for u, f in journal_entries(out, set(utts), 5, lambda name: all(
-                (out / _STATS / f"{name}.{a}.npy").is_file() for a in _arrays(second_order))
-            ).items()}
-    todo = [u for u in utts if u not in done]
-    if progress and done:
-        progress(len(done))
-    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    state = (ubm, features, channel, second_order, out / _STATS, groups)
-    executor = get_executor(executor or jobs, n_items=len(batches))
-    with open(out / JOURNAL, "a", encoding="utf-8") as journal, \
-            executor.start(state, blas_threads=1) as session:
-        for results in session.map(_stats_batch, batches):
-            for utt, name, row, frames, llk in results:
-                done[utt] = (name, row)
-                journal.write(f"{utt} {name} {row} {frames} {llk!r}\n")
-            journal.flush()
-            if progress:
-                progress(len(results))
+    done = write_parts(out, _STATS, utts, _stats_batch,
+                       (ubm, features, channel, second_order, out / _STATS, groups),
+                       arrays=_arrays(second_order), n_extra=2, batch_size=batch_size,
+                       executor=executor or jobs, progress=progress)
     write_text_atomic(out / _INDEX, "".join(
         f"{u} {_STATS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
     archive = StatsArchive(out)
@@ -280,26 +258,6 @@ def _digest(groups: Mapping[str, Sequence[str]]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _prepare(out: Path, header: dict) -> None:
-    """Create the archive directory, or check an existing one was made the same way."""
-    (out / _STATS).mkdir(parents=True, exist_ok=True)
-    path = out / _HEADER
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            old = {}
-        keys = ("format", "format_version", "ubm_fingerprint", "channel_fingerprint",
-                "second_order", "groups")
-        diff = [f"{k}: {old.get(k)!r} -> {header[k]!r}" for k in keys if old.get(k) != header[k]]
-        if diff:
-            raise ArchiveError(f"{out}: holds statistics made otherwise ({', '.join(diff)}); "
-                               "use a new output directory or remove this one")
-    else:
-        write_text_atomic(path, json.dumps(header, indent=2, sort_keys=True) + "\n")
-    remove_stale_temporaries(out / _STATS)
-
-
 def _stats_batch(state, batch: list[str]) -> list[tuple[str, str, int, int, float]]:
     """Worker: the statistics of a batch of utterances (or groups), written as one part."""
     ubm, features, channel, second_order, parts, groups = state
@@ -320,9 +278,6 @@ def _stats_batch(state, batch: list[str]) -> list[tuple[str, str, int, int, floa
         arrays["info"][row] = (stats.frames, stats.llk)
         if second_order:
             arrays["s"][row] = stats.s
-    name = f"part-{uuid.uuid4().hex[:16]}"
-    for key, value in arrays.items():
-        with atomic_write(parts / f"{name}.{key}.npy", "wb") as fh:
-            np.save(fh, value, allow_pickle=False)
+    name = write_part(parts, arrays)
     return [(utt, name, row, int(arrays["info"][row, 0]), float(arrays["info"][row, 1]))
             for row, utt in enumerate(batch)]

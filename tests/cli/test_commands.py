@@ -188,3 +188,46 @@ def test_prepare_allow_incomplete_only_where_it_applies(tmp_path):
     assert "--allow-incomplete does not apply to fsdd: prepare_fsdd() has no complete " \
            "option; leave the flag out" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_train_ivector_extract_ivectors_and_info(tmp_path):
+    """The i-vector commands from a statistics archive: the CLI gives what the API gives."""
+    import numpy as np
+
+    from speakergmm.gmm.ivector import IVectorExtractor, read_vectors
+    from speakergmm.gmm.mixture import DiagGMM
+    from speakergmm.gmm.statsarchive import read_stats
+
+    data = make_data_dir(tmp_path, n_spk=4, n_utt=3)
+    run = CliRunner().invoke
+    assert run(main, ["extract", str(data), str(tmp_path / "feats"), "--audio-root",
+                      str(tmp_path)]).exit_code == 0
+    assert run(main, ["train-ubm", str(tmp_path / "feats"), "-c", "4", "-n", "2", "-o",
+                      str(tmp_path / "ubm.npz")]).exit_code == 0
+    assert run(main, ["stats", str(tmp_path / "feats"), "--ubm", str(tmp_path / "ubm.npz"),
+                      "-q", "-o", str(tmp_path / "stats")]).exit_code == 0
+    r = run(main, ["train-ivector", str(tmp_path / "stats"), "--ubm", str(tmp_path / "ubm.npz"),
+                   "-r", "3", "-n", "2", "-o", str(tmp_path / "iv.npz")])
+    assert r.exit_code == 0, r.output
+    assert "iter   2 objective" in r.output
+    ubm = DiagGMM.load(tmp_path / "ubm.npz")
+    stats = read_stats(tmp_path / "stats")
+    api = IVectorExtractor.fit(ubm, stats, n_factors=3, n_iterations=2)
+    cli = IVectorExtractor.load(tmp_path / "iv.npz", ubm)
+    assert cli.fingerprint() == api.fingerprint()
+    r = run(main, ["info", str(tmp_path / "iv.npz")])
+    assert r.exit_code == 0 and "i-vectors (R):  3" in r.output, r.output
+    assert "12 utterances, 2 EM iterations" in r.output
+    r = run(main, ["extract-ivectors", str(tmp_path / "stats"), "--ubm",
+                   str(tmp_path / "ubm.npz"), "--extractor", str(tmp_path / "iv.npz"), "-q",
+                   "-o", str(tmp_path / "ivectors")])
+    assert r.exit_code == 0, r.output
+    vectors = read_vectors(tmp_path / "ivectors")
+    utt = sorted(stats)[4]
+    np.testing.assert_allclose(vectors[utt], api.extract(stats[utt].n, stats[utt].f),
+                               rtol=1e-5, atol=1e-6)
+    assert vectors.utt2spk[utt] == utt.split("-")[0]
+    r = run(main, ["train-ivector", str(tmp_path / "stats"), "--ubm", str(tmp_path / "ubm.npz"),
+                   "-r", "20", "-o", str(tmp_path / "x.npz")])
+    assert r.exit_code == 2 and "need more than 20 training utterances" in r.output
+    assert not (tmp_path / "x.npz").exists()

@@ -145,14 +145,14 @@ def test_eigenchannel_streams_the_archive_block_by_block(setup, tmp_path, monkey
     in memory."""
     import collections
 
-    import speakergmm.gmm.eigenchannel as eigenchannel
+    import speakergmm.gmm.factor as factor
     from speakergmm.gmm.statsarchive import StatsArchive
 
     ubm, feats = setup
     classes = {u: f"c{i % 3}" for i, u in enumerate(sorted(feats))}
     archive = extract_stats(ubm, feats, tmp_path / "st")
-    monkeypatch.setattr(eigenchannel, "_BLOCK", 4)  # several blocks
-    monkeypatch.setattr(eigenchannel, "_SPAN", 2)  # and several spans of them
+    monkeypatch.setattr(factor, "BLOCK", 4)  # several blocks
+    monkeypatch.setattr(factor, "SPAN", 2)  # and several spans of them
     reads = collections.Counter()
     original = StatsArchive.first_order
 
