@@ -647,3 +647,119 @@ def _open_all(paths, ubm: DiagGMM, opened: dict):
         return open_features(paths, ubm, **opened)
     members = [open_features(p, ubm, **opened) for p in paths]
     return members[0] if len(members) == 1 else ArchiveUnion(members)
+
+
+# --- vector back-ends: i-vector archives scored by PLDA or cosine --------------------------
+
+# Models scored against the cohort at once on the Z side (bounds a models x cohort block).
+_VECTOR_BLOCK = 8192
+
+
+def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, backend,
+                        kind: str = "plda", enroll_map=None, norm: str = "none",
+                        cohort=None, cohort_utt2spk=None, cohort_utts: int | None = 500,
+                        top_n: int | None = None, calibration=None,
+                        return_raw: bool = False):
+    """Score a trial list from vector archives (i-vectors) with a trained back-end.
+
+    Parameters
+    ----------
+    trials : Trials or path
+    enroll, test : VectorArchive or path
+        Vectors of the enrollment and test utterances (the same archive may serve both).
+    backend : VectorBackend or path
+        From ``speakergmm train-plda``: its transforms, then PLDA (``kind="plda"``) or the
+        cosine of the transformed vectors (``kind="cosine"``).
+    kind : {"plda", "cosine"}
+    enroll_map : mapping or path, optional
+        Model -> utterances (default: one model per speaker of the enrollment archive);
+        several vectors per model are scored by the book (PLDA) or averaged (cosine).
+    norm, top_n : score normalisation, as :func:`score_trial_list`
+    cohort : VectorArchive or path, optional
+        The impostor cohort's vectors: each cohort speaker a model (as the targets are
+        enrolled), each cohort utterance (at most ``cohort_utts``, spread) a test.
+    cohort_utt2spk : mapping or path, optional
+        Its utterances and speakers [default: the archive's utt2spk].
+    calibration : Calibration or path, optional
+    return_raw : bool
+        Also return the scores before normalisation and calibration.
+
+    Returns
+    -------
+    trials, scores[, raw_scores]
+    """
+    from .backend.calibration import Calibration
+    from .backend.vectors import BACKENDS, VectorBackend
+    from .data.textmap import read_kaldi_map
+    from .data.trials import read_enroll_map, read_trials
+    from .gmm.ivector import VectorArchive
+
+    if kind not in BACKENDS:
+        raise SpeakerGMMError(f"unknown vector back-end {kind!r}: choose {', '.join(BACKENDS)}")
+    check_norm(norm, top_n)
+    if (norm != "none") != (cohort is not None):
+        raise SpeakerGMMError(f"--norm {norm} needs an impostor cohort (--cohort)" if cohort
+                              is None else "a cohort is only used by a score normalisation: "
+                              "give --norm, or leave out --cohort")
+    trials = trials if isinstance(trials, Trials) else read_trials(trials)
+    backend = backend if isinstance(backend, VectorBackend) else VectorBackend.load(backend)
+    if calibration is not None and not isinstance(calibration, Calibration):
+        calibration = Calibration.load(calibration)
+    enroll, test = (a if isinstance(a, VectorArchive) else VectorArchive(a)
+                    for a in (enroll, test))
+    if enroll_map is None:
+        enroll_map = _spk2utt(enroll.utt2spk)
+    elif not isinstance(enroll_map, Mapping):
+        enroll_map = read_enroll_map(enroll_map)
+    unknown = sorted(set(trials.enroll) - set(enroll_map))
+    if unknown:
+        raise SpeakerGMMError(f"trial model '{unknown[0]}' is not enrolled ({len(unknown)} "
+                              "unknown); check the enroll map")
+    ids, model_index = np.unique(trials.enroll, return_inverse=True)
+    check_enroll_map(enroll, {m: enroll_map[m] for m in ids})
+    tests, test_index = np.unique(trials.test, return_inverse=True)
+    missing = [u for u in tests if u not in test]
+    if missing:
+        raise SpeakerGMMError(f"no vector for test utterance '{missing[0]}' ({len(missing)} "
+                              "missing); was it extracted?")
+    models = backend.models([enroll.matrix(enroll_map[m]) for m in ids], backend=kind)
+    T = backend.transform(test.matrix(tests))
+    raw = np.empty(len(trials))
+    for lo in range(0, len(trials), _VECTOR_BLOCK):
+        hi = lo + _VECTOR_BLOCK
+        raw[lo:hi] = models.pair_scores(model_index[lo:hi], T[test_index[lo:hi]])
+    scores = raw
+    if norm != "none":
+        archive = cohort if isinstance(cohort, VectorArchive) else VectorArchive(cohort)
+        if cohort_utt2spk is None:
+            cohort_utt2spk = archive.utt2spk
+        elif not isinstance(cohort_utt2spk, Mapping):
+            cohort_utt2spk = read_kaldi_map(cohort_utt2spk, n_values=1)
+        by_speaker = _spk2utt(cohort_utt2spk, keep=archive)
+        if not by_speaker:
+            raise SpeakerGMMError(f"{archive.path}: the cohort has no utterances with vectors")
+        utts = [u for us in by_speaker.values() for u in us]
+        if cohort_utts and len(utts) > cohort_utts:
+            utts = spread(utts, cohort_utts)
+        cohort_models = backend.models([archive.matrix(us) for us in by_speaker.values()],
+                                       backend=kind)
+        cohort_tests = backend.transform(archive.matrix(utts))
+        z_side = norm in ("znorm", "ztnorm", "snorm", "asnorm")
+        t_side = norm in ("tnorm", "ztnorm", "snorm", "asnorm")
+        cohort_z = enroll_stats = test_stats = None
+        if norm == "ztnorm":
+            cohort_z = cohort_stats(cohort_models.scores(cohort_tests))
+        if z_side:
+            parts = [cohort_stats(models[lo:lo + _VECTOR_BLOCK].scores(cohort_tests), top_n)
+                     for lo in range(0, len(models), _VECTOR_BLOCK)]
+            enroll_stats = tuple(np.concatenate(a)[model_index] for a in zip(*parts))
+        if t_side:
+            rows = cohort_models.scores(T).T  # (tests, cohort models)
+            if cohort_z is not None:
+                rows = zscore_cohort(rows, cohort_z)
+            test_stats = tuple(a[test_index] for a in cohort_stats(rows, top_n))
+        scores = normalize_with_stats(norm, raw, enroll_stats=enroll_stats,
+                                      test_stats=test_stats)
+    if calibration is not None:
+        scores = calibration.transform(scores)
+    return (trials, scores, raw) if return_raw else (trials, scores)

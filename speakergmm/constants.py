@@ -31,3 +31,5 @@ MIN_ENROLL_SECONDS = 5.0
 #: adapted from their statistics per test utterance, so that memory does not grow with the
 #: number of models (VoxCeleb1-H: ~10^5 models, 12 GB at K = 512, D = 60).
 MODEL_MEMORY = 256 << 20
+#: Vector back-ends of ``speakergmm score --backend`` (:mod:`speakergmm.backend.vectors`).
+VECTOR_BACKENDS = ("plda", "cosine")

@@ -529,3 +529,142 @@ def test_enrollment_statistics_refuse_what_they_cannot_adapt(world, tmp_path):
     models = EnrollmentStatistics(ubm, archive, {"s000": ["s000-0", "s000-1"]})
     with pytest.raises(SpeakerGMMError, match="of UBM .*, not "):
         models.model_set(other, [0])
+
+
+def test_ivector_plda_and_cosine_scoring_from_the_cli(world, tmp_path):
+    """stats -> train-ivector -> extract-ivectors -> train-plda -> score --backend: the CLI
+    gives what the library gives, with S-norm against a vector cohort; GMM-only options are
+    refused with a vector back-end."""
+    from speakergmm.backend.vectors import VectorBackend
+    from speakergmm.batch import score_vector_trials
+    from speakergmm.gmm.ivector import read_vectors
+
+    root, ubm, enroll, test, cohort, trials = world
+    run = CliRunner().invoke
+    ubm_path = str(root / "ubm.npz")
+    for part in ("enroll", "test", "cohort"):
+        r = run(main, ["stats", str(root / "feats" / part), "--ubm", ubm_path, "-q", "-o",
+                       str(tmp_path / "stats" / part)])
+        assert r.exit_code == 0, r.output
+    r = run(main, ["train-ivector", str(tmp_path / "stats" / "cohort"), "--ubm", ubm_path,
+                   "-r", "4", "-n", "3", "-o", str(tmp_path / "iv.npz")])
+    assert r.exit_code == 0, r.output
+    for part in ("enroll", "test", "cohort"):
+        r = run(main, ["extract-ivectors", str(tmp_path / "stats" / part), "--ubm", ubm_path,
+                       "--extractor", str(tmp_path / "iv.npz"), "-q", "-o",
+                       str(tmp_path / "iv" / part)])
+        assert r.exit_code == 0, r.output
+    r = run(main, ["train-plda", str(tmp_path / "iv" / "cohort"), "-n", "5", "-o",
+                   str(tmp_path / "plda.npz")])
+    assert r.exit_code == 0, r.output
+    assert "iter   5 log-likelihood" in r.output
+    base = ["score", str(root / "trials"), "--enroll", str(tmp_path / "iv" / "enroll"),
+            "--test", str(tmp_path / "iv" / "test"), "--plda", str(tmp_path / "plda.npz")]
+    for kind in ("plda", "cosine"):
+        out = tmp_path / f"scores_{kind}"
+        r = run(main, base + ["--backend", kind, "--norm", "snorm", "--cohort",
+                              str(tmp_path / "iv" / "cohort"), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        got = read_scores(out)
+        _, want = score_vector_trials(
+            trials, enroll=read_vectors(tmp_path / "iv" / "enroll"),
+            test=read_vectors(tmp_path / "iv" / "test"),
+            backend=VectorBackend.load(tmp_path / "plda.npz"), kind=kind, norm="snorm",
+            cohort=read_vectors(tmp_path / "iv" / "cohort"))
+        np.testing.assert_allclose([got[(e, t)] for e, t in zip(trials.enroll, trials.test)],
+                                   want, rtol=0, atol=6e-7)
+        assert np.isfinite(want).all()
+    r = run(main, base + ["--backend", "plda", "--top-c", "3", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--top-c only apply to --backend gmm" in r.output
+    r = run(main, base + ["--backend", "plda", "--norm", "snorm", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "needs an impostor cohort" in r.output
+    assert not (tmp_path / "x").exists()
+    r = run(main, ["score", str(root / "trials"), "--enroll", str(root / "feats" / "enroll"),
+                   "--test", str(root / "feats" / "test"), "--ubm", ubm_path, "--plda",
+                   str(tmp_path / "plda.npz"), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--plda is the back-end of" in r.output
+
+
+def test_vector_scoring_equals_the_backend_and_the_norms(world, tmp_path):
+    """score_vector_trials: raw scores are the back-end's model-by-test matrix at the trial
+    pairs; S-norm equals the matrix normalisation with the same cohort."""
+    from speakergmm.backend.scorenorm import normalize_scores
+    from speakergmm.backend.vectors import VectorBackend
+    from speakergmm.batch import score_vector_trials
+    from speakergmm.gmm.ivector import IVectorExtractor, extract_ivectors
+
+    root, ubm, enroll, test, cohort, trials = world
+    ivx = IVectorExtractor.fit(ubm, cohort, n_factors=4, n_iterations=3)
+    ivs = {p: extract_ivectors(ivx, f, tmp_path / p) for p, f in
+           (("enroll", enroll), ("test", test), ("cohort", cohort))}
+    coh_spk = cohort.utt2spk
+    utts = sorted(coh_spk)
+    backend = VectorBackend.train(ivs["cohort"].matrix(utts), np.array([coh_spk[u] for u in utts]),
+                                  n_iterations=4)
+    spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
+    _, scores, raw = score_vector_trials(trials, enroll=ivs["enroll"], test=ivs["test"],
+                                         backend=backend, norm="snorm", cohort=ivs["cohort"],
+                                         return_raw=True)
+    ids = sorted(spk2utt)
+    models = backend.models([ivs["enroll"].matrix(spk2utt[m]) for m in ids])
+    tests = sorted(set(trials.test))
+    matrix = models.scores(backend.transform(ivs["test"].matrix(tests)))
+    rows = np.array([ids.index(e) for e in trials.enroll])
+    cols = np.array([tests.index(t) for t in trials.test])
+    np.testing.assert_allclose(raw, matrix[rows, cols], rtol=1e-10)
+    by_spk = {}
+    for u in utts:
+        by_spk.setdefault(coh_spk[u], []).append(u)
+    cohort_models = backend.models([ivs["cohort"].matrix(us) for us in by_spk.values()])
+    cohort_tests = backend.transform(ivs["cohort"].matrix([u for us in by_spk.values()
+                                                           for u in us]))
+    want = normalize_scores(
+        "snorm", raw, enroll_cohort=models.scores(cohort_tests)[rows],
+        test_cohort=cohort_models.scores(backend.transform(ivs["test"].matrix(tests))).T[cols])
+    np.testing.assert_allclose(scores, want, rtol=1e-10)
+    assert raw[trials.is_target].mean() > raw[~trials.is_target].mean()
+
+
+def test_cli_fuse_apply_and_evaluate_together(tmp_path):
+    """fuse trains on two systems' scores; apply-calibration applies it (the files in the
+    fusion's order, trials aligned by name, not by line); evaluate shows all on one plot."""
+    from speakergmm.backend.calibration import Fusion
+    from speakergmm.data.scores import write_scores
+
+    rng = np.random.default_rng(0)
+    n = 400
+    is_target = rng.random(n) < 0.3
+    enroll = np.array([f"m{i % 20}" for i in range(n)])
+    test = np.array([f"t{i}" for i in range(n)])
+    write_trials(tmp_path / "key", Trials(enroll, test, is_target))
+    sign = np.where(is_target, 1.0, -1.0)
+    a, b = sign * 1.0 + rng.standard_normal(n), sign * 0.7 + rng.standard_normal(n)
+    write_scores(tmp_path / "a", enroll, test, a)
+    order = rng.permutation(n)  # the second file lists the trials in another order
+    write_scores(tmp_path / "b", enroll[order], test[order], b[order])
+    run = CliRunner().invoke
+    r = run(main, ["fuse", str(tmp_path / "a"), str(tmp_path / "b"), "--trials",
+                   str(tmp_path / "key"), "--prior", "0.3", "-o", str(tmp_path / "f.json")])
+    assert r.exit_code == 0, r.output
+    assert "-> fused" in r.output
+    fusion = Fusion.load(tmp_path / "f.json")
+    r = run(main, ["apply-calibration", str(tmp_path / "f.json"), str(tmp_path / "a"),
+                   str(tmp_path / "b"), "-o", str(tmp_path / "fused")])
+    assert r.exit_code == 0, r.output
+    fused, sa, sb = (read_scores(tmp_path / name) for name in ("fused", "a", "b"))
+    keys = list(zip(enroll, test))
+    want = fusion.transform(np.array([[sa[k], sb[k]] for k in keys]))  # as the files hold
+    np.testing.assert_allclose([fused[k] for k in keys], want, atol=6e-7)
+    r = run(main, ["apply-calibration", str(tmp_path / "f.json"), str(tmp_path / "a"), "-o",
+                   str(tmp_path / "x")])
+    assert r.exit_code == 2 and "maps 2 system(s)' scores, 1 score file(s) given" in r.output
+    write_scores(tmp_path / "short", enroll[:-1], test[:-1], b[:-1])
+    r = run(main, ["apply-calibration", str(tmp_path / "f.json"), str(tmp_path / "a"),
+                   str(tmp_path / "short"), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "trial(s) of" in r.output and not (tmp_path / "x").exists()
+    r = run(main, ["evaluate", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "fused"),
+                   "--trials", str(tmp_path / "key"), "-o", str(tmp_path / "report")])
+    assert r.exit_code == 0, r.output
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert all(name in report for name in ("a", "b", "fused"))
+    assert (tmp_path / "report" / "det.png").is_file()

@@ -33,7 +33,8 @@ from .._version import __version__
 from ..data.scores import as_scores
 from ..errors import ModelError
 
-__all__ = ["Calibration", "bayes_threshold", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["Calibration", "Fusion", "train_logistic", "bayes_threshold", "FORMAT_NAME",
+           "FORMAT_VERSION", "FUSION_FORMAT", "load_score_map"]
 
 FORMAT_NAME = "speakergmm.calibration"
 FORMAT_VERSION = 1
@@ -68,6 +69,80 @@ def bayes_threshold(prior: float) -> float:
     (equal costs of miss and false alarm)."""
     p = _check_prior(prior)
     return -math.log(p / (1.0 - p))
+
+
+def train_logistic(target, nontarget, prior: float, *, max_iter: int = 100,
+                   tol: float = 1e-10) -> tuple[np.ndarray, float, bool, int]:
+    """Weights ``w`` and offset ``b`` of ``llr = S @ w + b`` minimising the prior-weighted
+    cross-entropy (module docstring) for k systems' scores: calibration is k = 1, linear
+    fusion (BOSARIS ``train_linear_fusion``) k > 1.
+
+    Parameters
+    ----------
+    target, nontarget : np.ndarray [shape=(N_t, k), (N_n, k)]
+        Each row a trial's k scores.
+    prior : float
+    max_iter : int
+    tol : float
+        Stop when the Newton decrement ``gᵀH⁻¹g/2`` falls below it.
+
+    Returns
+    -------
+    weights : np.ndarray [shape=(k,)]
+    offset : float
+    converged : bool
+    iterations : int
+    """
+    p = _check_prior(prior)
+    S = np.concatenate([target, nontarget])
+    # Standardise each system's scores so the Newton system is well conditioned whatever
+    # their scale (raw LLRs, normalised scores, or scores ×1000); mapped back at the end.
+    centre = 0.5 * (target.mean(axis=0) + nontarget.mean(axis=0))
+    spread = S.std(axis=0)
+    spread[spread == 0] = 1.0
+    X = np.column_stack([(S - centre) / spread, np.ones(len(S))])
+    y = np.concatenate([np.ones(len(target)), -np.ones(len(nontarget))])  # +1 target
+    w = np.concatenate([np.full(len(target), p / len(target)),
+                        np.full(len(nontarget), (1 - p) / len(nontarget))])
+    logit_p = math.log(p / (1.0 - p))
+
+    def objective(theta):
+        return float(w @ _softplus(-y * (X @ theta + logit_p)))
+
+    dim = X.shape[1]
+    theta = np.zeros(dim)
+    obj = objective(theta)
+    converged, it = False, 0
+    for it in range(1, max_iter + 1):
+        x = X @ theta + logit_p
+        sig = _sigmoid(x)
+        grad = X.T @ (w * (sig - (y > 0)))  # d softplus(-y x)/dx = σ(x) - [y = +1]
+        hess = (X * (w * sig * (1.0 - sig))[:, None]).T @ X
+        # A tiny ridge keeps the solve defined when the classes separate perfectly (the
+        # Hessian vanishes as the slope grows without bound).
+        step = np.linalg.solve(hess + 1e-12 * np.eye(dim), grad)
+        decrement = 0.5 * float(grad @ step)
+        if decrement < tol:
+            converged = True
+            break
+        # Backtracking line search: Newton's full step can overshoot far from the optimum.
+        lr = 1.0
+        while lr > 1e-10:
+            new = theta - lr * step
+            new_obj = objective(new)
+            if new_obj <= obj - 1e-4 * lr * 2.0 * decrement:
+                break
+            lr *= 0.5
+        else:
+            converged = True  # no descent possible at float precision: at the optimum
+            break
+        theta, obj = new, new_obj
+    if not converged:
+        warnings.warn(f"logistic regression did not converge in {max_iter} Newton "
+                      "iterations (perfectly separated scores?); the slope may be too large",
+                      RuntimeWarning, stacklevel=3)
+    weights = theta[:-1] / spread
+    return weights, float(theta[-1] - weights @ centre), converged, it
 
 
 class Calibration:
@@ -127,54 +202,9 @@ class Calibration:
         t = as_scores(target_scores, "target_scores", ndim=None, allow_empty=False)
         n = as_scores(nontarget_scores, "nontarget_scores", ndim=None,
                       allow_empty=False)
-        s = np.concatenate([t, n])
-        # Standardise the scores so the Newton system is well conditioned whatever their
-        # scale (raw LLRs, normalised scores, or scores ×1000); mapped back at the end.
-        centre = 0.5 * (t.mean() + n.mean())
-        spread = float(s.std()) or 1.0
-        X = np.column_stack([(s - centre) / spread, np.ones_like(s)])
-        y = np.concatenate([np.ones(t.size), -np.ones(n.size)])  # +1 target, -1 non-target
-        w = np.concatenate([np.full(t.size, p / t.size), np.full(n.size, (1 - p) / n.size)])
-        logit_p = math.log(p / (1.0 - p))
-
-        def objective(theta):
-            return float(w @ _softplus(-y * (X @ theta + logit_p)))
-
-        theta = np.zeros(2)
-        obj = objective(theta)
-        converged, it = False, 0
-        for it in range(1, max_iter + 1):
-            x = X @ theta + logit_p
-            sig = _sigmoid(x)
-            grad = X.T @ (w * (sig - (y > 0)))  # d softplus(-y x)/dx = σ(x) - [y = +1]
-            hess = (X * (w * sig * (1.0 - sig))[:, None]).T @ X
-            # A tiny ridge keeps the solve defined when the classes separate perfectly
-            # (the Hessian vanishes as the slope grows without bound).
-            step = np.linalg.solve(hess + 1e-12 * np.eye(2), grad)
-            decrement = 0.5 * float(grad @ step)
-            if decrement < tol:
-                converged = True
-                break
-            # Backtracking line search: Newton's full step can overshoot far from optimum.
-            lr = 1.0
-            while lr > 1e-10:
-                new = theta - lr * step
-                new_obj = objective(new)
-                if new_obj <= obj - 1e-4 * lr * 2.0 * decrement:
-                    break
-                lr *= 0.5
-            else:
-                converged = True  # no descent possible at float precision: at the optimum
-                break
-            theta, obj = new, new_obj
-        if not converged:
-            warnings.warn(f"calibration did not converge in {max_iter} Newton iterations "
-                          "(perfectly separated scores?); the slope may be too large",
-                          RuntimeWarning, stacklevel=2)
-
-        a_std, b_std = theta
-        self.scale_ = float(a_std / spread)
-        self.offset_ = float(b_std - a_std * centre / spread)
+        (a,), b, converged, it = train_logistic(t.ravel()[:, None], n.ravel()[:, None], p,
+                                                max_iter=max_iter, tol=tol)
+        self.scale_, self.offset_ = float(a), float(b)
         self.prior_ = p
         self.n_target_, self.n_nontarget_ = int(t.size), int(n.size)
         self.converged_, self.n_iter_ = converged, it
@@ -262,3 +292,131 @@ class Calibration:
             return cls.from_json(text)
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from exc
+
+
+FUSION_FORMAT = "speakergmm.fusion"
+
+
+class Fusion:
+    """Linear logistic fusion of several systems' scores into one LLR, ``llr = S @ weights_
+    + offset_`` (BOSARIS ``train_linear_fusion``): the calibration of k systems at once,
+    trained by the same prior-weighted cross-entropy (:func:`train_logistic`).
+
+    Attributes
+    ----------
+    weights_ : np.ndarray [shape=(k,)]
+    offset_ : float
+    prior_ : float
+    systems_ : list of str
+        Names of the fused systems, in column order (the score files given to ``fuse``).
+    n_target_, n_nontarget_ : int
+    converged_ : bool
+    """
+
+    def __init__(self):
+        self.weights_: np.ndarray | None = None
+        self.offset_: float | None = None
+        self.prior_: float | None = None
+        self.systems_: list[str] = []
+        self.n_target_ = self.n_nontarget_ = 0
+        self.converged_ = False
+
+    def __repr__(self) -> str:
+        if self.weights_ is None:
+            return "Fusion(unfitted)"
+        return (f"Fusion(weights_={np.round(self.weights_, 6).tolist()}, "
+                f"offset_={self.offset_:.6g}, prior_={self.prior_:g})")
+
+    def fit(self, target_scores, nontarget_scores, *, prior: float = 0.01,
+            systems=None, max_iter: int = 100, tol: float = 1e-10) -> "Fusion":
+        """Fit on development scores: rows are trials, columns systems.
+
+        Parameters
+        ----------
+        target_scores : array-like [shape=(N_t, k)]
+        nontarget_scores : array-like [shape=(N_n, k)]
+        prior : float
+        systems : sequence of str, optional
+            Names of the k systems.
+        """
+        t = as_scores(target_scores, "target_scores", ndim=2, allow_empty=False)
+        n = as_scores(nontarget_scores, "nontarget_scores", ndim=2, allow_empty=False)
+        if t.shape[1] != n.shape[1]:
+            raise ValueError(f"target scores of {t.shape[1]} systems, non-target of "
+                             f"{n.shape[1]}")
+        self.weights_, self.offset_, self.converged_, _ = train_logistic(
+            t, n, prior, max_iter=max_iter, tol=tol)
+        self.prior_ = _check_prior(prior)
+        self.systems_ = [str(s) for s in (systems or [f"system{i}" for i in range(t.shape[1])])]
+        if len(self.systems_) != t.shape[1]:
+            raise ValueError(f"{len(self.systems_)} system names for {t.shape[1]} systems")
+        self.n_target_, self.n_nontarget_ = len(t), len(n)
+        return self
+
+    def transform(self, scores) -> np.ndarray:
+        """Fused LLRs of trials' scores (N, k)."""
+        if self.weights_ is None:
+            raise ValueError("Fusion is not fitted: call fit() or Fusion.load()")
+        S = as_scores(scores, "scores", ndim=2)
+        if S.shape[1] != len(self.weights_):
+            raise ValueError(f"scores of {S.shape[1]} systems; the fusion was trained on "
+                             f"{len(self.weights_)} ({', '.join(self.systems_)})")
+        return S @ self.weights_ + self.offset_
+
+    def to_json(self) -> str:
+        if self.weights_ is None:
+            raise ValueError("Fusion is not fitted: nothing to write")
+        doc = {"format": FUSION_FORMAT, "format_version": FORMAT_VERSION,
+               "library_version": __version__, "weights": self.weights_.tolist(),
+               "offset": self.offset_, "prior": self.prior_, "systems": self.systems_,
+               "n_target": self.n_target_, "n_nontarget": self.n_nontarget_,
+               "converged": self.converged_}
+        return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Fusion":
+        try:
+            doc = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"not a JSON fusion file ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FUSION_FORMAT or \
+                doc.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"not a speakergmm fusion of format version {FORMAT_VERSION}")
+        obj = cls()
+        try:
+            obj.weights_ = np.array([float(w) for w in doc["weights"]])
+            obj.offset_ = float(doc["offset"])
+            obj.prior_ = _check_prior(doc["prior"])
+            obj.systems_ = [str(s) for s in doc["systems"]]
+            obj.n_target_, obj.n_nontarget_ = int(doc["n_target"]), int(doc["n_nontarget"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"fusion file is missing or has an invalid field ({exc})") from exc
+        if not (np.all(np.isfinite(obj.weights_)) and math.isfinite(obj.offset_)) or \
+                len(obj.systems_) != len(obj.weights_) or not len(obj.weights_):
+            raise ModelError("fusion weights must be finite, one per named system")
+        obj.converged_ = bool(doc.get("converged", True))
+        return obj
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Fusion":
+        path = Path(path)
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: cannot read fusion file ({exc})") from exc
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from exc
+
+
+def load_score_map(path: str | os.PathLike) -> Calibration | Fusion:
+    """A calibration or a fusion file, whichever ``path`` holds (``apply-calibration``)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{path}: not a calibration or fusion file ({exc})") from None
+    kind = doc.get("format") if isinstance(doc, dict) else None
+    return Fusion.load(path) if kind == FUSION_FORMAT else Calibration.load(path)

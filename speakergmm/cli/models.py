@@ -198,6 +198,48 @@ def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet)
     click.echo(f"wrote {output}: {len(archive)} i-vectors of dimension {archive.dim}")
 
 
+@main.command("train-plda")
+@click.argument("vectors_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--utt2spk", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Speakers of the training vectors [default: the archive's "
+                                 "utt2spk].")
+@click.option("--whiten", is_flag=True, help="Whiten (centre, decorrelate) first.")
+@click.option("--lda", type=click.IntRange(min=1), default=None,
+              help="Reduce by LDA to this many dimensions.")
+@click.option("--wccn", is_flag=True, help="Within-class covariance normalisation.")
+@click.option("--no-length-norm", is_flag=True, help="Skip length normalisation.")
+@click.option("-n", "--iterations", type=click.IntRange(min=1), default=10, show_default=True,
+              help="PLDA EM iterations.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Vector back-end file to write (.npz).")
+def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iterations,
+                   output) -> None:
+    """Train the vector back-end on the labelled i-vectors of VECTORS_DIR (an archive from
+    extract-ivectors): the transforms in the order whitening, LDA, WCCN, length
+    normalisation, then a two-covariance PLDA; 'speakergmm score --backend plda|cosine
+    --plda FILE' scores with it."""
+    import numpy as np
+
+    from ..backend.vectors import VectorBackend
+    from ..data.textmap import read_kaldi_map
+    from ..gmm.ivector import read_vectors
+
+    vectors = read_vectors(vectors_dir)
+    labels = read_kaldi_map(utt2spk, n_values=1) if utt2spk else vectors.utt2spk
+    utts = sorted(u for u in labels if u in vectors)
+    click.echo(f"train-plda: {len(utts)} vectors of {len(set(labels[u] for u in utts))} "
+               f"speakers, dimension {vectors.dim}", err=True)
+    backend = VectorBackend.train(
+        vectors.matrix(utts), np.array([labels[u] for u in utts]), whiten=whiten, lda=lda,
+        wccn=wccn, length_norm=not no_length_norm, n_iterations=iterations,
+        metadata={"kind": "vector_backend", "vectors": str(vectors.path),
+                  "extractor_fingerprint": vectors.extractor_fingerprint},
+        progress=lambda i, llk: click.echo(f"iter {i:3d} log-likelihood {llk:.4f}",
+                                           err=True))
+    backend.save(output)
+    click.echo(f"wrote {output}: {backend.pipeline!r}, PLDA of dimension {backend.plda.dim}")
+
+
 @main.command("stats")
 @click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @ubm_option(required=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..constants import DEFAULT_C, MODEL_MEMORY, NORM_METHODS
+from ..constants import DEFAULT_C, MODEL_MEMORY, NORM_METHODS, VECTOR_BACKENDS
 from .app import (
     channel_option,
     jobs_option,
@@ -72,28 +72,64 @@ from .app import (
               show_default=True, metavar="MIB",
               help="Adapted enrollment models each process may hold, in MiB; beyond it each "
                    "test utterance adapts its trials' models from their statistics.")
+@click.option("--backend", type=click.Choice(("gmm", *VECTOR_BACKENDS)), default="gmm",
+              show_default=True,
+              help="gmm: GMM-UBM LLRs from features or statistics. plda, cosine: i-vectors "
+                   "(--enroll, --test, --cohort are vector archives from extract-ivectors) "
+                   "through the transforms of --plda.")
+@click.option("--plda", "plda_path", type=click.Path(dir_okay=False, exists=True,
+                                                     path_type=Path),
+              default=None, help="Vector back-end file (speakergmm train-plda), for "
+                                 "--backend plda or cosine.")
 @jobs_option
-def score_cmd(trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
+@click.pass_context
+def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
               raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path,
               cohort_utt2spk, cohort_utts, cohort_enroll_utts, top_n, channel, calibration,
-              model_memory, jobs) -> None:
+              model_memory, backend, plda_path, jobs) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
-    from ..batch import score_from_paths
+    from ..batch import score_from_paths, score_vector_trials
     from ..data.scores import write_scores
+    from ..errors import SpeakerGMMError
 
     if c_deprecated is not None:
         click.echo("speakergmm: note: -c is deprecated for 'score'; write --top-c", err=True)
         c = c_deprecated
-    trials, scores, raw = score_from_paths(
-        trials_file, enroll=enroll_path, test=test_path, ubm=ubm, enroll_map=enroll_map,
-        cohort=cohort_path, cohort_utt2spk=cohort_utt2spk, channel=channel,
-        audio_root=audio_root, method=method, c=c, relevance=relevance, adapt=adapt, norm=norm,
-        top_n=top_n, cohort_utts=cohort_utts, cohort_enroll_utts=cohort_enroll_utts,
-        calibration=calibration, model_memory=model_memory << 20, jobs=jobs, return_raw=True)
+    if backend != "gmm":
+        given = {p.name: max(p.opts, key=len) for p in ctx.command.params
+                 if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE}
+        gmm_only = [given[name] for name in _GMM_ONLY if name in given]
+        if gmm_only or plda_path is None or len(enroll_path) > 1 or len(test_path) > 1:
+            raise SpeakerGMMError(
+                f"--backend {backend} scores vector archives through --plda FILE (speakergmm "
+                f"train-plda)" + (f"; {', '.join(gmm_only)} only apply to --backend gmm"
+                                  if gmm_only else "")
+                + ("; give one --enroll and one --test archive"
+                   if len(enroll_path) > 1 or len(test_path) > 1 else ""))
+        trials, scores, raw = score_vector_trials(
+            trials_file, enroll=enroll_path[0], test=test_path[0], backend=plda_path,
+            kind=backend, enroll_map=enroll_map, norm=norm, cohort=cohort_path,
+            cohort_utt2spk=cohort_utt2spk, cohort_utts=cohort_utts, top_n=top_n,
+            calibration=calibration, return_raw=True)
+    else:
+        if plda_path is not None:
+            raise SpeakerGMMError("--plda is the back-end of --backend plda or cosine")
+        trials, scores, raw = score_from_paths(
+            trials_file, enroll=enroll_path, test=test_path, ubm=ubm, enroll_map=enroll_map,
+            cohort=cohort_path, cohort_utt2spk=cohort_utt2spk, channel=channel,
+            audio_root=audio_root, method=method, c=c, relevance=relevance, adapt=adapt,
+            norm=norm, top_n=top_n, cohort_utts=cohort_utts,
+            cohort_enroll_utts=cohort_enroll_utts, calibration=calibration,
+            model_memory=model_memory << 20, jobs=jobs, return_raw=True)
     if raw_output is not None:
         write_scores(raw_output, trials.enroll, trials.test, raw)
     write_scores(output, trials.enroll, trials.test, scores)
     click.echo(f"wrote {len(scores)} scores to {output}", err=True)
+
+
+# Options of score that only the GMM back-end reads.
+_GMM_ONLY = ("ubm", "audio_root", "method", "c", "c_deprecated", "relevance", "adapt",
+             "cohort_enroll_utts", "channel", "model_memory", "jobs", "scheduler")
 
 
 @main.command("calibrate")
@@ -118,25 +154,59 @@ def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
                f"{cllr(tar, non):.3f} -> {cllr(cal.transform(tar), cal.transform(non)):.3f} bits")
 
 
+@main.command("fuse")
+@click.argument("score_files", metavar="SCORES...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--trials", "trials_file", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Trial key (target/nontarget) of the development scores.")
+@prior_option(0.01, "Target prior the fusion is optimised for.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Fusion file to write (JSON).")
+def fuse_cmd(score_files, trials_file, prior, output) -> None:
+    """Train a linear logistic fusion (BOSARIS style, prior-weighted) of several systems'
+    development scores on the same trials into one log-likelihood ratio; apply it with
+    'speakergmm apply-calibration FUSION SCORES...'."""
+    from ..backend.calibration import Fusion
+    from ..data.scores import aligned_scores
+    from ..data.trials import read_trials
+    from ..eval.metrics import cllr
+
+    trials = read_trials(trials_file)
+    _, _, S = aligned_scores(score_files, trials)
+    tar, non = S[trials.is_target], S[~trials.is_target]
+    fusion = Fusion().fit(tar, non, prior=prior, systems=[str(p) for p in score_files])
+    fusion.save(output)
+    singles = ", ".join(f"{Path(p).name} {cllr(tar[:, i], non[:, i]):.3f}"
+                        for i, p in enumerate(score_files))
+    click.echo(f"wrote {output}: weights {', '.join(f'{w:.4f}' for w in fusion.weights_)}, "
+               f"offset {fusion.offset_:.4f}; Cllr {singles} -> fused "
+               f"{cllr(fusion.transform(tar), fusion.transform(non)):.3f} bits")
+
+
 @main.command("apply-calibration")
 @click.argument("calibration", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.argument("scores_file", metavar="SCORES", type=click.Path(dir_okay=False, exists=True,
-                                                                  path_type=Path))
+@click.argument("score_files", metavar="SCORES...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Calibrated scores (log-likelihood ratios), same trials and order.")
-def apply_calibration_cmd(calibration, scores_file, output) -> None:
-    """Map the scores of a score file to log-likelihood ratios with CALIBRATION (from
-    'speakergmm calibrate'), without scoring again."""
-    import numpy as np
+              help="Calibrated scores (log-likelihood ratios), the trials of the first file "
+                   "in its order.")
+def apply_calibration_cmd(calibration, score_files, output) -> None:
+    """Map scores to log-likelihood ratios with CALIBRATION (from 'speakergmm calibrate':
+    one score file) or a fusion (from 'speakergmm fuse': its systems' score files, in the
+    order it was trained on), without scoring again."""
+    from ..backend.calibration import Fusion, load_score_map
+    from ..data.scores import aligned_scores, write_scores
+    from ..errors import SpeakerGMMError
 
-    from ..backend.calibration import Calibration
-    from ..data.scores import read_scores, write_scores
-
-    cal = Calibration.load(calibration)
-    scores = read_scores(scores_file)
-    write_scores(output, [e for e, _ in scores], [t for _, t in scores],
-                 cal.transform(np.fromiter(scores.values(), np.float64, len(scores))))
-    click.echo(f"wrote {len(scores)} calibrated scores to {output}", err=True)
+    mapping = load_score_map(calibration)
+    wanted = len(mapping.weights_) if isinstance(mapping, Fusion) else 1
+    if len(score_files) != wanted:
+        raise SpeakerGMMError(f"{calibration} maps {wanted} system(s)' scores, "
+                              f"{len(score_files)} score file(s) given")
+    enroll, test, S = aligned_scores(score_files)
+    write_scores(output, enroll, test, mapping.transform(S if wanted > 1 else S[:, 0]))
+    click.echo(f"wrote {len(enroll)} calibrated scores to {output}", err=True)
 
 
 @main.command("evaluate")

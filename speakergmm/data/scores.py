@@ -121,6 +121,34 @@ def key_scores(path: str | os.PathLike, trials: Trials) -> np.ndarray:
     return np.array([scores[key] for key in keys])
 
 
+def aligned_scores(paths: Sequence[str | os.PathLike],
+                   trials: Trials | None = None) -> tuple[list[str], list[str], np.ndarray]:
+    """Several systems' score files on the same trials, as a (trials, systems) matrix.
+
+    The trials are those of ``trials`` (a key: :func:`key_scores` checks each file) or,
+    without one, those of the first file in its order; every file must score all of them.
+
+    Returns
+    -------
+    enroll, test : list of str
+    scores : np.ndarray [shape=(n_trials, len(paths))]
+    """
+    if trials is not None:
+        return (trials.enroll.tolist(), trials.test.tolist(),
+                np.column_stack([key_scores(p, trials) for p in paths]))
+    files = [read_scores(p) for p in paths]
+    keys = list(files[0])
+    for path, scores in zip(paths[1:], files[1:]):
+        missing = [key for key in keys if key not in scores]
+        if missing:
+            raise DataDirError(f"{path}: {len(missing)} trial(s) of {paths[0]} are not "
+                               f"scored, e.g. {missing[0][0]} {missing[0][1]}; fused files "
+                               "must score the same trials")
+    return ([e for e, _ in keys], [t for _, t in keys],
+            np.array([[scores[key] for scores in files] for key in keys]).reshape(
+                len(keys), len(files)))
+
+
 def labelled_scores(path: str | os.PathLike, trials: Trials) -> tuple[np.ndarray, np.ndarray]:
     """Target and non-target scores of ``trials`` from a score file."""
     values = key_scores(path, trials)

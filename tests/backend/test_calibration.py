@@ -143,3 +143,49 @@ def test_invalid_inputs_rejected():
         cllr([np.nan], [0.0])
     with pytest.raises(ValueError, match="empty"):
         cllr([], [0.0])
+
+
+def _two_systems(rng, n, mu=(1.0, 0.6)):
+    """Independent systems with unit-variance Gaussian scores at ±mu_i: the true LLR of
+    both together is 2 mu_1 s_1 + 2 mu_2 s_2."""
+    tar = np.column_stack([rng.normal(m, 1.0, n) for m in mu])
+    non = np.column_stack([rng.normal(-m, 1.0, 4 * n) for m in mu])
+    return tar, non
+
+
+def test_fusion_recovers_a_known_linear_combination_and_lowers_cllr():
+    from speakergmm.backend.calibration import Fusion
+    from speakergmm.eval.metrics import cllr
+
+    rng = np.random.default_rng(0)
+    tar, non = _two_systems(rng, 20000)
+    fusion = Fusion().fit(tar, non, prior=0.5, systems=["a", "b"])
+    np.testing.assert_allclose(fusion.weights_, [2.0, 1.2], atol=0.05)
+    assert abs(fusion.offset_) < 0.05
+    held_tar, held_non = _two_systems(np.random.default_rng(1), 5000)
+    fused = cllr(fusion.transform(held_tar), fusion.transform(held_non))
+    singles = [cllr(held_tar[:, i], held_non[:, i]) for i in range(2)]
+    assert fused < min(singles) - 0.05, (fused, singles)
+    # one system: the fusion is the calibration
+    cal = Calibration().fit(tar[:, 0], non[:, 0], prior=0.3)
+    one = Fusion().fit(tar[:, :1], non[:, :1], prior=0.3)
+    assert one.weights_[0] == pytest.approx(cal.scale_, rel=1e-9)
+    assert one.offset_ == pytest.approx(cal.offset_, rel=1e-9, abs=1e-12)
+
+
+def test_fusion_file_round_trip_and_refusals(tmp_path):
+    from speakergmm.backend.calibration import Fusion, load_score_map
+
+    tar, non = _two_systems(np.random.default_rng(2), 500)
+    fusion = Fusion().fit(tar, non, systems=["gmm", "plda"])
+    fusion.save(tmp_path / "f.json")
+    back = load_score_map(tmp_path / "f.json")
+    assert isinstance(back, Fusion) and back.systems_ == ["gmm", "plda"]
+    np.testing.assert_array_equal(back.transform(tar), fusion.transform(tar))
+    with pytest.raises(ValueError, match="scores of 1 systems; the fusion was trained on 2"):
+        back.transform(tar[:, :1])
+    Calibration().fit(tar[:, 0], non[:, 0]).save(tmp_path / "c.json")
+    assert isinstance(load_score_map(tmp_path / "c.json"), Calibration)
+    (tmp_path / "bad.json").write_text('{"format": "speakergmm.fusion", "format_version": 1}')
+    with pytest.raises(ModelError, match="bad.json: fusion file is missing"):
+        Fusion.load(tmp_path / "bad.json")
