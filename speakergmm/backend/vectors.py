@@ -29,7 +29,7 @@ from ..constants import VECTOR_BACKENDS
 from ..errors import ModelError
 
 __all__ = ["Whitening", "LDA", "WCCN", "LengthNorm", "VectorPipeline", "VectorBackend",
-           "class_scatter", "cosine_scores", "STEPS", "BACKENDS", "BACKEND_FORMAT"]
+           "CosineModels", "class_scatter", "cosine_scores", "STEPS", "BACKENDS", "BACKEND_FORMAT"]
 
 # Floor of eigenvalues (relative to the largest) below which a direction is dropped rather
 # than divided by: a rank-deficient covariance (fewer vectors than dimensions) stays finite.
@@ -386,7 +386,7 @@ class VectorBackend:
         counts = np.array([len(g) for g in groups])
         if backend == "plda":
             return self.plda.models(means, counts)
-        return _CosineModels(LengthNorm().transform(means))
+        return CosineModels(means)
 
     def __repr__(self) -> str:
         return f"VectorBackend({self.pipeline!r}, {self.plda!r})"
@@ -426,20 +426,31 @@ class VectorBackend:
         return cls(pipeline, plda, metadata=meta)
 
 
-class _CosineModels:
-    """Length-normalised mean enrollment vectors, scored by cosine."""
+class CosineModels:
+    """Enrolled models for cosine scoring: each model's mean enrollment vector, length-
+    normalised once (:meth:`VectorBackend.models` makes them).
 
-    def __init__(self, unit: np.ndarray):
-        self.unit = unit
+    Parameters
+    ----------
+    vectors : array_like [shape=(m, dim)]
+    """
+
+    def __init__(self, vectors):
+        self.unit = LengthNorm().transform(vectors)
 
     def __len__(self) -> int:
         return len(self.unit)
 
-    def __getitem__(self, rows) -> "_CosineModels":
-        return _CosineModels(self.unit[rows])
+    def __getitem__(self, rows) -> "CosineModels":
+        return CosineModels(self.unit[rows])
 
     def scores(self, test) -> np.ndarray:
-        return cosine_scores(self.unit, test)
+        """Cosines of every model with every test vector, (m, t)."""
+        test = LengthNorm().transform(test)
+        if test.shape[1] != self.unit.shape[1]:
+            raise ModelError(f"test vectors of dimension {test.shape[1]}, models of "
+                             f"{self.unit.shape[1]}")
+        return self.unit @ test.T
 
     def pair_scores(self, rows, test) -> np.ndarray:
         return np.einsum("nd,nd->n", self.unit[rows], LengthNorm().transform(test))

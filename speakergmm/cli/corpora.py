@@ -163,8 +163,12 @@ def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
 @click.option("--background-only", is_flag=True,
               help="Every speaker is background (UBM, cohort, calibration), none evaluated: "
                    "the data a system is built on (speechocean762).")
+@click.option("--mirror", is_flag=True,
+              help="The dev protocol's mirror image: its background and evaluation speakers "
+                   "swapped, so that a setting is chosen on two disjoint sets of evaluation "
+                   "speakers (speechocean762).")
 def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete: bool,
-                background_only: bool) -> None:
+                background_only: bool, mirror: bool) -> None:
     """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR."""
     prepare = _corpus_function(corpus, "prepare")
     flags = {}
@@ -172,6 +176,8 @@ def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete:
         flags["--allow-incomplete"] = ("complete", False)
     if background_only:
         flags["--background-only"] = ("background_only", True)
+    if mirror:
+        flags["--mirror"] = ("mirror", True)
     kwargs = _flag_arguments(prepare, corpus, flags)
     written = prepare(corpus_root, out_dir, **kwargs).paths
     for name, path in written.items():

@@ -14,6 +14,9 @@ Protocols (speaker verification):
   positions (0, 2, ...) are background (UBM, cohort and calibration), odd positions
   evaluation, same enroll/test rule: 62 evaluation speakers, 930 target and 56,730
   non-target trials.
+- **dev mirror** (``mirror=True``, only ``train/``): the dev protocol with the roles swapped,
+  odd positions background and the 63 even ones evaluated (945 target trials), so that a
+  setting has to hold on two disjoint sets of evaluation speakers.
 
 Both also split the background speakers (sorted) for score normalisation and calibration:
 every fourth one, from the fourth on, is a calibration speaker (15 in dev, 31 in official),
@@ -130,7 +133,7 @@ def download_speechocean762(target_dir: str | os.PathLike, *, progress=None) -> 
 
 def prepare_speechocean762(corpus_root: str | os.PathLike,
                            output_dir: str | os.PathLike | None = None, *,
-                           background_only: bool = False) -> Protocol:
+                           background_only: bool = False, mirror: bool = False) -> Protocol:
     """Write ``ubm/``, ``cohort/``, ``enroll/``, ``test/``, ``enroll_map``, ``trials``,
     ``cal_enroll_map``, ``cal_trials`` and a README.
 
@@ -139,13 +142,17 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
     ``--audio-root``. With ``background_only`` every ``train`` speaker is background, split
     into cohort and calibration speakers as the official protocol splits them, and nothing
     is evaluated (no ``enroll/``, ``test/``, ``enroll_map``, ``trials``): what the bundled
-    systems are built on (``speakergmm/models/README.md``).
+    systems are built on (``speakergmm/models/README.md``). ``mirror`` swaps the dev
+    protocol's background and evaluation speakers.
     """
     root = Path(corpus_root)
     if not (root / "train" / "wav.scp").is_file():
         raise SpeakerGMMError(f"{root}: no train/wav.scp; point at the speechocean762 root "
                               "(the folder that holds train/ and WAVE/)")
     train = read_data_dir(root / "train")
+    if mirror and (background_only or (root / "test" / "wav.scp").is_file()):
+        raise SpeakerGMMError("--mirror swaps the dev protocol's speakers: give a copy of "
+                              "train/ alone (no test/), without --background-only")
     if background_only:
         protocol, evaluation, background, eval_speakers = "background only", None, train, []
     elif (root / "test" / "wav.scp").is_file():
@@ -153,10 +160,10 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
         background = train
         eval_speakers = evaluation.speakers
     else:
-        protocol, evaluation = "dev", train
+        protocol, evaluation = "dev mirror" if mirror else "dev", train
         speakers = train.speakers
-        eval_speakers = speakers[1::2]
-        kept = set(speakers[0::2])
+        eval_speakers = speakers[0::2] if mirror else speakers[1::2]
+        kept = set(speakers[1::2] if mirror else speakers[0::2])
         background = subset(train, [u for u in train.utterances if train.utt2spk[u] in kept])
     cal_speakers = background.speakers[CAL_EVERY - 1::CAL_EVERY]
     calibrating = set(cal_speakers)

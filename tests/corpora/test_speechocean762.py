@@ -48,6 +48,20 @@ def test_dev_protocol_on_the_train_half(tmp_path):
     assert set(cohort.utt2spk) <= set(ubm.utt2spk)
 
 
+def test_dev_mirror_swaps_background_and_evaluation(tmp_path):
+    root = corpus("speechocean762")
+    dev = prepare_speechocean762(root)
+    mirror = prepare_speechocean762(root, tmp_path / "out", mirror=True).paths
+    assert (tmp_path / "out" / "README").read_text().startswith("protocol: dev mirror")
+    ubm, test = read_data_dir(mirror["ubm"]), read_data_dir(mirror["test"])
+    assert len(ubm.speakers) == 62 and len(test.speakers) == 63
+    assert set(ubm.speakers) == set(dev.data["enroll"].speakers)
+    assert set(test.speakers) == set(dev.data["ubm"].speakers)
+    assert read_trials(mirror["trials"]).is_target.sum() == 945
+    with pytest.raises(SpeakerGMMError, match="--mirror swaps"):
+        prepare_speechocean762(root, background_only=True, mirror=True)
+
+
 def test_official_protocol_when_both_halves_exist(tmp_path):
     """A stand-in corpus root whose test/ half is the train lists of 10 speakers."""
     root = corpus("speechocean762")
