@@ -30,26 +30,13 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import cpu_busy  # noqa: E402
+from _common import BOB_STATS_PRELUDE, cosines, cpu_busy, peer_can_run  # noqa: E402
 
 SEED = 20261125
 ITERATIONS = 10
 RELEVANCE = 8.0
 
-_PEER = r"""
-import json, sys, time
-import numpy as np
-import bob.learn.em as bem
-d = np.load(sys.argv[1], allow_pickle=False)
-K, D = d["means"].shape
-ubm = bem.GMMMachine(n_gaussians=K)
-ubm.means, ubm.variances, ubm.weights = d["means"], d["variances"], d["weights"]
-stats = []
-for n, f in zip(d["N"], d["F"]):
-    s = bem.GMMStats(K, D)
-    s.init_fields(t=int(round(n.sum())), n=n.astype(float), sum_px=f.astype(float),
-                  sum_pxx=np.zeros((K, D)))
-    stats.append(s)
+_PEER = BOB_STATS_PRELUDE + r"""
 y = d["labels"].tolist()
 times = []
 for _ in range(int(sys.argv[3])):
@@ -84,16 +71,6 @@ def make_world(n_classes: int, sessions: int, frames: int, K: int, D: int, R: in
             utt = f"c{c:04d}-{h:02d}"
             feats[utt], classes[utt] = x.astype(np.float32), f"c{c:04d}"
     return ubm, U_true, feats, classes
-
-
-def cosines(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    qa, qb = np.linalg.qr(A)[0], np.linalg.qr(B)[0]
-    return np.linalg.svd(qa.T @ qb, compute_uv=False)
-
-
-def peer_can_run(python: str) -> bool:
-    probe = subprocess.run([python, "-c", "import bob.learn.em"], capture_output=True)
-    return probe.returncode == 0
 
 
 def run_case(name, n_classes, sessions, frames, K, D, R, repeat, peer_python):

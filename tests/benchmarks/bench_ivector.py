@@ -2,8 +2,9 @@
 against bob.learn.em's ``IVectorMachine`` on the same synthetic statistics, and PLDA scoring
 of 100,000 enrolled i-vectors against one test.
 
-Run ``python tests/benchmarks/bench_ivector.py --peer-python /path/to/bob/venv/bin/python``
-(bob.learn.em pins its own numpy and dask: a venv of its own, as for bench_channel.py; the
+Run ``python tests/benchmarks/bench_ivector.py --peer-python /path/to/bob/venv/bin/python
+[--cases speechocean762-like larger] [--repeat 3] [--iterations 5]``
+(bob.learn.em 3.3 needs scikit-learn < 1.6: a venv of its own, as for bench_channel.py; the
 peer is skipped when that interpreter cannot import it). Not collected by pytest.
 
 Data: statistics drawn from a known total variability matrix T_true (feature units) of a
@@ -30,24 +31,14 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import cpu_busy  # noqa: E402
+from _common import BOB_STATS_PRELUDE, cosines, cpu_busy, peer_can_run  # noqa: E402
 
 SEED = 20261130
+#: name -> (utterances H, components K, dimension D, rank R, frames per utterance)
+CASES = {"speechocean762-like": (960, 256, 48, 100, 2000),
+         "larger": (2000, 512, 60, 200, 4000)}
 
-_PEER = r"""
-import json, sys, time
-import numpy as np
-import bob.learn.em as bem
-d = np.load(sys.argv[1], allow_pickle=False)
-K, D = d["means"].shape
-ubm = bem.GMMMachine(n_gaussians=K)
-ubm.means, ubm.variances, ubm.weights = d["means"], d["variances"], d["weights"]
-stats = []
-for n, f in zip(d["N"], d["F"]):
-    s = bem.GMMStats(K, D)
-    s.init_fields(t=int(round(n.sum())), n=n.astype(float), sum_px=f.astype(float),
-                  sum_pxx=np.zeros((K, D)))
-    stats.append(s)
+_PEER = BOB_STATS_PRELUDE + r"""
 times, extract = [], []
 for _ in range(int(sys.argv[3])):
     np.random.seed(0)
@@ -78,16 +69,6 @@ def make_stats(H: int, K: int, D: int, R: int, frames: int, seed=SEED):
     F = N[:, :, None] * (ubm.means + np.einsum("kdr,hr->hkd", T_true, W))
     F += np.sqrt(N)[:, :, None] * sd * rng.standard_normal((H, K, D))
     return ubm, T_true, N, F
-
-
-def cosines(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    qa, qb = np.linalg.qr(A)[0], np.linalg.qr(B)[0]
-    return np.linalg.svd(qa.T @ qb, compute_uv=False)
-
-
-def peer_can_run(python: str) -> bool:
-    probe = subprocess.run([python, "-c", "import bob.learn.em"], capture_output=True)
-    return probe.returncode == 0
 
 
 def run_case(name, H, K, D, R, frames, iterations, repeat, peer_python):
@@ -164,19 +145,17 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--peer-python", default=sys.executable,
                     help="interpreter that can import bob.learn.em [default: this one]")
-    ap.add_argument("--quick", action="store_true", help="the small case only, one repeat")
+    ap.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES)[::-1],
+                    help="which shapes to run")
     args = ap.parse_args()
-    repeat = 1 if args.quick else args.repeat
+    repeat = args.repeat
     peer = args.peer_python if peer_can_run(args.peer_python) else None
     print(f"# CPU busy before start: {100 * cpu_busy():.0f}%; {args.iterations} EM "
           f"iterations; median of {repeat}")
     if peer is None:
         print(f"# bob.learn.em not importable by {args.peer_python}: peer skipped "
               "(give --peer-python)")
-    cases = [("speechocean762-like", 960, 256, 48, 100, 400)]
-    if not args.quick:
-        cases.append(("larger", 2000, 512, 60, 200, 800))
-    rows = [run_case(*case, args.iterations, repeat, peer) for case in cases]
+    rows = [run_case(name, *CASES[name], args.iterations, repeat, peer) for name in args.cases]
     print()
     print("| case | H × K × D, R | ours s / iteration (init) | bob s / iteration | bob / ours | "
           "subspace cos min / mean: ours | bob | extraction utt/s: ours | bob |")
