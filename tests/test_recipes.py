@@ -245,7 +245,9 @@ def test_voxceleb1_recipe_end_to_end(tmp_path):
     work = tmp_path / "exp"
     env = _recipe_env(VOXCELEB1_ROOT=str(root))
     # --check-lists false: the fake lists would fail the MD5/count check of the real ones
-    out = _run_recipe("voxceleb1", "--work", work, "--check-lists", "false", *_SMALL, env=env)
+    out = _run_recipe("voxceleb1", "--work", work, "--check-lists", "false", *_SMALL,
+                      "--ivector-dim", 3, "--lda", 0, "--ivector-iterations", 2,
+                      "--plda-iterations", 3, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "EER" in out.stdout and out.stdout.count("report.html") == 2
     # the UBM: the speakers outside the trial lists; the cohort: those of them that are not
@@ -266,7 +268,12 @@ def test_voxceleb1_recipe_end_to_end(tmp_path):
     assert sorted(Counter(_labels(work / "data" / "cal_trials")).items()) == [(False, 8),
                                                                              (True, 8)]
     assert (work / "calibration.json").is_file()
-    systems = ("scores_topc", "scores_topc_snorm", "scores_topc_snorm_cal")
+    systems = ("scores_topc", "scores_topc_snorm", "scores_topc_snorm_cal",
+               "scores_ivector_plda_cal", "scores_fusion")
+    # T and PLDA learn from the development speakers but the calibration ones
+    trained = {line.split()[1] for line in
+               (work / "data" / "ivector_train_utt2spk").read_text().splitlines()}
+    assert trained == set(ubm) - {"id10004", "id10008"}
     # veri_test.txt: 12 test segments, every pair: 3 x 6 target, 66 - 18 non-target;
     # veri_test2.txt: without the last two (target) pairs
     for report_dir, sfx, counts in (("report", "", (18, 48)),
