@@ -382,8 +382,12 @@ class VectorBackend:
         ``rows[i]`` against ``T[i]``, ``models[rows]`` a subset."""
         if backend not in BACKENDS:
             raise ModelError(f"unknown vector back-end {backend!r}: choose {BACKENDS}")
-        means = np.array([self.transform(g).mean(axis=0) for g in groups])
         counts = np.array([len(g) for g in groups])
+        if counts.size == 0 or counts.min() < 1:
+            raise ModelError("every model needs at least one enrollment vector")
+        # one transform of every vector, then each model's mean: not a call per model
+        X = self.transform(np.concatenate([np.atleast_2d(g) for g in groups]))
+        means = np.add.reduceat(X, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
         if backend == "plda":
             return self.plda.models(means, counts)
         return CosineModels(means)
