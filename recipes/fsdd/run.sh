@@ -133,7 +133,7 @@ if [ "$stage" -le 6 ]; then
     --trials "$work/data/trials" -o "$work/report"
 fi
 
-# Results, 2026-11-30, speakergmm 0.1.0, 2-core VM, --nj 2, 35 s wall:
+# Results, 2026-11-30, speakergmm 0.1.0, 2-core VM, --nj 2, 19.5 s wall (median of three):
 # system                                          EER ROCCH (linear)  minDCF vox  actDCF vox  Cllr   id
 # top-C (C=5)                                     2.56% (2.77%)       0.314       0.993       0.334  98.8%
 # top-C + eigenchannel                            2.01% (2.10%)       0.271       0.993       0.330  99.5%
