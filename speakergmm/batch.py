@@ -129,17 +129,26 @@ class Cohort:
         stored statistics instead of the frames.
         """
         check_feature_config(ubm, features)
-        spk2utt = _spk2utt(utt2spk, keep=features)
-        if not spk2utt:
-            raise SpeakerGMMError("the cohort has no utterances with features")
-        utts = [u for us in spk2utt.values() for u in us]
-        if max_utterances and len(utts) > max_utterances:
-            utts = spread(utts, max_utterances)
+        spk2utt, utts = cohort_members(utt2spk, features, max_utterances)
         if enroll_utterances:
             spk2utt = {s: spread(us, enroll_utterances) for s, us in spk2utt.items()}
         models = enroll_models(ubm, features if stats is None else stats, spk2utt,
                                relevance=relevance, adapt=adapt, jobs=jobs, executor=executor)
         return cls(models, features, utts)
+
+
+def cohort_members(utt2spk: Mapping[str, str], present: Mapping,
+                   max_utterances: int | None) -> tuple[dict[str, list[str]], list[str]]:
+    """A cohort's speakers (speaker -> its utterances in ``present``) and its test
+    utterances: all of them, or an even subset of at most ``max_utterances``."""
+    spk2utt = _spk2utt(utt2spk, keep=present)
+    if not spk2utt:
+        raise SpeakerGMMError(f"{getattr(present, 'path', 'the cohort')}: the cohort has no "
+                              "utterances with features")
+    utts = [u for us in spk2utt.values() for u in us]
+    if max_utterances and len(utts) > max_utterances:
+        utts = spread(utts, max_utterances)
+    return spk2utt, utts
 
 
 def spread(items: list, n: int) -> list:
@@ -368,10 +377,7 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
     check_method(method, c, ubm.n_components)
     check_norm(norm, top_n)
     check_feature_config(ubm, test_features)
-    unknown = sorted(set(trials.enroll) - set(models.ids))
-    if unknown:
-        raise SpeakerGMMError(f"trial model '{unknown[0]}' is not enrolled ({len(unknown)} "
-                              "unknown); check the enroll map")
+    _check_enrolled(trials, models.ids)
     if norm != "none" and cohort is None:
         raise SpeakerGMMError(f"{norm} needs an impostor cohort (--cohort FEATS)")
     z_side = norm in ("znorm", "ztnorm", "snorm", "asnorm")
@@ -426,6 +432,14 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
                                                              for a in enroll_stats),
         test_stats=(test_mean[test_index], test_std[test_index]) if t_side else None)
     return (normalised, raw) if return_raw else normalised
+
+
+def _check_enrolled(trials: Trials, models) -> None:
+    """SpeakerGMMError naming a trial model that ``models`` (ids) does not hold."""
+    unknown = sorted(set(trials.enroll) - set(models))
+    if unknown:
+        raise SpeakerGMMError(f"trial model '{unknown[0]}' is not enrolled ({len(unknown)} "
+                              "unknown); check the enroll map")
 
 
 def _model_bytes(source) -> int:
@@ -711,10 +725,7 @@ def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, bac
         enroll_map = _spk2utt(enroll.utt2spk)
     elif not isinstance(enroll_map, Mapping):
         enroll_map = read_enroll_map(enroll_map)
-    unknown = sorted(set(trials.enroll) - set(enroll_map))
-    if unknown:
-        raise SpeakerGMMError(f"trial model '{unknown[0]}' is not enrolled ({len(unknown)} "
-                              "unknown); check the enroll map")
+    _check_enrolled(trials, enroll_map)
     ids, model_index = np.unique(trials.enroll, return_inverse=True)
     check_enroll_map(enroll, {m: enroll_map[m] for m in ids})
     tests, test_index = np.unique(trials.test, return_inverse=True)
@@ -735,12 +746,7 @@ def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, bac
             cohort_utt2spk = archive.utt2spk
         elif not isinstance(cohort_utt2spk, Mapping):
             cohort_utt2spk = read_kaldi_map(cohort_utt2spk, n_values=1)
-        by_speaker = _spk2utt(cohort_utt2spk, keep=archive)
-        if not by_speaker:
-            raise SpeakerGMMError(f"{archive.path}: the cohort has no utterances with vectors")
-        utts = [u for us in by_speaker.values() for u in us]
-        if cohort_utts and len(utts) > cohort_utts:
-            utts = spread(utts, cohort_utts)
+        by_speaker, utts = cohort_members(cohort_utt2spk, archive, cohort_utts)
         cohort_models = backend.models([archive.matrix(us) for us in by_speaker.values()],
                                        backend=kind)
         cohort_tests = backend.transform(archive.matrix(utts))
