@@ -66,7 +66,7 @@ def test_speechocean762_recipe_end_to_end(tmp_path):
     for figures in systems.values():
         assert (figures["n_target"], figures["n_nontarget"]) == (930, 56730)
     # the i-vector / PLDA system fused with the GMM-UBM system beats the better of the two by
-    # 10% relative EER or more (README: 0.95% against 1.22%; 1.58% against 1.95% on the
+    # 10% relative EER or more (README: 0.96% against 1.22%; 1.67% against 1.95% on the
     # mirror protocol)
     fused = systems[str(work / "scores_fusion")]["eer_rocch"]
     singles = [systems[str(work / s)]["eer_rocch"]
@@ -76,9 +76,12 @@ def test_speechocean762_recipe_end_to_end(tmp_path):
     calibrated = systems[str(work / "scores_topc_ec_snorm_cal")]
     # the target, which the README reports met (1.22%)
     assert best["eer_rocch"] <= 0.02
-    # calibration learnt on held-out speakers transfers (README: actDCF 0.269, minDCF 0.235)
-    assert calibrated["act_dcf"]["vox"]["value"] < 1.5 * calibrated["min_dcf"]["vox"]["value"]
-    assert calibrated["cllr"] < 0.2
+    # calibration learnt across folds of held-out speakers transfers, for the GMM-UBM system
+    # and for the fusion: the target, actDCF within 15% of minDCF (README: 0.245
+    # against 0.235, and 0.187 against 0.185)
+    for figures in (calibrated, systems[str(work / "scores_fusion")]):
+        assert figures["act_dcf"]["vox"]["value"] <= 1.15 * figures["min_dcf"]["vox"]["value"]
+        assert figures["cllr"] < 0.2
     assert systems[str(work / "scores_topc_ec")]["eer_rocch"] < \
         systems[str(work / "scores_topc")]["eer_rocch"]
 

@@ -25,6 +25,13 @@ the others form the S-norm cohort (``cohort/``). Calibration trials (``cal_enrol
 utterances are in ``ubm/``. Calibration speakers must stay out of the cohort: S-norm of a
 speaker's trials against a cohort holding that speaker's own utterances shifts its scores,
 and a calibration trained on them does not transfer (actDCF 1.8 against 0.34).
+
+``folds/0``, ``folds/1`` and ``folds/2`` hold the three other such splits (calibration
+speakers from the first, second and third on; each its ``cohort/``, ``cal_enroll_map``
+and ``cal_trials``): with all four, every background speaker's trials are scored once by
+systems that never saw that speaker, and a calibration trained on them all (cross-fold)
+rests on four times the speakers. On one split of 15 it did not transfer (actDCF 2.4x
+minDCF on the mirror protocol); on the four, within 6%.
 """
 
 from __future__ import annotations
@@ -165,15 +172,20 @@ def prepare_speechocean762(corpus_root: str | os.PathLike,
         eval_speakers = speakers[0::2] if mirror else speakers[1::2]
         kept = set(speakers[1::2] if mirror else speakers[0::2])
         background = subset(train, [u for u in train.utterances if train.utt2spk[u] in kept])
-    cal_speakers = background.speakers[CAL_EVERY - 1::CAL_EVERY]
-    calibrating = set(cal_speakers)
-    cohort = subset(background, [u for u in background.utterances
-                                 if background.utt2spk[u] not in calibrating])
-    dirs = {"ubm": background, "cohort": cohort}
-    # the calibration speakers' utterances are in ubm/, so the UBM's features serve them
-    _, cal_test, cal_map = enroll_test_split(background, ENROLL_UTTERANCES, cal_speakers)
-    maps, trials = {"cal_enroll_map": cal_map}, {"cal_trials": all_vs_all(sorted(cal_map),
-                                                                          cal_test)}
+    dirs, maps, trials = {"ubm": background}, {}, {}
+    # The calibration split, CAL_EVERY - 1 (speakers 3, 7, ...), at the top; the other
+    # CAL_EVERY - 1 splits under folds/. The calibration speakers' utterances are in ubm/,
+    # so the UBM's features serve them.
+    for split in range(CAL_EVERY):
+        prefix = "" if split == CAL_EVERY - 1 else f"folds/{split}/"
+        cal_speakers = background.speakers[split::CAL_EVERY]
+        calibrating = set(cal_speakers)
+        dirs[prefix + "cohort"] = subset(background, [u for u in background.utterances
+                                                      if background.utt2spk[u] not in
+                                                      calibrating])
+        _, cal_test, cal_map = enroll_test_split(background, ENROLL_UTTERANCES, cal_speakers)
+        maps[prefix + "cal_enroll_map"] = cal_map
+        trials[prefix + "cal_trials"] = all_vs_all(sorted(cal_map), cal_test)
     if evaluation is not None:
         enroll, test, enroll_map = enroll_test_split(evaluation, ENROLL_UTTERANCES,
                                                      eval_speakers)

@@ -41,9 +41,11 @@ from .factor import (
     gram,
     init_subspace,
     minus_scaled,
+    packed_size,
     posterior_terms,
     solve_loadings,
     spans,
+    unpack,
 )
 from .mixture import DiagGMM, check_feature_config, default_chunk_size
 from .stats import centred_first_order
@@ -223,7 +225,7 @@ class EigenChannel(Subspace):
         centred = centred_first_order(n, np.asarray(f, np.float64), self.ubm.means,
                                       self.ubm.variances)
         R = self.n_factors
-        L = np.eye(R) + (n @ self._VtV).reshape(R, R)
+        L = np.eye(R) + unpack(n @ self._VtV, R)
         return np.linalg.solve(L, self._V.T @ centred.ravel())
 
     def compensate(self, X) -> np.ndarray:
@@ -313,7 +315,7 @@ def _em_step(session, shape, class_n, D, U, X, starts, relevance, cls_of):
     offsets.reshape(len(starts), K, D)[...] /= (class_n + relevance)[:, :, None]
     # factors given the class offsets; accumulate A (K×R×R) and C (KD×R)
     UtU = gram(U, K, D)
-    A = np.zeros((K, R * R))
+    A = np.zeros((K, packed_size(R)))
     C = np.zeros((KD, R))
     X = np.empty((H, R))
     objective = 0.0

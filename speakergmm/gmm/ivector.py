@@ -43,11 +43,13 @@ from .factor import (
     Supervectors,
     gram,
     init_subspace,
+    packed_size,
     posterior_terms,
     posteriors,
     row_chunks,
     solve_loadings,
     spans,
+    unpack,
 )
 from .mixture import DiagGMM, check_feature_config
 from .stats import GMMStats, centred_first_order
@@ -199,9 +201,10 @@ class IVectorExtractor(Subspace):
         w = np.empty((len(N), R))
         cov = np.empty((len(N), R, R)) if return_cov else None
         for rows in row_chunks(len(N), R):
-            w[rows], c, _, _ = posteriors(N[rows], centred[rows], self._V, self._VtV)
+            w[rows], c, _, _ = posteriors(N[rows], centred[rows], self._V, self._VtV,
+                                          covariances=return_cov)
             if return_cov:
-                cov[rows] = c
+                cov[rows] = unpack(c, R)
         if one:
             w, cov = w[0], None if cov is None else cov[0]
         return (w, cov) if return_cov else w
@@ -343,7 +346,7 @@ def _em_step(session, H: int, K: int, D: int, V: np.ndarray, min_divergence: boo
     """One EM iteration over spans of utterances (each reduced where it runs; only ``V``
     and its Gram blocks are broadcast), then minimum-divergence re-estimation."""
     R = V.shape[1]
-    A, C, second = np.zeros((K, R * R)), np.zeros((K * D, R)), np.zeros((R, R))
+    A, C, second = np.zeros((K, packed_size(R))), np.zeros((K * D, R)), np.zeros((R, R))
     objective = 0.0
     for a, c, s, obj in session.map(_span_sums, spans(H), shared=(V, gram(V, K, D))):
         A += a

@@ -46,6 +46,20 @@ def test_dev_protocol_on_the_train_half(tmp_path):
     assert sorted(set(cohort.speakers) | set(cal_spk)) == ubm.speakers
     assert not set(cohort.speakers) & set(cal_spk)
     assert set(cohort.utt2spk) <= set(ubm.utt2spk)
+    # the three other splits: over all four, every background speaker calibrates once, and
+    # each split's cohort is the rest
+    splits = [sorted(set(cal.enroll))]
+    for j in range(3):
+        fold_cal = read_trials(written[f"folds/{j}/cal_trials"])
+        fold_map = read_enroll_map(written[f"folds/{j}/cal_enroll_map"])
+        fold_cohort = read_data_dir(written[f"folds/{j}/cohort"])
+        speakers = sorted(set(fold_cal.enroll))
+        assert speakers == ubm.speakers[j::4] == sorted(fold_map)
+        assert sorted(fold_cohort.speakers) == sorted(set(ubm.speakers) - set(speakers))
+        assert fold_cal.is_target.sum() == 15 * len(speakers)
+        assert {ubm.utt2spk[u] for u in fold_cal.test} == set(speakers)
+        splits.append(speakers)
+    assert sorted(s for split in splits for s in split) == ubm.speakers
 
 
 def test_dev_mirror_swaps_background_and_evaluation(tmp_path):
