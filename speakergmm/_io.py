@@ -1,4 +1,5 @@
-"""Atomic file writing: a crash or Ctrl-C never leaves a half-written file behind."""
+"""Atomic file writing: a crash or Ctrl-C never leaves a half-written file behind; no
+output written over an input."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import IO, Any, Iterator, Mapping
 import numpy as np
 
 from ._version import __version__
-from .errors import ModelError
+from .errors import ModelError, SpeakerGMMError
 
 # mkstemp creates files readable by their owner only; finished files get the usual mode.
 _UMASK = os.umask(0)
@@ -53,6 +54,57 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _same_or_within(a: Path, b: Path) -> bool:
+    """``a`` is ``b`` (the same file through any link), or lies inside the folder ``b``."""
+    if a.exists() and b.exists() and os.path.samefile(a, b):
+        return True
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+
+def check_outputs(outputs: Mapping[str, os.PathLike | None], inputs: Mapping[str, Any], *,
+                  roots: tuple[str, ...] = ()) -> None:
+    """SpeakerGMMError when an output would be written over an input: no command changes its
+    inputs.
+
+    Refused: an output that is an input (the same path, or the same file through a link);
+    a folder output that holds an input (the writer may replace what it holds); an output
+    inside an input folder (``train-ubm feats -o feats/utt2spk`` overwrote the archive's
+    list), except inside the folders named in ``roots`` (an audio or corpus root, which
+    holds the work folder as often as not: only their own files are inputs); and two
+    outputs that are one.
+
+    Parameters
+    ----------
+    outputs, inputs : mapping name -> path
+        Names as the user gave them (``-o``, ``DATA_DIR``), for the message. An input may
+        be a list or tuple of paths; values that are not path objects (numbers, strings:
+        a command's other options) are not inputs.
+    roots : tuple of str
+        Names of inputs that may hold outputs.
+    """
+    given = []
+    for name, value in inputs.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        given += [(name, Path(v)) for v in values if isinstance(v, os.PathLike)]
+    seen: list[tuple[str, Path]] = []
+    for name, out in ((n, Path(p)) for n, p in outputs.items() if p is not None):
+        for other, path in given:
+            if _same_or_within(out, path) and (other not in roots or _same_or_within(path, out)):
+                what = "is" if _same_or_within(path, out) else "lies inside"
+            elif _same_or_within(path, out):
+                what = "holds"
+            else:
+                continue
+            raise SpeakerGMMError(f"the output {name} {out} {what} the input {other} {path}: "
+                                  "write it elsewhere (no command changes its inputs)")
+        for other, path in seen:
+            if _same_or_within(out, path) or _same_or_within(path, out):
+                raise SpeakerGMMError(f"the outputs {other} {path} and {name} {out} are one "
+                                      "path: give each its own")
+        seen.append((name, out))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

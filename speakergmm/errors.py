@@ -6,6 +6,21 @@ utterance or the value at fault, and say how to fix it where there is a fix.
 """
 
 
+def plain(text: str) -> str:
+    """``text`` with its control characters (newlines, terminal escape sequences) shown
+    escaped: what reaches a terminal from a file or a user cannot split a message or
+    drive the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+def printable(value, limit: int = 60) -> str:
+    """``value`` quoted for a message (:func:`plain`, long values cut): for what comes from
+    files and users (ids, table names, metadata)."""
+    text = plain(str(value))
+    return repr(text if len(text) <= limit else text[:limit - 3] + "...")
+
+
 class SpeakerGMMError(Exception):
     """Base class of the errors speakergmm raises on bad input or bad files."""
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from .backend.calibration import Calibration
 from .backend.scoring import ModelSet
-from .errors import SpeakerGMMError, SpeakerGMMWarning
+from .errors import SpeakerGMMError, SpeakerGMMWarning, printable
 from .gmm.adapt import SpeakerModel, map_parameters
 from .gmm.mixture import DiagGMM
 from .gmm.stats import GMMStats
@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS speakers (
     created TEXT NOT NULL,
     updated TEXT NOT NULL
 )"""
+_SPEAKER_COLUMNS = frozenset(line.split()[0] for line in _SPEAKERS.splitlines()[2:-1])
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Self-calibration trials, scored at enrollment while the frames are at hand: each new
 # recording against its speaker's model without it (target) and against some of the other
@@ -168,29 +169,86 @@ class SpeakerStore:
         self.path = Path(path) if path is not None else default_store_path()
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
+        self._writable = False
 
     # --- connection and transactions ------------------------------------------------------
 
     def _connect(self, *, create: bool) -> sqlite3.Connection:
-        if self._conn is not None:
+        """Readers only read: no journal-mode switch, no schema, nothing written (SQLite
+        opens a file it may not write read-only), and no wait for a writer (WAL readers
+        see the last commit). Writers create the store. Either way, a file that is not a
+        speakergmm store is refused before anything is done to it."""
+        if self._conn is not None and (self._writable or not create):
             return self._conn
+        self.close()
         if not self.path.exists():
             if not create:
                 raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first "
                                  "('speakergmm enroll SPEAKER AUDIO...')")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = None
         try:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            # Switching to WAL and creating the schema need a moment of exclusive access;
-            # SQLite's busy handler does not cover the journal-mode switch, so wait here.
-            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._retry(lambda: self._create_schema(conn))
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a readable speaker store ({exc})") from None
-        self._conn = conn
+            version = self._check_store(conn)
+            if not create and version is None:
+                raise StoreError(f"{self.path}: an empty file, no speaker store yet; enroll a "
+                                 "speaker first ('speakergmm enroll SPEAKER AUDIO...')")
+            if not create and version != SCHEMA_VERSION:
+                conn.close()  # an older store is converted once, which is a write
+                return self._connect(create=True)
+            if create:
+                # Switching to WAL and creating the schema need a moment of exclusive
+                # access; SQLite's busy handler does not cover the journal-mode switch.
+                self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._retry(lambda: self._create_schema(conn))
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()  # (or SQLite's -wal and -shm files stay beside the store)
+            if not isinstance(exc, sqlite3.DatabaseError):
+                raise
+            raise self._database_error(exc) from None
+        self._conn, self._writable = conn, create
         return conn
+
+    def _database_error(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """SQLite's error as one line naming the store and the fix."""
+        if "readonly" in str(exc) or "read-only" in str(exc):
+            return StoreError(f"{self.path}: the store is read-only here ({exc}); enrolling and "
+                              "removing need the right to write it and its folder")
+        if "locked" in str(exc) or "busy" in str(exc):
+            return StoreError(f"{self.path}: store is busy ({exc})")
+        return StoreError(f"{self.path}: not a readable speaker store ({exc})")
+
+    def _check_store(self, conn: sqlite3.Connection) -> int | None:
+        """The schema version of a speakergmm store (None: an empty SQLite file, which a
+        writer may make one); StoreError for any other SQLite file, whose tables this
+        never touches, and for a damaged or newer store."""
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        if not tables:
+            return None
+        row = (conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+               if "meta" in tables else None)
+        if row is None or "speakers" not in tables:
+            raise StoreError(f"{self.path}: not a speakergmm speaker store (an SQLite file with "
+                             f"the tables {', '.join(printable(t) for t in tables[:6])}); it "
+                             "was left as it is: give --store a speakergmm store or a new file")
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
+            raise StoreError(f"{self.path}: store schema version {printable(row[0])} is not a "
+                             "number: the store is damaged") from None
+        if version not in (1, SCHEMA_VERSION):
+            raise StoreError(f"{self.path}: store schema version {version}, this speakergmm "
+                             f"reads versions 1 and {SCHEMA_VERSION}; use a newer speakergmm")
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(speakers)")}
+        missing = sorted(_SPEAKER_COLUMNS - columns) if version == SCHEMA_VERSION else []
+        if missing:
+            raise StoreError(f"{self.path}: the store's speakers table lacks the column(s) "
+                             f"{', '.join(missing)}: the store is damaged")
+        return version
 
     def _retry(self, action):
         deadline = time.monotonic() + self.timeout
@@ -217,11 +275,8 @@ class SpeakerStore:
                 conn.execute(_TRIALS)
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
-            elif int(row[0]) == 1:
+            elif int(row[0]) == 1:  # (_check_store has vetted the version)
                 migrated = _migrate_from_1(conn)
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: store schema version {row[0]}, this speakergmm "
-                                 f"reads version {SCHEMA_VERSION}; use a newer speakergmm")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -238,7 +293,7 @@ class SpeakerStore:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-            self._conn = None
+            self._conn, self._writable = None, False
 
     def __enter__(self) -> "SpeakerStore":
         return self
@@ -254,15 +309,17 @@ class SpeakerStore:
                 self_inner.conn = store._connect(create=True)
                 try:
                     self_inner.conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    raise StoreError(f"{store.path}: store is busy ({exc})") from None
+                except sqlite3.DatabaseError as exc:
+                    raise store._database_error(exc) from None
                 return self_inner.conn
 
             def __exit__(self_inner, exc_type, exc, tb):
-                if exc_type is None:
-                    self_inner.conn.execute("COMMIT")
-                else:
-                    self_inner.conn.execute("ROLLBACK")
+                try:
+                    self_inner.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                except sqlite3.DatabaseError as error:
+                    raise store._database_error(error) from None
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise store._database_error(exc) from None
                 return False
 
         return _Tx()
@@ -429,7 +486,7 @@ class SpeakerStore:
         """Delete a speaker (StoreError if unknown)."""
         with self._transaction() as conn:
             if conn.execute("DELETE FROM speakers WHERE id=?", (speaker_id,)).rowcount == 0:
-                raise StoreError(f"no speaker '{speaker_id}' in {self.path}")
+                raise StoreError(f"no speaker {printable(speaker_id)} in {self.path}")
             _forget_trials(conn, speaker_id)
             conn.execute(_NORMS)
             conn.execute("DELETE FROM norms WHERE speaker=?", (speaker_id,))
@@ -508,17 +565,42 @@ class SpeakerStore:
 
     def _shape(self) -> tuple[int, int]:
         conn = self._connect(create=False)
-        k, d = (conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-                for key in ("components", "dim"))
-        return int(k[0]), int(d[0])
+        rows = [conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+                for key in ("components", "dim")]
+        try:
+            k, d = (int(r[0]) for r in rows)
+            if k < 1 or d < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise StoreError(f"{self.path}: the store's model shape (components, dim) "
+                             f"{tuple(None if r is None else printable(r[0]) for r in rows)} "
+                             "is not two positive integers: the store is damaged") from None
+        return k, d
+
+    def _statistics(self, row, k: int, d: int, *, second: bool = True):
+        """A row's zeroth, first (and second) order statistics, checked against the store's
+        shape: StoreError naming the speaker for a truncated or foreign blob."""
+        dtype = _dtype(row["adapt"])
+        wanted = {"stat_n": (dtype, (k,)), "stat_f": (dtype, (k, d))}
+        if second and (row["stat_s"] is not None or "variances" in row["adapt"]):
+            wanted["stat_s"] = ("<f8", (k, d))
+        arrays = {}
+        for column, (kind, shape) in wanted.items():
+            blob = row[column]
+            size = np.dtype(kind).itemsize * int(np.prod(shape))
+            if not isinstance(blob, bytes) or len(blob) != size:
+                got = f"{len(blob)} bytes" if isinstance(blob, bytes) else type(blob).__name__
+                raise StoreError(
+                    f"{self.path}: speaker {printable(row['id'])} has damaged statistics "
+                    f"({column}: {got}, expected {size} for K={k}, D={d}); remove it "
+                    "('speakergmm speakers remove ID') and enroll it again")
+            arrays[column] = np.frombuffer(blob, kind).reshape(shape)
+        return arrays["stat_n"], arrays["stat_f"], arrays.get("stat_s")
 
     def _model_from_row(self, row) -> SpeakerModel:
         k, d = self._shape()
-        dtype = _dtype(row["adapt"])
-        f = np.frombuffer(row["stat_f"], dtype).reshape(k, d)
-        s = (np.zeros((k, d)) if row["stat_s"] is None
-             else np.frombuffer(row["stat_s"], "<f8").reshape(k, d))
-        stats = GMMStats(np.frombuffer(row["stat_n"], dtype), f, s, row["stat_llk"],
+        n, f, s = self._statistics(row, k, d)
+        stats = GMMStats(n, f, np.zeros((k, d)) if s is None else s, row["stat_llk"],
                          row["frames"])
         return SpeakerModel(stats=stats, ubm_fingerprint=self.ubm_fingerprint(),
                             relevance=row["relevance"], adapt=tuple(row["adapt"].split(",")),
@@ -530,7 +612,7 @@ class SpeakerStore:
         for row in self._rows("SELECT * FROM speakers WHERE id=?", (speaker_id,)):
             return row
         known = len(self)
-        raise StoreError(f"no speaker '{speaker_id}' in {self.path} ({known} enrolled; "
+        raise StoreError(f"no speaker {printable(speaker_id)} in {self.path} ({known} enrolled; "
                          "'speakergmm speakers list' shows them)")
 
     def info(self, speaker_id: str) -> SpeakerInfo:
@@ -577,10 +659,13 @@ class SpeakerStore:
         where = "" if ids is None else f"WHERE id IN ({','.join('?' * len(ids))}) "
         rows = self._rows("SELECT id, relevance, adapt, stat_n, stat_f, stat_s FROM speakers "
                           f"{where}ORDER BY id", tuple(ids or ()))
+        if (k, d) != self._shape():
+            raise StoreError(f"{self.path}: the store records models of shape {self._shape()}, "
+                             f"its UBM has (K, D) = {(k, d)}: the store is damaged")
         while chunk := list(itertools.islice(rows, block)):
-            n = np.stack([np.frombuffer(r["stat_n"], _dtype(r["adapt"])) for r in chunk])
-            f = np.stack([np.frombuffer(r["stat_f"], _dtype(r["adapt"])).reshape(k, d)
-                          for r in chunk])
+            stats = [self._statistics(r, k, d, second=False) for r in chunk]
+            n = np.stack([st[0] for st in stats])
+            f = np.stack([st[1] for st in stats])
             groups: dict[tuple[float, str], list[int]] = {}
             for i, r in enumerate(chunk):  # speakers enrolled alike are adapted together
                 groups.setdefault((r["relevance"], r["adapt"]), []).append(i)
@@ -597,7 +682,7 @@ class SpeakerStore:
                 variances = np.empty((len(chunk), k, d), np.float32)
             for (relevance, adapt), idx in groups.items():
                 s = None if "variances" not in adapt else np.stack(
-                    [np.frombuffer(chunk[i]["stat_s"], "<f8").reshape(k, d) for i in idx])
+                    [self._statistics(chunk[i], k, d)[2] for i in idx])
                 w, mu, var = map_parameters(ubm, n[idx], f[idx], s, relevance=relevance,
                                             adapt=adapt)
                 means[idx] = mu

@@ -142,3 +142,35 @@ def make_data_dir(root: Path, n_spk=3, n_utt=3, sr=16000, bad=()):
 
     write_data_dir(root / "data", DataDir(wav_scp=wav, utt2spk=utt2spk))
     return root / "data"
+
+
+# --- bad inputs: what every refusal must do ---------------------------------------------------
+
+def tree_state(*roots: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``roots`` (hidden ones too) -> (mode, content): equal before and
+    after a refused command, or it changed something."""
+    state = {}
+    for root in roots:
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for p in paths:
+            state[str(p)] = (p.stat().st_mode, p.read_bytes())
+    return state
+
+
+def refused(args, *names: str, roots=(), env=None):
+    """Run the CLI with ``args``; assert it is refused as the project promises: exit status
+    2, one line on stderr (``speakergmm: error: ...``) naming each of ``names``, no
+    traceback, and no file under ``roots`` created, removed or changed. Returns the line."""
+    from click.testing import CliRunner
+
+    from speakergmm.cli import main
+
+    before = tree_state(*roots)
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert len(lines) == 1 and lines[0].startswith("speakergmm: error: "), lines
+    for name in names:
+        assert str(name) in lines[0], (name, lines[0])
+    assert tree_state(*roots) == before
+    return lines[0]

@@ -18,7 +18,7 @@ import click
 
 from .._version import __version__
 from ..constants import ADAPTABLE, SCORING_METHODS
-from ..errors import SpeakerGMMError, SpeakerGMMWarning
+from ..errors import SpeakerGMMError, SpeakerGMMWarning, plain
 
 CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"])
 # Bad input reaches the user as these; anything else is a bug and keeps its traceback.
@@ -35,15 +35,27 @@ class _Group(click.Group):
                 warnings.simplefilter("always", SpeakerGMMWarning)
                 warnings.showwarning = _show_warning(warnings.showwarning)
                 return super().invoke(ctx)
+        except click.UsageError as exc:
+            # one line, as for every other bad input (click's own is four)
+            command = exc.ctx.command_path if exc.ctx is not None else "speakergmm"
+            click.echo(f"speakergmm: error: {_one_line(exc.format_message())} (see "
+                       f"'{command} --help')", err=True)
+            sys.exit(2)
         except _USER_ERRORS as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            message = " ".join(str(exc).split()) or type(exc).__name__
+            message = _one_line(str(exc)) or type(exc).__name__
             click.echo(f"speakergmm: error: {message}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("speakergmm: interrupted", err=True)
             sys.exit(130)
+
+
+def _one_line(text: str) -> str:
+    """A message as one line: whitespace runs (newlines too) as one space, other control
+    characters (terminal escapes from an id in a file) shown escaped."""
+    return plain(" ".join(text.split()))
 
 
 def _show_warning(default):
@@ -68,6 +80,36 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 # --- options shared by several commands ------------------------------------------------------
+
+# Inputs that may hold outputs: roots audio paths are resolved against, which often hold
+# the work folder too.
+_ROOTS = ("audio_root", "corpus_root")
+
+
+def writes(*outputs: str):
+    """Name the command's output parameters. Before it runs, each is checked against every
+    path the command was given (``_io.check_outputs``): an output that is an input, or a
+    folder that holds one, is refused with one line, before anything is written."""
+    def decorate(f):
+        @functools.wraps(f)
+        def run(*args, **kwargs):
+            from .._io import check_outputs
+
+            params = {p.name: p for p in click.get_current_context().command.params}
+
+            def label(name):
+                param = params.get(name)
+                if isinstance(param, click.Option):
+                    return max(param.opts, key=len)
+                return param.human_readable_name if param is not None else name
+
+            check_outputs({label(n): kwargs.get(n) for n in outputs},
+                          {label(n): v for n, v in kwargs.items() if n not in outputs},
+                          roots=tuple(label(n) for n in _ROOTS))
+            return f(*args, **kwargs)
+        return run
+    return decorate
+
 
 def jobs_option(f):
     """``-j N`` local worker processes, or ``--scheduler ADDRESS`` (``$SPEAKERGMM_SCHEDULER``)

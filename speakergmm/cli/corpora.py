@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .app import main
+from .app import main, writes
 
 
 def _corpus_function(corpus: str, verb: str):
@@ -167,6 +167,7 @@ def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
               help="The dev protocol's mirror image: its background and evaluation speakers "
                    "swapped, so that a setting is chosen on two disjoint sets of evaluation "
                    "speakers (speechocean762).")
+@writes("out_dir")
 def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete: bool,
                 background_only: bool, mirror: bool) -> None:
     """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..constants import FEATURE_PRESETS
-from .app import jobs_option, main
+from .app import jobs_option, main, writes
 
 
 @main.command("validate-data-dir")
@@ -44,6 +44,7 @@ def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_chec
 @click.option("--skip-bad", is_flag=True,
               help="Exit 0 even if some utterances failed (they are still listed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@writes("feats_dir")
 def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: int,
                 config_spec: str | None, skip_bad: bool, quiet: bool) -> None:
     """Extract features of every utterance of DATA_DIR into the archive FEATS_DIR.

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..constants import UBM_INITS
-from .app import channel_option, jobs_option, main, prior_option, ubm_option
+from .app import channel_option, jobs_option, main, prior_option, ubm_option, writes
 
 _META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatable."
 
@@ -32,6 +32,7 @@ _META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatab
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Model file to write (.npz).")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help=_META_HELP)
+@writes("output")
 def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, subsample, seed,
                   jobs, output, meta) -> None:
     """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config)."""
@@ -99,6 +100,7 @@ def info_cmd(model: Path) -> None:
 @jobs_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Eigenchannel file to write (.npz).")
+@writes("output")
 def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance, seed, jobs,
                       output) -> None:
     """Learn the session-variability (eigenchannel) subspace of a UBM from the background
@@ -143,6 +145,7 @@ def _iteration(i: int, objective: float) -> None:
 @jobs_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="i-vector extractor file to write (.npz).")
+@writes("output")
 def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, subset, seed,
                       jobs, output) -> None:
     """Learn the total variability subspace (the i-vector extractor) of a UBM from the
@@ -179,6 +182,7 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Vector archive directory to write.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@writes("output")
 def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet) -> None:
     """Write the i-vector of every utterance of FEATS_DIR (statistics or features) into a
     vector archive, for 'speakergmm score --backend'. Resumable, like extract."""
@@ -212,6 +216,7 @@ def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet)
               help="PLDA EM iterations.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Vector back-end file to write (.npz).")
+@writes("output")
 def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iterations,
                    output) -> None:
     """Train the vector back-end on the labelled i-vectors of VECTORS_DIR (an archive from
@@ -254,6 +259,7 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Statistics archive directory to write.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@writes("output")
 def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet) -> None:
     """Compute each utterance's Baum-Welch statistics under a UBM once, for enrollment,
     cohorts and train-channel to read. Resumable, like extract."""
@@ -306,6 +312,7 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet
 @jobs_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="System file to write (.npz).")
+@writes("output")
 def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohort_enroll_utts,
                      frame_step, cal_enroll_map, cal_trials, prior, relevance, c, name, meta,
                      jobs, output) -> None:

@@ -27,7 +27,10 @@ _CHANNEL_HELP = ("Remove session variability with this eigenchannel file (speake
 def _recognizer(ubm: Path | None, store: Path | None, system: str | None, **kw):
     from ..recognizer import Recognizer
 
-    return Recognizer(ubm, store, system=system, **kw)
+    rec = Recognizer(ubm, store, system=system, **kw)
+    # closed however the command ends, or SQLite's -wal and -shm files stay beside the store
+    click.get_current_context().call_on_close(rec.store.close)
+    return rec
 
 
 def system_option(f):
@@ -44,15 +47,21 @@ def system_option(f):
                 type=click.Path(dir_okay=False, path_type=Path))
 @ubm_option()
 @store_option
-@click.option("--append", "mode", flag_value="append", help="Add the audio to an enrolled speaker.")
-@click.option("--replace", "mode", flag_value="replace", help="Re-enroll a speaker from scratch.")
+@click.option("--append", is_flag=True, help="Add the audio to an enrolled speaker.")
+@click.option("--replace", is_flag=True,
+              help="Re-enroll a speaker from scratch (its earlier recordings are dropped).")
 @map_options(relevance=None, relevance_help=" [default: the system's; 16 with --ubm]")
 @channel_option(_CHANNEL_HELP)
 @system_option
-def enroll_cmd(speaker, audio, ubm, store, mode, relevance, adapt, channel, system) -> None:
+def enroll_cmd(speaker, audio, ubm, store, append, replace, relevance, adapt, channel,
+               system) -> None:
     """Enroll SPEAKER from one or more recordings."""
+    if append and replace:  # (one would silently win, and --replace drops recordings)
+        raise click.UsageError("--append keeps the speaker's recordings and --replace drops "
+                               "them: give one, not both")
     rec = _recognizer(ubm, store, system, relevance=relevance, adapt=adapt, channel=channel)
-    info = rec.enroll(speaker, audio, mode=mode or "new")
+    info = rec.enroll(speaker, audio, mode="append" if append else
+                      "replace" if replace else "new")
     click.echo(f"enrolled {info.id}: {info.utterances} recording(s), {info.seconds:.1f} s of "
                f"speech (store {rec.store.path})")
 
@@ -120,6 +129,7 @@ def speakers_cmd(ctx, store) -> None:
     from ..store import SpeakerStore
 
     ctx.obj["store"] = SpeakerStore(store)
+    ctx.call_on_close(ctx.obj["store"].close)
     if ctx.invoked_subcommand is None:
         ctx.invoke(speakers_list)
 

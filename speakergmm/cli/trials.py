@@ -16,6 +16,7 @@ from .app import (
     method_option,
     prior_option,
     ubm_option,
+    writes,
 )
 
 
@@ -83,6 +84,7 @@ from .app import (
                                  "--backend plda or cosine.")
 @jobs_option
 @click.pass_context
+@writes("output", "raw_output")
 def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
               raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path,
               cohort_utt2spk, cohort_utts, cohort_enroll_utts, top_n, channel, calibration,
@@ -140,6 +142,7 @@ _GMM_ONLY = ("ubm", "audio_root", "method", "c", "c_deprecated", "relevance", "a
               help="Trial key (target/nontarget) for the scores.")
 @prior_option(0.01, "Target prior the calibration is optimised for.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@writes("output")
 def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""
     from ..backend.calibration import Calibration
@@ -163,6 +166,7 @@ def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
 @prior_option(0.01, "Target prior the fusion is optimised for.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Fusion file to write (JSON).")
+@writes("output")
 def fuse_cmd(score_files, trials_file, prior, output) -> None:
     """Train a linear logistic fusion (BOSARIS style, prior-weighted) of several systems'
     development scores on the same trials into one log-likelihood ratio; apply it with
@@ -191,6 +195,7 @@ def fuse_cmd(score_files, trials_file, prior, output) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Calibrated scores (log-likelihood ratios), the trials of the first file "
                    "in its order.")
+@writes("output")
 def apply_calibration_cmd(calibration, score_files, output) -> None:
     """Map scores to log-likelihood ratios with CALIBRATION (from 'speakergmm calibrate':
     one score file) or a fusion (from 'speakergmm fuse': its systems' score files, in the
@@ -217,6 +222,7 @@ def apply_calibration_cmd(calibration, score_files, output) -> None:
               help="Trial key (Kaldi target/nontarget or VoxCeleb 1/0).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Report directory (report.json, report.md, report.html, det.png, hist.png).")
+@writes("output")
 def evaluate_cmd(score_files, trials_file, output) -> None:
     """EER, minDCF, actDCF, Cllr and a DET plot for score files against a trial key."""
     from ..data.trials import read_trials

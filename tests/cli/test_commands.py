@@ -231,3 +231,19 @@ def test_train_ivector_extract_ivectors_and_info(tmp_path):
                    "-r", "20", "-o", str(tmp_path / "x.npz")])
     assert r.exit_code == 2 and "need more than 20 training utterances" in r.output
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_train_ubm_is_the_same_model_whatever_jobs(speechocean_train_feats, tmp_path):
+    """The case an outside replay reported (-c 32 -n 3 on the speechocean762 archive, two
+    fingerprints between -j 1 and -j N); not reproduced here, kept as a guard: -j 1 runs the
+    E-step on this process's threads, -j 2 and -j 3 on pool workers, one BLAS thread each."""
+    from speakergmm.gmm.mixture import DiagGMM
+
+    fingerprints = set()
+    for jobs in (1, 2, 3):
+        out = tmp_path / f"ubm{jobs}.npz"
+        result = CliRunner().invoke(main, ["train-ubm", str(speechocean_train_feats[1]), "-c",
+                                           "32", "-n", "3", "-j", str(jobs), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        fingerprints.add(DiagGMM.load(out).fingerprint())
+    assert len(fingerprints) == 1

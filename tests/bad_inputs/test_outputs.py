@@ -1,0 +1,130 @@
+"""Output paths: no command writes over its inputs (issue 14, "nothing lost"). Each case is
+refused before anything is written: exit status 2, one line naming the output, the input
+and the fix, and every file left as it was."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from speakergmm._io import check_outputs
+from speakergmm.cli import main
+from speakergmm.errors import SpeakerGMMError
+
+from conftest import make_data_dir, refused
+
+
+@pytest.fixture(scope="module")
+def feats(tmp_path_factory):
+    """A data directory and its feature archive."""
+    root = tmp_path_factory.mktemp("outputs")
+    data = make_data_dir(root)
+    for args in (["extract", data, root / "feats", "--audio-root", root, "-q"],
+                 ["train-ubm", root / "feats", "-c", "2", "-n", "1", "-o", root / "ubm.npz"]):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    return root, data, root / "feats"
+
+
+def test_extract_into_its_own_data_directory(feats):
+    root, data, _ = feats
+    line = refused(["extract", data, data, "--audio-root", root], "FEATS_DIR", "DATA_DIR",
+                   "write it elsewhere", roots=[root])
+    assert "is the input" in line
+
+
+def test_extract_into_a_folder_holding_the_data_directory(feats):
+    root, data, _ = feats
+    refused(["extract", data, data.parent, "--audio-root", root / "audio"], "holds the input",
+            roots=[root])
+
+
+def test_extract_into_the_data_directory(feats):
+    root, data, _ = feats
+    refused(["extract", data, data / "feats", "--audio-root", root], "lies inside the input",
+            "DATA_DIR", roots=[root])
+
+
+def test_outputs_may_lie_inside_the_audio_root(feats, tmp_path):
+    root, data, _ = feats
+    result = CliRunner().invoke(main, ["extract", str(data), str(root / "feats2"),
+                                       "--audio-root", str(root), "-q"])
+    assert result.exit_code == 0, result.output
+
+
+def test_extract_through_a_link_to_the_data_directory(feats, tmp_path):
+    root, data, _ = feats
+    os.symlink(data, tmp_path / "link")
+    refused(["extract", data, tmp_path / "link", "--audio-root", root], "is the input",
+            roots=[root])
+
+
+def test_prepare_into_the_corpus_root(tmp_path):
+    (tmp_path / "train").mkdir()
+    refused(["prepare", "speechocean762", tmp_path, tmp_path], "OUT_DIR", "CORPUS_ROOT",
+            roots=[tmp_path])
+
+
+@pytest.mark.parametrize("command, says", [
+    (["train-ubm", "{feats}", "-c", "2", "-o", "{feats}/utt2spk"], "lies inside the input"),
+    (["stats", "{feats}", "--ubm", "{root}/ubm.npz", "-o", "{feats}"], "is the input"),
+    (["stats", "{feats}", "--ubm", "{root}/ubm.npz", "-o", "{root}"], "holds the input"),
+])
+def test_model_and_statistics_outputs_over_their_inputs(feats, command, says):
+    root, _, archive = feats
+    args = [a.format(feats=archive, root=root) for a in command]
+    refused(args, "--output", says, roots=[root])
+
+
+def _score_files(tmp_path):
+    trials = tmp_path / "trials"
+    trials.write_text("spk0 spk0-u1 target\nspk0 spk1-u1 nontarget\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("spk0 spk0-u1 2.0\nspk0 spk1-u1 -1.0\n")
+    b.write_text("spk0 spk0-u1 1.0\nspk0 spk1-u1 -2.0\n")
+    cal = tmp_path / "cal.json"
+    result = CliRunner().invoke(main, ["calibrate", str(a), "--trials", str(trials), "-o",
+                                       str(cal)])
+    assert result.exit_code == 0, result.output
+    return trials, a, b, cal
+
+
+def test_score_file_outputs_over_their_inputs(tmp_path):
+    trials, a, b, cal = _score_files(tmp_path)
+    refused(["calibrate", a, "--trials", trials, "-o", a], "--output", "SCORES",
+            roots=[tmp_path])
+    refused(["calibrate", a, "--trials", trials, "-o", trials], "--trials", roots=[tmp_path])
+    refused(["fuse", a, b, "--trials", trials, "-o", b], "is the input", roots=[tmp_path])
+    refused(["apply-calibration", cal, a, "-o", a], "is the input", roots=[tmp_path])
+    refused(["apply-calibration", cal, a, "-o", cal], "CALIBRATION", roots=[tmp_path])
+    refused(["evaluate", a, "--trials", trials, "-o", tmp_path], "holds the input",
+            roots=[tmp_path])
+
+
+def test_a_hard_link_is_the_same_file(tmp_path):
+    trials, a, _, cal = _score_files(tmp_path)
+    os.link(a, tmp_path / "hard")
+    refused(["apply-calibration", cal, a, "-o", tmp_path / "hard"], "is the input",
+            roots=[tmp_path])
+
+
+def test_score_with_both_outputs_on_one_path(feats, tmp_path):
+    root, _, archive = feats
+    trials = tmp_path / "trials"
+    trials.write_text("spk0 spk0-u1\n")
+    refused(["score", trials, "--enroll", archive, "--test", archive, "--ubm",
+             root / "ubm.npz", "-o", tmp_path / "s", "--raw-output", tmp_path / "s"],
+            "the outputs", "give each its own", roots=[root, tmp_path])
+    refused(["score", trials, "--enroll", archive, "--test", archive, "--ubm",
+             root / "ubm.npz", "-o", trials], "is the input TRIALS", roots=[root, tmp_path])
+
+
+def test_check_outputs_rules(tmp_path):
+    (tmp_path / "data").mkdir()
+    check_outputs({"-o": tmp_path / "data" / "feats"}, {"ROOT": tmp_path / "data"},
+                  roots=("ROOT",))
+    check_outputs({"-o": None}, {"DATA": tmp_path / "data", "N": 3, "MANY": ()})
+    with pytest.raises(SpeakerGMMError, match="lies inside the input DATA"):
+        check_outputs({"-o": tmp_path / "data" / "feats"}, {"DATA": tmp_path / "data"})
+    with pytest.raises(SpeakerGMMError, match="holds the input"):
+        check_outputs({"-o": tmp_path}, {"MANY": [tmp_path / "x", tmp_path / "data"]})
