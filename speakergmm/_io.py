@@ -4,8 +4,11 @@ output written over an input."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import os
+import socket
 import tempfile
 import zipfile
 import zlib
@@ -29,7 +32,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
     The temporary file lives in the same directory (so the rename is atomic on POSIX) and
     starts with ``.`` and ends with ``.tmp`` so that listings of finished files skip it.
     On any exception, including KeyboardInterrupt, the temporary file is removed and
-    ``path`` is left as it was.
+    ``path`` is left as it was. A process killed outright (SIGKILL, power loss) cannot
+    remove its own: its name carries the host and process id, and the next write of the
+    same file on that host removes those whose process is gone.
 
     Parameters
     ----------
@@ -39,9 +44,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
         Text or binary.
     fsync : bool
         Flush to disk before the rename (survives power loss, not only process death).
+
+    Raises
+    ------
+    OSError
+        When the file cannot be created, written or renamed, with ``path`` as its file name
+        (not the temporary's).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_dead_temporaries(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path),
+                                   suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
@@ -49,11 +65,53 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
                 fh.flush()
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS and exc.filename != str(path):
+            # a full disk or a quota while writing: said of the file the user asked for
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
+
+
+# What writing the temporary file itself can fail with (others come from the caller's code
+# inside the block, and keep their own message).
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
+
+
+_HOST = socket.gethostname().replace(".", "_")
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.{_HOST}.{os.getpid()}."
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Remove the temporaries of ``path`` left by processes of this host that no longer run
+    (another host's, or a live process's, are left alone: they may still be written)."""
+    prefix = f".{path.name}.{_HOST}."
+    with contextlib.suppress(OSError):
+        for stale in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+            pid = stale.name[len(prefix):].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _same_or_within(a: Path, b: Path) -> bool:
@@ -133,6 +191,34 @@ def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], *, form
         np.savez(fh, **arrays, metadata=np.array(text))
 
 
+#: What a model file may decompress to, in total (a T matrix of K = 2048, D = 60, R = 600 in
+#: float32 is 0.3 GB), and how much more than its stored size a large member may: float
+#: arrays compress a little, a zip bomb (5 MB holding 2 GB) by hundreds.
+NPZ_MAX_BYTES = 4 << 30
+NPZ_MAX_RATIO = 50
+_NPZ_SMALL = 16 << 20  # members below this are not held to the ratio (zeros, metadata)
+
+
+def _check_npz_sizes(path: Path, what: str) -> None:
+    """ModelError when the archive's members would decompress to more than
+    :data:`NPZ_MAX_BYTES`, or a large one to more than :data:`NPZ_MAX_RATIO` times its
+    stored size: checked from the zip directory, before anything is decompressed."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ModelError(f"{path}: not a valid .npz {what} file ({exc})") from None
+    total = sum(m.file_size for m in members)
+    if total > NPZ_MAX_BYTES:
+        raise ModelError(f"{path}: its arrays would take {total / 2**30:.1f} GiB, more than "
+                         f"{NPZ_MAX_BYTES / 2**30:.0f} GiB; not a {what} file speakergmm wrote")
+    for m in members:
+        if m.file_size > _NPZ_SMALL and m.file_size > NPZ_MAX_RATIO * max(1, m.compress_size):
+            raise ModelError(f"{path}: member {m.filename} would decompress from "
+                             f"{m.compress_size} to {m.file_size} bytes; not a {what} file "
+                             "speakergmm wrote (refusing to decompress it)")
+
+
 def read_npz(path: str | os.PathLike, keys: tuple[str, ...], *, format_name: str,
              format_version: int, what: str = "model") -> tuple[dict[str, np.ndarray], dict]:
     """Read a file written by :func:`write_npz`, never unpickling, checking the format.
@@ -157,6 +243,7 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...], *, format_name: str
         # np.load takes any non-zip file for a pickle and would say so, which misleads.
         if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
             raise ModelError(f"{path}: not a valid .npz {what} file (not a zip archive)")
+    _check_npz_sizes(path, what)
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = sorted(({"metadata"} | set(keys)) - set(npz.files))
@@ -190,4 +277,7 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...], *, format_name: str
         if arrays[key].dtype.kind not in "fiu":
             raise ModelError(f"{path}: {key} has dtype {arrays[key].dtype}, expected float")
     header["metadata"] = header.get("metadata") or {}
+    if not isinstance(header["metadata"], dict):
+        raise ModelError(f"{path}: its metadata is a {type(header['metadata']).__name__}, not "
+                         "a JSON object (key: value); the file is damaged")
     return arrays, header

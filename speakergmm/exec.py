@@ -314,6 +314,8 @@ def _worker_init(state) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool, and workers must
     # not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the parent's SIGTERM handler (the CLI's) raises: a worker the pool stops just ends
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _blas_limit(1).__enter__()  # for the worker's lifetime
 
 

@@ -174,3 +174,23 @@ def refused(args, *names: str, roots=(), env=None):
         assert str(name) in lines[0], (name, lines[0])
     assert tree_state(*roots) == before
     return lines[0]
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory):
+    """A small working folder made through the CLI: ``data/`` (3 speakers x 3 synthetic
+    utterances, audio under ``audio/``), its features ``feats/``, a UBM of K = 4
+    ``ubm.npz`` and an unlabelled ``trials`` list. Tests must not change it (the bad-input
+    catalogue's :func:`refused` checks they did not)."""
+    from click.testing import CliRunner
+
+    from speakergmm.cli import main
+
+    root = tmp_path_factory.mktemp("work")
+    data = make_data_dir(root)
+    for args in (["extract", data, root / "feats", "--audio-root", root, "-q"],
+                 ["train-ubm", root / "feats", "-c", "4", "-n", "2", "-o", root / "ubm.npz"]):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    (root / "trials").write_text("spk0-u0 spk1-u1\nspk0-u0 spk0-u1\n")
+    return root

@@ -319,7 +319,7 @@ def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkey
 
 @pytest.mark.parametrize("extra, message", [
     (["--norm", "snorm", "--top-n", "5"], "top_n only applies to asnorm"),
-    (["--top-c", "1000"], "c must be between 1 and the number of components 16"),
+    (["--top-c", "1000"], "C (--top-c) must lie in 1..16, got 1000"),
     (["--norm", "none", "--top-n", "5"], "top_n only applies to asnorm"),
     (["--norm", "snorm"], "needs an impostor cohort"),
     (["--method", "linear", "--cohort", "COHORT"], "a cohort is only used by"),

@@ -28,3 +28,31 @@ def test_failure_leaves_the_old_file_and_no_temporary(tmp_path):
                 raise exc
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_temporaries_of_dead_processes_are_removed_by_the_next_write(tmp_path):
+    """A run killed at the final write leaves its temporary: the next write of the file on
+    this host removes it if its process is gone, and leaves a live process's alone."""
+    import subprocess
+    import sys
+
+    from speakergmm import _io
+
+    target = tmp_path / "scores"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".scores.{_io._HOST}.{dead}.abc.tmp"
+    live = tmp_path / f".scores.{_io._HOST}.{os.getppid()}.abc.tmp"  # our parent runs
+    other_host = tmp_path / f".scores.elsewhere.{dead}.abc.tmp"
+    for p in (stale, live, other_host):
+        p.write_text("half")
+    write_text_atomic(target, "done")
+    assert target.read_text() == "done"
+    assert not stale.exists() and live.exists() and other_host.exists()
+
+
+def test_errors_name_the_file_asked_for_not_the_temporary(tmp_path):
+    with pytest.raises(OSError) as info:
+        write_text_atomic(tmp_path / "no" / "such" / "dir" / "out.json", "x")
+    assert info.value.filename == str(tmp_path / "no" / "such" / "dir" / "out.json")
+    assert ".tmp" not in str(info.value)

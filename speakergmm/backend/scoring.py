@@ -344,8 +344,8 @@ def check_method(method: str, c: int, n_components: int) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown scoring method {method!r}: choose from {', '.join(METHODS)}")
     if method == "topc" and not 1 <= int(c) <= n_components:
-        raise ValueError(f"c must be between 1 and the number of components "
-                         f"{n_components}, got {c}")
+        raise ValueError(f"top-C scoring keeps C of the UBM's {n_components} components: C "
+                         f"(--top-c) must lie in 1..{n_components}, got {c}")
 
 
 def _check(ubm: DiagGMM, X, method: str, c: int) -> np.ndarray:

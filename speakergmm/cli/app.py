@@ -9,7 +9,10 @@ mistyped option answer at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -31,7 +34,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            with warnings.catch_warnings():
+            with _sigterm_interrupts(), warnings.catch_warnings():
                 warnings.simplefilter("always", SpeakerGMMWarning)
                 warnings.showwarning = _show_warning(warnings.showwarning)
                 return super().invoke(ctx)
@@ -44,12 +47,35 @@ class _Group(click.Group):
         except _USER_ERRORS as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            if isinstance(exc, OSError) and exc.filename and exc.strerror:
+                exc = f"{exc.filename}: {exc.strerror}"  # not "[Errno 28] ...: 'path'"
             message = _one_line(str(exc)) or type(exc).__name__
             click.echo(f"speakergmm: error: {message}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("speakergmm: interrupted", err=True)
             sys.exit(130)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt meanwhile, so that cleanup runs (worker pools are
+    stopped, temporaries and staging folders removed) and the command ends as on Ctrl-C
+    ("interrupted", exit status 130); only where signals can be handled (the main thread).
+    Pool workers put SIGTERM back to its default (``exec``)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(text: str) -> str:
@@ -80,6 +106,19 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 # --- options shared by several commands ------------------------------------------------------
+
+class Finite(click.FloatRange):
+    """A float option that is a finite number (click's FloatRange takes nan and inf: every
+    comparison with nan is false)."""
+
+    name = "finite number"
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number.", param, ctx)
+        return value
+
 
 # Inputs that may hold outputs: roots audio paths are resolved against, which often hold
 # the work folder too.
@@ -162,7 +201,7 @@ def map_options(f=None, *, relevance: float | None = 16.0, relevance_help: str =
         f = click.option("--adapt", default="means", show_default=True, callback=_parse_adapt,
                          help=f"Comma-separated MAP-adapted parameters: "
                               f"{', '.join(ADAPTABLE)} (e.g. means,weights,variances).")(f)
-        return click.option("--relevance", type=click.FloatRange(min=0, min_open=True),
+        return click.option("--relevance", type=Finite(min=0, min_open=True),
                             default=relevance, show_default=relevance is not None,
                             help="MAP relevance factor." + relevance_help)(f)
     return decorate if f is None else decorate(f)
@@ -185,7 +224,7 @@ def channel_option(help_: str):
 
 def prior_option(default: float, help_: str):
     """A probability strictly between 0 and 1: the prior of a claim or of a calibration."""
-    return click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    return click.option("--prior", type=Finite(0, 1, min_open=True, max_open=True),
                         default=default, help=help_)
 
 

@@ -3,8 +3,6 @@ locations, and the data directories of their protocols."""
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 import time
 from pathlib import Path
@@ -95,26 +93,6 @@ class _DownloadProgress:
         click.echo(f"\r{line}\033[K" if self.tty else line, file=self.file)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM raises KeyboardInterrupt meanwhile, so that cleanup runs (staging folders
-    are removed) and the command ends as on Ctrl-C ("interrupted", exit status 130); only
-    where signals can be handled (the main thread)."""
-    try:
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @main.command("download")
 @click.argument("corpus")
 @click.argument("target_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -144,7 +122,7 @@ def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
         click.echo(f"note: {message}", err=True)
 
     try:
-        with _sigterm_interrupts(), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = note
             root = download(target_dir, **kwargs)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..constants import UBM_INITS
-from .app import channel_option, jobs_option, main, prior_option, ubm_option, writes
+from .app import Finite, channel_option, jobs_option, main, prior_option, ubm_option, writes
 
 _META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatable."
 
@@ -94,7 +94,7 @@ def info_cmd(model: Path) -> None:
               help="Rank R of the channel subspace.")
 @click.option("-n", "--iterations", type=click.IntRange(min=0), default=10,
               help="EM iterations.")
-@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0,
+@click.option("--relevance", type=Finite(min=0, min_open=True), default=16.0,
               help="Relevance factor of the class offsets.")
 @click.option("--seed", type=int, default=0, help="Random seed of the initialisation.")
 @jobs_option
@@ -303,7 +303,7 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet
 @click.option("--cal-trials", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Calibration trials among them [default: uncalibrated].")
 @prior_option(0.01, "Target prior the calibration is trained for.")
-@click.option("--relevance", type=click.FloatRange(min=0, min_open=True), default=16.0,
+@click.option("--relevance", type=Finite(min=0, min_open=True), default=16.0,
               show_default=True, help="MAP relevance (means) of the speakers it enrolls.")
 @click.option("--top-c", "c", type=click.IntRange(min=1), default=5, show_default=True,
               help="Top-C scoring: components per frame.")

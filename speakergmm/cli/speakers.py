@@ -10,6 +10,7 @@ import click
 
 from ..constants import DEFAULT_THRESHOLD
 from .app import (
+    Finite,
     channel_option,
     main,
     map_options,
@@ -71,7 +72,7 @@ def enroll_cmd(speaker, audio, ubm, store, append, replace, relevance, adapt, ch
 @click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
 @ubm_option()
 @store_option
-@click.option("--threshold", type=float, default=None,
+@click.option("--threshold", type=Finite(), default=None,
               help="Accept when the calibrated log-likelihood ratio reaches this [default: "
                    "the Bayes decision at --prior]; in a store not calibrated, when the raw "
                    f"score does [default: {DEFAULT_THRESHOLD:g}].")
@@ -98,7 +99,7 @@ def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
 @ubm_option()
 @store_option
 @click.option("--top", type=click.IntRange(min=1), default=5, help="Speakers to list.")
-@click.option("--threshold", type=float, default=None,
+@click.option("--threshold", type=Finite(), default=None,
               help="Name the best speaker only if its calibrated LLR (raw score, in a store "
                    "not calibrated) reaches this [default: calibrated stores name the most "
                    "probable of the enrolled speakers and 'unknown'; others the best].")

@@ -163,7 +163,11 @@ def read_data_dir(path: str | os.PathLike) -> DataDir:
     def read(name: str) -> dict | None:
         return _scan(d / name, **_FILES[name])[0] if (d / name).is_file() else None
 
-    return DataDir(wav_scp=read("wav.scp"), utt2spk=read("utt2spk"), segments=read("segments"),
+    utt2spk = read("utt2spk")
+    if not utt2spk:  # (every command would do nothing, and say it succeeded)
+        raise DataDirError(f"{d / 'utt2spk'}: no utterances; a data directory lists at least "
+                           "one")
+    return DataDir(wav_scp=read("wav.scp"), utt2spk=utt2spk, segments=read("segments"),
                    utt2dur=read("utt2dur"), spk2gender=read("spk2gender"), path=d)
 
 

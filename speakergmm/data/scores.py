@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from .._io import write_text_atomic
 from ..errors import DataDirError
+from .textmap import _read_lines
 from .trials import Trials
 
 __all__ = ["as_scores", "read_scores", "write_scores", "key_scores", "labelled_scores"]
@@ -57,12 +59,10 @@ def as_scores(x, name: str = "scores", *, ndim: int | None = 1, allow_inf: bool 
 def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], float]:
     """Read a score file; a malformed line, a non-finite score or a trial scored twice is an
     error naming the file and line."""
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+    lines = _read_lines(Path(path))  # (names the file and line of a non-UTF-8 byte)
     # A regular file (the usual case) is parsed in bulk; anything irregular is read again
     # line by line, which names the line at fault.
-    lines = text.split("\n")
-    tokens = text.split()
+    tokens = "\n".join(lines).split()
     if len(tokens) == 3 * sum(1 for line in lines if line.strip()):
         try:
             values = np.array(tokens[2::3], dtype=np.float64)

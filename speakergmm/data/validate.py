@@ -76,6 +76,8 @@ def validate_data_dir(path: str | os.PathLike, *, audio_root: str | os.PathLike 
 
     wav, wav_l = load("wav.scp")
     u2s, u2s_l = load("utt2spk")
+    if u2s is not None and not u2s:
+        add("utt2spk", None, "no utterances; a data directory lists at least one")
     s2u, s2u_l = load("spk2utt")
     seg, seg_l = load("segments")
     dur, dur_l = load("utt2dur")

@@ -18,7 +18,12 @@ import soundfile as sf
 
 from ..errors import AudioError
 
-__all__ = ["load", "load_pipe", "resample", "duration"]
+__all__ = ["load", "load_pipe", "resample", "duration", "SAMPLE_RATES"]
+
+#: Sampling rates accepted from a file's header, in Hz: below, no speech band is left; above,
+#: no audio hardware records. A header claiming 1 Hz (a damaged file) would otherwise be
+#: resampled into hundreds of millions of samples.
+SAMPLE_RATES = (4000, 768000)
 
 
 def load(
@@ -60,7 +65,7 @@ def load(
                          else f"{path}: not a regular file")
     try:
         with sf.SoundFile(str(path)) as fh:
-            native_sr = fh.samplerate
+            native_sr = _check_rate(path, fh.samplerate)
             start, stop = _frame_range(path, fh.frames, native_sr, offset, duration)
             if start:
                 fh.seek(start)
@@ -103,7 +108,7 @@ def load_pipe(
         raise AudioError(f"pipe '{command}': produced no output")
     try:
         with sf.SoundFile(io.BytesIO(proc.stdout)) as fh:
-            native_sr = fh.samplerate
+            native_sr = _check_rate(f"pipe '{command}'", fh.samplerate)
             start, stop = _frame_range(command, fh.frames, native_sr, offset, duration)
             if start:
                 fh.seek(start)
@@ -143,7 +148,16 @@ def duration(path: str | os.PathLike) -> float:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: unreadable audio ({_reason(exc)})") from None
-    return info.frames / info.samplerate
+    return info.frames / _check_rate(path, info.samplerate)
+
+
+def _check_rate(src, rate: int) -> int:
+    low, high = SAMPLE_RATES
+    if not low <= rate <= high:
+        raise AudioError(f"{src}: the header's sampling rate {rate} Hz is outside {low}-{high} "
+                         "Hz; the file is damaged, or its header wrong (re-encode it with the "
+                         "right rate)")
+    return rate
 
 
 def _frame_range(src, n_frames: int, rate: int, offset: float, duration: float | None):

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..constants import NORMALISATIONS
-from ..errors import FeatureError
+from ..errors import FeatureError, printable
 
 __all__ = ["FeatureConfig", "PRESETS"]
 
@@ -84,7 +85,9 @@ class FeatureConfig:
     norm_window: int | None = None
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = _type_problems(self)
+        if problems:  # the checks below compare values: types first
+            raise FeatureError("invalid feature config: " + "; ".join(problems))
         if self.sample_rate <= 0:
             problems.append(f"sample_rate must be positive, got {self.sample_rate}")
         if not 0 < self.frame_shift_ms <= self.frame_length_ms:
@@ -114,6 +117,13 @@ class FeatureConfig:
             problems.append(f"preemphasis must be in [0, 1), got {self.preemphasis}")
         if self.min_speech_frames < 1:
             problems.append(f"min_speech_frames must be >= 1, got {self.min_speech_frames}")
+        try:
+            import scipy.signal
+
+            scipy.signal.get_window(self.window, 8)
+        except ValueError:
+            problems.append(f"window {printable(self.window)} is not one scipy.signal."
+                            "get_window knows; use e.g. 'hamming' or 'hann'")
         if problems:
             raise FeatureError("invalid feature config: " + "; ".join(problems))
 
@@ -143,6 +153,9 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+        if not isinstance(data, dict):
+            raise FeatureError(f"a feature config is a JSON object of settings ({{\"n_mfcc\": "
+                               f"20, ...}}), got {type(data).__name__} {printable(data)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -159,8 +172,6 @@ class FeatureConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FeatureError(f"feature config is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise FeatureError("feature config JSON must be an object")
         return cls.from_dict(data)
 
     @classmethod
@@ -199,3 +210,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     "wideband": {},
     "telephone": dict(sample_rate=8000, n_fft=256, n_mels=24, fmin=20.0, fmax=3700.0),
 }
+
+
+def _type_problems(config: FeatureConfig) -> list[str]:
+    """Each field of the wrong type (a string where a number goes, a bool for an int, a
+    non-finite number), from the annotations: a config comes from JSON a user wrote."""
+    problems = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kinds = set(str(field.type).replace(" ", "").split("|"))
+        if value is None and "None" in kinds:
+            continue
+        if "str" in kinds:
+            ok = isinstance(value, str)
+        elif "float" in kinds:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value))
+        else:  # int
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok:
+            want = "a string" if "str" in kinds else ("a finite number" if "float" in kinds
+                                                     else "an integer")
+            problems.append(f"{field.name} must be {want}"
+                            f"{' or null' if 'None' in kinds else ''}, got "
+                            f"{type(value).__name__} {printable(value)}")
+    return problems

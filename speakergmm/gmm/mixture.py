@@ -71,6 +71,10 @@ def default_chunk_size(n_components: int) -> int:
     return int(np.clip(_CHUNK_BYTES // (4 * max(1, n_components)), _MIN_CHUNK, _MAX_CHUNK))
 
 
+# The largest |μ - c|(1 + |μ - c|)/σ² a model may have: its float32 scoring kernel keeps
+# room for feature values and sums of D terms below float32's 3.4e38.
+_MAX_KERNEL = 1e30
+
 # |Σ w - 1| allowed for stored or given weights.
 _WEIGHT_TOL = 1e-6
 
@@ -447,6 +451,15 @@ class DiagGMM:
                         metadata=header["metadata"])
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from exc
+        recorded = header["metadata"].get("feature_config")
+        if recorded is not None:  # what the features will be checked against, checked first
+            from ..frontend.config import FeatureConfig
+
+            try:
+                FeatureConfig.from_dict(recorded)
+            except FeatureError as exc:
+                raise ModelError(f"{path}: the feature config it records is unusable ({exc}); "
+                                 "the file is damaged or was edited") from None
         model.file_header = {k: v for k, v in header.items() if k != "metadata"}
         return model
 
@@ -523,6 +536,16 @@ def _validate_params(weights, means, variances) -> tuple[np.ndarray, np.ndarray,
         raise ModelError(f"weights must be >= 0, min is {w.min():.3g}")
     if abs(w.sum() - 1.0) > _WEIGHT_TOL:
         raise ModelError(f"weights sum to {w.sum():.9g}, expected 1 (within {_WEIGHT_TOL:g})")
+    # Scoring runs in float32 on μ/σ², 1/σ² and μ²/σ²: finite but extreme parameters would
+    # overflow there and be taken for bad features.
+    with np.errstate(over="ignore"):
+        centred = mu - w @ mu
+        largest = float(np.max(np.abs(centred) * (1.0 + np.abs(centred)) / var))
+    if not largest < _MAX_KERNEL:
+        raise ModelError(f"parameters too extreme to score in float32 (|μ|/σ² and μ²/σ² up to "
+                         f"{largest:.3g}: means up to {np.abs(mu).max():.3g}, variances down to "
+                         f"{var.min():.3g}); the model is damaged, or was trained on "
+                         "unnormalised features")
     for arr in (w, mu, var):
         arr.setflags(write=False)
     return w, mu, var

@@ -230,5 +230,5 @@ def test_mismatches_and_bad_input_are_rejected(world, rng):
         ModelSet(ubm, np.zeros((2, K, D)), ids=["a", "a"])
     with pytest.raises(ValueError, match="unknown scoring method"):
         score(ubm, ms, X, method="fast")
-    with pytest.raises(ValueError, match="c must be"):
+    with pytest.raises(ValueError, match="must lie in 1..16"):
         score(ubm, ms, X, c=K + 1)

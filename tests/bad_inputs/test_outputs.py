@@ -14,16 +14,9 @@ from speakergmm.errors import SpeakerGMMError
 from conftest import make_data_dir, refused
 
 
-@pytest.fixture(scope="module")
-def feats(tmp_path_factory):
-    """A data directory and its feature archive."""
-    root = tmp_path_factory.mktemp("outputs")
-    data = make_data_dir(root)
-    for args in (["extract", data, root / "feats", "--audio-root", root, "-q"],
-                 ["train-ubm", root / "feats", "-c", "2", "-n", "1", "-o", root / "ubm.npz"]):
-        result = CliRunner().invoke(main, [str(a) for a in args])
-        assert result.exit_code == 0, result.output
-    return root, data, root / "feats"
+@pytest.fixture
+def feats(work):
+    return work, work / "data", work / "feats"
 
 
 def test_extract_into_its_own_data_directory(feats):
@@ -45,10 +38,10 @@ def test_extract_into_the_data_directory(feats):
             "DATA_DIR", roots=[root])
 
 
-def test_outputs_may_lie_inside_the_audio_root(feats, tmp_path):
-    root, data, _ = feats
-    result = CliRunner().invoke(main, ["extract", str(data), str(root / "feats2"),
-                                       "--audio-root", str(root), "-q"])
+def test_outputs_may_lie_inside_the_audio_root(tmp_path):
+    data = make_data_dir(tmp_path, n_spk=1, n_utt=1)
+    result = CliRunner().invoke(main, ["extract", str(data), str(tmp_path / "feats"),
+                                       "--audio-root", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
 
 

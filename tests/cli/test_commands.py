@@ -247,3 +247,31 @@ def test_train_ubm_is_the_same_model_whatever_jobs(speechocean_train_feats, tmp_
         assert result.exit_code == 0, result.output
         fingerprints.add(DiagGMM.load(out).fingerprint())
     assert len(fingerprints) == 1
+
+
+def test_sigterm_to_the_extract_parent_alone(tmp_path):
+    """SIGTERM sent to the parent only (as a job scheduler does): the pool is stopped, no
+    worker prints a traceback, exit status 130; the rerun completes the archive, equal to an
+    uninterrupted run."""
+    data = make_data_dir(tmp_path, n_spk=10, n_utt=20)
+    cmd = [sys.executable, "-m", "speakergmm", "extract", str(data), str(tmp_path / "feats"),
+           "--audio-root", str(tmp_path), "-j", "2", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "feats" / ".journal"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and not (journal.is_file() and journal.read_text().strip()):
+        assert time.monotonic() < deadline  # until the workers have finished a first batch
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ref = subprocess.run(cmd[:5] + [str(tmp_path / "ref")] + cmd[6:], capture_output=True,
+                         text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    a, b = read_features(tmp_path / "feats"), read_features(tmp_path / "ref")
+    assert sorted(a) == sorted(b) and len(a) == 200
+    for utt in a:
+        assert a[utt].tobytes() == b[utt].tobytes()

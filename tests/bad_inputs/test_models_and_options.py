@@ -1,0 +1,145 @@
+"""Model files, feature configs and options (issue 14): each bad one is refused with one
+line naming the file or option, the value and the fix, exit status 2, nothing written."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from speakergmm import _io
+from speakergmm.cli import main
+from speakergmm.errors import ModelError
+from speakergmm.frontend.config import FeatureConfig
+
+from conftest import refused
+
+
+def _resave(src, dst, metadata=None, **arrays):
+    """A copy of the UBM ``src`` with its metadata or arrays replaced."""
+    with np.load(src, allow_pickle=False) as npz:
+        contents = {k: npz[k] for k in npz.files}
+    header = json.loads(str(contents["metadata"]))
+    if metadata is not None:
+        header["metadata"] = metadata
+    contents["metadata"] = np.array(json.dumps(header))
+    contents.update(arrays)
+    np.savez(dst, **contents)
+    return dst
+
+
+def _ubm_meta(work):
+    with np.load(work / "ubm.npz", allow_pickle=False) as npz:
+        return json.loads(str(npz["metadata"]))["metadata"]
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda m: ["a", "list"], "metadata is a list"),
+    (lambda m: {**m, "feature_config": "window"}, "JSON object of settings"),
+    (lambda m: {**m, "feature_config": {**m["feature_config"], "window": "povey"}},
+     "window 'povey'"),
+    (lambda m: {**m, "feature_config": {**m["feature_config"], "n_mfcc": "20"}},
+     "n_mfcc must be an integer"),
+    (lambda m: {**m, "feature_config": {**m["feature_config"], "vad_threshold_db": None}},
+     "vad_threshold_db must be a finite number"),
+])
+def test_ubm_metadata(work, tmp_path, edit, says):
+    bad = _resave(work / "ubm.npz", tmp_path / "bad.npz", metadata=edit(_ubm_meta(work)))
+    for args in (["info", bad],
+                 ["stats", work / "feats", "--ubm", bad, "-o", tmp_path / "stats"],
+                 ["score", work / "trials", "--enroll", work / "feats", "--test", work / "feats",
+                  "--ubm", bad, "-o", tmp_path / "scores"]):
+        refused(args, str(bad), says, roots=[tmp_path, work])
+
+
+def test_extreme_but_finite_parameters_blame_the_model(work, tmp_path):
+    with np.load(work / "ubm.npz") as npz:
+        variances = npz["variances"].copy()
+    variances[1, 2] = 1e-300
+    bad = _resave(work / "ubm.npz", tmp_path / "bad.npz", variances=variances)
+    line = refused(["stats", work / "feats", "--ubm", bad, "-o", tmp_path / "stats"],
+                   str(bad), "too extreme", roots=[tmp_path, work])
+    assert "features" not in line.split("unnormalised")[0]
+
+
+def test_a_zip_bomb_is_not_decompressed(work, tmp_path):
+    bad = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("means.npy", "w", force_zip64=True) as fh:
+            block = bytes(16 << 20)
+            for _ in range(20):  # 320 MB of zeros, stored in a few hundred KB
+                fh.write(block)
+    refused(["info", bad], str(bad), "would decompress", roots=[tmp_path])
+
+
+def test_the_total_size_is_checked_from_the_directory(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    np.savez(path, a=np.zeros(1000))
+    monkeypatch.setattr(_io, "NPZ_MAX_BYTES", 4000)
+    with pytest.raises(ModelError, match="would take"):
+        _io.read_npz(path, ("a",), format_name="x", format_version=1)
+
+
+@pytest.mark.parametrize("config, says", [
+    ({"n_mfcc": "13"}, "n_mfcc must be an integer"),
+    ({"window": "povey"}, "window 'povey'"),
+    ({"vad_threshold_db": float("nan")}, "vad_threshold_db must be a finite number"),
+    ({"norm_window": True}, "norm_window must be an integer or null"),
+    (["n_mfcc", 13], "JSON object of settings"),
+    ("{", "not valid JSON"),
+])
+def test_extract_config(work, tmp_path, config, says):
+    path = tmp_path / "config.json"
+    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    refused(["extract", work / "data", tmp_path / "feats", "--config", path, "--audio-root",
+             work], says, roots=[tmp_path, work])
+
+
+def test_feature_config_types_in_the_api():
+    with pytest.raises(Exception, match="sample_rate must be an integer"):
+        FeatureConfig(sample_rate=16000.0)
+    assert FeatureConfig(fmax=None).fmax is None and FeatureConfig(lifter=22).lifter == 22
+
+
+@pytest.mark.parametrize("option", [["--threshold", "nan"], ["--threshold", "inf"],
+                                    ["--prior", "nan"]])
+def test_non_finite_numbers_on_the_command_line(work, tmp_path, option):
+    refused(["verify", "spk0", work / "audio" / "spk0-u0.wav", "--store", tmp_path / "s.db",
+             *option], option[0], "not a finite number", roots=[tmp_path, work])
+
+
+def test_top_c_above_the_number_of_components(work, tmp_path):
+    refused(["score", work / "trials", "--enroll", work / "feats", "--test", work / "feats",
+             "--ubm", work / "ubm.npz", "--top-c", "5", "-o", tmp_path / "scores"], "--top-c",
+            "1..4, got 5", roots=[tmp_path, work])
+
+
+def test_the_product_path_with_fewer_components_than_the_default_top_c(work, tmp_path):
+    """A UBM of 4 components and verify's default top-5: refused, or scored; never a
+    traceback."""
+    audio = work / "audio"
+    r = CliRunner().invoke(main, ["enroll", "spk0", str(audio / "spk0-u0.wav"), "--ubm",
+                                  str(work / "ubm.npz"), "--store", str(tmp_path / "s.db")])
+    assert r.exit_code in (0, 2) and r.exception is None or isinstance(r.exception, SystemExit)
+    r = CliRunner().invoke(main, ["verify", "spk0", str(audio / "spk0-u1.wav"), "--ubm",
+                                  str(work / "ubm.npz"), "--store", str(tmp_path / "s.db")])
+    assert r.exit_code in (0, 1, 2) and isinstance(r.exception, (SystemExit, type(None))), \
+        r.output
+
+
+def test_a_scores_file_that_is_not_utf8(work, tmp_path):
+    scores = tmp_path / "scores"
+    scores.write_bytes(b"spk0-u0 spk1-u1 1.0\nspk0-u0 spk0-u1 \xff\xfe2.0\n")
+    trials = tmp_path / "trials"
+    trials.write_text("spk0-u0 spk1-u1 nontarget\nspk0-u0 spk0-u1 target\n")
+    refused(["calibrate", scores, "--trials", trials, "-o", tmp_path / "cal.json"],
+            f"{scores}:2", "UTF-8", roots=[tmp_path, work])
+
+
+def test_an_empty_data_directory(tmp_path):
+    (tmp_path / "d").mkdir()
+    for name in ("wav.scp", "utt2spk"):
+        (tmp_path / "d" / name).write_text("")
+    refused(["extract", tmp_path / "d", tmp_path / "feats"], "utt2spk", "no utterances",
+            roots=[tmp_path])
