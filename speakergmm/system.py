@@ -100,8 +100,11 @@ class System:
                              "with this UBM (speakergmm train-channel)")
         if (cohort_means is None) != (len(cohort_frames) == 0):
             raise ModelError("an S-norm cohort needs both its models and its recordings")
-        if not 1 <= int(c) <= ubm.n_components:
-            raise ModelError(f"top-C of {c} for a UBM of {ubm.n_components} components")
+        if int(c) < 1:
+            raise ModelError(f"top-C must be at least 1, got {c}")
+        # top-C with C >= K is the full LLR: a UBM of fewer components than the default C
+        # (a toy or test UBM) is scored in full rather than refused
+        c = min(int(c), ubm.n_components)
         # The cohort is held at the precision it is saved in (float16: the same EER as
         # float32 on the speechocean762 dev protocol, half the size), so that a system
         # scores the same before and after it is written (build_system rounds the channel).
