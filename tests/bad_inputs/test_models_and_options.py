@@ -143,3 +143,17 @@ def test_an_empty_data_directory(tmp_path):
         (tmp_path / "d" / name).write_text("")
     refused(["extract", tmp_path / "d", tmp_path / "feats"], "utt2spk", "no utterances",
             roots=[tmp_path])
+
+
+def test_an_archive_of_another_feature_config(work, tmp_path):
+    """(The replay reported exit status 1 here; it is 2, with the archive named.)"""
+    config = tmp_path / "c.json"
+    config.write_text('{"n_mfcc": 13}')
+    r = CliRunner().invoke(main, ["extract", str(work / "data"), str(tmp_path / "feats13"),
+                                  "--audio-root", str(work), "--config", str(config), "-q"])
+    assert r.exit_code == 0, r.output
+    for jobs in ("1", "2"):
+        refused(["score", work / "trials", "--enroll", work / "feats", "--test",
+                 tmp_path / "feats13", "--ubm", work / "ubm.npz", "--top-c", "2", "-j", jobs,
+                 "-o", tmp_path / "scores"], str(tmp_path / "feats13"),
+                "another feature config", roots=[tmp_path, work])
