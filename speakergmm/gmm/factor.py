@@ -245,10 +245,11 @@ def minus_scaled(F, N, Y):
 
 
 @functools.lru_cache(maxsize=8)
-def _triangle(R: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices into (R, R) of the upper triangle, row by row, and of its mirror."""
+def _triangle(R: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat indices into (R, R) of the upper triangle, row by row, and of its mirror; then
+    its row and column indices."""
     i, j = np.triu_indices(R)
-    return i * R + j, j * R + i
+    return i * R + j, j * R + i, i, j
 
 
 def packed_size(R: int) -> int:
@@ -264,7 +265,7 @@ def pack(M: np.ndarray) -> np.ndarray:
 
 def unpack(packed: np.ndarray, R: int) -> np.ndarray:
     """The symmetric matrices of packed upper triangles, (..., R(R+1)/2) -> (..., R, R)."""
-    upper, mirror = _triangle(R)
+    upper, mirror, _, _ = _triangle(R)
     out = np.empty(packed.shape[:-1] + (R * R,))
     out[..., upper] = packed
     out[..., mirror] = packed
@@ -370,7 +371,7 @@ def posterior_terms(N: np.ndarray, centred: np.ndarray, V: np.ndarray, VtV: np.n
     x = np.empty((h, R))
     a = np.zeros((N.shape[1], packed_size(R)))
     second = np.zeros(packed_size(R))
-    i, j = np.triu_indices(R)
+    _, _, i, j = _triangle(R)
     objective = 0.0
     for rows in row_chunks(h, R):
         x_r, cov, b, logdet = posteriors(N[rows], centred[rows], V, VtV)
