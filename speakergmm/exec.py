@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import functools
 import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -133,7 +135,11 @@ class ProcessExecutor(Executor):
     @contextlib.contextmanager
     def start(self, state=None, *, blas_threads=None):
         ctx = multiprocessing.get_context(self.start_method)
-        pool = ctx.Pool(self.n_workers, initializer=_worker_init, initargs=(state,))
+        # A worker dies with the thread that started it (Linux), so only workers started by
+        # this process's main thread ask to (a fork server's are not this process's).
+        parent = (os.getpid() if threading.current_thread() is threading.main_thread()
+                  and self.start_method != "forkserver" else None)
+        pool = ctx.Pool(self.n_workers, initializer=_worker_init, initargs=(state, parent))
         try:
             yield _PoolSession(pool, self.n_workers)
             pool.close()
@@ -307,8 +313,10 @@ def get_executor(executor: Executor | int | None = None, *,
 _worker_state: Any = None
 
 
-def _worker_init(state) -> None:
+def _worker_init(state, parent: int | None = None) -> None:
     global _worker_state, _in_worker
+    if parent is not None:
+        _die_with(parent)
     _worker_state = state
     _in_worker = True
     # Ctrl-C reaches the whole process group: the parent stops the pool, and workers must
@@ -317,6 +325,20 @@ def _worker_init(state) -> None:
     # the parent's SIGTERM handler (the CLI's) raises: a worker the pool stops just ends
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _blas_limit(1).__enter__()  # for the worker's lifetime
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when ``parent`` dies, even by SIGKILL (the OOM killer, ``kill -9``):
+    an orphan would go on writing part files into an archive that the next run is
+    resuming, and then wait forever for a pool that is gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _worker_call(task):

@@ -96,3 +96,54 @@ def test_extraction_and_scoring_under_every_start_method(tmp_path, method, rng):
     trials = Trials(np.repeat(["spk0", "spk1"], len(tests)), np.tile(tests, 2))
     np.testing.assert_array_equal(score_trial_list(ubm, trials, models, b, executor=ex),
                                   score_trial_list(ubm, trials, models, a))
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from speakergmm.exec import ProcessExecutor
+
+def work(state, item):
+    with open(os.path.join(state, f"worker-{os.getpid()}"), "w"):
+        pass
+    time.sleep(60)
+
+if __name__ == "__main__":
+    with ProcessExecutor(2, start_method=sys.argv[2]).start(sys.argv[1]) as session:
+        list(session.map(work, range(2)))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_workers_die_with_a_parent_killed_outright(tmp_path, method):
+    """SIGKILL to the parent (the OOM killer, kill -9) ends its workers at once, even in
+    the middle of a task: an orphan would go on writing into a folder that the next run
+    is resuming."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "orphans.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), method])
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("worker-*"))) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 5  # well before the tasks' 60 s sleep ends
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [w for w in workers if _running(w)]
+        time.sleep(0.05)
+    assert not alive
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

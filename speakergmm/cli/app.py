@@ -119,6 +119,12 @@ class Finite(click.FloatRange):
             self.fail(f"{value} is not a finite number.", param, ctx)
         return value
 
+    def _describe_range(self) -> str:
+        # click would show an unbounded range as "[x<=None]" in --help
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 # Inputs that may hold outputs: roots audio paths are resolved against, which often hold
 # the work folder too.

@@ -35,21 +35,32 @@ _META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatab
 @writes("output")
 def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, subsample, seed,
                   jobs, output, meta) -> None:
-    """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config)."""
+    """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config).
+
+    A run that is interrupted (Ctrl-C, kill, crash) leaves a hidden resume file beside the
+    output; the same command again continues after the last finished iteration and gives
+    the same model bit for bit."""
     from ..frontend.archive import ArchiveSet
     from ..gmm.ubm import train_ubm
 
     extra = _meta(meta)
     features = ArchiveSet(feats_dirs)
+    # A run killed (or stopped) part way resumes after its last finished iteration.
+    checkpoint = output.with_name(f".{output.name}.resume.npz")
     click.echo(f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
                f"K={components}", err=True)
     model = train_ubm(features, n_components=components, n_iterations=iterations, init=init,
                       split_iterations=split_iterations, subsample=subsample, seed=seed,
                       jobs=jobs, metadata={**extra, "feature_config": features.config.to_dict(),
                                            "data": [str(d) for d in feats_dirs]},
-                      progress=lambda report: click.echo(str(report), err=True))
+                      progress=lambda report: click.echo(str(report), err=True),
+                      checkpoint=checkpoint)
     model.save(output)
+    checkpoint.unlink(missing_ok=True)
     record = model.metadata["training"]
+    if "resumed_after_iteration" in record:
+        click.echo(f"resumed after iteration {record['resumed_after_iteration']} of an "
+                   "interrupted run", err=True)
     click.echo(f"wrote {output}: K={model.n_components}, D={model.dim}, {record['frames']} "
                f"frames, final avg log-likelihood "
                f"{record['avg_llk_per_iteration'][-1]:.5f}, {record['seconds']:.1f} s")

@@ -27,6 +27,10 @@ heaviest component, and reported in the training record.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from .._io import read_npz, write_npz
 from .._version import __version__
 from ..constants import UBM_INITS
-from ..errors import FeatureError, SpeakerGMMError
+from ..errors import FeatureError, ModelError, SpeakerGMMError
 from ..exec import Executor, get_executor
 from .mixture import DiagGMM
 from .stats import GMMStats
@@ -84,6 +89,7 @@ def train_ubm(
     metadata: Mapping[str, Any] | None = None,
     progress: Callable[[IterationReport], None] | None = None,
     executor: Executor | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> DiagGMM:
     """Train a diagonal-covariance UBM by EM.
 
@@ -124,6 +130,13 @@ def train_ubm(
     executor : Executor, optional
         Where the shards' statistics are computed (:mod:`speakergmm.exec`); default:
         ``jobs`` local processes. The result does not depend on it.
+    checkpoint : path-like, optional
+        Resume file. After every step (split, initialisation, EM iteration) the model so
+        far and the training record are written there atomically; a later call with the
+        same data, settings and ``checkpoint`` starts after the last finished step and gives
+        the same model bit for bit (its record says ``resumed_after_iteration``). A file
+        made by other data or settings, or unreadable, is ignored and overwritten. The
+        caller removes it once the model is saved (``speakergmm train-ubm`` does).
 
     Returns
     -------
@@ -151,8 +164,19 @@ def train_ubm(
             f"{max(1, frames // MIN_FRAMES_PER_COMPONENT)} components, more data, or a smaller "
             "subsampling factor")
     rng = np.random.default_rng(seed)
-    reports: list[IterationReport] = []
-    reseeded_all: list[dict[str, int]] = []
+    ops = _schedule(n_components, init, split_iterations, n_iterations)
+    resume = _Checkpoint(checkpoint, {
+        "components": n_components, "iterations": n_iterations, "init": init,
+        "split_iterations": split_iterations, "seed": seed, "subsample": subsample,
+        "variance_floor": variance_floor, "min_weight": min_weight,
+        "kmeans_frames": kmeans_frames, "shard_frames": shard_frames, "chunk_size": chunk_size,
+        "frames": frames, "dim": dim, "data": _identity(source, shards),
+        "metadata": json.dumps(metadata or {}, sort_keys=True, default=str)})
+    state = resume.load()
+    done = state["done"] if state else 0
+    reports = [IterationReport(**r) for r in state["reports"]] if state else []
+    reseeded_all: list[dict[str, int]] = state["reseeded"] if state else []
+    previous, last_stage = (state["previous"], state["last_stage"]) if state else (None, None)
 
     executor = get_executor(executor or jobs, n_items=len(shards))
     with executor.start((source, chunk_size)) as session:
@@ -163,14 +187,22 @@ def train_ubm(
                 total = total + part
             return total
 
-        glob = stats_of(DiagGMM(np.ones(1), np.zeros((1, dim)), np.ones((1, dim))))
-        mean = glob.f[0] / glob.n[0]
-        var = np.maximum(glob.s[0] / glob.n[0] - mean**2, 1e-10)
-        floor = variance_floor * var
+        if state:
+            model, floor = state["model"], state["floor"]
+        else:
+            glob = stats_of(DiagGMM(np.ones(1), np.zeros((1, dim)), np.ones((1, dim))))
+            mean = glob.f[0] / glob.n[0]
+            var = np.maximum(glob.s[0] / glob.n[0] - mean**2, 1e-10)
+            floor = variance_floor * var
+            model = DiagGMM(np.ones(1), mean[None], var[None])
 
-        def em(model: DiagGMM, stage: str, count: int) -> DiagGMM:
-            previous = None
-            for _ in range(count):
+        for i, (op, arg) in enumerate(ops[done:], start=done):
+            if op == "split":
+                model, last_stage = _split(model, arg, floor), None
+            elif op == "kmeans++":
+                model = _kmeanspp_init(source, shards, arg, kmeans_frames, rng, floor)
+                last_stage = None
+            else:
                 t0 = time.perf_counter()
                 stats = stats_of(model)
                 avg = stats.llk / stats.frames
@@ -180,23 +212,16 @@ def train_ubm(
                     model, pairs = _reseed(model, starved)
                     reseeded_all.extend({"iteration": len(reports) + 1, "component": int(k),
                                          "split_from": int(j)} for k, j in pairs)
-                report = IterationReport(stage, len(reports) + 1, model.n_components, avg,
-                                         None if previous is None else avg - previous,
+                change = avg - previous if last_stage == arg and previous is not None else None
+                report = IterationReport(arg, len(reports) + 1, model.n_components, avg, change,
                                          time.perf_counter() - t0, [int(k) for k in starved])
-                previous = avg
+                previous, last_stage = avg, arg
                 reports.append(report)
-                if progress:
-                    progress(report)
-            return model
-
-        if init == "split":
-            model = DiagGMM(np.ones(1), mean[None], var[None])
-            while model.n_components < n_components:
-                model = _split(model, min(2 * model.n_components, n_components), floor)
-                model = em(model, "split", split_iterations)
-        else:
-            model = _kmeanspp_init(source, shards, n_components, kmeans_frames, rng, floor)
-        model = em(model, "em", n_iterations)
+            resume.save(model, floor, {
+                "done": i + 1, "reports": [dataclasses.asdict(r) for r in reports],
+                "reseeded": reseeded_all, "previous": previous, "last_stage": last_stage})
+            if progress and op == "em":
+                progress(reports[-1])
 
     record = {
         "components": n_components, "iterations": n_iterations, "init": init,
@@ -207,9 +232,71 @@ def train_ubm(
         "reseeded": reseeded_all, "seconds": round(time.perf_counter() - started, 3),
         "library_version": __version__,
     }
+    if state:
+        record["resumed_after_iteration"] = len(state["reports"])
     meta = dict(metadata or {})
     meta["training"] = record
     return DiagGMM(model.weights, model.means, model.variances, metadata=meta)
+
+
+# --- the schedule of steps, and resuming it -----------------------------------------------
+
+def _schedule(n_components: int, init: str, split_iterations: int,
+              n_iterations: int) -> list[tuple[str, Any]]:
+    """The training as a flat list of steps: ``("split", K)``, ``("kmeans++", K)`` or
+    ``("em", stage)``; a checkpoint records how many are done."""
+    ops: list[tuple[str, Any]] = []
+    if init == "split":
+        k = 1
+        while k < n_components:
+            k = min(2 * k, n_components)
+            ops += [("split", k)] + [("em", "split")] * split_iterations
+    else:
+        ops.append(("kmeans++", n_components))
+    return ops + [("em", "em")] * n_iterations
+
+
+def _identity(source: "_Source", shards: list[list[int]]) -> str:
+    """A digest of the utterances and of how they are grouped (their order and sizes)."""
+    h = hashlib.sha256(json.dumps(shards).encode())
+    if source.keys is not None:
+        h.update("\n".join(map(str, source.keys)).encode())
+    return h.hexdigest()
+
+
+class _Checkpoint:
+    """The resume file of one training run: written after every step, read once."""
+
+    _FORMAT = "speakergmm.ubm-checkpoint"
+
+    def __init__(self, path: str | os.PathLike | None, settings: dict):
+        self.path, self.settings = path, settings
+
+    def load(self) -> dict | None:
+        """The saved state (with ``model`` and ``floor``), or None when there is no file,
+        it cannot be read, or another run (other data or settings) wrote it."""
+        if self.path is None or not os.path.isfile(self.path):
+            return None
+        try:
+            arrays, header = read_npz(self.path, ("weights", "means", "variances", "floor"),
+                                      format_name=self._FORMAT, format_version=1,
+                                      what="UBM checkpoint")
+            meta = header["metadata"]
+            if meta.get("settings") != self.settings:
+                return None
+            state = dict(meta["state"])
+            state["model"] = DiagGMM(arrays["weights"], arrays["means"], arrays["variances"])
+            state["floor"] = arrays["floor"]
+            return state
+        except (ModelError, SpeakerGMMError, KeyError, TypeError, ValueError):
+            return None
+
+    def save(self, model: DiagGMM, floor: np.ndarray, state: dict) -> None:
+        if self.path is not None:
+            write_npz(self.path, {"weights": model.weights, "means": model.means,
+                                  "variances": model.variances, "floor": floor},
+                      format_name=self._FORMAT, format_version=1,
+                      metadata={"settings": self.settings, "state": state})
 
 
 # --- data sources and the statistics map ------------------------------------------------

@@ -25,6 +25,21 @@ def test_version():
     assert result.exit_code == 0 and __version__ in result.output
 
 
+def _commands(group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_every_help_page_reads_cleanly():
+    """No help page shows a placeholder such as "[x<=None]" (an unbounded range)."""
+    for path in _commands(main):
+        result = CliRunner().invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "None]" not in result.output and "None," not in result.output, (path, result.output)
+
+
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "speakergmm", "--help"], capture_output=True,
                          text=True, check=True)

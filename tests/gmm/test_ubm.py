@@ -134,6 +134,50 @@ def test_subsample_and_generators():
         train_ubm(42, n_components=2)
 
 
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("init", ["split", "kmeans++"])
+def test_interrupted_training_resumes_to_the_same_model(tmp_path, init):
+    """Stopped after every single EM iteration in turn, the training resumes from its
+    checkpoint each time and ends with the uninterrupted model, bit for bit, and the same
+    record of iterations."""
+    rng = np.random.default_rng(0)
+    data = {f"u{i}": (rng.standard_normal((300, 3)) + i % 3).astype(np.float32)
+            for i in range(30)}
+    kw = dict(n_components=5, n_iterations=3, init=init, shard_frames=2000)
+    want = train_ubm(data, **kw)
+    checkpoint = tmp_path / "resume.npz"
+
+    def stop(report):
+        raise _Stop
+
+    runs = 0
+    while True:
+        runs += 1
+        try:
+            got = train_ubm(data, **kw, checkpoint=checkpoint, progress=stop)
+            break
+        except _Stop:
+            continue
+    record, wanted = got.metadata["training"], want.metadata["training"]
+    assert runs == len(wanted["avg_llk_per_iteration"]) + 1
+    assert got.fingerprint() == want.fingerprint()
+    assert record["avg_llk_per_iteration"] == wanted["avg_llk_per_iteration"]
+    assert record["resumed_after_iteration"] == runs - 1
+    # other settings, or other data: the checkpoint is not theirs, and is ignored
+    other = train_ubm(data, **{**kw, "n_iterations": 4}, checkpoint=checkpoint)
+    assert "resumed_after_iteration" not in other.metadata["training"]
+    assert other.fingerprint() == train_ubm(data, **{**kw, "n_iterations": 4}).fingerprint()
+    fewer = dict(list(data.items())[:-1])
+    assert "resumed_after_iteration" not in train_ubm(
+        fewer, **{**kw, "n_iterations": 4}, checkpoint=checkpoint).metadata["training"]
+    # an unreadable checkpoint is ignored too
+    checkpoint.write_bytes(b"PK\x03\x04 cut short")
+    assert train_ubm(data, **kw, checkpoint=checkpoint).fingerprint() == want.fingerprint()
+
+
 def test_trains_from_an_archive_and_cli(tmp_path):
     from conftest import make_data_dir
 
