@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 import sqlite3
@@ -553,12 +554,18 @@ class SpeakerStore:
     def _rows(self, sql: str, args: tuple = ()) -> Iterator[sqlite3.Row]:
         conn = self._connect(create=False)
         try:
-            yield from conn.execute(sql, args)
+            cursor = conn.execute(sql, args)
+            row = next(cursor, None)
+            while row is not None:
+                # (not ``yield from``: closing a generator left half-read would close the
+                # cursor, and fail once the connection is closed)
+                yield row
+                row = next(cursor, None)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot read the store ({exc})") from None
 
-    @staticmethod
-    def _info_from_row(row, ubm_fingerprint: str) -> SpeakerInfo:
+    def _info_from_row(self, row, ubm_fingerprint: str) -> SpeakerInfo:
+        self._check_row(row)
         return SpeakerInfo(row["id"], row["utterances"], row["seconds"], row["frames"],
                            ubm_fingerprint, row["relevance"], tuple(row["adapt"].split(",")),
                            row["created"], row["updated"])
@@ -577,9 +584,21 @@ class SpeakerStore:
                              "is not two positive integers: the store is damaged") from None
         return k, d
 
+    def _check_row(self, row) -> None:
+        """StoreError naming the speaker when a value of its row (those ``row`` holds) is not
+        what enrollment writes: a damaged or hand-edited record."""
+        columns = row.keys()
+        for column, ok in _ROW_CHECKS.items():
+            if column in columns and not ok(row[column]):
+                raise StoreError(
+                    f"{self.path}: speaker {printable(row['id'])} has a damaged record "
+                    f"({column} = {printable(row[column])[:60]}); remove it ('speakergmm "
+                    "speakers remove ID') and enroll it again")
+
     def _statistics(self, row, k: int, d: int, *, second: bool = True):
         """A row's zeroth, first (and second) order statistics, checked against the store's
         shape: StoreError naming the speaker for a truncated or foreign blob."""
+        self._check_row(row)
         dtype = _dtype(row["adapt"])
         wanted = {"stat_n": (dtype, (k,)), "stat_f": (dtype, (k, d))}
         if second and (row["stat_s"] is not None or "variances" in row["adapt"]):
@@ -773,6 +792,26 @@ def _check_system(path, bound: dict | None, system: dict | None) -> None:
 def _forget_trials(conn: sqlite3.Connection, speaker_id: str) -> None:
     """A speaker's calibration trials, as recording owner or as model, are deleted."""
     conn.execute("DELETE FROM trials WHERE speaker=? OR model=?", (speaker_id, speaker_id))
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+# What each scalar column of a speaker's row must hold (the blobs are checked by shape).
+_ROW_CHECKS = {
+    "id": lambda v: isinstance(v, str) and v != "",
+    "relevance": lambda v: _number(v) and v > 0,
+    "adapt": lambda v: isinstance(v, str) and bool(v) and len(set(v.split(","))) == len(
+        v.split(",")) and set(v.split(",")) <= {"means", "weights", "variances"},
+    "stat_llk": lambda v: _number(v) or (isinstance(v, float) and v == -math.inf),
+    "frames": lambda v: isinstance(v, int) and v >= 0,
+    "utterances": lambda v: isinstance(v, int) and v >= 0,
+    "seconds": lambda v: _number(v) and v >= 0,
+    "created": lambda v: isinstance(v, str),
+    "updated": lambda v: isinstance(v, str),
+}
 
 
 def _dtype(adapt) -> str:

@@ -8,6 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import settings
+
+# Fuzzing (tests/fuzz and other property tests): a short run in CI, a long one on demand
+# with --hypothesis-profile=long. No deadline: the machine is shared and its speed varies.
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile("long", max_examples=20_000, deadline=None)
+settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 

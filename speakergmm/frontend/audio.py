@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioError
+from .signal import sample_problem
 
 __all__ = ["load", "load_pipe", "resample", "duration", "SAMPLE_RATES"]
 
@@ -177,9 +178,9 @@ def _finish(y: np.ndarray, native_sr: int, sr: int | None, src: str) -> tuple[np
     if y.shape[0] == 0:
         raise AudioError(f"{src}: audio is empty (0 samples)")
     y = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32)
-    if not np.isfinite(y).all():
-        bad = int(np.count_nonzero(~np.isfinite(y)))
-        raise AudioError(f"{src}: {bad} non-finite sample(s) (NaN or inf); the file is corrupt")
+    problem = sample_problem(y)
+    if problem:
+        raise AudioError(f"{src}: {problem}")
     y = np.ascontiguousarray(y)
     if sr is not None and sr != native_sr:
         return resample(y, orig_sr=native_sr, target_sr=sr), sr

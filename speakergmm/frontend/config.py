@@ -181,6 +181,9 @@ class FeatureConfig:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise FeatureError(f"{path}: cannot read feature config ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise FeatureError(f"{path}: a feature config is UTF-8 JSON; byte {exc.start} is "
+                               "not UTF-8") from None
         try:
             return cls.from_json(text)
         except FeatureError as exc:

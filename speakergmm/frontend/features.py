@@ -24,7 +24,7 @@ from .._io import atomic_write
 from ..errors import FeatureError
 from .cmvn import normalize
 from .config import PRESETS, FeatureConfig
-from .signal import frame_signal
+from .signal import frame_signal, sample_problem
 from .vad import energy_vad, frame_energy_db
 
 __all__ = ["FeatureConfig", "extract_features", "mfcc", "deltas", "preemphasis",
@@ -242,6 +242,9 @@ def extract_features(
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise FeatureError(f"{label}: expected a mono signal of shape (n,), got {y.shape}")
+    problem = sample_problem(y)
+    if problem:
+        raise FeatureError(f"{label}: {problem}")
     if sr != config.sample_rate:
         y = resample(y, orig_sr=sr, target_sr=config.sample_rate)
     n_frames = config.n_frames(len(y))

@@ -4,7 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["frame_signal"]
+__all__ = ["frame_signal", "sample_problem", "MAX_AMPLITUDE"]
+
+#: The largest sample magnitude taken: any PCM scale (a float file holding int32 values
+#: reaches 2^31). Beyond it the power spectrum overflows float32 and every feature is NaN;
+#: such values come from corrupt or wrongly scaled files, not from microphones.
+MAX_AMPLITUDE = 2.0**31
+
+
+def sample_problem(y: np.ndarray) -> str | None:
+    """What is wrong with a signal's samples (non-finite, or beyond :data:`MAX_AMPLITUDE`),
+    or None."""
+    finite = np.isfinite(y)
+    if not finite.all():
+        return (f"{int(np.count_nonzero(~finite))} non-finite sample(s) (NaN or inf); the "
+                "file is corrupt")
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > MAX_AMPLITUDE:
+        return (f"samples reach {peak:.3g}, beyond any PCM scale ({MAX_AMPLITUDE:.3g}); the "
+                "file is corrupt or wrongly scaled")
+    return None
 
 
 def frame_signal(y: np.ndarray, *, frame_length: int, hop_length: int, left: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Audio (issue 14): damaged headers are refused before any decoding or resampling."""
 
+import re
 import struct
 
 import numpy as np
@@ -37,3 +38,37 @@ def test_the_cli_names_the_file(work, tmp_path):
     path = _wav(tmp_path / "one_hz.wav", 1)
     refused(["enroll", "spk0", path, "--ubm", work / "ubm.npz", "--store",
              tmp_path / "s.db"], str(path), "1 Hz", roots=[tmp_path, work])
+
+
+@pytest.mark.parametrize("peak, says", [(1e29, "samples reach 1e+29"), (np.inf, "non-finite"),
+                                        (np.nan, "non-finite")])
+def test_float_files_with_absurd_samples_are_named(work, tmp_path, peak, says):
+    """A float WAV holding 1e29 made NaN features and "no speech found" (found by
+    tests/fuzz); NaN and inf are named as such."""
+    import soundfile as sf
+
+    from conftest import SR, voice
+
+    y = voice(3, 0).astype(np.float64)
+    y[1000] = peak
+    path = tmp_path / "absurd.wav"
+    sf.write(path, y, SR, subtype="DOUBLE")
+    with pytest.raises(AudioError, match=re.escape(says)):
+        load(path)
+    refused(["enroll", "spk0", path, "--ubm", work / "ubm.npz", "--store",
+             tmp_path / "s.db"], str(path), says, roots=[tmp_path, work])
+
+
+def test_float_files_at_a_pcm_scale_are_taken(tmp_path):
+    """A float file holding int16 values (±32768) is not corrupt: it is read as it is."""
+    import soundfile as sf
+
+    from speakergmm.frontend.features import FeatureConfig, extract_features
+
+    from conftest import SR, voice
+
+    path = tmp_path / "scaled.wav"
+    sf.write(path, voice(3, 0) * 32768.0, SR, subtype="FLOAT")
+    y, _ = load(path)
+    assert np.abs(y).max() > 1000
+    assert np.isfinite(extract_features(y=y, sr=SR, config=FeatureConfig())).all()

@@ -88,10 +88,14 @@ def test_the_total_size_is_checked_from_the_directory(tmp_path, monkeypatch):
     ({"norm_window": True}, "norm_window must be an integer or null"),
     (["n_mfcc", 13], "JSON object of settings"),
     ("{", "not valid JSON"),
+    (b'{"n_mfcc": 13\xff}', "byte 13 is not UTF-8"),  # found by tests/fuzz
 ])
 def test_extract_config(work, tmp_path, config, says):
     path = tmp_path / "config.json"
-    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    if isinstance(config, bytes):
+        path.write_bytes(config)
+    else:
+        path.write_text(config if isinstance(config, str) else json.dumps(config))
     refused(["extract", work / "data", tmp_path / "feats", "--config", path, "--audio-root",
              work], says, roots=[tmp_path, work])
 

@@ -105,6 +105,22 @@ def test_a_truncated_blob_names_the_speaker_and_the_fix(enrolled, tmp_path):
                 roots=[tmp_path])
 
 
+@pytest.mark.parametrize("column, value", [
+    ("relevance", "x''"), ("relevance", "0"), ("adapt", "'means,colour'"),
+    ("adapt", "''"), ("frames", "-3"), ("utterances", "1.5"), ("seconds", "'long'"),
+])  # found by tests/fuzz (a blob for the relevance was a ValueError traceback)
+def test_a_damaged_record_names_the_speaker_and_the_fix(enrolled, tmp_path, column, value):
+    ubm, store, audio = _copy(enrolled, tmp_path)
+    _edit(store, f"UPDATE speakers SET {column}={value} WHERE id='spk1'")
+    readers = _readers(ubm, store, audio)
+    readers[1][1] = "spk1"
+    if column in ("frames", "utterances", "seconds"):  # not needed to score
+        readers = readers[:1] + [["speakers", "--store", store, "show", "spk1"]]
+    for args in readers:
+        refused(args, "speaker 'spk1' has a damaged record", column, "speakers remove",
+                roots=[tmp_path])
+
+
 @pytest.mark.parametrize("components", ["7", "x", "-1"])
 def test_a_wrong_component_count(enrolled, tmp_path, components):
     ubm, store, audio = _copy(enrolled, tmp_path)
