@@ -164,19 +164,20 @@ class System:
 
         Warns :class:`BandMismatch` for audio sampled below the system's rate.
         """
-        from .frontend.audio import load, resample
-        from .frontend.features import extract_features
+        from .frontend.audio import AudioBlocks
+        from .frontend.features import features_from_blocks
 
-        y, native = load(path)
         rate = self.config.sample_rate
+        audio = AudioBlocks(path, sr=rate)
+        native = audio.native_rate
         if native < rate:
             warnings.warn(f"{path}: {native} Hz audio for a system of {rate} Hz features: "
                           f"nothing above {native // 2} Hz was recorded, and upsampling does "
                           f"not bring it back, so its scores mislead; score it with a system "
                           f"for {native} Hz audio (--system telephone for 8 kHz)",
                           BandMismatch, stacklevel=3)
-        x = extract_features(y=resample(y, orig_sr=native, target_sr=rate), sr=rate,
-                             config=self.config, name=str(path))
+        with audio:
+            x, _, _ = features_from_blocks(audio, config=self.config, name=str(path))
         return x if self.channel is None else self.channel.compensate(x)
 
     def seconds(self, frames: int) -> float:

@@ -355,8 +355,8 @@ def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: Feature
 
     Returns ``(utt, _Done)`` for each utterance done and ``(utt, reason)`` for each failure.
     """
-    from .audio import load, load_pipe
-    from .features import extract_features
+    from .audio import AudioBlocks
+    from .features import features_from_blocks
 
     results: list = []
     pending: list[tuple[str, np.ndarray, float, int]] = []
@@ -368,7 +368,9 @@ def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: Feature
             return
         name = f"part-{uuid.uuid4().hex[:16]}.npy"
         with atomic_write(out / _FEATS / name, "wb") as fh:
-            np.save(fh, np.concatenate([p[1] for p in pending]), allow_pickle=False)
+            # (one long recording is saved as it is, not copied)
+            np.save(fh, pending[0][1] if len(pending) == 1 else
+                    np.concatenate([p[1] for p in pending]), allow_pickle=False)
         row = 0
         for utt, feats, seconds, total in pending:
             results.append((utt, (name, row, row + len(feats), round(seconds, 4), total)))
@@ -377,18 +379,18 @@ def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: Feature
 
     for utt, ref in batch:
         try:
-            reader = load_pipe if ref.is_pipe else load
-            y, sr = reader(ref.path_or_command, sr=config.sample_rate, offset=ref.start,
-                           duration=ref.duration)
-            feats, speech = extract_features(y=y, sr=sr, config=config, name=utt,
-                                             return_vad=True)
+            # decoded, resampled and framed in blocks: a long recording is never held whole
+            audio = AudioBlocks(ref.path_or_command, sr=config.sample_rate, offset=ref.start,
+                                duration=ref.duration, pipe=ref.is_pipe)
+            with audio:
+                feats, speech, samples = features_from_blocks(audio, config=config, name=utt)
         except SpeakerGMMError as exc:
             results.append((utt, _one_line(str(exc))))
             continue
         except Exception as exc:  # a bug or an unforeseen input: recorded, never dropped
             results.append((utt, _one_line(f"{type(exc).__name__}: {exc}")))
             continue
-        pending.append((utt, feats, len(y) / sr, int(speech.size)))
+        pending.append((utt, feats, samples / config.sample_rate, int(speech.size)))
         size += feats.nbytes
         if size >= _PART_BYTES:
             flush()

@@ -17,9 +17,10 @@ __all__ = ["cmvn", "sliding_cmvn", "feature_warping", "normalize", "NORMALISATIO
 # A standard deviation below this is a constant dimension (digital silence, a muted
 # channel): dividing by it would blow rounding noise up to unit variance.
 _MIN_STD = 1e-5
+_CHUNK = 1 << 16  # frames (11 minutes at 10 ms)
 
 
-def cmvn(x: np.ndarray, *, variance: bool = True) -> np.ndarray:
+def cmvn(x: np.ndarray, *, variance: bool = True, overwrite: bool = False) -> np.ndarray:
     """Per-utterance cepstral mean (and variance) normalisation.
 
     Parameters
@@ -27,15 +28,25 @@ def cmvn(x: np.ndarray, *, variance: bool = True) -> np.ndarray:
     x : np.ndarray [shape=(frames, dims)]
     variance : bool
         Also scale each dimension to unit variance.
+    overwrite : bool
+        Normalise ``x`` itself (its memory is reused) instead of a copy.
 
     Returns
     -------
     np.ndarray [shape=(frames, dims)]
     """
     mean = x.mean(axis=0, dtype=np.float64)
-    out = x - mean.astype(x.dtype)
+    if overwrite:
+        x -= mean.astype(x.dtype)
+        out = x
+    else:
+        out = x - mean.astype(x.dtype)
     if variance:
-        std = np.sqrt(np.mean(np.square(out, dtype=np.float64), axis=0))
+        # squares summed a chunk of frames at a time: a float64 copy of a long recording's
+        # features would double its memory (hours of audio)
+        sq = sum(np.square(out[b:b + _CHUNK], dtype=np.float64).sum(axis=0)
+                 for b in range(0, len(out), _CHUNK)) if len(out) else np.zeros(x.shape[1])
+        std = np.sqrt(sq / max(len(out), 1))
         out /= np.maximum(std, _MIN_STD).astype(x.dtype)
     return out
 
@@ -116,16 +127,18 @@ def feature_warping(x: np.ndarray, *, window: int = 301, block: int = 1024) -> n
     return out
 
 
-def normalize(x: np.ndarray, *, method: str, window: int | None = None) -> np.ndarray:
+def normalize(x: np.ndarray, *, method: str, window: int | None = None,
+              overwrite: bool = False) -> np.ndarray:
     """Apply the normalisation named by ``method`` (one of :data:`NORMALISATIONS`).
 
     ``window`` is the sliding window in frames for ``sliding_cmn``, ``sliding_cmvn``
-    (default 300) and ``warp`` (default 301); it is ignored by the others.
+    (default 300) and ``warp`` (default 301); it is ignored by the others. With
+    ``overwrite``, ``cmvn`` and ``cmn`` reuse the memory of ``x``.
     """
     if method == "cmvn":
-        return cmvn(x, variance=True)
+        return cmvn(x, variance=True, overwrite=overwrite)
     if method == "cmn":
-        return cmvn(x, variance=False)
+        return cmvn(x, variance=False, overwrite=overwrite)
     if method in ("sliding_cmn", "sliding_cmvn"):
         return sliding_cmvn(x, window=window or 300, variance=method == "sliding_cmvn")
     if method == "warp":

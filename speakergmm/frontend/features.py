@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +25,20 @@ from .._io import atomic_write
 from ..errors import FeatureError
 from .cmvn import normalize
 from .config import PRESETS, FeatureConfig
-from .signal import frame_signal, sample_problem
-from .vad import energy_vad, frame_energy_db
+from .signal import frame_view, sample_problem
+from .vad import MIN_RANGE_DB, energy_spread, energy_vad, frames_energy_db
 
-__all__ = ["FeatureConfig", "extract_features", "mfcc", "deltas", "preemphasis",
-           "PRESETS"]
+__all__ = ["FeatureConfig", "extract_features", "features_from_blocks", "mfcc", "deltas",
+           "preemphasis", "PRESETS"]
 
 
 # --- signal processing ------------------------------------------------------------------
 
-def preemphasis(*, y: np.ndarray, coef: float = 0.97) -> np.ndarray:
+def preemphasis(*, y: np.ndarray, coef: float = 0.97, prev: float | None = None) -> np.ndarray:
     """First-order pre-emphasis ``y[n] - coef * y[n-1]``.
 
-    The sample before the first is extrapolated linearly as ``2 y[0] - y[1]``, so the first
+    The sample before the first is ``prev`` (the end of the previous block of a signal),
+    or, at the start of a signal, extrapolated linearly as ``2 y[0] - y[1]``, so the first
     output is ``y[0] - coef * (2 y[0] - y[1])``: the same as
     ``librosa.effects.preemphasis(y, coef=coef, zi=-coef * (2 * y[0] - y[1]))``. (librosa's
     default ``zi`` omits the ``-coef`` factor, which only changes sample 0.) Plain numpy,
@@ -45,7 +47,8 @@ def preemphasis(*, y: np.ndarray, coef: float = 0.97) -> np.ndarray:
     if coef == 0:
         return y
     out = np.empty_like(y)
-    prev = 2 * y[0] - y[1] if len(y) > 1 else y[0]
+    if prev is None:
+        prev = 2 * y[0] - y[1] if len(y) > 1 else y[0]
     out[0] = y[0] - coef * prev
     np.subtract(y[1:], coef * y[:-1], out=out[1:])
     return out
@@ -137,32 +140,132 @@ def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = 8192) -> np.ndarr
     -------
     np.ndarray [shape=(1 + n // hop_length, n_mfcc), dtype=float32]
     """
-    window, mel_basis = _analysis(config)
-    n_fft, hop = config.n_fft, config.hop_length
-    y = preemphasis(y=np.asarray(y, dtype=np.float32), coef=config.preemphasis)
-    frames = frame_signal(y, frame_length=n_fft, hop_length=hop, left=n_fft // 2)
-    n_frames = frames.shape[0]
-    mel = np.empty((n_frames, config.n_mels), dtype=np.float32)
-    for b0 in range(0, n_frames, block):
-        spec = np.fft.rfft(frames[b0:b0 + block] * window, axis=1)
+    frames = _FramePass(config, block=block, energy=False)
+    frames.push(np.asarray(y, dtype=np.float32))
+    return _cepstra(frames.finish()[0], config)
+
+
+class _FramePass:
+    """The per-frame half of feature extraction (mel power spectrum and VAD energy of every
+    frame), fed a signal block by block, so that a long recording is never held whole.
+
+    Frames are those of :func:`~.signal.frame_signal` over the whole signal (librosa's
+    ``center=True``), transformed in groups of ``block`` frames counted from the first:
+    the same groups, and so the same float32 results bit for bit, however the signal is
+    cut into blocks. Memory: two groups of samples and the per-frame results.
+    """
+
+    def __init__(self, config: FeatureConfig, *, block: int = 8192, energy: bool = True):
+        self.config, self.block, self.energy = config, block, energy
+        self.window, self.mel_basis = _analysis(config)
+        self.n_fft, self.hop = config.n_fft, config.hop_length
+        self.left = self.n_fft // 2   # zeros before the signal (centred frames)
+        # the signal so far, zero-padded in front, pre-emphasised and raw, from sample p0
+        self.pre = np.zeros(self.left, np.float32)
+        self.raw = np.zeros(self.left, np.float32)
+        self.p0 = 0
+        self.n = 0           # samples pushed
+        self.done = 0        # frames transformed
+        self.last = None     # the last raw sample (pre-emphasis state)
+        self.held = np.zeros(0, np.float32)  # a first sample waiting for its successor
+        self.mel: list[np.ndarray] = []
+        self.energies: list[np.ndarray] = []
+
+    def push(self, y: np.ndarray) -> None:
+        """Add the next samples (float32, mono, at the config's rate)."""
+        y = np.asarray(y, dtype=np.float32)
+        if self.last is None:  # the first sample's predecessor is extrapolated from y[1]
+            y = np.concatenate([self.held, y]) if self.held.size else y
+            if y.size < 2:
+                self.held = y
+                return
+        self._append(y)
+        self._transform(final=False)
+
+    def finish(self) -> tuple[list[np.ndarray], np.ndarray | None, int]:
+        """``(mel power groups [(frames_i, n_mels) float32], energies (frames,) dBFS or
+        None, samples)`` once the whole signal is pushed."""
+        if self.last is None and self.held.size:
+            self._append(self.held)
+        tail = np.zeros(self.n_fft, np.float32)  # zeros after the signal
+        self.pre = np.concatenate([self.pre, tail])
+        self.raw = np.concatenate([self.raw, tail])
+        self._transform(final=True)
+        energy = np.concatenate(self.energies) if self.energy and self.energies else None
+        mel, self.mel = self.mel, []
+        return mel, energy, self.n
+
+    def _append(self, y: np.ndarray) -> None:
+        pre = preemphasis(y=y, coef=self.config.preemphasis, prev=self.last)
+        self.last = y[-1]
+        self.pre = np.concatenate([self.pre, pre])
+        self.raw = np.concatenate([self.raw, y])
+        self.n += y.size
+
+    def _transform(self, *, final: bool) -> None:
+        total = 1 + self.n // self.hop  # frames of the whole signal, once it is all in
+        while True:
+            stop = min(self.done + self.block, total) if final else self.done + self.block
+            if stop <= self.done:
+                break
+            # the last sample the group reaches, in padded coordinates
+            if not final and (stop - 1) * self.hop + self.n_fft > self.p0 + self.pre.size:
+                break
+            self._group(self.done, stop)
+            self.done = stop
+        keep = self.done * self.hop - self.p0  # samples no later frame needs are dropped
+        if keep > 0 and not final:
+            self.pre, self.raw, self.p0 = self.pre[keep:], self.raw[keep:], self.p0 + keep
+
+    def _group(self, start: int, stop: int) -> None:
+        at = start * self.hop - self.p0
+        span = (stop - start - 1) * self.hop + self.n_fft
+        frames = frame_view(self.pre[at:at + span], frame_length=self.n_fft,
+                            hop_length=self.hop)
+        spec = np.fft.rfft(frames * self.window, axis=1)
         power = np.square(spec.real)
         power += np.square(spec.imag)
-        np.matmul(power, mel_basis, out=mel[b0:b0 + block])
+        self.mel.append(power @ self.mel_basis)
+        if self.energy:
+            win = self.config.win_length
+            off = at + self.left - win // 2
+            raw = frame_view(self.raw[off:off + (stop - start - 1) * self.hop + win],
+                             frame_length=win, hop_length=self.hop)
+            self.energies.append(frames_energy_db(raw))
+
+
+def _cepstra(mel: list[np.ndarray], config: FeatureConfig) -> np.ndarray:
+    """Static MFCCs ``(frames, n_mfcc)`` from the mel power of every frame, given as the
+    frame pass's groups (each consumed in place and released as it is used: the mel
+    power of a long recording is never held twice)."""
     # librosa.power_to_db(mel) (amin 1e-10, ref 1, top_db 80), written out in float32 in
     # place because librosa's version costs more than the FFT; finite on digital silence.
-    np.maximum(mel, 1e-10, out=mel)
-    np.log10(mel, out=mel)
-    mel *= 10.0
-    np.maximum(mel, mel.max() - 80.0, out=mel)
-    # librosa.feature.mfcc(S=mel.T, n_mfcc, lifter), written out: a type-II orthonormal DCT
-    # and librosa's sinusoidal lifter (importing librosa.feature costs more than a file).
-    # As a product with the DCT matrix: scipy.fft's import alone (~0.2 s) costs more than
-    # a recording's transform, and every verify / identify pays it.
-    cep = mel @ _dct_matrix(config.n_mels, config.n_mfcc)
+    top = -np.inf
+    for group in mel:
+        np.maximum(group, 1e-10, out=group)
+        np.log10(group, out=group)
+        group *= 10.0
+        if group.size:
+            top = max(top, float(group.max()))
+    cep = np.empty((sum(len(g) for g in mel), config.n_mfcc), np.float32)
+    dct = _dct_matrix(config.n_mels, config.n_mfcc)
+    row = 0
+    while mel:
+        group = mel.pop(0)
+        np.maximum(group, np.float32(top - 80.0), out=group)
+        # librosa.feature.mfcc(S=mel.T, n_mfcc, lifter), written out: a type-II
+        # orthonormal DCT and librosa's sinusoidal lifter (importing librosa.feature costs
+        # more than a file). As a product with the DCT matrix: scipy.fft's import alone
+        # (~0.2 s) costs more than a recording's transform, and every verify pays it.
+        cep[row:row + len(group)] = group @ dct
+        row += len(group)
     if config.lifter > 0:
         n = np.arange(1, 1 + config.n_mfcc, dtype=cep.dtype)
         cep *= 1 + (config.lifter / 2) * np.sin(np.pi * n / config.lifter)
-    return np.ascontiguousarray(cep, dtype=np.float32)
+    return cep
+
+
+_DELTA_CHUNK = 1 << 16  # frames
 
 
 def deltas(x: np.ndarray, *, width: int = 5, order: int = 2) -> np.ndarray:
@@ -181,11 +284,21 @@ def deltas(x: np.ndarray, *, width: int = 5, order: int = 2) -> np.ndarray:
     -------
     np.ndarray [shape=(frames, d * (order + 1))]
     """
-    half = width // 2
-    denom = 2.0 * sum(n * n for n in range(1, half + 1))
     if not order:
         return x
     t, d = x.shape
+    reach = order * (width // 2)  # frames of context a chunk of output needs on each side
+    if t > _DELTA_CHUNK + 2 * reach:
+        # a chunk at a time, each from its rows and their context: the same values, row by
+        # row, without the whole-recording temporaries (hours of audio)
+        out = np.empty((t, d * (order + 1)), dtype=x.dtype)
+        for a in range(0, t, _DELTA_CHUNK):
+            b = min(a + _DELTA_CHUNK, t)
+            lo, hi = max(0, a - reach), min(t, b + reach)
+            out[a:b] = deltas(x[lo:hi], width=width, order=order)[a - lo:b - lo]
+        return out
+    half = width // 2
+    denom = 2.0 * sum(n * n for n in range(1, half + 1))
     out = np.empty((t, d * (order + 1)), dtype=x.dtype)
     out[:, :d] = x
     padded = np.empty((t + 2 * half, d), dtype=x.dtype)
@@ -233,8 +346,9 @@ def extract_features(
     Raises
     ------
     FeatureError
-        If the utterance is too short or VAD finds fewer than ``min_speech_frames``
-        speech frames (digital silence, a near-silent recording).
+        If a sample is not finite or absurdly large, the utterance is too short, its energy
+        does not move as speech does (a constant, a tone, steady noise), or VAD finds fewer
+        than ``min_speech_frames`` speech frames (digital silence, a near-silent recording).
     """
     from .audio import resample
 
@@ -247,25 +361,78 @@ def extract_features(
         raise FeatureError(f"{label}: {problem}")
     if sr != config.sample_rate:
         y = resample(y, orig_sr=sr, target_sr=config.sample_rate)
-    n_frames = config.n_frames(len(y))
+    feats, speech, _ = features_from_blocks([y], config=config, name=name)
+    return (feats, speech) if return_vad else feats
+
+
+def features_from_blocks(
+    blocks: Iterable[np.ndarray],
+    *,
+    config: FeatureConfig,
+    name: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`extract_features` of a signal given block by block (e.g. by
+    :class:`~speakergmm.frontend.audio.AudioBlocks`), never held whole: the same features,
+    bit for bit, in memory bounded by the features of the recording (a 3-hour file within
+    1 GiB).
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray [shape=(n_i,), dtype=float32]
+        Consecutive pieces of one mono signal at ``config.sample_rate``.
+    config : FeatureConfig
+    name : str, optional
+
+    Returns
+    -------
+    features : np.ndarray [shape=(speech_frames, config.dim), dtype=float32]
+    vad : np.ndarray [shape=(frames,), dtype=bool]
+    samples : int
+        Samples of the signal.
+    """
+    label = name or "utterance"
+    frames = _FramePass(config, energy=config.vad == "energy")
+    for block in blocks:
+        frames.push(block)
+    mel, energy, samples = frames.finish()
+    n_frames = sum(len(group) for group in mel)
     if n_frames < config.min_speech_frames:
-        raise FeatureError(f"{label}: too short ({len(y) / config.sample_rate:.3f} s, "
+        raise FeatureError(f"{label}: too short ({samples / config.sample_rate:.3f} s, "
                            f"{n_frames} frames; at least {config.min_speech_frames} needed)")
-    static = mfcc(y=y, config=config)
+    static = _cepstra(mel, config)
     feats = deltas(static, width=config.delta_width, order=config.delta_order)
-    if config.vad == "energy":
-        energy = frame_energy_db(y=y, hop_length=config.hop_length, win_length=config.win_length)
+    del static
+    if energy is not None:
         speech = energy_vad(energy_db=energy, threshold_db=config.vad_threshold_db,
                             floor_db=config.vad_floor_db, context=config.vad_context)
         kept = int(speech.sum())
+        spread = energy_spread(energy)
+        if kept < config.min_speech_frames and energy.max() > config.vad_floor_db and \
+                spread < MIN_RANGE_DB:
+            raise FeatureError(
+                f"{label}: no speech: its energy stays within {spread:.1f} dB (speech moves "
+                f"by {MIN_RANGE_DB:g} dB and more), as a constant level, a tone, a hum or "
+                "steady noise does - check the recording")
         if kept < config.min_speech_frames:
             raise FeatureError(
                 f"{label}: no speech found by VAD ({kept} of {n_frames} frames kept; loudest "
                 f"frame {energy.max():.1f} dBFS, floor {config.vad_floor_db:g} dBFS) - "
                 "check the recording, or lower vad_floor_db in the feature config")
-        feats = feats[speech]
+        feats = _keep_rows(feats, speech)
     else:
         speech = np.ones(n_frames, dtype=bool)
-    feats = normalize(feats, method=config.norm, window=config.norm_window)
-    feats = np.ascontiguousarray(feats, dtype=np.float32)
-    return (feats, speech) if return_vad else feats
+    feats = normalize(feats, method=config.norm, window=config.norm_window, overwrite=True)
+    return np.ascontiguousarray(feats, dtype=np.float32), speech, samples
+
+
+def _keep_rows(x: np.ndarray, keep: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``x[keep]`` computed in place, a chunk of rows at a time (a copy of a long
+    recording's features would double their memory); returns a view of ``x``."""
+    if len(x) <= chunk:
+        return x[keep]
+    w = 0
+    for a in range(0, len(x), chunk):
+        rows = x[a:a + chunk][keep[a:a + chunk]]  # read before writing at w <= a
+        x[w:w + len(rows)] = rows
+        w += len(rows)
+    return x[:w]

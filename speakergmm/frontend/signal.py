@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["frame_signal", "sample_problem", "MAX_AMPLITUDE"]
+__all__ = ["frame_signal", "frame_view", "sample_problem", "MAX_AMPLITUDE"]
 
 #: The largest sample magnitude taken: any PCM scale (a float file holding int32 values
 #: reaches 2^31). Beyond it the power spectrum overflows float32 and every feature is NaN;
@@ -38,6 +38,19 @@ def frame_signal(y: np.ndarray, *, frame_length: int, hop_length: int, left: int
     n_frames = 1 + len(y) // hop_length
     padded = np.zeros(left + len(y) + frame_length, dtype=y.dtype)
     padded[left:left + len(y)] = y
-    step = padded.strides[0]
-    return np.lib.stride_tricks.as_strided(padded, shape=(n_frames, frame_length),
+    return frame_view(padded, frame_length=frame_length, hop_length=hop_length)[:n_frames]
+
+
+def frame_view(x: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
+    """Every whole frame of ``frame_length`` samples of ``x``, ``hop_length`` apart from its
+    first sample, as a read-only strided view.
+
+    Returns
+    -------
+    np.ndarray [shape=(1 + (len(x) - frame_length) // hop_length, frame_length)]
+    """
+    x = np.ascontiguousarray(x)
+    n = max(0, 1 + (len(x) - frame_length) // hop_length)
+    step = x.strides[0]
+    return np.lib.stride_tricks.as_strided(x, shape=(n, frame_length),
                                            strides=(hop_length * step, step), writeable=False)

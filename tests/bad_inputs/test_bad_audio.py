@@ -72,3 +72,17 @@ def test_float_files_at_a_pcm_scale_are_taken(tmp_path):
     y, _ = load(path)
     assert np.abs(y).max() > 1000
     assert np.isfinite(extract_features(y=y, sr=SR, config=FeatureConfig())).all()
+
+
+@pytest.mark.parametrize("kind", ["dc", "tone", "noise"])
+def test_non_speech_recordings_are_refused_by_enroll_and_verify(work, tmp_path, kind):
+    """3 s of a DC offset, a 1 kHz tone or white noise was enrolled as 3.0 s of speech."""
+    import soundfile as sf
+
+    t = np.arange(48_000) / 16_000
+    y = {"dc": np.full(t.size, 0.3), "tone": 0.3 * np.sin(2 * np.pi * 1000 * t),
+         "noise": 0.1 * np.random.default_rng(0).standard_normal(t.size)}[kind]
+    path = tmp_path / f"{kind}.wav"
+    sf.write(path, y, 16_000)
+    refused(["enroll", "spk0", path, "--ubm", work / "ubm.npz", "--store", tmp_path / "s.db"],
+            str(path), "no speech", roots=[tmp_path, work])

@@ -107,3 +107,34 @@ def test_resample_identity_and_duration(tmp_path):
     assert resample(y, orig_sr=16000, target_sr=16000) is y
     path = write_audio(tmp_path / "d.flac", y, 16000)
     assert duration(path) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("native, target, channels", [(16000, None, 1), (8000, 16000, 2),
+                                                      (44100, 16000, 2), (16000, 8000, 1)])
+@pytest.mark.parametrize("block_seconds", [0.013, 0.5, 7.0])
+def test_blocks_join_to_what_load_returns(tmp_path, native, target, channels, block_seconds):
+    """A recording read in blocks (decoded, mixed down and resampled a block at a time)
+    is what load returns, bit for bit, segments included."""
+    from speakergmm.frontend.audio import AudioBlocks
+
+    rng = np.random.default_rng(native)
+    y = (0.3 * rng.standard_normal((3 * native, channels))).astype(np.float32)
+    path = write_audio(tmp_path / "x.flac", y, native, subtype="PCM_24")
+    for offset, length in ((0.0, None), (0.37, 1.5), (2.9, None)):
+        whole, rate = load(path, sr=target, offset=offset, duration=length)
+        with AudioBlocks(path, sr=target, offset=offset, duration=length,
+                         block_seconds=block_seconds) as audio:
+            assert (audio.native_rate, audio.rate) == (native, rate)
+            blocks = list(audio)
+        assert len(blocks) >= min(3, int((3 - offset) / block_seconds))
+        np.testing.assert_array_equal(np.concatenate(blocks), whole)
+
+
+def test_blocks_report_bad_samples_with_the_file(tmp_path):
+    from speakergmm.frontend.audio import AudioBlocks
+
+    y = np.zeros(16000, np.float32)
+    y[12000] = np.nan
+    path = write_audio(tmp_path / "nan.wav", y, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: 1 non-finite"):
+        list(AudioBlocks(path, block_seconds=0.25))

@@ -177,3 +177,45 @@ def test_analysis_window_and_cached_filterbank(tmp_path, monkeypatch, window):
     np.testing.assert_allclose(features._analysis(cfg)[1], mel)
     assert np.load(cached[0]).shape == (30, 257)
     features._analysis.cache_clear()
+
+
+def test_features_from_blocks_equal_the_whole_signal_bit_for_bit():
+    """More than one group of 8192 frames (90 s), cut anyhow: the same features, VAD and
+    sample count as extract_features on the whole signal."""
+    from speakergmm.frontend.features import features_from_blocks
+
+    from conftest import voice
+
+    y = np.concatenate([voice(s, u, 4.5) for s in range(4) for u in range(5)])
+    cfg = FeatureConfig()
+    want, vad = extract_features(y=y, sr=cfg.sample_rate, config=cfg, return_vad=True)
+    assert len(vad) > 8192
+    for cuts in ([1, 2, 3], [159, 160, 161], [96_000], [len(y)], [4096, 1, 700_001]):
+        edges = np.cumsum(np.resize(cuts, len(y)))
+        edges = edges[edges < len(y)][:3000]  # the first pieces tiny, then the rest whole
+        got, got_vad, samples = features_from_blocks(np.split(y, edges), config=cfg)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_vad, vad)
+        assert samples == len(y)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 100, 70_003])
+def test_deltas_in_chunks_equal_deltas_at_once(rows, monkeypatch):
+    from speakergmm.frontend import features
+
+    x = np.random.default_rng(rows).standard_normal((rows, 20)).astype(np.float32)
+    whole = features.deltas(x)
+    monkeypatch.setattr(features, "_DELTA_CHUNK", 7)
+    np.testing.assert_array_equal(features.deltas(x), whole)
+    np.testing.assert_array_equal(features.deltas(x, order=1), whole[:, :40])
+
+
+def test_normalising_in_place_equals_a_copy():
+    from speakergmm.frontend.cmvn import normalize
+
+    x = np.random.default_rng(0).standard_normal((500, 60)).astype(np.float32) * 3 + 1
+    for method in ("cmvn", "cmn"):
+        copy = normalize(x, method=method)
+        y = x.copy()
+        assert normalize(y, method=method, overwrite=True) is y
+        np.testing.assert_array_equal(y, copy)

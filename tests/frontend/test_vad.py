@@ -66,3 +66,60 @@ def test_relative_threshold():
     speech = energy_vad(energy_db=energy, threshold_db=30.0, context=0)
     assert speech[:100].all() and not speech[100:].any()
     assert energy_vad(energy_db=np.zeros(0)).shape == (0,)
+
+
+def _signals(sr=16000, seconds=3.0):
+    rng = np.random.default_rng(0)
+    t = np.arange(int(sr * seconds)) / sr
+    return {"DC offset": np.full(t.size, 0.3), "1 kHz tone": 0.3 * np.sin(2 * np.pi * 1000 * t),
+            "50 Hz hum": 0.1 * np.sin(2 * np.pi * 50 * t),
+            "white noise": 0.1 * rng.standard_normal(t.size),
+            "tone on a DC offset": 0.3 + 0.3 * np.sin(2 * np.pi * 1000 * t)}
+
+
+@pytest.mark.parametrize("kind", sorted(_signals()))
+def test_stationary_signals_are_not_speech(kind):
+    """A constant, a tone, a hum and white noise were "3.0 s of speech" (issue 14)."""
+    from speakergmm.errors import FeatureError
+    from speakergmm.frontend.features import FeatureConfig, extract_features
+    from speakergmm.frontend.vad import MIN_RANGE_DB, energy_spread
+
+    y = _signals()[kind].astype(np.float32)
+    energy = frame_energy_db(y=y, hop_length=160, win_length=400)
+    assert energy_spread(energy) < MIN_RANGE_DB
+    assert not energy_vad(energy_db=energy).any()
+    with pytest.raises(FeatureError, match="no speech: its energy stays within"):
+        extract_features(y=y, sr=16000, config=FeatureConfig(), name=kind)
+
+
+def test_a_dc_offset_does_not_count_as_energy():
+    """Speech on a DC offset is found as without it: the offset is removed per frame."""
+    from conftest import voice
+
+    y = voice(2, 0, 2.0)
+    plain = energy_vad(energy_db=frame_energy_db(y=y, hop_length=160, win_length=400))
+    shifted = energy_vad(energy_db=frame_energy_db(y=y + 0.25, hop_length=160, win_length=400))
+    assert plain.sum() > 50
+    assert np.mean(plain == shifted) > 0.97
+    # and a constant measures as digital silence, far below any floor
+    assert frame_energy_db(y=np.full(4000, 0.5, np.float32), hop_length=160,
+                           win_length=400)[3:-3].max() < -150
+
+
+def test_speech_moves_more_than_the_threshold():
+    """Synthetic voices with pauses, and the flattest speech there is (a held vowel with
+    no pause, swelling once), keep their frames."""
+    from speakergmm.frontend.vad import MIN_RANGE_DB, energy_spread
+
+    from conftest import voice
+
+    for s in range(5):
+        y = voice(s, 1, 1.0)
+        assert energy_spread(frame_energy_db(y=y, hop_length=160, win_length=400)) > \
+            2 * MIN_RANGE_DB
+    t = np.arange(4000) / 16000
+    vowel = sum(np.sin(2 * np.pi * 130 * h * t) / h for h in range(1, 12))
+    vowel *= 0.2 * (1 + 0.6 * np.sin(2 * np.pi * 2 * t))  # a slow swell within 0.25 s
+    energy = frame_energy_db(y=vowel.astype(np.float32), hop_length=160, win_length=400)
+    assert energy_spread(energy) > MIN_RANGE_DB
+    assert energy_vad(energy_db=energy).sum() > 15

@@ -50,13 +50,18 @@ def _write(folder: Path, name: str, content: bytes) -> Path:
     return path
 
 
-def _documented(fn, *args, **kwargs):
-    """Call ``fn``: a value, or a SpeakerGMMError whose message is one printable line."""
+def _documented(fn, *args, names=None, **kwargs):
+    """Call ``fn``: a value, or a SpeakerGMMError naming ``names`` (the file), which the
+    CLI prints as one line (its control characters escaped: ids come from the files)."""
+    from speakergmm.cli.app import _one_line
+
     try:
         return fn(*args, **kwargs)
     except SpeakerGMMError as exc:
         message = str(exc)
-        assert message and "\n" not in message and "\x1b" not in message, repr(message)
+        assert message and (names is None or str(names) in message), repr(message)
+        line = _one_line(message)
+        assert "\n" not in line and "\x1b" not in line and line.isprintable(), repr(line)
         return None
 
 
@@ -74,12 +79,12 @@ def test_data_directories(tmp_path, files):
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         for name, content in files.items():
             _write(Path(d), name, content)
-        data = _documented(read_data_dir, d)
+        data = _documented(read_data_dir, d, names=d)
         problems = validate_data_dir(d)  # reports, never raises
         assert all(p.message for p in problems)
         if data is not None:
             for utt in data.utterances:
-                data.audio_of(utt, None)
+                _documented(data.audio_of, utt, None, names=d)
 
 
 @_FILE
@@ -91,13 +96,13 @@ def test_trial_lists_enroll_maps_kaldi_maps_and_scores(tmp_path, content):
 
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         path = _write(Path(d), "list", content)
-        trials = _documented(read_trials, path)
+        trials = _documented(read_trials, path, names=path)
         if trials is not None:
             assert len(trials.enroll) == len(trials.test) > 0
-        _documented(read_enroll_map, path)
+        _documented(read_enroll_map, path, names=path)
         for multi, n_values in ((False, 1), (True, None), (False, 2)):
-            _documented(read_kaldi_map, path, multi=multi, n_values=n_values)
-        scores = _documented(read_scores, path)
+            _documented(read_kaldi_map, path, multi=multi, n_values=n_values, names=path)
+        scores = _documented(read_scores, path, names=path)
         if scores is not None:
             assert all(isinstance(v, float) for v in scores.values())
 
@@ -136,7 +141,8 @@ def test_feature_config_files(tmp_path, content):
     from speakergmm.frontend.config import FeatureConfig
 
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
-        _documented(FeatureConfig.load, _write(Path(d), "config.json", content))
+        path = _write(Path(d), "config.json", content)
+        _documented(FeatureConfig.load, path, names=path)
 
 
 ARRAYS = st.sampled_from(["weights", "means", "variances"])
@@ -162,7 +168,7 @@ def test_model_files(tmp_path, metadata, drop, shapes, values, dtype):
     with tempfile.TemporaryDirectory(dir=tmp_path) as d:
         path = Path(d) / "model.npz"
         np.savez(path, **arrays, metadata=np.array(json.dumps(header)))
-        model = _documented(DiagGMM.load, path)
+        model = _documented(DiagGMM.load, path, names=path)
         if model is not None:
             assert np.isfinite(model.means).all() and (model.variances > 0).all()
 
@@ -217,8 +223,8 @@ def test_store_rows(tmp_path, store_file, column, value):
             conn.close()
         store = SpeakerStore(path)
         try:
-            _documented(store.list)
-            _documented(store.model, "spk")
-            _documented(store.parameters, ubm)
+            _documented(store.list, names=path)
+            _documented(store.model, "spk", names=path)
+            _documented(store.parameters, ubm, names=path)
         finally:
             store.close()
