@@ -669,6 +669,23 @@ def _open_all(paths, ubm: DiagGMM, opened: dict):
 _VECTOR_BLOCK = 8192
 
 
+def _check_vector_source(archive, backend, name: str) -> None:
+    """SpeakerGMMError naming the archive when its i-vectors are not those ``backend`` was
+    trained on: of another extractor (their dimensions mean other things), or of another
+    dimension. Back-ends and archives that do not record it are taken as they are."""
+    want = backend.metadata.get("extractor_fingerprint")
+    got = archive.extractor_fingerprint
+    if want and got and want != got:
+        raise SpeakerGMMError(
+            f"{archive.path}: i-vectors of extractor {got}, but {name} was trained on those "
+            f"of extractor {want}; extract them with that extractor, or train the back-end "
+            "on these ('speakergmm train-plda')")
+    dim = backend.metadata.get("dim")
+    if isinstance(dim, int) and dim != archive.dim:
+        raise SpeakerGMMError(f"{archive.path}: i-vectors of dimension {archive.dim}, but "
+                              f"{name} takes {dim}; use the vectors it was trained on")
+
+
 def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, backend,
                         kind: str = "plda", enroll_map=None, norm: str = "none",
                         cohort=None, cohort_utt2spk=None, cohort_utts: int | None = 500,
@@ -716,11 +733,17 @@ def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, bac
                               is None else "a cohort is only used by a score normalisation: "
                               "give --norm, or leave out --cohort")
     trials = trials if isinstance(trials, Trials) else read_trials(trials)
+    backend_name = "the back-end" if isinstance(backend, VectorBackend) else str(backend)
     backend = backend if isinstance(backend, VectorBackend) else VectorBackend.load(backend)
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)
     enroll, test = (a if isinstance(a, VectorArchive) else VectorArchive(a)
                     for a in (enroll, test))
+    if cohort is not None and not isinstance(cohort, VectorArchive):
+        cohort = VectorArchive(cohort)
+    for archive in (enroll, test, cohort):
+        if archive is not None:
+            _check_vector_source(archive, backend, backend_name)
     if enroll_map is None:
         enroll_map = _spk2utt(enroll.utt2spk)
     elif not isinstance(enroll_map, Mapping):
@@ -741,7 +764,7 @@ def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, bac
         raw[lo:hi] = models.pair_scores(model_index[lo:hi], T[test_index[lo:hi]])
     scores = raw
     if norm != "none":
-        archive = cohort if isinstance(cohort, VectorArchive) else VectorArchive(cohort)
+        archive = cohort
         if cohort_utt2spk is None:
             cohort_utt2spk = archive.utt2spk
         elif not isinstance(cohort_utt2spk, Mapping):

@@ -248,7 +248,7 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
     backend = VectorBackend.train(
         vectors.matrix(utts), np.array([labels[u] for u in utts]), whiten=whiten, lda=lda,
         wccn=wccn, length_norm=not no_length_norm, n_iterations=iterations,
-        metadata={"kind": "vector_backend", "vectors": str(vectors.path),
+        metadata={"kind": "vector_backend", "vectors": str(vectors.path), "dim": vectors.dim,
                   "extractor_fingerprint": vectors.extractor_fingerprint},
         progress=lambda i, llk: click.echo(f"iter {i:3d} log-likelihood {llk:.4f}",
                                            err=True))

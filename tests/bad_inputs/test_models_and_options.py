@@ -161,3 +161,41 @@ def test_an_archive_of_another_feature_config(work, tmp_path):
                  tmp_path / "feats13", "--ubm", work / "ubm.npz", "--top-c", "2", "-j", jobs,
                  "-o", tmp_path / "scores"], str(tmp_path / "feats13"),
                 "another feature config", roots=[tmp_path, work])
+
+
+@pytest.fixture(scope="module")
+def vectors(work, tmp_path_factory):
+    """Two i-vector extractors of one UBM (other seeds), each one's vectors of the work
+    archive, and a back-end trained on the first's."""
+    root = tmp_path_factory.mktemp("vectors")
+    for name, seed in (("a", 0), ("b", 1)):
+        for args in (["train-ivector", work / "feats", "--ubm", work / "ubm.npz", "-r", "3",
+                      "-n", "2", "--seed", seed, "-o", root / f"{name}.npz"],
+                     ["extract-ivectors", work / "feats", "--ubm", work / "ubm.npz",
+                      "--extractor", root / f"{name}.npz", "-o", root / f"iv-{name}", "-q"]):
+            result = CliRunner().invoke(main, [str(a) for a in args])
+            assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["train-plda", str(root / "iv-a"), "--lda", "2",
+                                       "-o", str(root / "plda.npz")])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.mark.parametrize("role", ["--enroll", "--test", "--cohort"])
+@pytest.mark.parametrize("backend", ["plda", "cosine"])
+def test_vectors_of_another_extractor_are_refused(work, vectors, tmp_path, role, backend):
+    """i-vectors of another extractor (same dimension: their axes mean other things) were
+    scored through a back-end trained on the first's, exit 0."""
+    given = {"--enroll": vectors / "iv-a", "--test": vectors / "iv-a"}
+    if role == "--cohort":
+        given["--cohort"] = vectors / "iv-b"
+    else:
+        given[role] = vectors / "iv-b"
+    args = ["score", work / "trials", "--backend", backend, "--plda", vectors / "plda.npz",
+            "-o", tmp_path / "scores"]
+    for option, path in given.items():
+        args += [option, path]
+    if role == "--cohort":
+        args += ["--norm", "snorm"]
+    refused(args, str(vectors / "iv-b"), "plda.npz was trained on those of extractor",
+            "train-plda", roots=[tmp_path, vectors, work])
