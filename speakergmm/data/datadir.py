@@ -14,6 +14,7 @@ Without ``segments`` the recording id is the utterance id. Other files are ignor
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
@@ -57,7 +58,17 @@ def spk2utt(utt2spk: Mapping[str, str], keep: Container[str] | None = None) -> d
 
 
 def _parse_segment(v: list[str]) -> tuple[str, float, float]:
-    return v[0], _number(v[1], "start time"), _number(v[2], "end time")
+    """``(recording, start, end)``; ValueError for times no recording has (so that every
+    reader refuses them with the line, not one utterance at a time when its audio is cut)."""
+    start, end = _number(v[1], "start time"), _number(v[2], "end time")
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ValueError(f"times {v[1]} {v[2]} must be finite")
+    if start < 0:
+        raise ValueError(f"start time {v[1]} is negative")
+    if end <= start and end != -1:
+        raise ValueError(f"end time {v[2]} is not after the start {v[1]} (use -1 for 'to the "
+                         "end of the recording')")
+    return v[0], start, end
 
 
 def _number(text: str, what: str) -> float:

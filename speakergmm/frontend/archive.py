@@ -273,11 +273,14 @@ def extract_archive(
     data = data if isinstance(data, DataDir) else read_data_dir(data)
     config = config or FeatureConfig()
     out = Path(feats_dir)
+    utts = data.utterances
+    # every utterance located before anything is written: a data directory that cannot
+    # be (an utterance without a recording or segment) leaves no output folder behind
+    refs = {utt: data.audio_of(utt, audio_root) for utt in utts}
     _prepare_dir(out, config)
 
-    utts = data.utterances
     done = _finished(out, set(utts))
-    todo = [(utt, data.audio_of(utt, audio_root)) for utt in utts if utt not in done]
+    todo = [(utt, refs[utt]) for utt in utts if utt not in done]
     if progress and done:
         progress(len(done))
     failed: dict[str, str] = {}

@@ -238,8 +238,8 @@ def test_utt2spk_order_disagrees_with_speaker_order(tmp_path):
 
 @pytest.mark.parametrize("line, message", [
     ("spkA-u2 recA -0.5 1.0", "is negative"),
-    ("spkA-u2 recA 2.0 1.0", "not after its start"),
-    ("spkA-u2 recA 2.0 2.0", "not after its start"),
+    ("spkA-u2 recA 2.0 1.0", "not after the start"),
+    ("spkA-u2 recA 2.0 2.0", "not after the start"),
     ("spkA-u2 recA x 2.0", "start time 'x' is not a number"),
     ("spkA-u2 recA 1.0 nan", "must be finite"),
     ("spkA-u2 recZ 1.5 -1", "recording 'recZ' of utterance 'spkA-u2' is not in wav.scp"),
