@@ -276,7 +276,9 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...], *, format_name: str
     for key in keys:
         if arrays[key].dtype.kind not in "fiu":
             raise ModelError(f"{path}: {key} has dtype {arrays[key].dtype}, expected float")
-    header["metadata"] = header.get("metadata") or {}
+    if "metadata" not in header:
+        raise ModelError(f"{path}: its header has no metadata (every {what} speakergmm writes "
+                         "has); the file is damaged")
     if not isinstance(header["metadata"], dict):
         raise ModelError(f"{path}: its metadata is a {type(header['metadata']).__name__}, not "
                          "a JSON object (key: value); the file is damaged")

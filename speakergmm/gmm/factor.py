@@ -68,12 +68,10 @@ class Subspace:
     _KIND = ""        # the prefix of the fingerprint
 
     def __init__(self, ubm: DiagGMM, matrix, *, metadata: Mapping[str, Any] | None = None):
-        V = np.asarray(matrix, np.float64)
-        if V.ndim != 3 or V.shape[:2] != (ubm.n_components, ubm.dim) or V.shape[2] < 1:
+        V = _checked_matrix(matrix, self._WHAT)
+        if V.shape[:2] != (ubm.n_components, ubm.dim):
             raise ModelError(f"{self._WHAT} matrix of shape {V.shape} does not fit a UBM of "
-                             f"K={ubm.n_components}, D={ubm.dim}: expected (K, D, R), R >= 1")
-        if not np.all(np.isfinite(V)):
-            raise ModelError(f"{self._WHAT} matrix holds non-finite values")
+                             f"K={ubm.n_components}, D={ubm.dim}: expected (K, D, R)")
         self.ubm, self.matrix = ubm, V
         self.metadata = dict(metadata or {})
         K, D, R = V.shape
@@ -126,6 +124,18 @@ class Subspace:
             raise ModelError(f"{path}: {exc}") from None
 
 
+def _checked_matrix(matrix, what: str) -> np.ndarray:
+    """A subspace matrix as float64 (K, D, R), all of them at least 1, finite; ModelError
+    otherwise (what a file holds is checked before it is described or used)."""
+    V = np.asarray(matrix, np.float64)
+    if V.ndim != 3 or min(V.shape) < 1:
+        raise ModelError(f"{what} matrix of shape {V.shape}: expected (K, D, R), each at "
+                         "least 1")
+    if not np.all(np.isfinite(V)):
+        raise ModelError(f"{what} matrix holds non-finite values")
+    return V
+
+
 # What each subspace file holds: format name -> (array, title, what R is).
 _FILES = {
     "speakergmm.eigenchannel": ("U", "eigenchannel (session variability subspace)",
@@ -146,7 +156,10 @@ def describe_file(path) -> str:
         except ModelError as exc:
             error = error or exc
             continue
-        K, D, R = arrays[key].shape if arrays[key].ndim == 3 else (None, None, None)
+        try:
+            K, D, R = _checked_matrix(arrays[key], title.split(" (")[0]).shape
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None
         meta = header["metadata"]
         record = meta.get("training") or {}
         lines = [f"speakergmm {title}", f"  components (K): {K}", f"  dimension (D):  {D}",
