@@ -41,7 +41,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .backend.calibration import Calibration
+from .backend.calibration import MIN_CALIBRATION, Calibration
 from .backend.scoring import ModelSet
 from .errors import SpeakerGMMError, SpeakerGMMWarning, printable
 from .gmm.adapt import SpeakerModel, map_parameters
@@ -95,9 +95,6 @@ CREATE TABLE IF NOT EXISTS norms (
     mean REAL NOT NULL,
     std REAL NOT NULL
 )"""
-#: Self-calibration needs at least this many target and non-target trials, from this many
-#: speakers: fewer leave the two-parameter fit to chance.
-MIN_CALIBRATION = {"target": 10, "nontarget": 30, "speakers": 3}
 #: Enrollment re-learns the store's calibration by itself once it has this many trials
 #: (a system's calibration describes its training corpus; the store's own trials describe
 #: the audio it is really used on: on FSDD through the telephone system, false alarms at

@@ -34,7 +34,25 @@ from ..data.scores import as_scores
 from ..errors import ModelError
 
 __all__ = ["Calibration", "Fusion", "train_logistic", "bayes_threshold", "FORMAT_NAME",
-           "FORMAT_VERSION", "FUSION_FORMAT", "load_score_map"]
+           "FORMAT_VERSION", "FUSION_FORMAT", "load_score_map", "MIN_CALIBRATION",
+           "check_training_trials"]
+
+#: A calibration (or fusion) needs at least this many target and non-target trials (and,
+#: where speakers are known, from this many speakers): fewer leave the fit to chance.
+MIN_CALIBRATION = {"target": 10, "nontarget": 30, "speakers": 3}
+
+
+def check_training_trials(n_target: int, n_nontarget: int, source) -> None:
+    """SpeakerGMMError naming ``source`` when there are fewer trials than
+    :data:`MIN_CALIBRATION` to train a calibration or fusion on."""
+    from ..errors import SpeakerGMMError
+
+    if n_target < MIN_CALIBRATION["target"] or n_nontarget < MIN_CALIBRATION["nontarget"]:
+        raise SpeakerGMMError(
+            f"{source}: {n_target} target and {n_nontarget} non-target trial(s); a "
+            f"calibration needs at least {MIN_CALIBRATION['target']} and "
+            f"{MIN_CALIBRATION['nontarget']} (fewer leave its parameters to chance): score "
+            "more development trials")
 
 FORMAT_NAME = "speakergmm.calibration"
 FORMAT_VERSION = 1

@@ -97,6 +97,9 @@ def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_r
     if c_deprecated is not None:
         click.echo("speakergmm: note: -c is deprecated for 'score'; write --top-c", err=True)
         c = c_deprecated
+    if method != "topc" and (c_deprecated is not None or ctx.get_parameter_source("c")
+                             == click.core.ParameterSource.COMMANDLINE):
+        raise click.UsageError(f"--top-c applies to --method topc, not to --method {method}")
     if backend != "gmm":
         given = {p.name: max(p.opts, key=len) for p in ctx.command.params
                  if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE}
@@ -145,13 +148,20 @@ _GMM_ONLY = ("ubm", "audio_root", "method", "c", "c_deprecated", "relevance", "a
 @writes("output")
 def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""
-    from ..backend.calibration import Calibration
+    from ..backend.calibration import Calibration, check_training_trials
     from ..data.scores import labelled_scores
     from ..data.trials import read_trials
+    from ..errors import SpeakerGMMError
     from ..eval.metrics import cllr
 
     tar, non = labelled_scores(scores_file, read_trials(trials_file))
+    check_training_trials(len(tar), len(non), scores_file)
     cal = Calibration().fit(tar, non, prior=prior)
+    if cal.scale_ <= 0:  # decisions from it would be the wrong way round
+        raise SpeakerGMMError(
+            f"{scores_file}: target trials score lower than non-target ones (fitted slope "
+            f"{cal.scale_:.3g}); the scores or the trial key {trials_file} are wrong (labels "
+            "swapped, or another system's scores)")
     cal.save(output)
     click.echo(f"wrote {output}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}; Cllr "
                f"{cllr(tar, non):.3f} -> {cllr(cal.transform(tar), cal.transform(non)):.3f} bits")
@@ -171,7 +181,7 @@ def fuse_cmd(score_files, trials_file, prior, output) -> None:
     """Train a linear logistic fusion (BOSARIS style, prior-weighted) of several systems'
     development scores on the same trials into one log-likelihood ratio; apply it with
     'speakergmm apply-calibration FUSION SCORES...'."""
-    from ..backend.calibration import Fusion
+    from ..backend.calibration import Fusion, check_training_trials
     from ..data.scores import aligned_scores
     from ..data.trials import read_trials
     from ..eval.metrics import cllr
@@ -179,6 +189,7 @@ def fuse_cmd(score_files, trials_file, prior, output) -> None:
     trials = read_trials(trials_file)
     _, _, S = aligned_scores(score_files, trials)
     tar, non = S[trials.is_target], S[~trials.is_target]
+    check_training_trials(len(tar), len(non), trials_file)
     fusion = Fusion().fit(tar, non, prior=prior, systems=[str(p) for p in score_files])
     fusion.save(output)
     singles = ", ".join(f"{Path(p).name} {cllr(tar[:, i], non[:, i]):.3f}"

@@ -199,3 +199,40 @@ def test_vectors_of_another_extractor_are_refused(work, vectors, tmp_path, role,
         args += ["--norm", "snorm"]
     refused(args, str(vectors / "iv-b"), "plda.npz was trained on those of extractor",
             "train-plda", roots=[tmp_path, vectors, work])
+
+
+def test_top_c_with_another_method_is_refused(work, tmp_path):
+    refused(["score", work / "trials", "--enroll", work / "feats", "--test", work / "feats",
+             "--ubm", work / "ubm.npz", "--method", "full", "--top-c", "3", "-o",
+             tmp_path / "scores"], "--top-c applies to --method topc", roots=[tmp_path, work])
+
+
+def _labelled(tmp_path, n_target, n_nontarget, swapped=False):
+    rng = np.random.default_rng(0)
+    trials, scores = tmp_path / "key", tmp_path / "scores"
+    rows = [(f"m{i}", f"t{i}", True) for i in range(n_target)] + \
+        [(f"m{i}", f"x{i}", False) for i in range(n_nontarget)]
+    trials.write_text("".join(f"{m} {t} {'target' if y else 'nontarget'}\n" for m, t, y in rows))
+    scores.write_text("".join(f"{m} {t} {(2.0 if y != swapped else -2.0) + rng.normal():.3f}\n"
+                              for m, t, y in rows))
+    return trials, scores
+
+
+@pytest.mark.parametrize("n_target, n_nontarget", [(1, 1), (9, 100), (100, 29)])
+def test_calibrating_on_too_few_trials_is_refused(tmp_path, n_target, n_nontarget):
+    """2 trials gave a calibration (slope -13, Cllr 0.000), exit 0."""
+    trials, scores = _labelled(tmp_path, n_target, n_nontarget)
+    for args in (["calibrate", scores, "--trials", trials, "-o", tmp_path / "cal.json"],
+                 ["fuse", scores, scores, "--trials", trials, "-o", tmp_path / "fus.json"]):
+        refused(args, f"{n_target} target and {n_nontarget} non-target", "at least 10 and 30",
+                roots=[tmp_path])
+
+
+def test_calibrating_scores_that_rank_the_wrong_way_is_refused(tmp_path):
+    trials, scores = _labelled(tmp_path, 20, 60, swapped=True)
+    refused(["calibrate", scores, "--trials", trials, "-o", tmp_path / "cal.json"],
+            str(scores), "target trials score lower than non-target", roots=[tmp_path])
+    trials, scores = _labelled(tmp_path, 20, 60)
+    result = CliRunner().invoke(main, ["calibrate", str(scores), "--trials", str(trials), "-o",
+                                       str(tmp_path / "cal.json")])
+    assert result.exit_code == 0, result.output

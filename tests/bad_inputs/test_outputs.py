@@ -4,6 +4,7 @@ and the fix, and every file left as it was."""
 
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -70,11 +71,17 @@ def test_model_and_statistics_outputs_over_their_inputs(feats, command, says):
 
 
 def _score_files(tmp_path):
+    # enough trials to calibrate on (MIN_CALIBRATION): 12 target, 36 non-target
+    rng = np.random.default_rng(0)
+    pairs = [(f"spk{m}", f"spk{t}-u{u}") for m in range(4) for t in range(4) for u in range(3)]
     trials = tmp_path / "trials"
-    trials.write_text("spk0 spk0-u1 target\nspk0 spk1-u1 nontarget\n")
+    trials.write_text("".join(f"{m} {t} {'target' if m == t.split('-')[0] else 'nontarget'}\n"
+                              for m, t in pairs))
     a, b = tmp_path / "a", tmp_path / "b"
-    a.write_text("spk0 spk0-u1 2.0\nspk0 spk1-u1 -1.0\n")
-    b.write_text("spk0 spk0-u1 1.0\nspk0 spk1-u1 -2.0\n")
+    for path in (a, b):
+        path.write_text("".join(
+            f"{m} {t} {(2.0 if m == t.split('-')[0] else -1.0) + rng.normal():.4f}\n"
+            for m, t in pairs))
     cal = tmp_path / "cal.json"
     result = CliRunner().invoke(main, ["calibrate", str(a), "--trials", str(trials), "-o",
                                        str(cal)])
