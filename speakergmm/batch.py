@@ -29,7 +29,7 @@ from .backend.scoring import (
     score,
     score_rows,
 )
-from .constants import MODEL_MEMORY
+from .constants import DEFAULT_C, MODEL_MEMORY
 from .data.datadir import spk2utt as _spk2utt
 from .data.trials import Trials
 from .errors import ArchiveError, SpeakerGMMError
@@ -513,7 +513,7 @@ def frames_of(stats, ubm: DiagGMM, channel=None):
 def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=None,
                      enroll_map=None, cohort=None, cohort_utt2spk=None, channel=None,
                      audio_root=None, return_raw: bool = False,
-                     method: str = "topc", c: int = 5, relevance: float = 16.0,
+                     method: str = "topc", c: int | None = None, relevance: float = 16.0,
                      adapt=("means",), norm: str = "none", top_n: int | None = None,
                      cohort_utts: int | None = 500, cohort_enroll_utts: int | None = None,
                      calibration=None, model_memory: int = MODEL_MEMORY, jobs: int = 1,
@@ -548,7 +548,9 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
     audio_root : path, optional
         For data directories given instead of archives.
     method, c, relevance, adapt, norm, top_n, cohort_utts, cohort_enroll_utts
-        As :func:`score_trial_list`, :func:`enroll_models` and :meth:`Cohort.from_archive`.
+        As :func:`score_trial_list`, :func:`enroll_models` and :meth:`Cohort.from_archive`;
+        ``c`` defaults to :data:`DEFAULT_C`, or K for a smaller UBM (top-C with C = K is
+        the full LLR), while a ``c`` given above K is refused.
     calibration : Calibration or path, optional
         Applied to the scores.
     model_memory : int
@@ -577,6 +579,8 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
         ubm = load_default_ubm()
     elif not isinstance(ubm, DiagGMM):
         ubm = DiagGMM.load(ubm)
+    if c is None:
+        c = min(DEFAULT_C, ubm.n_components)
     check_method(method, c, ubm.n_components)
     check_norm(norm, top_n)
     if norm != "none" and cohort is None:
@@ -604,6 +608,7 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
             spk2utt = enroll_map if isinstance(enroll_map, Mapping) else read_enroll_map(
                 enroll_map)
         wanted = set(trials.enroll)
+        _check_enrolled(trials, spk2utt)  # a trial model nobody enrolls, named up front
         models = _enrollment(ubm, enroll_src, {m: u for m, u in spk2utt.items() if m in wanted},
                              relevance=relevance, adapt=adapt, channel=channel,
                              workdir=workdir, executor=executor)

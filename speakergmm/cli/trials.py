@@ -42,8 +42,9 @@ from .app import (
               help="Also write the scores before normalisation and calibration (the same "
                    "pass: nothing is scored twice).")
 @method_option
-@click.option("--top-c", "c", type=click.IntRange(min=1), default=DEFAULT_C,
-              help="Gaussians per frame for top-C scoring.")
+@click.option("--top-c", "c", type=click.IntRange(min=1), default=None,
+              help=f"Gaussians per frame for top-C scoring [default: {DEFAULT_C}, or K for a "
+                   "UBM of fewer components].")
 @click.option("-c", "c_deprecated", type=click.IntRange(min=1), default=None, hidden=True,
               help="Deprecated spelling of --top-c.")
 @map_options
@@ -97,8 +98,7 @@ def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_r
     if c_deprecated is not None:
         click.echo("speakergmm: note: -c is deprecated for 'score'; write --top-c", err=True)
         c = c_deprecated
-    if method != "topc" and (c_deprecated is not None or ctx.get_parameter_source("c")
-                             == click.core.ParameterSource.COMMANDLINE):
+    if method != "topc" and c is not None:
         raise click.UsageError(f"--top-c applies to --method topc, not to --method {method}")
     if backend != "gmm":
         given = {p.name: max(p.opts, key=len) for p in ctx.command.params
