@@ -47,14 +47,19 @@ def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, su
     features = ArchiveSet(feats_dirs)
     # A run killed (or stopped) part way resumes after its last finished iteration.
     checkpoint = output.with_name(f".{output.name}.resume.npz")
-    click.echo(f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
-               f"K={components}", err=True)
+    header = [f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
+              f"K={components}"]
+
+    def progress(report) -> None:
+        while header:  # said once training is under way: a refusal stays one line
+            click.echo(header.pop(), err=True)
+        click.echo(str(report), err=True)
+
     model = train_ubm(features, n_components=components, n_iterations=iterations, init=init,
                       split_iterations=split_iterations, subsample=subsample, seed=seed,
                       jobs=jobs, metadata={**extra, "feature_config": features.config.to_dict(),
                                            "data": [str(d) for d in feats_dirs]},
-                      progress=lambda report: click.echo(str(report), err=True),
-                      checkpoint=checkpoint)
+                      progress=progress, checkpoint=checkpoint)
     model.save(output)
     checkpoint.unlink(missing_ok=True)
     record = model.metadata["training"]

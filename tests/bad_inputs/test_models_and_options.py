@@ -236,3 +236,8 @@ def test_calibrating_scores_that_rank_the_wrong_way_is_refused(tmp_path):
     result = CliRunner().invoke(main, ["calibrate", str(scores), "--trials", str(trials), "-o",
                                        str(tmp_path / "cal.json")])
     assert result.exit_code == 0, result.output
+
+
+def test_too_many_components_for_the_frames(work, tmp_path):
+    refused(["train-ubm", work / "feats", "-c", "100000", "-o", tmp_path / "ubm.npz"],
+            "components (fewer than 10 per component): use at most", roots=[tmp_path, work])
