@@ -43,16 +43,19 @@ MIN_CALIBRATION = {"target": 10, "nontarget": 30, "speakers": 3}
 
 
 def check_training_trials(n_target: int, n_nontarget: int, source) -> None:
-    """SpeakerGMMError naming ``source`` when there are fewer trials than
-    :data:`MIN_CALIBRATION` to train a calibration or fusion on."""
-    from ..errors import SpeakerGMMError
+    """Warn (:class:`~speakergmm.errors.SpeakerGMMWarning`, naming ``source``) when there
+    are fewer trials than :data:`MIN_CALIBRATION` to train a calibration or fusion on: its
+    parameters are then left to chance, and its decisions should not be trusted."""
+    from ..errors import SpeakerGMMWarning
 
     if n_target < MIN_CALIBRATION["target"] or n_nontarget < MIN_CALIBRATION["nontarget"]:
-        raise SpeakerGMMError(
-            f"{source}: {n_target} target and {n_nontarget} non-target trial(s); a "
+        warnings.warn(
+            f"{source}: only {n_target} target and {n_nontarget} non-target trial(s); a "
             f"calibration needs at least {MIN_CALIBRATION['target']} and "
-            f"{MIN_CALIBRATION['nontarget']} (fewer leave its parameters to chance): score "
-            "more development trials")
+            f"{MIN_CALIBRATION['nontarget']} for its parameters not to be left to chance: "
+            "score more development trials before trusting its decisions",
+            SpeakerGMMWarning, stacklevel=2)
+
 
 FORMAT_NAME = "speakergmm.calibration"
 FORMAT_VERSION = 1
