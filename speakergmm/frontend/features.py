@@ -391,7 +391,7 @@ def features_from_blocks(
         Samples of the signal.
     """
     label = name or "utterance"
-    frames = _FramePass(config, energy=config.vad == "energy")
+    frames = _FramePass(config)
     for block in blocks:
         frames.push(block)
     mel, energy, samples = frames.finish()
@@ -399,20 +399,21 @@ def features_from_blocks(
     if n_frames < config.min_speech_frames:
         raise FeatureError(f"{label}: too short ({samples / config.sample_rate:.3f} s, "
                            f"{n_frames} frames; at least {config.min_speech_frames} needed)")
+    # Not speech at all, whatever the frame selection (vad "none" too: the bundled systems
+    # enrolled 3 s of a 1 kHz tone as 3 s of speech): a flat energy contour.
+    spread = energy_spread(energy)
+    if spread < MIN_RANGE_DB and (config.vad != "energy" or energy.max() > config.vad_floor_db):
+        raise FeatureError(
+            f"{label}: no speech: its energy stays within {spread:.1f} dB (speech moves by "
+            f"{MIN_RANGE_DB:g} dB and more), as a constant level, a tone, a hum or steady "
+            "noise does - check the recording")
     static = _cepstra(mel, config)
     feats = deltas(static, width=config.delta_width, order=config.delta_order)
     del static
-    if energy is not None:
+    if config.vad == "energy":
         speech = energy_vad(energy_db=energy, threshold_db=config.vad_threshold_db,
                             floor_db=config.vad_floor_db, context=config.vad_context)
         kept = int(speech.sum())
-        spread = energy_spread(energy)
-        if kept < config.min_speech_frames and energy.max() > config.vad_floor_db and \
-                spread < MIN_RANGE_DB:
-            raise FeatureError(
-                f"{label}: no speech: its energy stays within {spread:.1f} dB (speech moves "
-                f"by {MIN_RANGE_DB:g} dB and more), as a constant level, a tone, a hum or "
-                "steady noise does - check the recording")
         if kept < config.min_speech_frames:
             raise FeatureError(
                 f"{label}: no speech found by VAD ({kept} of {n_frames} frames kept; loudest "

@@ -14,7 +14,9 @@ The rule, chosen for speaker recognition on read and conversational speech:
    flattest of FSDD's 3,000 trimmed digits (a held vowel of 0.2 s) 3.0 dB, 1% of them
    below 6.3 dB; speechocean762's flattest 19.7 dB. Pink noise (1.9-2.4 dB), brown
    noise (6.5-8 dB) and a tone between silences pass for speech: the limit of a rule on
-   energy, which the margin below the flattest speech leaves in place.
+   energy, which the margin below the flattest speech leaves in place. Feature extraction
+   applies this test with the VAD off too (``vad: "none"``): a recording that is not
+   speech at all is refused, whatever the frame selection.
 3. A frame is speech when its energy is within ``threshold_db`` of the utterance's loudest
    frames (the 99th percentile, so that one click does not set the reference) **and** above
    the absolute floor ``floor_db``. The relative part adapts to the recording level; the

@@ -5,11 +5,13 @@ import struct
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from speakergmm.cli import main
 from speakergmm.errors import AudioError
 from speakergmm.frontend.audio import SAMPLE_RATES, duration, load
 
-from conftest import refused
+from conftest import refused, voice
 
 
 def _wav(path, rate, samples=np.zeros(50_000, np.int16)):
@@ -86,3 +88,14 @@ def test_non_speech_recordings_are_refused_by_enroll_and_verify(work, tmp_path, 
     sf.write(path, y, 16_000)
     refused(["enroll", "spk0", path, "--ubm", work / "ubm.npz", "--store", tmp_path / "s.db"],
             str(path), "no speech", roots=[tmp_path, work])
+    # the bundled system takes every frame (no VAD): it refuses them too
+    refused(["enroll", "spk0", path, "--store", tmp_path / "s.db"], str(path), "no speech",
+            roots=[tmp_path, work])
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, voice(4, 0, 6.0), 16_000)
+    enrolled = CliRunner().invoke(main, ["enroll", "spk0", str(speech), "--store",
+                                         str(tmp_path / "s.db")])
+    assert enrolled.exit_code == 0, enrolled.output
+    for args in (["verify", "spk0", path], ["identify", path]):
+        refused([*args, "--store", tmp_path / "s.db"], str(path), "no speech",
+                roots=[tmp_path])
