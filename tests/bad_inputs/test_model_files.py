@@ -94,7 +94,7 @@ def test_pickled_arrays_are_never_loaded(work, tmp_path):
     arrays, header = _contents(work / "ubm.npz")
     arrays["means"] = np.array([{"__reduce__": "boom"}], dtype=object)
     bad = tmp_path / "bad.npz"
-    np.savez(bad, **arrays, metadata=np.array(json.dumps(header)), allow_pickle=True)
+    np.savez(bad, **arrays, metadata=np.array(json.dumps(header)))  # (pickles the object)
     refused(["info", bad], str(bad), "pickled", roots=[tmp_path, work])
 
 
