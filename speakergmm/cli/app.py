@@ -151,6 +151,12 @@ def writes(*outputs: str):
             check_outputs({label(n): kwargs.get(n) for n in outputs},
                           {label(n): v for n, v in kwargs.items() if n not in outputs},
                           roots=tuple(label(n) for n in _ROOTS))
+            for name in outputs:  # a file goes into an existing folder (folders are made)
+                param, value = params.get(name), kwargs.get(name)
+                if value is not None and isinstance(getattr(param, "type", None), click.Path) \
+                        and not param.type.dir_okay and not Path(value).parent.is_dir():
+                    raise SpeakerGMMError(f"{value}: the folder {Path(value).parent} does not "
+                                          f"exist; create it, or give {label(name)} elsewhere")
             return f(*args, **kwargs)
         return run
     return decorate

@@ -55,11 +55,18 @@ def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, su
             click.echo(header.pop(), err=True)
         click.echo(str(report), err=True)
 
-    model = train_ubm(features, n_components=components, n_iterations=iterations, init=init,
-                      split_iterations=split_iterations, subsample=subsample, seed=seed,
-                      jobs=jobs, metadata={**extra, "feature_config": features.config.to_dict(),
-                                           "data": [str(d) for d in feats_dirs]},
-                      progress=progress, checkpoint=checkpoint)
+    try:
+        model = train_ubm(features, n_components=components, n_iterations=iterations,
+                          init=init, split_iterations=split_iterations, subsample=subsample,
+                          seed=seed, jobs=jobs,
+                          metadata={**extra, "feature_config": features.config.to_dict(),
+                                    "data": [str(d) for d in feats_dirs]},
+                          progress=progress, checkpoint=checkpoint)
+    except OSError as exc:
+        if exc.filename != str(checkpoint):
+            raise
+        # the first checkpoint fails where the model would: say it of the -o path, at once
+        raise OSError(exc.errno, exc.strerror, str(output)) from None
     model.save(output)
     checkpoint.unlink(missing_ok=True)
     record = model.metadata["training"]

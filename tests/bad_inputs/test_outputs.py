@@ -128,3 +128,21 @@ def test_check_outputs_rules(tmp_path):
         check_outputs({"-o": tmp_path / "data" / "feats"}, {"DATA": tmp_path / "data"})
     with pytest.raises(SpeakerGMMError, match="holds the input"):
         check_outputs({"-o": tmp_path}, {"MANY": [tmp_path / "x", tmp_path / "data"]})
+
+
+@pytest.mark.parametrize("command", [
+    ["train-ubm", "{feats}", "-c", "2", "-n", "1", "-o", "{out}/ubm.npz"],
+    ["train-channel", "{feats}", "--ubm", "{root}/ubm.npz", "-r", "2", "-n", "1", "-o",
+     "{out}/channel.npz"],
+    ["score", "{root}/trials", "--enroll", "{feats}", "--test", "{feats}", "--ubm",
+     "{root}/ubm.npz", "-o", "{out}/scores"],
+])
+def test_an_output_in_a_missing_folder_names_the_output(feats, tmp_path, command):
+    """A file output whose folder does not exist is refused before any work, naming the -o
+    path (train-channel failed after training; train-ubm's first checkpoint named its
+    hidden file). Folder outputs (extract, stats) are created with their parents."""
+    root, _, archive = feats
+    out = tmp_path / "no" / "such" / "folder"
+    args = [a.format(feats=archive, root=root, out=out) for a in command]
+    line = refused(args, str(out), roots=[root, tmp_path])
+    assert ".resume" not in line and ".tmp" not in line
