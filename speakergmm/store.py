@@ -43,6 +43,7 @@ import numpy as np
 
 from .backend.calibration import MIN_CALIBRATION, Calibration
 from .backend.scoring import ModelSet
+from .constants import ADAPTABLE
 from .errors import SpeakerGMMError, SpeakerGMMWarning, printable
 from .gmm.adapt import SpeakerModel, map_parameters
 from .gmm.mixture import DiagGMM
@@ -801,7 +802,7 @@ _ROW_CHECKS = {
     "id": lambda v: isinstance(v, str) and v != "",
     "relevance": lambda v: _number(v) and v > 0,
     "adapt": lambda v: isinstance(v, str) and bool(v) and len(set(v.split(","))) == len(
-        v.split(",")) and set(v.split(",")) <= {"means", "weights", "variances"},
+        v.split(",")) and set(v.split(",")) <= set(ADAPTABLE),
     "stat_llk": lambda v: _number(v) or (isinstance(v, float) and v == -math.inf),
     "frames": lambda v: isinstance(v, int) and v >= 0,
     "utterances": lambda v: isinstance(v, int) and v >= 0,

@@ -25,7 +25,7 @@ from .._io import atomic_write
 from ..errors import FeatureError
 from .cmvn import normalize
 from .config import PRESETS, FeatureConfig
-from .signal import frame_view, sample_problem
+from .signal import GROUP, frame_view, sample_problem
 from .vad import MIN_RANGE_DB, energy_spread, energy_vad, frames_energy_db
 
 __all__ = ["FeatureConfig", "extract_features", "features_from_blocks", "mfcc", "deltas",
@@ -126,7 +126,7 @@ def _analysis(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     return padded, np.ascontiguousarray(mel.T, dtype=np.float32)
 
 
-def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = 8192) -> np.ndarray:
+def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = GROUP) -> np.ndarray:
     """Static MFCCs of a signal already at ``config.sample_rate``.
 
     Parameters
@@ -155,7 +155,7 @@ class _FramePass:
     cut into blocks. Memory: two groups of samples and the per-frame results.
     """
 
-    def __init__(self, config: FeatureConfig, *, block: int = 8192, energy: bool = True):
+    def __init__(self, config: FeatureConfig, *, block: int = GROUP, energy: bool = True):
         self.config, self.block, self.energy = config, block, energy
         self.window, self.mel_basis = _analysis(config)
         self.n_fft, self.hop = config.n_fft, config.hop_length
@@ -356,9 +356,6 @@ def extract_features(
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise FeatureError(f"{label}: expected a mono signal of shape (n,), got {y.shape}")
-    problem = sample_problem(y)
-    if problem:
-        raise FeatureError(f"{label}: {problem}")
     if sr != config.sample_rate:
         y = resample(y, orig_sr=sr, target_sr=config.sample_rate)
     feats, speech, _ = features_from_blocks([y], config=config, name=name)
@@ -393,6 +390,10 @@ def features_from_blocks(
     label = name or "utterance"
     frames = _FramePass(config)
     for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        problem = sample_problem(block)
+        if problem:
+            raise FeatureError(f"{label}: {problem}")
         frames.push(block)
     mel, energy, samples = frames.finish()
     n_frames = sum(len(group) for group in mel)

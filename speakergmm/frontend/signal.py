@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["frame_signal", "frame_view", "sample_problem", "MAX_AMPLITUDE"]
+__all__ = ["frame_signal", "frame_view", "sample_problem", "MAX_AMPLITUDE", "GROUP"]
+
+#: Frames transformed at once (spectra, energies): it bounds the temporaries of a long
+#: recording, and groups counted from the first frame give the same float32 results however
+#: a signal arrives (BLAS kernels differ with the number of rows).
+GROUP = 8192
 
 #: The largest sample magnitude taken: any PCM scale (a float file holding int32 values
 #: reaches 2^31). Beyond it the power spectrum overflows float32 and every feature is NaN;

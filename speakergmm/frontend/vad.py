@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .signal import frame_signal
+from .signal import GROUP, frame_signal
 
 __all__ = ["frame_energy_db", "energy_vad", "energy_spread", "MIN_RANGE_DB"]
 
 _TINY = 1e-20  # -200 dBFS: what digital silence measures, finite and far below any floor
 #: Least spread (dB) of the energy contour of speech; flatter recordings are not speech.
 MIN_RANGE_DB = 2.0
-_BLOCK = 8192  # frames whose energies are computed at once (float64 copies, bounded)
 
 
 def frame_energy_db(*, y: np.ndarray, hop_length: int, win_length: int) -> np.ndarray:
@@ -65,8 +64,8 @@ def frame_energy_db(*, y: np.ndarray, hop_length: int, win_length: int) -> np.nd
     """
     frames = frame_signal(np.asarray(y, dtype=np.float32), frame_length=win_length,
                           hop_length=hop_length, left=win_length // 2)
-    return np.concatenate([frames_energy_db(frames[b:b + _BLOCK])
-                           for b in range(0, len(frames), _BLOCK)])
+    return np.concatenate([frames_energy_db(frames[b:b + GROUP])
+                           for b in range(0, len(frames), GROUP)])
 
 
 def frames_energy_db(frames: np.ndarray) -> np.ndarray:

@@ -223,3 +223,15 @@ def test_normalising_in_place_equals_a_copy():
         y = x.copy()
         assert normalize(y, method=method, overwrite=True) is y
         np.testing.assert_array_equal(y, copy)
+
+
+def test_blocks_with_bad_samples_are_named():
+    """features_from_blocks checks every block (NaN gave NaN features through it)."""
+    from speakergmm.frontend.features import features_from_blocks
+
+    good = np.full(8000, 0.1, np.float32)
+    for bad in (np.nan, np.inf, 1e30):
+        block = good.copy()
+        block[10] = bad
+        with pytest.raises(FeatureError, match="utt3: .*(non-finite|samples reach)"):
+            features_from_blocks([good, block], config=FeatureConfig(), name="utt3")
