@@ -283,3 +283,33 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...], *, format_name: str
         raise ModelError(f"{path}: its metadata is a {type(header['metadata']).__name__}, not "
                          "a JSON object (key: value); the file is damaged")
     return arrays, header
+
+
+#: The lock file an archive writer holds inside its output folder while it writes.
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the write lock of the output folder ``folder`` (created if need be) meanwhile.
+
+    A second process writing the same archive at once would corrupt it: each would log its
+    own parts in one journal and remove the other's as unreferenced. So the second is
+    refused at once with one line. The lock is ``flock`` on ``folder/.lock``: the system
+    releases it when its holder ends, even killed outright, so a rerun after a crash is
+    never locked out. (NFS honours flock as a POSIX lock on current Linux kernels.)"""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpeakerGMMError(f"{folder}: another process is writing this output now; "
+                                  "wait for it to end (two writers at once would corrupt "
+                                  "it), or write elsewhere") from None
+        yield
+    finally:
+        os.close(fd)

@@ -41,7 +41,8 @@ from typing import Any
 from .errors import SpeakerGMMError
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Session",
-           "get_executor", "SCHEDULER_ENV", "local_threads", "thread_map"]
+           "get_executor", "SCHEDULER_ENV", "SCHEDULER_TIMEOUT", "local_threads",
+           "thread_map"]
 
 #: Environment variable naming a Dask scheduler (``tcp://host:8786``) for the CLI.
 SCHEDULER_ENV = "SPEAKERGMM_SCHEDULER"
@@ -185,24 +186,36 @@ class DaskExecutor(Executor):
     ----------
     scheduler : str or distributed.Client
         The scheduler's address (``tcp://host:8786``), or a client already connected.
+    timeout : float
+        Seconds to wait for the scheduler to answer and for its first worker to join
+        (:data:`SCHEDULER_TIMEOUT`); beyond them, a :class:`SpeakerGMMError` saying which.
     """
 
-    def __init__(self, scheduler):
+    def __init__(self, scheduler, *, timeout: float | None = None):
         try:
             import distributed
         except ImportError:
             raise SpeakerGMMError("running on a Dask cluster needs dask.distributed: pip "
-                                  "install 'speakergmm[dask]'") from None
+                                  "install 'speakergmm[dask]' (or pip install -e '.[dask]' "
+                                  "in a clone)") from None
+        timeout = SCHEDULER_TIMEOUT if timeout is None else float(timeout)
+        if not timeout > 0:
+            raise SpeakerGMMError(f"scheduler timeout {timeout} s: give a positive number "
+                                  "of seconds")
         self._own = not isinstance(scheduler, distributed.Client)
         if self._own:
-            try:
-                scheduler = distributed.Client(str(scheduler), set_as_default=False,
-                                               timeout="20s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise SpeakerGMMError(f"cannot reach the Dask scheduler at {scheduler} "
-                                      f"({exc}); start one with 'dask scheduler' and "
-                                      "workers with 'dask worker ADDRESS'") from None
+            scheduler = _connect(distributed, str(scheduler), timeout)
         self.client = scheduler
+        if self._own:
+            address = scheduler.scheduler.address
+            try:
+                scheduler.wait_for_workers(1, timeout=timeout)
+            except Exception:  # noqa: BLE001 (distributed raises several kinds)
+                scheduler.close()
+                raise SpeakerGMMError(
+                    f"the Dask scheduler at {address} has no workers after {timeout:g} s; "
+                    f"start some with 'dask worker {address}' (each needs speakergmm "
+                    "installed), or wait longer with --scheduler-timeout") from None
 
     @property
     def n_workers(self) -> int:  # worker threads: what tasks run on at once
@@ -224,6 +237,55 @@ class DaskExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"DaskExecutor({self.client.scheduler.address!r})"
+
+
+#: Seconds :class:`DaskExecutor` waits for a scheduler to answer and for a worker to join.
+SCHEDULER_TIMEOUT = 30.0
+
+
+def _connect(distributed, address: str, timeout: float):
+    """A client of the scheduler at ``address``, within ``timeout`` seconds whatever is
+    there: nothing (connection refused), a server that never answers, another protocol
+    (HTTP), an address distributed cannot use (``ucx://`` without UCX). The connection is
+    made on a daemon thread, so that no handshake waits past the deadline."""
+    import threading
+
+    fix = ("start one with 'dask scheduler' and workers with 'dask worker ADDRESS', or "
+           "give its address as tcp://host:8786")
+    outcome = {}
+
+    def connect():
+        try:
+            outcome["client"] = distributed.Client(address, set_as_default=False,
+                                                   timeout=f"{timeout}s")
+        except Exception as exc:  # noqa: BLE001 (any failure to connect is one answer)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True, name="speakergmm-dask-connect")
+    thread.start()
+    thread.join(timeout + 5)  # distributed's own timeout first, when it keeps it
+    if "client" in outcome:
+        return outcome["client"]
+    if "error" in outcome:
+        reason = " ".join(str(outcome["error"]).split())[:200] or \
+            type(outcome["error"]).__name__
+        raise SpeakerGMMError(f"cannot reach the Dask scheduler at {address} ({reason}); "
+                              f"{fix}") from None
+    raise SpeakerGMMError(f"the Dask scheduler at {address} did not answer within "
+                          f"{timeout:g} s (is it a Dask scheduler?); {fix}")
+
+
+def _worker_import_error(exc: BaseException) -> SpeakerGMMError | None:
+    """A worker that cannot import speakergmm (or one of its dependencies) to run a task,
+    as one line saying what to install where; None for other errors."""
+    if isinstance(exc, ImportError):
+        from ._version import __version__
+
+        return SpeakerGMMError(
+            f"a Dask worker cannot import {exc.name or 'a module'} to run speakergmm's "
+            f"tasks: install speakergmm {__version__} (pip install speakergmm or, from a "
+            "clone, pip install -e .) in the environment of every worker, then restart them")
+    return None
 
 
 class _DaskSession(Session):
@@ -248,7 +310,10 @@ class _DaskSession(Session):
     def _in_order(futures, shared_future):
         try:
             for future in futures:
-                results = future.result()
+                try:
+                    results = future.result()
+                except ImportError as exc:
+                    raise _worker_import_error(exc) from None
                 future.release()  # the client holds one chunk's results at a time
                 yield from results
         finally:
@@ -417,6 +482,10 @@ def _one_blas_thread():
 def _blas_limit(threads: int | None):
     if threads is None:
         return contextlib.nullcontext()
+    # numpy's BLAS must be loaded to be limited: a spawned worker may not have imported
+    # numpy yet, and its BLAS would then start later on every core, with other rounding
+    # (its features differed from the parent's in the last bits).
+    import numpy  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=threads, user_api="blas")

@@ -25,16 +25,28 @@ from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
-from .store import AUTO_CALIBRATION, SpeakerInfo, SpeakerStore, StoreError, check_speaker_id
+from .store import (
+    AUTO_CALIBRATION,
+    MIN_CALIBRATION,
+    SpeakerInfo,
+    SpeakerStore,
+    StoreError,
+    check_speaker_id,
+)
 from .system import BUNDLED_SYSTEMS, DEFAULT_SYSTEM, BandMismatch, System, load_system
 
 __all__ = ["Recognizer", "Verification", "Identification", "StoreScores", "METHODS", "BandMismatch",
-           "ShortEnrollment", "describe_store"]
+           "ShortEnrollment", "UncalibratedStore", "describe_store", "calibration_advice"]
 
 
 #: Other speakers each new recording is scored against for self-calibration (non-target
 #: trials): spread over the store, so that the trials do not all come from one corner of it.
 NONTARGET_MODELS = 20
+
+
+class UncalibratedStore(SpeakerGMMWarning):
+    """A store that has the trials to learn its own calibration but still decides with
+    the system's (:func:`calibration_advice`)."""
 
 
 class ShortEnrollment(SpeakerGMMWarning):
@@ -75,12 +87,16 @@ class Verification:
     def __str__(self) -> str:
         verdict = "accept" if self.accepted else "reject"
         if self.llr is None:
+            why = ("uncalibrated: 'speakergmm speakers calibrate'" if self.method == "topc"
+                   else f"--method {self.method} is never calibrated: only the system's "
+                        "top-C is")
             return (f"{verdict}: {self.audio} vs {self.speaker}: score {self.score:.4f} "
-                    f"(threshold {self.threshold:g}, {self.method}, {self.frames} frames; "
-                    "uncalibrated: 'speakergmm speakers calibrate')")
+                    f"(threshold {self.threshold + 0.0:g}, {self.method}, {self.frames} "
+                    f"frames; {why})")
+        # (+ 0.0: the Bayes threshold at prior 0.5 is -0.0, shown as "-0.00")
         return (f"{verdict}: {self.audio} vs {self.speaker}: LLR {self.llr:.2f}, "
                 f"P = {self.posterior:.3f} at prior {self.prior:g} (threshold "
-                f"{self.threshold:.2f}; raw score {self.score:.4f}, {self.seconds:.1f} s)")
+                f"{self.threshold + 0.0:.2f}; raw score {self.score:.4f}, {self.seconds:.1f} s)")
 
 
 @dataclass(frozen=True)
@@ -216,7 +232,7 @@ class Recognizer:
         paths = list(audio)
         if not paths:
             raise FeatureError("no enrollment audio given")
-        feats = [self.features(p) for p in paths]
+        feats = _one_band_note(lambda: [self.features(p) for p in paths])
         stats = [self.ubm.accumulate(x) for x in feats]
         model = SpeakerModel.enroll(self.ubm, stats, relevance=self.relevance, adapt=self.adapt)
         seconds = self.system.seconds(sum(len(f) for f in feats))
@@ -234,6 +250,10 @@ class Recognizer:
         if self.store.has_trials(AUTO_CALIBRATION):
             current = self.store.calibration()
             self.store.calibrate(prior=0.01 if current is None else current.prior_)
+        else:
+            advice = calibration_advice(self.store)
+            if advice is not None:
+                warnings.warn(advice, UncalibratedStore, stacklevel=2)
         if info.seconds < MIN_ENROLL_SECONDS:
             warnings.warn(f"{speaker}: {info.seconds:.1f} s of audio enrolled; below "
                           f"{MIN_ENROLL_SECONDS:g} s a model is unreliable (measured with the "
@@ -394,6 +414,23 @@ class Recognizer:
                               p_unknown=float(posterior[0]), prior=prior)
 
 
+def _one_band_note(read):
+    """``read()``, with the :class:`BandMismatch` notes of its recordings as one note (the
+    first, and how many more recordings it concerns) rather than one per file; other
+    warnings pass as they are."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = read()
+    band = [w for w in caught if issubclass(w.category, BandMismatch)]
+    for w in caught:
+        if not issubclass(w.category, BandMismatch):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if band:
+        more = f" (and {len(band) - 1} more recording(s) like it)" if len(band) > 1 else ""
+        warnings.warn(f"{band[0].message}{more}", BandMismatch, stacklevel=3)
+    return result
+
+
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise SpeakerGMMError(f"unknown scoring method {method!r}; choose one of "
@@ -419,10 +456,36 @@ def describe_store(store: SpeakerStore) -> str:
                      f"+ {cal.offset_:.4f}, from {cal.n_target_} target and "
                      f"{cal.n_nontarget_} non-target trials (prior {cal.prior_:g})")
     elif system is not None:
-        lines.append(f"calibration in force: system {system.get('name')}'s, until the store "
-                     f"has {AUTO_CALIBRATION['target']} target and "
+        lines.append(f"calibration in force: system {system.get('name')}'s, learnt on other "
+                     f"audio, until the store has {AUTO_CALIBRATION['target']} target and "
                      f"{AUTO_CALIBRATION['nontarget']} non-target trials of "
                      f"{AUTO_CALIBRATION['speakers']} speakers and learns its own")
     else:
-        lines.append("calibration in force: none ('speakergmm speakers calibrate' learns one)")
+        lines.append("calibration in force: none (decisions on the raw score)")
+    advice = calibration_advice(store, (tar, non, speakers))
+    if advice is not None:
+        lines.append(advice)
+    elif cal is None:
+        lines.append(f"'speakergmm speakers calibrate' learns the store's own from "
+                     f"{MIN_CALIBRATION['target']} target and {MIN_CALIBRATION['nontarget']} "
+                     f"non-target trials of {MIN_CALIBRATION['speakers']} speakers: enroll "
+                     "more speakers, each with two recordings or more")
     return "\n".join(lines)
+
+
+def calibration_advice(store: SpeakerStore, trials=None) -> str | None:
+    """What to do when a store could learn its own calibration (it has
+    :data:`~speakergmm.store.MIN_CALIBRATION` trials) but has not (below
+    :data:`~speakergmm.store.AUTO_CALIBRATION`, where it learns one by itself): None when
+    it has one or cannot yet."""
+    if store.calibration() is not None or not store.has_trials(MIN_CALIBRATION, trials):
+        return None
+    tar, non, speakers = store.calibration_trials() if trials is None else trials
+    now = ("its system's calibration, learnt on other audio, which may accept impostors "
+           "with confidence on yours" if store.system() is not None else "the raw score")
+    return (f"{store.path} decides with {now}; it has {tar.size} target "
+            f"and {non.size} non-target trials of {speakers} speakers of its own: run "
+            f"'speakergmm speakers calibrate --store {store.path}' to learn the store's "
+            f"calibration from them now (it learns one by itself at "
+            f"{AUTO_CALIBRATION['target']} target, {AUTO_CALIBRATION['nontarget']} "
+            f"non-target trials of {AUTO_CALIBRATION['speakers']} speakers)")

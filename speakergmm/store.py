@@ -481,14 +481,31 @@ class SpeakerStore:
                 for r, m, sc, t in trials])
         return self.info(speaker_id)
 
-    def remove(self, speaker_id: str) -> None:
-        """Delete a speaker (StoreError if unknown)."""
+    def remove(self, speaker_id: str) -> Calibration | None:
+        """Delete a speaker (StoreError if unknown) with its self-calibration trials.
+
+        A calibration the store had learnt was learnt partly from the speaker's trials: it
+        is learnt again, in the same transaction, from the trials left when they reach
+        :data:`MIN_CALIBRATION`, else dropped (the system's calibration is in force
+        again). Returns the store's calibration after the removal, or None.
+        """
         with self._transaction() as conn:
             if conn.execute("DELETE FROM speakers WHERE id=?", (speaker_id,)).rowcount == 0:
                 raise StoreError(f"no speaker {printable(speaker_id)} in {self.path}")
             _forget_trials(conn, speaker_id)
             conn.execute(_NORMS)
             conn.execute("DELETE FROM norms WHERE speaker=?", (speaker_id,))
+            row = conn.execute("SELECT value FROM meta WHERE key='calibration'").fetchone()
+            if row is None:
+                return None
+            trials = _split_trials(conn.execute("SELECT speaker, score, target FROM trials"))
+            if not self.has_trials(MIN_CALIBRATION, trials):
+                conn.execute("DELETE FROM meta WHERE key IN ('calibration', 'calibrated')")
+                return None
+            cal = Calibration().fit(trials[0], trials[1],
+                                    prior=Calibration.from_json(row[0]).prior_)
+            self._keep_calibration(conn, cal)
+            return cal
 
     # --- self-calibration -------------------------------------------------------------
 
@@ -496,10 +513,7 @@ class SpeakerStore:
         """Target scores, non-target scores, and the number of speakers they come from."""
         if not self.path.exists():
             return np.zeros(0), np.zeros(0), 0
-        rows = list(self._rows("SELECT speaker, score, target FROM trials"))
-        scores = np.array([r["score"] for r in rows], dtype=np.float64)
-        target = np.array([bool(r["target"]) for r in rows], dtype=bool)
-        return scores[target], scores[~target], len({r["speaker"] for r in rows})
+        return _split_trials(self._rows("SELECT speaker, score, target FROM trials"))
 
     def calibrate(self, *, prior: float = 0.01) -> Calibration:
         """Learn the store's calibration from its self-calibration trials and keep it.
@@ -521,10 +535,13 @@ class SpeakerStore:
                 "they enroll)")
         cal = Calibration().fit(tar, non, prior=prior)
         with self._transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('calibration', ?)",
-                         (cal.to_json(),))
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('calibrated', ?)", (_now(),))
+            self._keep_calibration(conn, cal)
         return cal
+
+    @staticmethod
+    def _keep_calibration(conn: sqlite3.Connection, cal: Calibration) -> None:
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('calibration', ?)", (cal.to_json(),))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('calibrated', ?)", (_now(),))
 
     def has_trials(self, needed: dict, trials=None) -> bool:
         """Whether the store's self-calibration trials reach ``needed`` (as
@@ -785,6 +802,15 @@ def _check_system(path, bound: dict | None, system: dict | None) -> None:
     raise StoreError(f"{path}: its speakers were enrolled with system '{bound.get('name')}' "
                      f"({bound.get('fingerprint')}), not with {given}; use --system "
                      f"{bound.get('name')}, or another --store")
+
+
+def _split_trials(rows) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows of (speaker, score, target) as target scores, non-target scores and the number
+    of speakers they come from."""
+    rows = [tuple(r) for r in rows]
+    scores = np.array([r[1] for r in rows], dtype=np.float64)
+    target = np.array([bool(r[2]) for r in rows], dtype=bool)
+    return scores[target], scores[~target], len({r[0] for r in rows})
 
 
 def _forget_trials(conn: sqlite3.Connection, speaker_id: str) -> None:

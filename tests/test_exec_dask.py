@@ -238,3 +238,106 @@ def test_scoring_beyond_the_model_budget_on_the_cluster_equals_serial(cluster, d
     on_dask = batch.score_trial_list(ubm, trials, models, feats, executor=client, **kw)
     np.testing.assert_array_equal(on_dask, serial)
     assert np.isfinite(serial).all() and len(serial) == len(pairs)
+
+
+# --- schedulers that are not there, not Dask, or without workers: one line, in bounded time
+
+
+def _listener(answer: bytes | None):
+    """A TCP server on a free loopback port that accepts and then sends ``answer`` (an
+    HTTP response) or nothing at all; returns its address and a stop function."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+    held = []
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            if answer is not None:
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def close():
+        stop.set()
+        for conn in held:
+            conn.close()
+        server.close()
+    return f"tcp://127.0.0.1:{server.getsockname()[1]}", close
+
+
+@pytest.mark.parametrize("kind", ["silent", "http", "closed", "ucx", "no-workers"])
+def test_a_scheduler_that_cannot_serve_is_one_line_within_the_timeout(kind, data, tmp_path):
+    """Each of these waited forever, gave a 40 s traceback or "Can't instantiate abstract
+    class" (issue 25); now exit 2, one line naming the address, within --scheduler-timeout
+    (the bound below only catches a hang: it is far above the timeout)."""
+    datadir, root = data
+    close = lambda: None  # noqa: E731
+    cluster = None
+    if kind == "silent":
+        address, close = _listener(None)
+    elif kind == "http":
+        address, close = _listener(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    elif kind == "closed":
+        import socket
+
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    elif kind == "ucx":
+        address = "ucx://127.0.0.1:8786"
+    else:
+        cluster = distributed.LocalCluster(n_workers=0, processes=False,
+                                           dashboard_address=None)
+        address = cluster.scheduler_address
+    try:
+        started = time.monotonic()
+        r = run("extract", datadir, tmp_path / "f", "--audio-root", root, "--scheduler",
+                address, "--scheduler-timeout", 2)
+        elapsed = time.monotonic() - started
+    finally:
+        close()
+        if cluster is not None:
+            cluster.close()
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and "Traceback" not in r.output, r.output
+    assert address in r.output
+    assert ("no workers" in r.output) == (kind == "no-workers")
+    assert elapsed < 120, elapsed
+    assert not (tmp_path / "f").exists()
+
+
+def test_scheduler_from_the_environment_with_jobs_names_the_variable(data, tmp_path,
+                                                                      monkeypatch):
+    datadir, root = data
+    monkeypatch.setenv("SPEAKERGMM_SCHEDULER", "tcp://127.0.0.1:8786")
+    r = run("extract", datadir, tmp_path / "f", "--audio-root", root, "-j", 2)
+    assert r.exit_code == 2 and "SPEAKERGMM_SCHEDULER" in r.output, r.output
+
+
+def test_a_worker_without_speakergmm_is_one_line(data, tmp_path):
+    """A worker whose environment lacks speakergmm (a 90-line ModuleNotFoundError before):
+    one line saying what to install on every worker."""
+    from speakergmm.exec import DaskExecutor, _worker_import_error
+
+    err = _worker_import_error(ModuleNotFoundError("No module named 'speakergmm'",
+                                                   name="speakergmm"))
+    assert "every worker" in str(err) and "speakergmm" in str(err)
+    # a real worker that cannot import the task's module
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        def task(item):
+            import speakergmm_not_installed  # noqa: F401
+        session = DaskExecutor(client).start()
+        with session as s, pytest.raises(SpeakerGMMError, match="every worker"):
+            list(s.map(lambda state, item: task(item), [1, 2]))

@@ -9,6 +9,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, corpus
 
 
@@ -19,7 +21,7 @@ def test_fsdd_recipe_end_to_end(tmp_path):
     env = dict(os.environ, FSDD_ROOT=str(root), PATH=f"{scripts}{os.pathsep}{os.environ['PATH']}")
     work = tmp_path / "exp"
     out = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--work", str(work)],
-                         env=env, capture_output=True, text=True, timeout=600)
+                         env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "EER" in out.stdout and "report.html" in out.stdout
     report = json.loads((work / "report" / "report.json").read_text())
@@ -48,42 +50,69 @@ def test_fsdd_recipe_end_to_end(tmp_path):
     assert (work / "report" / "det.png").stat().st_size > 1000
     # resuming from a later stage redoes only that stage
     again = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--work",
-                            str(work), "--stage", "6"], env=env, capture_output=True, text=True,
-                           timeout=300)
+                            str(work), "--stage", "6"], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "stage 5" not in again.stdout
 
 
-def test_speechocean762_recipe_end_to_end(tmp_path):
-    """The dev protocol on the train half in ../shared (skipped when absent)."""
+# The same chain as the recipe's defaults, made small enough for every test run (about a
+# minute on an idle 2-core machine instead of six): a UBM of 64 Gaussians, eigenchannel rank
+# 30, T of rank 100, fewer EM iterations, one of the three cross-fold calibration splits.
+# Its figures (dev protocol, 2026-12-07): GMM-UBM + eigenchannel + S-norm EER 2.02%,
+# i-vector / PLDA 3.31%, fusion 1.49%; actDCF / minDCF 1.00x (GMM-UBM) and 1.02x (fusion).
+SPEECHOCEAN762_SMALL = ["--components", 64, "--iterations", 5, "--channel-factors", 30,
+                        "--ivector-dim", 100, "--ivector-iterations", 5,
+                        "--plda-iterations", 5, "--folds", 1]
+
+
+def _speechocean762_recipe(tmp_path, *options) -> tuple[Path, dict]:
+    """Run the recipe on the dev protocol of the train half in ../shared (skipped when
+    absent) with ``options``; its work folder and the report's figures per system."""
     root = corpus("speechocean762")
     work = tmp_path / "exp"
-    out = _run_recipe("speechocean762", "--corpus-root", root, "--work", work,
-                      env=_recipe_env(), timeout=900)
+    out = _run_recipe("speechocean762", "--corpus-root", root, "--work", work, *options,
+                      env=_recipe_env())
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "protocol: dev" in out.stdout
     systems = json.loads((work / "report" / "report.json").read_text())["systems"]
     assert len(systems) == 6
     for figures in systems.values():
         assert (figures["n_target"], figures["n_nontarget"]) == (930, 56730)
-    # the i-vector / PLDA system fused with the GMM-UBM system beats the better of the two by
-    # 10% relative EER or more (README: 0.96% against 1.22%; 1.67% against 1.95% on the
-    # mirror protocol)
+    return work, systems
+
+
+def _check_speechocean762(work, systems, *, best_eer: float) -> None:
+    """What the recipe claims, at any size: the fusion 10% under the better system, S-norm
+    EER at most ``best_eer``, calibration across folds of held-out speakers within 15% of
+    minDCF (the issue's target) for the GMM-UBM system and the fusion, eigenchannel
+    compensation better than none."""
     fused = systems[str(work / "scores_fusion")]["eer_rocch"]
     singles = [systems[str(work / s)]["eer_rocch"]
                for s in ("scores_topc_ec_snorm_cal", "scores_ivector_plda_cal")]
     assert fused <= 0.9 * min(singles), (fused, singles)
     best = systems[str(work / "scores_topc_ec_snorm")]
     calibrated = systems[str(work / "scores_topc_ec_snorm_cal")]
-    # the issue's target, which the README reports met (1.22%)
-    assert best["eer_rocch"] <= 0.02
-    # calibration learnt across folds of held-out speakers transfers, for the GMM-UBM system
-    # and for the fusion: the issue's target, actDCF within 15% of minDCF (README: 0.245
-    # against 0.235, and 0.187 against 0.185)
+    assert best["eer_rocch"] <= best_eer, best["eer_rocch"]
     for figures in (calibrated, systems[str(work / "scores_fusion")]):
         assert figures["act_dcf"]["vox"]["value"] <= 1.15 * figures["min_dcf"]["vox"]["value"]
         assert figures["cllr"] < 0.2
     assert systems[str(work / "scores_topc_ec")]["eer_rocch"] < \
         systems[str(work / "scores_topc")]["eer_rocch"]
+
+
+def test_speechocean762_recipe_end_to_end_small(tmp_path):
+    """Every stage of the recipe, cross-fold calibration and fusion included, at the small
+    size; thresholds set for that size (measured: 2.02%, see SPEECHOCEAN762_SMALL)."""
+    work, systems = _speechocean762_recipe(tmp_path, *SPEECHOCEAN762_SMALL)
+    _check_speechocean762(work, systems, best_eer=0.03)
+
+
+@pytest.mark.slow
+def test_speechocean762_recipe_end_to_end(tmp_path):
+    """The recipe as the README runs it (5 min idle, over 30 on a busy machine: run with
+    ``pytest -m slow``); the README's figures: 1.22% S-norm EER, fusion 0.96%, actDCF
+    within 15% of minDCF."""
+    work, systems = _speechocean762_recipe(tmp_path)
+    _check_speechocean762(work, systems, best_eer=0.02)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,9 +155,9 @@ def _recipe_env(**corpus_vars):
     return env
 
 
-def _run_recipe(name, *args, env, timeout=300):
+def _run_recipe(name, *args, env):
     return subprocess.run(["bash", str(REPO / "recipes" / name / "run.sh"), *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=env, capture_output=True, text=True)
 
 
 def _fake_librispeech(root: Path, subsets=("train-clean-100", "test-clean", "dev-clean")) -> None:
@@ -239,7 +268,7 @@ def test_librispeech_recipe_stops_when_the_given_root_lacks_a_subset(tmp_path):
     root = tmp_path / "LibriSpeech"
     _fake_librispeech(root, subsets=("train-clean-100",))
     out = _run_recipe("librispeech", "--work", tmp_path / "exp", env=_recipe_env(
-        LIBRISPEECH_ROOT=str(root)), timeout=60)
+        LIBRISPEECH_ROOT=str(root)))
     assert out.returncode == 2
     assert "no test-clean/" in out.stderr and "stage 2" not in out.stdout
     assert sorted(p.name for p in root.iterdir()) == ["README.TXT", "train-clean-100"]
@@ -307,7 +336,7 @@ def test_voxceleb1_recipe_stops_when_the_trial_lists_fail_verification(tmp_path)
                                         "id10270/xyz_-987654/00002.wav\n")
     (root / "veri_test2.txt").write_text((root / "veri_test.txt").read_text())
     out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", env=_recipe_env(
-        VOXCELEB1_ROOT=str(root)), timeout=60)
+        VOXCELEB1_ROOT=str(root)))
     assert out.returncode == 1, out.stdout + out.stderr
     assert "1 trials (1 target), but veri_test.txt has 37720" in out.stderr
     assert "--check-lists false" in out.stderr and "stage 1" not in out.stdout
@@ -324,16 +353,15 @@ def test_voxceleb1_recipe_checks_lists_without_checksums_on_request(tmp_path):
         (root / name).write_text("".join(line.format(int(i < n_target), i % 99_999 + 1)
                                          for i in range(n_trials)))
     env = _recipe_env(VOXCELEB1_ROOT=str(root))
-    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", env=env, timeout=60)
+    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", env=env)
     assert out.returncode == 1 and "MD5" in out.stderr and "stage 1" not in out.stdout
-    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", "--checksums", "false", env=env,
-                      timeout=60)
+    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", "--checksums", "false", env=env)
     assert "== stage 1" in out.stdout, out.stdout + out.stderr
     assert out.returncode != 0 and "have no audio" in out.stderr
 
 
 def test_voxceleb1_recipe_without_the_corpus_says_where_to_get_it(tmp_path):
-    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", env=_recipe_env(), timeout=60)
+    out = _run_recipe("voxceleb1", "--work", tmp_path / "exp", env=_recipe_env())
     assert out.returncode == 2
     assert "registration" in out.stderr and "robots.ox.ac.uk" in out.stderr
     assert not (tmp_path / "exp").exists()

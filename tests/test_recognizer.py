@@ -361,6 +361,71 @@ def test_cli_calibrate_verify_and_list(setup, tmp_path):
     assert "calibration in force: the store's own, llr =" in listing
 
 
+def test_a_store_that_could_calibrate_says_so_and_remove_recalibrates(setup, tmp_path):
+    """Issue 25: a store with the trials to learn its own calibration, still deciding with
+    another, says so on enroll and in 'speakers list'; 'speakers list --store S' is
+    'speakers --store S list'; 'speakers remove' learns the calibration again without the
+    removed speaker's trials, or drops it when too few are left."""
+    from speakergmm.store import MIN_CALIBRATION
+
+    root, ubm_path, _ = setup
+    files = {(s, u): write_audio(tmp_path / f"v{s}_{u}.wav", voice(s, u), SR)
+             for s in range(6) for u in range(3)}
+    store = tmp_path / "s.db"
+    run = lambda *args: CliRunner().invoke(main, [*map(str, args)])  # noqa: E731
+    common = ["--ubm", ubm_path, "--store", store]
+    for s in range(5):  # 5 x 3 recordings: 15 target, 30 non-target trials at the fifth
+        r = run("enroll", f"spk{s}", *[files[(s, u)] for u in range(3)], *common)
+        assert r.exit_code == 0, r.output
+        advice = [line for line in r.output.splitlines() if "speakers calibrate" in line]
+        assert len(advice) == (1 if s == 4 else 0), r.output
+    assert advice[0].startswith("speakergmm: note:") and f"--store {store}" in advice[0]
+    listing = run("speakers", "list", "--store", store)
+    assert listing.exit_code == 0, listing.output
+    assert listing.output == run("speakers", "--store", store, "list").output
+    assert listing.output == run("speakers", "--store", store).output
+    assert "15 target and 30 non-target trials of 5 speakers" in listing.output
+    assert f"speakers calibrate --store {store}" in listing.output
+    both = run("speakers", "--store", tmp_path / "other.db", "list", "--store", store)
+    assert both.exit_code == 2 and "two stores given" in both.output
+    assert not (tmp_path / "other.db").exists()
+    shown = run("speakers", "show", "spk0", "--store", store)
+    assert "adapt: means\n" in shown.output and "(" not in shown.output, shown.output
+    assert run("speakers", "calibrate", "--store", store).exit_code == 0
+    listing = run("speakers", "list", "--store", store).output
+    assert "speakers calibrate" not in listing and "the store's own" in listing
+    r = run("enroll", "spk5", *[files[(5, u)] for u in range(3)], *common)
+    assert r.exit_code == 0 and "speakers calibrate" not in r.output, r.output
+    rec = Recognizer(ubm_path, store)
+    before = rec.store.calibration()
+    r = run("speakers", "remove", "spk0", "--store", store)  # its trials were learnt from
+    assert r.exit_code == 0 and "learnt again" in r.output, r.output
+    after = rec.store.calibration()
+    tar, non, speakers = rec.store.calibration_trials()
+    assert (after.n_target_, after.n_nontarget_) == (tar.size, non.size) and speakers == 5
+    assert (after.scale_, after.offset_) != (before.scale_, before.offset_)
+    assert after.prior_ == before.prior_
+    r = run("speakers", "remove", "spk1", "--store", store)  # 4 speakers: too few trials
+    assert r.exit_code == 0 and "dropped" in r.output, r.output
+    assert not rec.store.has_trials(MIN_CALIBRATION) and rec.store.calibration() is None
+
+
+def test_narrowband_enrollment_gets_one_band_note(setup, tmp_path):
+    """Ten narrowband files enrolled at once: one note for the command (it was one per
+    file), saying how many more files it concerns."""
+    from speakergmm.frontend.audio import resample
+
+    root, ubm_path, _ = setup
+    narrow = [write_audio(tmp_path / f"phone{u}.wav",
+                          resample(voice(0, u), orig_sr=SR, target_sr=8000), 8000)
+              for u in range(4)]
+    r = CliRunner().invoke(main, ["enroll", "phone", *map(str, narrow), "--ubm", str(ubm_path),
+                                  "--store", str(tmp_path / "s.db")])
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.output.splitlines() if "Hz audio for a system" in line]
+    assert len(notes) == 1 and "and 3 more recording(s) like it" in notes[0], r.output
+
+
 def test_calibrated_identification_says_unknown_for_a_voice_not_enrolled(setup, tmp_path):
     root, ubm_path, _ = setup
     files = {(s, u): write_audio(tmp_path / f"v{s}_{u}.wav", voice(s, u), SR)

@@ -26,6 +26,9 @@ ivector_dim=300                         # i-vector system: T of rank 300, learnt
 ivector_iterations=10                   #   PLDA) on the cohort speakers only
 plda_iterations=10
 lda=0                                   # LDA dimension before length norm + PLDA (0: none)
+folds=3                                 # stage 6: how many of the three other splits of
+                                        #   the background speakers to score (fewer: a
+                                        #   quicker, less certain calibration)
 mirror=false                            # true: the dev protocol's mirror image (its
                                         #   background and evaluation speakers swapped)
 # -------------------------------------------------------------------------------------
@@ -149,7 +152,7 @@ if [ "$stage" -le 6 ]; then
   cat "$work/cal_scores_topc_ec_snorm" > "$work/xcal_scores_topc_ec_snorm"
   cat "$work/cal_scores_ivector_plda" > "$work/xcal_scores_ivector_plda"
   cat "$work/data/cal_trials" > "$work/xcal_trials"
-  for fold in "$work"/data/folds/*/; do
+  for fold in $(ls -d "$work"/data/folds/*/ | head -n "$folds"); do
     f="$work/folds/$(basename "$fold")"
     mkdir -p "$f"
     speakergmm stats "$work/feats/ubm" --ubm "$work/ubm.npz" --subset "$fold/cohort/utt2spk" \

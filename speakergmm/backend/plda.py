@@ -75,7 +75,8 @@ class PLDA:
     # -- training --------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, X, labels, *, n_iterations: int = 10, progress=None) -> "PLDA":
+    def fit(cls, X, labels, *, n_iterations: int = 10, tol: float = 1e-5,
+            progress=None) -> "PLDA":
         """EM training on labelled vectors.
 
         Parameters
@@ -85,6 +86,11 @@ class PLDA:
         labels : array_like [shape=(n,)]
             Their speakers; speakers with one vector inform B only.
         n_iterations : int
+            At most this many EM iterations.
+        tol : float
+            Stop once an iteration raises the average log-likelihood per vector by less
+            than this (EM has converged: further iterations change the model by rounding
+            only); 0 runs every iteration. ``training["converged"]`` says whether it did.
         progress : callable(iteration, log_likelihood), optional
             Called after each iteration with the average log-likelihood per vector of the
             training data under the model before that iteration's update.
@@ -116,14 +122,19 @@ class PLDA:
         within += np.eye(len(within)) * 1e-6 * scale
         between += np.eye(len(between)) * 1e-6 * scale
         record = []
+        converged = False
         for it in range(1, n_iterations + 1):
             between, within, llk = _em_step(dev, sums, counts, index, between, within)
             record.append(llk)
             if progress is not None:
                 progress(it, llk)
+            if len(record) > 1 and abs(record[-1] - record[-2]) < tol:
+                converged = True
+                break
         model = cls(mean, between, within)
         model.training = {"vectors": len(X), "speakers": len(classes),
-                          "iterations": n_iterations, "log_likelihood": record}
+                          "iterations": len(record), "converged": converged,
+                          "log_likelihood": record}
         return model
 
     def log_likelihood(self, X, labels) -> float:

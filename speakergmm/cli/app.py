@@ -166,33 +166,44 @@ def jobs_option(f):
     """``-j N`` local worker processes, or ``--scheduler ADDRESS`` (``$SPEAKERGMM_SCHEDULER``)
     a Dask cluster: the command receives ``jobs`` as a number or as a
     :class:`~speakergmm.exec.DaskExecutor`, which every library call takes alike."""
+    from ..exec import SCHEDULER_TIMEOUT
+
     @functools.wraps(f)
-    def run(*args, scheduler=None, **kwargs):
+    def run(*args, scheduler=None, scheduler_timeout=SCHEDULER_TIMEOUT, **kwargs):
         if scheduler:
             from ..exec import DaskExecutor
 
             if kwargs.get("jobs", 1) != 1:
-                raise click.UsageError("give -j (local processes) or --scheduler (a Dask "
+                ctx = click.get_current_context()
+                where = ("--scheduler" if ctx.get_parameter_source("scheduler")
+                         != click.core.ParameterSource.ENVIRONMENT
+                         else f"SPEAKERGMM_SCHEDULER={scheduler} (environment)")
+                raise click.UsageError(f"give -j (local processes) or {where} (a Dask "
                                        "cluster), not both")
-            kwargs["jobs"] = DaskExecutor(scheduler)
+            kwargs["jobs"] = DaskExecutor(scheduler, timeout=scheduler_timeout)
             try:
                 return f(*args, **kwargs)
             finally:
                 kwargs["jobs"].close()
         return f(*args, **kwargs)
 
+    run = click.option("--scheduler-timeout", type=Finite(min=0, min_open=True),
+                       default=SCHEDULER_TIMEOUT, metavar="SECONDS",
+                       help="How long to wait for the --scheduler to answer and for its "
+                            "first worker to join.")(run)
     run = click.option("--scheduler", default=None, envvar="SPEAKERGMM_SCHEDULER",
                        metavar="ADDRESS",
                        help="Run on a Dask cluster (tcp://host:8786) instead of local "
-                            "processes; needs speakergmm[dask]. [env: "
-                            "SPEAKERGMM_SCHEDULER]")(run)
+                            "processes; needs speakergmm[dask], and speakergmm installed "
+                            "on every worker. [env: SPEAKERGMM_SCHEDULER]")(run)
     return click.option("-j", "--jobs", type=click.IntRange(min=1), default=1,
                         help="Worker processes.")(run)
 
 
-def ubm_option(required: bool = False):
-    help_ = ("The UBM model file." if required else
-             "UBM model file [default: the bundled speechocean762 UBM].")
+def ubm_option(required: bool = False, help_: str | None = None):
+    if help_ is None:
+        help_ = ("The UBM model file." if required else
+                 "UBM model file [default: the bundled speechocean762 UBM].")
     # The bundled-UBM commands let the library name a missing file (and its fix).
     return click.option("--ubm", type=click.Path(dir_okay=False, exists=required,
                                                  path_type=Path),

@@ -40,7 +40,11 @@ def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_chec
 @jobs_option
 @click.option("--config", "config_spec", default=None, metavar="JSON|PRESET",
               help=f"Feature config: a JSON file, or a preset name "
-                   f"({', '.join(FEATURE_PRESETS)}) [default: {FEATURE_PRESETS[0]}].")
+                   f"({', '.join(FEATURE_PRESETS)}: 20 MFCC + delta + delta-delta, energy "
+                   f"VAD, CMVN, for 16 or 8 kHz audio) [default: {FEATURE_PRESETS[0]}]. The "
+                   "bundled systems of the same names (--system) use their own config, "
+                   "24 MFCC + delta, no VAD, mean normalisation (recipes/speechocean762/"
+                   "conf/features.json): features for them are made by the system itself.")
 @click.option("--skip-bad", is_flag=True,
               help="Exit 0 even if some utterances failed (they are still listed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -92,18 +92,41 @@ def _meta(items) -> dict[str, str]:
 @main.command("info")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 def info_cmd(model: Path) -> None:
-    """Describe a model file (UBM, eigenchannel or i-vector extractor)."""
+    """Describe a model file: a UBM, an eigenchannel, an i-vector extractor, a recognition
+    system (a file of 'speakergmm build-system', or the name of a bundled one: wideband,
+    telephone) or a vector back-end (speakergmm train-plda)."""
+    from ..backend.vectors import VectorBackend
     from ..errors import ModelError
     from ..gmm import factor
     from ..gmm.mixture import DiagGMM
+    from ..system import BUNDLED_SYSTEMS, load_system
 
-    try:
-        click.echo(DiagGMM.load(model).describe())
-    except ModelError as exc:
+    if str(model) in BUNDLED_SYSTEMS and not model.exists():
+        click.echo(load_system(str(model)).describe())
+        return
+    kinds = ((lambda: DiagGMM.load(model).describe()), (lambda: factor.describe_file(model)),
+             (lambda: load_system(model).describe()),
+             (lambda: _describe_backend(VectorBackend.load(model))))
+    for describe in kinds:
         try:
-            click.echo(factor.describe_file(model))
-        except ModelError:
-            raise exc from None
+            click.echo(describe())
+            return
+        except ModelError as exc:
+            # another kind of model file: try the next; anything else is this file's fault
+            if "format is " not in str(exc) or "expected" not in str(exc):
+                raise
+    raise ModelError(f"{model}: not a model file info describes (a UBM, eigenchannel, "
+                     "i-vector extractor, system or vector back-end of speakergmm)")
+
+
+def _describe_backend(backend) -> str:
+    meta = backend.metadata
+    steps = [entry.get("kind") for entry in meta.get("pipeline", [])]
+    record = meta.get("training") or {}
+    return (f"speakergmm vector back-end: {' -> '.join([*steps, 'PLDA'])}, PLDA dimension "
+            f"{backend.plda.mean.size}; for i-vectors of dimension {meta.get('dim')} from "
+            f"extractor {meta.get('extractor_fingerprint')}; trained on "
+            f"{record.get('vectors')} vectors of {record.get('speakers')} speakers")
 
 
 @main.command("train-channel")
@@ -262,10 +285,14 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
         wccn=wccn, length_norm=not no_length_norm, n_iterations=iterations,
         metadata={"kind": "vector_backend", "vectors": str(vectors.path), "dim": vectors.dim,
                   "extractor_fingerprint": vectors.extractor_fingerprint},
-        progress=lambda i, llk: click.echo(f"iter {i:3d} log-likelihood {llk:.4f}",
+        progress=lambda i, llk: click.echo(f"iter {i:3d} log-likelihood {llk:.6f}",
                                            err=True))
     backend.save(output)
-    click.echo(f"wrote {output}: {backend.pipeline!r}, PLDA of dimension {backend.plda.dim}")
+    record = backend.plda.training
+    done = (f"converged after {record['iterations']} iterations" if record["converged"] else
+            f"{record['iterations']} iterations, not converged: more with -n")
+    click.echo(f"wrote {output}: {backend.pipeline!r}, PLDA of dimension {backend.plda.dim} "
+               f"({done})")
 
 
 @main.command("stats")

@@ -20,6 +20,10 @@ from .app import (
     ubm_option,
 )
 
+# The product path's --ubm: a bare UBM instead of a system.
+_UBM_HELP = ("A bare UBM file to score with instead of a system: no S-norm cohort, no "
+             "calibration but the store's own [default: the system the store records; a new "
+             "store: --system wideband]. Not with --system.")
 _CHANNEL_HELP = ("Remove session variability with this eigenchannel file (speakergmm "
                  "train-channel, for the same UBM); a store's speakers are scored with the "
                  "compensation they were enrolled with.")
@@ -46,7 +50,7 @@ def system_option(f):
 @click.argument("speaker")
 @click.argument("audio", nargs=-1, required=True,
                 type=click.Path(dir_okay=False, path_type=Path))
-@ubm_option()
+@ubm_option(help_=_UBM_HELP)
 @store_option
 @click.option("--append", is_flag=True, help="Add the audio to an enrolled speaker.")
 @click.option("--replace", is_flag=True,
@@ -70,7 +74,7 @@ def enroll_cmd(speaker, audio, ubm, store, append, replace, relevance, adapt, ch
 @main.command("verify")
 @click.argument("speaker")
 @click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
-@ubm_option()
+@ubm_option(help_=_UBM_HELP)
 @store_option
 @click.option("--threshold", type=Finite(), default=None,
               help="Accept when the calibrated log-likelihood ratio reaches this [default: "
@@ -96,7 +100,7 @@ def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
 
 @main.command("identify")
 @click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
-@ubm_option()
+@ubm_option(help_=_UBM_HELP)
 @store_option
 @click.option("--top", type=click.IntRange(min=1), default=5, help="Speakers to list.")
 @click.option("--threshold", type=Finite(), default=None,
@@ -126,51 +130,74 @@ def identify_cmd(audio, ubm, store, top, threshold, prior, method, as_json, chan
 @store_option
 @click.pass_context
 def speakers_cmd(ctx, store) -> None:
-    """List, show or remove enrolled speakers (default: list)."""
-    from ..store import SpeakerStore
+    """List, show, remove enrolled speakers, or calibrate the store (default: list).
 
-    ctx.obj["store"] = SpeakerStore(store)
-    ctx.call_on_close(ctx.obj["store"].close)
+    --store goes before or after the subcommand: 'speakers list --store S' and 'speakers
+    --store S list' are the same."""
+    ctx.obj["store_path"] = store
     if ctx.invoked_subcommand is None:
         ctx.invoke(speakers_list)
 
 
+def _store(store: Path | None):
+    """The store of a ``speakers`` subcommand: its own --store, else the group's (one of
+    them, or both naming the same file), opened once and closed when the command ends."""
+    from ..store import SpeakerStore
+
+    ctx = click.get_current_context()
+    group = ctx.obj.get("store_path")
+    if store is not None and group is not None and Path(store) != Path(group):
+        raise click.UsageError(f"two stores given: --store {group} before "
+                               f"'{ctx.info_name}' and --store {store} after it; give one")
+    opened = SpeakerStore(store if store is not None else group)
+    ctx.call_on_close(opened.close)
+    return opened
+
+
 @speakers_cmd.command("list")
-@click.pass_context
-def speakers_list(ctx) -> None:
-    """List enrolled speakers."""
+@store_option
+def speakers_list(store=None) -> None:
+    """List enrolled speakers, the store's system and the calibration in force."""
     from ..recognizer import describe_store
 
-    click.echo(describe_store(ctx.obj["store"]))
+    click.echo(describe_store(_store(store)))
 
 
 @speakers_cmd.command("show")
 @click.argument("speaker")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def speakers_show(ctx, speaker, as_json) -> None:
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def speakers_show(speaker, store, as_json) -> None:
     """Show one enrolled speaker."""
     import dataclasses
     import json
 
-    info = dataclasses.asdict(ctx.obj["store"].info(speaker))
+    info = dataclasses.asdict(_store(store).info(speaker))
     if as_json:
         click.echo(json.dumps(info))
     else:
         for key, value in info.items():
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {_plain_value(value)}")
+
+
+def _plain_value(value) -> str:
+    """A record field as a person reads it: a list or tuple as comma-separated items (not
+    Python's repr)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
 
 
 @speakers_cmd.command("calibrate")
+@store_option
 @prior_option(0.01, "Target prior the calibration is optimised for.")
-@click.pass_context
-def speakers_calibrate(ctx, prior) -> None:
+def speakers_calibrate(store, prior) -> None:
     """Learn the store's calibration from its own enrollment recordings (each scored, as
     it was enrolled, against its speaker without it and against other speakers); verify
     then reports calibrated log-likelihood ratios."""
     from ..eval.metrics import cllr
 
-    store = ctx.obj["store"]
+    store = _store(store)
     cal = store.calibrate(prior=prior)
     tar, non, speakers = store.calibration_trials()
     click.echo(f"calibrated {store.path}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f} "
@@ -181,9 +208,18 @@ def speakers_calibrate(ctx, prior) -> None:
 
 @speakers_cmd.command("remove")
 @click.argument("speaker")
-@click.pass_context
-def speakers_remove(ctx, speaker) -> None:
-    """Remove an enrolled speaker."""
-    ctx.obj["store"].remove(speaker)
+@store_option
+def speakers_remove(speaker, store) -> None:
+    """Remove an enrolled speaker (and its self-calibration trials; a calibration the
+    store learnt is learnt again without them)."""
+    store = _store(store)
+    had = store.calibration() is not None
+    cal = store.remove(speaker)
     click.echo(f"removed {speaker}")
-
+    if cal is not None:
+        click.echo(f"the store's calibration was learnt again without its trials: llr = "
+                   f"{cal.scale_:.4f} * score + {cal.offset_:.4f}, from {cal.n_target_} target "
+                   f"and {cal.n_nontarget_} non-target trials")
+    elif had:
+        click.echo("the store's calibration was dropped: too few trials are left to learn it "
+                   "again; the system's calibration is in force ('speakergmm speakers list')")

@@ -100,6 +100,11 @@ def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_r
         c = c_deprecated
     if method != "topc" and c is not None:
         raise click.UsageError(f"--top-c applies to --method topc, not to --method {method}")
+    if norm == "asnorm" and top_n is None:
+        raise click.UsageError("--norm asnorm needs --top-n N, the number of highest cohort "
+                               "scores to keep (e.g. 200); --norm snorm takes the whole cohort")
+    if norm != "asnorm" and top_n is not None:
+        raise click.UsageError(f"--top-n applies to --norm asnorm, not to --norm {norm}")
     if backend != "gmm":
         given = {p.name: max(p.opts, key=len) for p in ctx.command.params
                  if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE}
@@ -134,7 +139,8 @@ def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_r
 
 # Options of score that only the GMM back-end reads.
 _GMM_ONLY = ("ubm", "audio_root", "method", "c", "c_deprecated", "relevance", "adapt",
-             "cohort_enroll_utts", "channel", "model_memory", "jobs", "scheduler")
+             "cohort_enroll_utts", "channel", "model_memory", "jobs", "scheduler",
+             "scheduler_timeout")
 
 
 @main.command("calibrate")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write, write_text_atomic
+from .._io import atomic_write, output_lock, write_text_atomic
 from ..data.datadir import AudioRef, DataDir, read_data_dir
 from ..errors import ArchiveError, SpeakerGMMError
 from ..exec import Executor, get_executor
@@ -277,47 +277,48 @@ def extract_archive(
     # every utterance located before anything is written: a data directory that cannot
     # be (an utterance without a recording or segment) leaves no output folder behind
     refs = {utt: data.audio_of(utt, audio_root) for utt in utts}
-    _prepare_dir(out, config)
+    with output_lock(out):
+        _prepare_dir(out, config)
 
-    done = _finished(out, set(utts))
-    todo = [(utt, refs[utt]) for utt in utts if utt not in done]
-    if progress and done:
-        progress(len(done))
-    failed: dict[str, str] = {}
-    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    executor = get_executor(executor or jobs, n_items=len(batches))
-    with open(out / JOURNAL, "a", encoding="utf-8") as journal:
-        for results in _run(batches, out, config, executor):
-            for utt, result in results:
-                if isinstance(result, str):
-                    failed[utt] = result
-                else:
-                    done[utt] = result
-                    # Its part file is already in place: once logged, the utterance is done.
-                    journal.write(f"{utt} {' '.join(map(str, result))}\n")
-            journal.flush()
-            if progress:
-                progress(len(results))
+        done = _finished(out, set(utts))
+        todo = [(utt, refs[utt]) for utt in utts if utt not in done]
+        if progress and done:
+            progress(len(done))
+        failed: dict[str, str] = {}
+        batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+        executor = get_executor(executor or jobs, n_items=len(batches))
+        with open(out / JOURNAL, "a", encoding="utf-8") as journal:
+            for results in _run(batches, out, config, executor):
+                for utt, result in results:
+                    if isinstance(result, str):
+                        failed[utt] = result
+                    else:
+                        done[utt] = result
+                        # Its part file is already in place: once logged, the utterance is done.
+                        journal.write(f"{utt} {' '.join(map(str, result))}\n")
+                journal.flush()
+                if progress:
+                    progress(len(results))
 
-    finished = sorted(done)
-    write_text_atomic(out / "feats.scp", "".join(
-        f"{u} {_FEATS}/{done[u][0]}[{done[u][1]}:{done[u][2]}]\n" for u in finished))
-    write_text_atomic(out / "utt2num_frames",
-                      "".join(f"{u} {done[u][2] - done[u][1]}\n" for u in finished))
-    write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][3]:.4f}\n" for u in finished))
-    write_text_atomic(out / "failed", "".join(f"{u} {r}\n" for u, r in sorted(failed.items())))
-    # The speakers travel with the features, as in a Kaldi data dir with feats.scp.
-    write_text_atomic(out / "utt2spk", "".join(f"{u} {data.utt2spk[u]}\n" for u in finished))
-    remove_unreferenced_parts(out / _FEATS, {done[u][0].split('.')[0] for u in finished})
-    total = sum(done[u][4] for u in finished)
-    kept = sum(done[u][2] - done[u][1] for u in finished)
-    summary = ExtractSummary(
-        utterances=len(utts), extracted=len(todo) - len(failed), skipped=len(utts) - len(todo),
-        failed=dict(sorted(failed.items())), hours=sum(done[u][3] for u in finished) / 3600,
-        vad_kept=kept / total if total else 0.0, frames=kept,
-        seconds=time.perf_counter() - started)
-    write_text_atomic(out / "summary.json", json.dumps(dataclasses.asdict(summary), indent=2))
-    return summary
+        finished = sorted(done)
+        write_text_atomic(out / "feats.scp", "".join(
+            f"{u} {_FEATS}/{done[u][0]}[{done[u][1]}:{done[u][2]}]\n" for u in finished))
+        write_text_atomic(out / "utt2num_frames",
+                          "".join(f"{u} {done[u][2] - done[u][1]}\n" for u in finished))
+        write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][3]:.4f}\n" for u in finished))
+        write_text_atomic(out / "failed", "".join(f"{u} {r}\n" for u, r in sorted(failed.items())))
+        # The speakers travel with the features, as in a Kaldi data dir with feats.scp.
+        write_text_atomic(out / "utt2spk", "".join(f"{u} {data.utt2spk[u]}\n" for u in finished))
+        remove_unreferenced_parts(out / _FEATS, {done[u][0].split('.')[0] for u in finished})
+        total = sum(done[u][4] for u in finished)
+        kept = sum(done[u][2] - done[u][1] for u in finished)
+        summary = ExtractSummary(
+            utterances=len(utts), extracted=len(todo) - len(failed), skipped=len(utts) - len(todo),
+            failed=dict(sorted(failed.items())), hours=sum(done[u][3] for u in finished) / 3600,
+            vad_kept=kept / total if total else 0.0, frames=kept,
+            seconds=time.perf_counter() - started)
+        write_text_atomic(out / "summary.json", json.dumps(dataclasses.asdict(summary), indent=2))
+        return summary
 
 
 # --- internals ------------------------------------------------------------------------

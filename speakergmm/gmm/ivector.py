@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import write_text_atomic
+from .._io import output_lock, write_text_atomic
 from ..errors import ArchiveError, ModelError, SpeakerGMMError
 from ..exec import DaskExecutor, Executor, SerialExecutor, get_executor
 from ..frontend.parts import (
@@ -306,24 +306,25 @@ def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | 
               "ubm_fingerprint": ubm.fingerprint(),
               "source": str(Path(features.path).resolve()) if hasattr(features, "path")
               else None}
-    prepare_dir(out, _VECTORS, _VHEADER, header, what="vectors",
-                keys=("format", "format_version", "dim", "extractor_fingerprint"))
-    utts = sorted(features if utterances is None else utterances)
-    missing = [u for u in utts if u not in features]
-    if missing:
-        raise ArchiveError(f"no features for utterance '{missing[0]}' ({len(missing)} "
-                           "missing); was it extracted?")
-    done = write_parts(out, _VECTORS, utts, _vectors_batch,
-                       (extractor, features, out / _VECTORS), arrays=("w",), n_extra=0,
-                       batch_size=batch_size, executor=executor or jobs, progress=progress)
-    write_text_atomic(out / VectorArchive._INDEX, "".join(
-        f"{u} {_VECTORS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
-    utt2spk = getattr(features, "utt2spk", None)
-    if utt2spk is not None:
-        write_text_atomic(out / "utt2spk", "".join(f"{u} {utt2spk[u]}\n" for u in utts
-                                                   if u in utt2spk))
-    remove_unreferenced_parts(out / _VECTORS, {done[u][0] for u in utts})
-    return VectorArchive(out)
+    with output_lock(out):
+        prepare_dir(out, _VECTORS, _VHEADER, header, what="vectors",
+                    keys=("format", "format_version", "dim", "extractor_fingerprint"))
+        utts = sorted(features if utterances is None else utterances)
+        missing = [u for u in utts if u not in features]
+        if missing:
+            raise ArchiveError(f"no features for utterance '{missing[0]}' ({len(missing)} "
+                               "missing); was it extracted?")
+        done = write_parts(out, _VECTORS, utts, _vectors_batch,
+                           (extractor, features, out / _VECTORS), arrays=("w",), n_extra=0,
+                           batch_size=batch_size, executor=executor or jobs, progress=progress)
+        write_text_atomic(out / VectorArchive._INDEX, "".join(
+            f"{u} {_VECTORS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
+        utt2spk = getattr(features, "utt2spk", None)
+        if utt2spk is not None:
+            write_text_atomic(out / "utt2spk", "".join(f"{u} {utt2spk[u]}\n" for u in utts
+                                                       if u in utt2spk))
+        remove_unreferenced_parts(out / _VECTORS, {done[u][0] for u in utts})
+        return VectorArchive(out)
 
 
 def _vectors_batch(state, batch: list[str]) -> list[tuple[str, str, int]]:

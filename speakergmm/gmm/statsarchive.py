@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import write_text_atomic
+from .._io import output_lock, write_text_atomic
 from ..errors import ArchiveError, ModelError
 from ..exec import Executor
 from ..frontend.parts import (
@@ -208,44 +208,45 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
               "features": str(Path(features.path).resolve()) if hasattr(features, "path")
               else None,
               "groups": None if groups is None else _digest(groups)}
-    prepare_dir(out, _STATS, _HEADER, header, what="statistics",
-                keys=("format", "format_version", "ubm_fingerprint", "channel_fingerprint",
-                      "second_order", "groups"))
-    if groups is None:
-        groups = {u: (u,) for u in (features if utterances is None else utterances)}
-        missing = [u for u in groups if u not in features]
-        if missing:
-            raise ArchiveError(f"no features for utterance '{missing[0]}' ({len(missing)} "
-                               "missing); was it extracted?")
-    else:
-        if isinstance(features, StatsArchive):
-            features.check(ubm, channel)
-            if second_order and not features.second_order:
-                raise ArchiveError(f"{features.path}: no second-order statistics to sum; "
-                                   "compute them with 'speakergmm stats --second-order'")
-        groups = {g: tuple(us) for g, us in groups.items()}
-        for g, us in groups.items():
-            missing = [u for u in us if u not in features]
-            if missing or not us:
-                raise ArchiveError(f"'{g}': no features for its utterance '{missing[0]}' "
-                                   f"({len(missing)} missing); was it extracted?" if missing
-                                   else f"'{g}' has no utterances")
-    utts = sorted(groups)
-    done = write_parts(out, _STATS, utts, _stats_batch,
-                       (ubm, features, channel, second_order, out / _STATS, groups),
-                       arrays=_arrays(second_order), n_extra=2, batch_size=batch_size,
-                       executor=executor or jobs, progress=progress)
-    write_text_atomic(out / _INDEX, "".join(
-        f"{u} {_STATS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
-    archive = StatsArchive(out)
-    write_text_atomic(out / "utt2num_frames", "".join(f"{u} {archive.frames(u)}\n"
-                                                      for u in utts))
-    utt2spk = getattr(features, "utt2spk", None) if header["groups"] is None else None
-    if utt2spk is not None:
-        write_text_atomic(out / "utt2spk", "".join(f"{u} {utt2spk[u]}\n" for u in utts
-                                                   if u in utt2spk))
-    remove_unreferenced_parts(out / _STATS, {done[u][0] for u in utts})
-    return archive
+    with output_lock(out):
+        prepare_dir(out, _STATS, _HEADER, header, what="statistics",
+                    keys=("format", "format_version", "ubm_fingerprint", "channel_fingerprint",
+                          "second_order", "groups"))
+        if groups is None:
+            groups = {u: (u,) for u in (features if utterances is None else utterances)}
+            missing = [u for u in groups if u not in features]
+            if missing:
+                raise ArchiveError(f"no features for utterance '{missing[0]}' ({len(missing)} "
+                                   "missing); was it extracted?")
+        else:
+            if isinstance(features, StatsArchive):
+                features.check(ubm, channel)
+                if second_order and not features.second_order:
+                    raise ArchiveError(f"{features.path}: no second-order statistics to sum; "
+                                       "compute them with 'speakergmm stats --second-order'")
+            groups = {g: tuple(us) for g, us in groups.items()}
+            for g, us in groups.items():
+                missing = [u for u in us if u not in features]
+                if missing or not us:
+                    raise ArchiveError(f"'{g}': no features for its utterance '{missing[0]}' "
+                                       f"({len(missing)} missing); was it extracted?" if missing
+                                       else f"'{g}' has no utterances")
+        utts = sorted(groups)
+        done = write_parts(out, _STATS, utts, _stats_batch,
+                           (ubm, features, channel, second_order, out / _STATS, groups),
+                           arrays=_arrays(second_order), n_extra=2, batch_size=batch_size,
+                           executor=executor or jobs, progress=progress)
+        write_text_atomic(out / _INDEX, "".join(
+            f"{u} {_STATS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
+        archive = StatsArchive(out)
+        write_text_atomic(out / "utt2num_frames", "".join(f"{u} {archive.frames(u)}\n"
+                                                          for u in utts))
+        utt2spk = getattr(features, "utt2spk", None) if header["groups"] is None else None
+        if utt2spk is not None:
+            write_text_atomic(out / "utt2spk", "".join(f"{u} {utt2spk[u]}\n" for u in utts
+                                                       if u in utt2spk))
+        remove_unreferenced_parts(out / _STATS, {done[u][0] for u in utts})
+        return archive
 
 
 def _arrays(second_order: bool) -> tuple[str, ...]:

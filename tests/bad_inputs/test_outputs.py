@@ -146,3 +146,28 @@ def test_an_output_in_a_missing_folder_names_the_output(feats, tmp_path, command
     args = [a.format(feats=archive, root=root, out=out) for a in command]
     line = refused(args, str(out), roots=[root, tmp_path])
     assert ".resume" not in line and ".tmp" not in line
+
+
+@pytest.mark.parametrize("command", ["extract", "stats", "extract-ivectors"])
+def test_a_second_writer_of_one_output_folder_is_refused(command, work, tmp_path):
+    """Two processes writing one archive at once left it corrupt or incomplete, both exiting
+    0 (issue 25): the second is refused with one line while the first holds the lock, and
+    runs once it is gone."""
+    from speakergmm._io import output_lock
+
+    out = tmp_path / "out"
+    args = {"extract": ["extract", work / "data", out, "--audio-root", work, "-q"],
+            "stats": ["stats", work / "feats", "--ubm", work / "ubm.npz", "-q", "-o", out],
+            }.get(command)
+    if args is None:  # extract-ivectors: an extractor of the work folder's UBM first
+        ivector = tmp_path / "ivector.npz"
+        made = CliRunner().invoke(main, [str(a) for a in [
+            "train-ivector", work / "feats", "--ubm", work / "ubm.npz", "-r", 2, "-n", 1,
+            "-o", ivector]])
+        assert made.exit_code == 0, made.output
+        args = ["extract-ivectors", work / "feats", "--ubm", work / "ubm.npz", "--extractor",
+                ivector, "-q", "-o", out]
+    with output_lock(out):
+        refused(args, str(out), "another process is writing", roots=[work, out])
+    done = CliRunner().invoke(main, [str(a) for a in args])
+    assert done.exit_code == 0, done.output

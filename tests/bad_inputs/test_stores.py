@@ -150,7 +150,7 @@ def test_readers_do_not_wait_for_a_writer(enrolled, tmp_path):
             start = time.monotonic()
             result = CliRunner().invoke(main, [str(a) for a in args])
             assert result.exit_code in (0, 1), result.output  # verify: 1 = rejected
-            assert time.monotonic() - start < 20, args
+            assert time.monotonic() - start < 45, args  # the lock waited 60 s
     finally:
         writer.execute("ROLLBACK")
         writer.close()

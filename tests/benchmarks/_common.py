@@ -49,3 +49,25 @@ def cpu_busy(interval: float = 0.3) -> float:
     time.sleep(interval)
     idle1, total1 = read()
     return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def speechlike(sr: int = 16000, seconds: float = 3.0, seed: int = 1) -> np.ndarray:
+    """A synthetic voice that the front end takes for speech: harmonics of a wavering pitch
+    under formant-like resonances, a syllable-rate envelope with pauses (white noise is
+    refused as "no speech" since the VAD's flat-energy rule)."""
+    rng = np.random.default_rng(seed)
+    n = int(sr * seconds)
+    t = np.arange(n) / sr
+    f0 = 120 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = np.zeros(n)
+    for h in range(1, 25):
+        if h * 120 > sr / 2 - 500:
+            break
+        gain = sum(np.exp(-0.5 * ((h * 120 - f) / 150) ** 2) for f in (600, 1500, 2500))
+        y += (gain + 0.05) / h ** 0.5 * np.sin(h * phase + rng.uniform(0, 2 * np.pi))
+    env = np.repeat(rng.uniform(0.2, 1.0, n // 1600 + 1), 1600)[:n]
+    env *= 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    env[: n // 12] = 0.02
+    y = 0.3 * env * y / np.abs(y).max() + 0.003 * rng.standard_normal(n)
+    return y.astype(np.float32)

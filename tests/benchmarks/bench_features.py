@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="only the first N utterances of each corpus (a smoke run)")
     args = ap.parse_args()
 
     from speakergmm.data.datadir import read_data_dir
@@ -135,6 +137,18 @@ def main() -> None:
         corpora.append(("fsdd", fsdd_data_dir(fsdd, work / "fsdd-data"), fsdd, "telephone"))
     if not corpora:
         raise SystemExit(f"no corpora under {args.corpora}")
+    if args.limit:
+        from speakergmm.data import DataDir, write_data_dir
+
+        for i, (name, data_dir, root, preset) in enumerate(corpora):
+            data = read_data_dir(data_dir)
+            keep = sorted(data.utt2spk)[: args.limit]
+            if data.segments:
+                raise SystemExit(f"--limit: {data_dir} has segments")
+            small = work / f"{name.split()[0]}-first{args.limit}"
+            write_data_dir(small, DataDir(wav_scp={u: data.wav_scp[u] for u in keep},
+                                          utt2spk={u: data.utt2spk[u] for u in keep}))
+            corpora[i] = (name, small, root, preset)
 
     exe = [sys.executable, "-m", "speakergmm"]
     rows = []

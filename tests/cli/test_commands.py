@@ -273,18 +273,18 @@ def test_sigterm_to_the_extract_parent_alone(tmp_path):
            "--audio-root", str(tmp_path), "-j", "2", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = tmp_path / "feats" / ".journal"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # (a hang guard, not a speed test)
     while proc.poll() is None and not (journal.is_file() and journal.read_text().strip()):
         assert time.monotonic() < deadline  # until the workers have finished a first batch
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=600)
     assert "Traceback" not in err, err
     assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     ref = subprocess.run(cmd[:5] + [str(tmp_path / "ref")] + cmd[6:], capture_output=True,
-                         text=True, timeout=300)
+                         text=True)
     assert ref.returncode == 0, ref.stderr
     a, b = read_features(tmp_path / "feats"), read_features(tmp_path / "ref")
     assert sorted(a) == sorted(b) and len(a) == 200
