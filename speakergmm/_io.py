@@ -158,11 +158,32 @@ def check_outputs(outputs: Mapping[str, os.PathLike | None], inputs: Mapping[str
                 continue
             raise SpeakerGMMError(f"the output {name} {out} {what} the input {other} {path}: "
                                   "write it elsewhere (no command changes its inputs)")
+        _check_output_kind(name, out)
         for other, path in seen:
             if _same_or_within(out, path) or _same_or_within(path, out):
                 raise SpeakerGMMError(f"the outputs {other} {path} and {name} {out} are one "
                                       "path: give each its own")
         seen.append((name, out))
+
+
+def _check_output_kind(name: str, out: Path) -> None:
+    """An output must be a new path, a regular file or a folder of its own: outputs are
+    replaced atomically (a new file renamed over the path), so a symbolic link would be
+    replaced rather than written through, and a device or FIFO cannot be (/dev/full took
+    "wrote 450 scores"). Refused, naming what the path is."""
+    import stat
+
+    if out.is_symlink():
+        raise SpeakerGMMError(f"the output {name} {out} is a symbolic link (to "
+                              f"{os.readlink(out)}); give the path it should be written at "
+                              "(outputs are replaced whole, never written through a link)")
+    try:
+        mode = out.stat().st_mode
+    except OSError:
+        return  # a new path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise SpeakerGMMError(f"the output {name} {out} is not a regular file (a device, "
+                              "FIFO or socket); give a file path")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -14,7 +14,7 @@ utterances, T-norm each test utterance against the cohort models, S-norm does bo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -320,7 +320,8 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
                      c: int = 5, norm: str = "none", cohort: Cohort | None = None,
                      top_n: int | None = None, jobs: int = 1,
                      executor: Executor | None = None, return_raw: bool = False,
-                     model_memory: int = MODEL_MEMORY):
+                     model_memory: int = MODEL_MEMORY,
+                     progress: Callable[[int, int], None] | None = None):
     """Scores of a trial list, normalised if asked, in memory that does not grow with it.
 
     Each test utterance is read, compensated and Gaussian-selected once, then scored
@@ -355,6 +356,9 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
         Return the scores before normalisation as well.
     model_memory : int
         Bytes of adapted models a process may hold (:data:`MODEL_MEMORY`).
+    progress : callable(step, total), optional
+        Called as each test utterance's trials are scored: ``step`` trials more of
+        ``total``.
 
     Returns
     -------
@@ -424,6 +428,8 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
             raw[g] = own
             if t_stats is not None:
                 test_mean[i], test_std[i] = t_stats
+            if progress is not None:
+                progress(len(g), len(trials))
     if norm == "none":
         return (raw, raw.copy()) if return_raw else raw
     normalised = normalize_with_stats(
@@ -517,7 +523,9 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
                      adapt=("means",), norm: str = "none", top_n: int | None = None,
                      cohort_utts: int | None = 500, cohort_enroll_utts: int | None = None,
                      calibration=None, model_memory: int = MODEL_MEMORY, jobs: int = 1,
-                     executor: Executor | None = None) -> tuple[Trials, np.ndarray]:
+                     executor: Executor | None = None,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> tuple[Trials, np.ndarray]:
     """Score a trial list from archives on disk (``speakergmm score``).
 
     Every option is checked before any work: the method and ``c`` against the UBM, the
@@ -553,7 +561,7 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
         the full LLR), while a ``c`` given above K is refused.
     calibration : Calibration or path, optional
         Applied to the scores.
-    model_memory : int
+    model_memory, progress : int, callable(step, total)
         As :func:`score_trial_list`.
     jobs, executor : where the work runs (:mod:`speakergmm.exec`)
 
@@ -631,7 +639,8 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
                 stats=stats, executor=executor)
         scores = score_trial_list(ubm, trials, models, test_src, method=method, c=c, norm=norm,
                                   cohort=impostors, top_n=top_n, executor=executor,
-                                  return_raw=return_raw, model_memory=model_memory)
+                                  return_raw=return_raw, model_memory=model_memory,
+                                  progress=progress)
     scores, unnormalised = scores if return_raw else (scores, None)
     if calibration is not None:
         scores = calibration.transform(scores)

@@ -221,18 +221,25 @@ class Recognizer:
         return self.store.calibration() or self.system.calibration
 
     def enroll(self, speaker: str, audio: Iterable[str | os.PathLike], *,
-               mode: str = "new") -> SpeakerInfo:
+               mode: str = "new", progress=None) -> SpeakerInfo:
         """Enroll ``speaker`` from recordings (``mode``: "new", "append" or "replace").
 
         Every recording is read and checked before the store is touched, so a bad file
-        leaves the store as it was.
+        leaves the store as it was. ``progress(step, total)``, if given, is called as
+        each recording is read.
         """
         check_speaker_id(speaker)
         self._check_store()
         paths = list(audio)
         if not paths:
             raise FeatureError("no enrollment audio given")
-        feats = _one_band_note(lambda: [self.features(p) for p in paths])
+        def read(path):
+            x = self.features(path)
+            if progress is not None:
+                progress(1, len(paths))
+            return x
+
+        feats = _one_band_note(lambda: [read(p) for p in paths])
         stats = [self.ubm.accumulate(x) for x in feats]
         model = SpeakerModel.enroll(self.ubm, stats, relevance=self.relevance, adapt=self.adapt)
         seconds = self.system.seconds(sum(len(f) for f in feats))

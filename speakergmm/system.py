@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -338,7 +338,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
                  frame_step: int = 2, calibration_enroll_map=None, calibration_trials=None,
                  prior: float = 0.01, relevance: float = 16.0, c: int = DEFAULT_C,
                  name: str = "custom", metadata: Mapping[str, Any] | None = None,
-                 jobs: int = 1) -> System:
+                 jobs: int = 1, log: Callable[[str], None] | None = None) -> System:
     """Assemble a system from a UBM, a subspace and background speakers' features.
 
     Parameters
@@ -364,7 +364,10 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     relevance, c : MAP relevance (means) and top-C of the product path.
     name, metadata : the system's name and training record.
     jobs : worker processes for the enrollments.
+    log : callable(str), optional
+        Told of each stage as it starts (the CLI prints them: a build takes minutes).
     """
+    log = log or (lambda message: None)
     from .batch import enroll_speakers, spread, stack_models
     from .data.datadir import spk2utt as _spk2utt
     from .gmm.eigenchannel import CompensatedFeatures
@@ -381,6 +384,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     recordings = spread([u for us in cohort.values() for u in us], cohort_utterances)
     enroll = {s: spread(us, cohort_enroll_utterances) if cohort_enroll_utterances else us
               for s, us in cohort.items()}
+    log(f"cohort: enrolling {len(enroll)} speakers, preparing {len(recordings)} recordings")
     speakers = enroll_speakers(ubm, feats, enroll, relevance=relevance, jobs=jobs)
     record = {**dict(metadata or {}), "cohort_speakers": len(cohort),
               "cohort_recordings": len(recordings), "cohort_enroll_utterances":
@@ -398,6 +402,8 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     if overlap:
         raise SpeakerGMMError(f"calibration utterance '{overlap[0]}' is in the cohort: "
                               "calibration speakers must be held out of it")
+    log(f"calibration: enrolling {len(calibration_enroll_map)} models, scoring "
+        f"{len(calibration_trials)} trials")
     models = enroll_speakers(ubm, feats, calibration_enroll_map, relevance=relevance,
                              jobs=jobs)
     ids = list(calibration_enroll_map)

@@ -318,12 +318,12 @@ def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkey
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--norm", "snorm", "--top-n", "5"], "top_n only applies to asnorm"),
+    (["--norm", "snorm", "--top-n", "5"], "--top-n applies to --norm asnorm"),
     (["--top-c", "1000"], "C (--top-c) must lie in 1..16, got 1000"),
-    (["--norm", "none", "--top-n", "5"], "top_n only applies to asnorm"),
+    (["--norm", "none", "--top-n", "5"], "--top-n applies to --norm asnorm"),
     (["--norm", "snorm"], "needs an impostor cohort"),
     (["--method", "linear", "--cohort", "COHORT"], "a cohort is only used by"),
-    (["--norm", "asnorm", "--cohort", "COHORT"], "asnorm needs top_n"),
+    (["--norm", "asnorm", "--cohort", "COHORT"], "--norm asnorm needs --top-n"),
 ])
 def test_cli_option_errors_fail_before_any_work(world, tmp_path, monkeypatch, extra, message):
     from speakergmm import batch
@@ -668,3 +668,22 @@ def test_cli_fuse_apply_and_evaluate_together(tmp_path):
     report = (tmp_path / "report" / "report.md").read_text()
     assert all(name in report for name in ("a", "b", "fused"))
     assert (tmp_path / "report" / "det.png").is_file()
+
+
+def test_score_reports_progress_per_test_utterance(world, tmp_path):
+    """Issue 25: score showed no progress (518 s for a VoxCeleb1-H-sized list); the library
+    reports each test utterance's trials, the CLI draws a bar (-q: none)."""
+    from speakergmm.batch import score_from_paths
+
+    root, ubm, enroll, test, cohort, trials = world
+    seen = []
+    got, scores = score_from_paths(root / "trials", enroll=root / "feats" / "enroll",
+                                   test=root / "feats" / "test", ubm=root / "ubm.npz",
+                                   progress=lambda step, total: seen.append((step, total)))
+    assert len(seen) == len(set(got.test)) and {t for _, t in seen} == {len(got)}
+    assert sum(step for step, _ in seen) == len(got) == len(scores)
+    r = CliRunner().invoke(main, ["score", str(root / "trials"), "--enroll",
+                                  str(root / "feats" / "enroll"), "--test",
+                                  str(root / "feats" / "test"), "--ubm", str(root / "ubm.npz"),
+                                  "-q", "-o", str(tmp_path / "scores")])
+    assert r.exit_code == 0, r.output

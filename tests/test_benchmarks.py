@@ -22,8 +22,9 @@ TINY = {
                     "--chunk-sizes", "512", "--quiet-wait", "0"],
     "bench_scoring.py": ["--quick", "--repeats", "1", "--quiet-wait", "0"],
     "bench_long_audio.py": ["--hours", "0.02"],  # one minute
-    "bench_ivector.py": ["--cases", "tiny", "--repeat", "1", "--iterations", "1"],
-    "bench_channel.py": ["--quick", "--repeat", "1"],
+    "bench_ivector.py": ["--cases", "tiny", "--repeat", "1", "--iterations", "1",
+                         "--models", "1000"],
+    "bench_channel.py": ["--tiny"],
     "bench_scale.py": ["--frames", "20000", "--utterances", "40", "--k", "8", "--rank", "3",
                        "--work", "{tmp}/scale"],
     "bench_trials.py": ["--models", "20", "--frames", "50", "--cohort-utts", "5",

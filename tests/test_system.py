@@ -115,6 +115,15 @@ def test_save_load_round_trip_and_damage(parts, tmp_path):
         load_system("broadband")
 
 
+def test_build_system_tells_its_stages(parts):
+    """Issue 25: build-system ran for minutes without a word; each stage is told (the CLI
+    prints them on stderr, -q silences them)."""
+    said = []
+    _build(parts, log=said.append)
+    assert [m.split(":")[0] for m in said] == ["cohort", "calibration"], said
+    assert "enrolling" in said[0] and "trials" in said[1]
+
+
 def test_calibration_speakers_must_be_held_out_of_the_cohort(parts):
     _, ubm, channel, feats, cohort, cal_map, cal_trials = parts
     leaky = {**cohort, **{u: u.split("-")[0] for us in cal_map.values() for u in us}}

@@ -261,10 +261,7 @@ class Calibration:
         ModelError
             Not JSON, wrong format or version, missing or invalid fields.
         """
-        try:
-            doc = json.loads(text)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"not a JSON calibration file ({exc})") from exc
+        doc = _json_document(text, "calibration")
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
             raise ModelError(f"format is {got!r}, expected {FORMAT_NAME!r}")
@@ -282,6 +279,12 @@ class Calibration:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
                 raise ModelError(f"{key} must be a finite number, got {value!r}")
+        if doc["scale"] <= 0:
+            # a zero scale answers the same LLR for every trial, a negative one reverses
+            # every decision: neither comes out of calibrate, which refuses inverted scores
+            raise ModelError(f"scale must be positive, got {doc['scale']!r}: a calibration "
+                             "of slope <= 0 does not rank targets above non-targets; train "
+                             "it again with speakergmm calibrate")
         try:
             obj.prior_ = _check_prior(doc["prior"])
         except ValueError as exc:
@@ -305,10 +308,7 @@ class Calibration:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: no such calibration file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path}: cannot read calibration file ({exc})") from exc
+        text = _read_small(path, "calibration")
         try:
             return cls.from_json(text)
         except ModelError as exc:
@@ -316,6 +316,35 @@ class Calibration:
 
 
 FUSION_FORMAT = "speakergmm.fusion"
+
+#: Calibration and fusion files are a few hundred bytes: anything past this is not one.
+MAX_JSON_BYTES = 1 << 20
+
+
+def _read_small(path: Path, what: str) -> str:
+    """The text of a calibration or fusion file, read only if it is small enough to be one
+    (a device or a huge file is not read whole)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise ModelError(f"{path}: over {MAX_JSON_BYTES >> 20} MiB: not a {what} file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path}: not a {what} file (not UTF-8 text at byte {exc.start})"
+                         ) from None
+
+
+def _json_document(text: str, what: str):
+    try:
+        return json.loads(text)
+    except RecursionError:  # nesting deeper than Python's stack: not a calibration either
+        raise ModelError(f"not a JSON {what} file (nested too deeply)") from None
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"not a JSON {what} file ({exc})") from exc
 
 
 class Fusion:
@@ -396,14 +425,16 @@ class Fusion:
 
     @classmethod
     def from_json(cls, text: str) -> "Fusion":
-        try:
-            doc = json.loads(text)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"not a JSON fusion file ({exc})") from exc
+        doc = _json_document(text, "fusion")
         if not isinstance(doc, dict) or doc.get("format") != FUSION_FORMAT or \
                 doc.get("format_version") != FORMAT_VERSION:
             raise ModelError(f"not a speakergmm fusion of format version {FORMAT_VERSION}")
         obj = cls()
+        if "weights" in doc and "offset" in doc and (
+                not isinstance(doc["weights"], list)
+                or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                       for v in [*doc["weights"], doc["offset"]])):
+            raise ModelError("fusion weights and offset must be numbers (a list of weights)")
         try:
             obj.weights_ = np.array([float(w) for w in doc["weights"]])
             obj.offset_ = float(doc["offset"])
@@ -415,6 +446,9 @@ class Fusion:
         if not (np.all(np.isfinite(obj.weights_)) and math.isfinite(obj.offset_)) or \
                 len(obj.systems_) != len(obj.weights_) or not len(obj.weights_):
             raise ModelError("fusion weights must be finite, one per named system")
+        if not np.any(obj.weights_ > 0):
+            raise ModelError("no fusion weight is positive: the fused score would not rank "
+                             "targets above non-targets; train it again with speakergmm fuse")
         obj.converged_ = bool(doc.get("converged", True))
         return obj
 
@@ -424,10 +458,9 @@ class Fusion:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Fusion":
         path = Path(path)
+        text = _read_small(path, "fusion")
         try:
-            return cls.from_json(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path}: cannot read fusion file ({exc})") from exc
+            return cls.from_json(text)
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from exc
 
@@ -436,8 +469,8 @@ def load_score_map(path: str | os.PathLike) -> Calibration | Fusion:
     """A calibration or a fusion file, whichever ``path`` holds (``apply-calibration``)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        doc = _json_document(_read_small(path, "calibration or fusion"), "calibration")
+    except ModelError as exc:
         raise ModelError(f"{path}: not a calibration or fusion file ({exc})") from None
     kind = doc.get("format") if isinstance(doc, dict) else None
     return Fusion.load(path) if kind == FUSION_FORMAT else Calibration.load(path)

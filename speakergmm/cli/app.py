@@ -78,10 +78,20 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
+#: The longest message shown: a value quoted from a damaged file can be megabytes long.
+MAX_MESSAGE = 1000
+
+
 def _one_line(text: str) -> str:
     """A message as one line: whitespace runs (newlines too) as one space, other control
-    characters (terminal escapes from an id in a file) shown escaped."""
-    return plain(" ".join(text.split()))
+    characters (terminal escapes from an id in a file) shown escaped, and at most
+    :data:`MAX_MESSAGE` characters (the middle of a longer one left out)."""
+    line = plain(" ".join(text[:8 * MAX_MESSAGE].split() + (
+        ["…", *text[-MAX_MESSAGE:].split()] if len(text) > 8 * MAX_MESSAGE else [])))
+    if len(line) > MAX_MESSAGE:
+        half = MAX_MESSAGE // 2 - 10
+        line = f"{line[:half]} … [{len(line) - 2 * half:,} characters] … {line[-half:]}"
+    return line
 
 
 def _show_warning(default):
@@ -103,6 +113,31 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Speaker recognition with GMM-UBM."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, quiet: bool = False):
+    """A ``progress(step, total)`` callback for a library call: a bar on stderr when stderr
+    is a terminal and not ``quiet``, made at the first call (when the total is known)."""
+    bar = None
+
+    def update(step: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr,
+                                    hidden=quiet or not sys.stderr.isatty())
+            bar.__enter__()
+        bar.update(step)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def quiet_option(f):
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)
 
 
 # --- options shared by several commands ------------------------------------------------------

@@ -186,7 +186,7 @@ def _iteration(i: int, objective: float) -> None:
               help="Skip the minimum-divergence re-estimation after each M-step.")
 @click.option("--subset", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Only the utterances that begin the lines of this file "
-                                 "[default: all].")
+                                 "(or one id per line) [default: all].")
 @click.option("--seed", type=int, default=0, help="Random seed of the initialisation.")
 @jobs_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -198,13 +198,13 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
     background archive FEATS_DIR: statistics from 'speakergmm stats' (read again at each
     pass: memory does not grow with the data) or features."""
     from ..batch import open_features
-    from ..data.textmap import read_kaldi_map
+    from ..data.textmap import read_ids
     from ..gmm.ivector import IVectorExtractor
     from ..gmm.mixture import DiagGMM
 
     model = DiagGMM.load(ubm)
     features = open_features(feats_dir, model)
-    utts = None if subset is None else list(read_kaldi_map(subset))
+    utts = None if subset is None else read_ids(subset)
     click.echo(f"train-ivector: {len(features if utts is None else utts)} utterances, "
                f"R={factors}", err=True)
     extractor = IVectorExtractor.fit(
@@ -223,7 +223,7 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
               required=True, help="i-vector extractor file (speakergmm train-ivector).")
 @click.option("--subset", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Only the utterances that begin the lines of this file "
-                                 "[default: all].")
+                                 "(or one id per line) [default: all].")
 @jobs_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Vector archive directory to write.")
@@ -233,14 +233,14 @@ def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet)
     """Write the i-vector of every utterance of FEATS_DIR (statistics or features) into a
     vector archive, for 'speakergmm score --backend'. Resumable, like extract."""
     from ..batch import open_features
-    from ..data.textmap import read_kaldi_map
+    from ..data.textmap import read_ids
     from ..gmm.ivector import IVectorExtractor, extract_ivectors
     from ..gmm.mixture import DiagGMM
 
     model = DiagGMM.load(ubm)
     ivector = IVectorExtractor.load(extractor, model)
     features = open_features(feats_dir, model)
-    utts = None if subset is None else list(read_kaldi_map(subset))
+    utts = None if subset is None else read_ids(subset)
     with click.progressbar(length=len(features if utts is None else utts), label="i-vectors",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
         archive = extract_ivectors(ivector, features, output, utterances=utts, jobs=jobs,
@@ -313,7 +313,7 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
 def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet) -> None:
     """Compute each utterance's Baum-Welch statistics under a UBM once, for enrollment,
     cohorts and train-channel to read. Resumable, like extract."""
-    from ..data.textmap import read_kaldi_map
+    from ..data.textmap import read_ids
     from ..frontend.archive import read_features
     from ..gmm.eigenchannel import EigenChannel
     from ..gmm.mixture import DiagGMM
@@ -322,7 +322,7 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet
     model = DiagGMM.load(ubm)
     features = read_features(feats_dir)
     comp = None if channel is None else EigenChannel.load(channel, model)
-    utts = None if subset is None else list(read_kaldi_map(subset))
+    utts = None if subset is None else read_ids(subset)
     with click.progressbar(length=len(features if utts is None else utts), label="stats",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
         archive = extract_stats(model, features, output, channel=comp,
@@ -362,10 +362,11 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet
 @jobs_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="System file to write (.npz).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress notes.")
 @writes("output")
 def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohort_enroll_utts,
                      frame_step, cal_enroll_map, cal_trials, prior, relevance, c, name, meta,
-                     jobs, output) -> None:
+                     jobs, output, quiet) -> None:
     """Assemble a recognition system for enroll / verify / identify (--system) from a UBM,
     an eigenchannel subspace and the background feature archive FEATS_DIR: an S-norm
     cohort, and a calibration trained on held-out speakers' trials scored as the product
@@ -386,6 +387,8 @@ def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohor
         calibration_enroll_map=None if cal_enroll_map is None else read_enroll_map(
             cal_enroll_map),
         calibration_trials=None if cal_trials is None else read_trials(cal_trials),
-        prior=prior, relevance=relevance, c=c, name=name, metadata=_meta(meta), jobs=jobs)
+        prior=prior, relevance=relevance, c=c, name=name, metadata=_meta(meta), jobs=jobs,
+        log=None if quiet else lambda message: click.echo(f"build-system: {message}",
+                                                          err=True))
     system.save(output)
     click.echo(f"wrote {output}: {system.describe()}")

@@ -16,6 +16,8 @@ from .app import (
     map_options,
     method_option,
     prior_option,
+    progress_bar,
+    quiet_option,
     store_option,
     ubm_option,
 )
@@ -58,15 +60,17 @@ def system_option(f):
 @map_options(relevance=None, relevance_help=" [default: the system's; 16 with --ubm]")
 @channel_option(_CHANNEL_HELP)
 @system_option
+@quiet_option
 def enroll_cmd(speaker, audio, ubm, store, append, replace, relevance, adapt, channel,
-               system) -> None:
+               system, quiet) -> None:
     """Enroll SPEAKER from one or more recordings."""
     if append and replace:  # (one would silently win, and --replace drops recordings)
         raise click.UsageError("--append keeps the speaker's recordings and --replace drops "
                                "them: give one, not both")
     rec = _recognizer(ubm, store, system, relevance=relevance, adapt=adapt, channel=channel)
-    info = rec.enroll(speaker, audio, mode="append" if append else
-                      "replace" if replace else "new")
+    with progress_bar("enroll", quiet or len(audio) < 2) as progress:
+        info = rec.enroll(speaker, audio, mode="append" if append else
+                          "replace" if replace else "new", progress=progress)
     click.echo(f"enrolled {info.id}: {info.utterances} recording(s), {info.seconds:.1f} s of "
                f"speech (store {rec.store.path})")
 

@@ -15,6 +15,8 @@ from .app import (
     map_options,
     method_option,
     prior_option,
+    progress_bar,
+    quiet_option,
     ubm_option,
     writes,
 )
@@ -84,12 +86,13 @@ from .app import (
               default=None, help="Vector back-end file (speakergmm train-plda), for "
                                  "--backend plda or cosine.")
 @jobs_option
+@quiet_option
 @click.pass_context
 @writes("output", "raw_output")
 def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
               raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path,
               cohort_utt2spk, cohort_utts, cohort_enroll_utts, top_n, channel, calibration,
-              model_memory, backend, plda_path, jobs) -> None:
+              model_memory, backend, plda_path, jobs, quiet) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     from ..batch import score_from_paths, score_vector_trials
     from ..data.scores import write_scores
@@ -124,13 +127,15 @@ def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_r
     else:
         if plda_path is not None:
             raise SpeakerGMMError("--plda is the back-end of --backend plda or cosine")
-        trials, scores, raw = score_from_paths(
-            trials_file, enroll=enroll_path, test=test_path, ubm=ubm, enroll_map=enroll_map,
-            cohort=cohort_path, cohort_utt2spk=cohort_utt2spk, channel=channel,
-            audio_root=audio_root, method=method, c=c, relevance=relevance, adapt=adapt,
-            norm=norm, top_n=top_n, cohort_utts=cohort_utts,
-            cohort_enroll_utts=cohort_enroll_utts, calibration=calibration,
-            model_memory=model_memory << 20, jobs=jobs, return_raw=True)
+        with progress_bar("score", quiet) as progress:
+            trials, scores, raw = score_from_paths(
+                trials_file, enroll=enroll_path, test=test_path, ubm=ubm,
+                enroll_map=enroll_map, cohort=cohort_path, cohort_utt2spk=cohort_utt2spk,
+                channel=channel, audio_root=audio_root, method=method, c=c,
+                relevance=relevance, adapt=adapt, norm=norm, top_n=top_n,
+                cohort_utts=cohort_utts, cohort_enroll_utts=cohort_enroll_utts,
+                calibration=calibration, model_memory=model_memory << 20, jobs=jobs,
+                return_raw=True, progress=progress)
     if raw_output is not None:
         write_scores(raw_output, trials.enroll, trials.test, raw)
     write_scores(output, trials.enroll, trials.test, scores)
@@ -190,6 +195,7 @@ def fuse_cmd(score_files, trials_file, prior, output) -> None:
     from ..backend.calibration import Fusion, check_training_trials
     from ..data.scores import aligned_scores
     from ..data.trials import read_trials
+    from ..errors import SpeakerGMMError
     from ..eval.metrics import cllr
 
     trials = read_trials(trials_file)
@@ -197,6 +203,11 @@ def fuse_cmd(score_files, trials_file, prior, output) -> None:
     tar, non = S[trials.is_target], S[~trials.is_target]
     check_training_trials(len(tar), len(non), trials_file)
     fusion = Fusion().fit(tar, non, prior=prior, systems=[str(p) for p in score_files])
+    if not (fusion.weights_ > 0).any():  # as calibrate: decisions the wrong way round
+        raise SpeakerGMMError(
+            f"{trials_file}: target trials score lower than non-target ones in every system "
+            f"(fitted weights {', '.join(f'{w:.3g}' for w in fusion.weights_)}); the scores "
+            "or the trial key are wrong (labels swapped, or another system's scores)")
     fusion.save(output)
     singles = ", ".join(f"{Path(p).name} {cllr(tar[:, i], non[:, i]):.3f}"
                         for i, p in enumerate(score_files))

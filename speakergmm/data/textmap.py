@@ -38,14 +38,32 @@ def _raise(path: Path, line: int | None, message: str):
     raise DataDirError(f"{path}{'' if line is None else f':{line}'}: {message}")
 
 
+#: The longest line a text map, trial list or scores file may hold: a line of ids and a
+#: path or pipe command is far shorter; a longer one is not such a file (a binary, a list
+#: with its newlines lost), and reading on would fill the memory or the error message.
+MAX_LINE = 1 << 16
+
+
 def _read_lines(path: Path, fail: Callable = _raise) -> list[str] | None:
-    """The lines of a UTF-8 file; on failure calls ``fail(path, line, message)``."""
+    """The lines of a UTF-8 file (a leading byte-order mark dropped); on failure calls
+    ``fail(path, line, message)``. A device (``/dev/zero`` never ends) and lines over
+    :data:`MAX_LINE` characters fail too."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return fail(path, None, "no such file")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return fail(path, None, "a device, not a text file")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return fail(path, None, "no such file")
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which
+        # would otherwise glue itself to the first id
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return fail(path, data.count(b"\n", 0, exc.start) + 1,
                     f"not UTF-8 text ({exc.reason}); re-encode the file as UTF-8")
@@ -53,6 +71,10 @@ def _read_lines(path: Path, fail: Callable = _raise) -> list[str] | None:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if len(text) > MAX_LINE and max(map(len, lines), default=0) > MAX_LINE:
+        n = next(i for i, line in enumerate(lines, 1) if len(line) > MAX_LINE)
+        return fail(path, n, f"a line of {len(lines[n - 1]):,} characters (at most "
+                             f"{MAX_LINE:,}): not a text file of lines")
     return lines
 
 
@@ -208,6 +230,22 @@ def read_kaldi_map(path: str | os.PathLike, *, multi: bool = False,
     layout = ("<key> <value> ..." if multi else "<key> <value>" if n_values is None else
               " ".join(["<key>"] + ["<value>"] * n_values))
     return _scan(path, multi=multi, n_values=n_values, parse=parse, layout=layout)[0]
+
+
+def read_ids(path: str | os.PathLike) -> list[str]:
+    """The first token of each non-blank line of ``path``, in file order: a list of ids one
+    per line, or any Kaldi map (``utt2spk``, ``utt2class``) whose keys are wanted. An id
+    given twice is an error naming the line."""
+    path = Path(path)
+    ids: dict[str, int] = {}
+    for lineno, line in enumerate(_read_lines(path), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] in ids:
+            _raise(path, lineno, f"'{fields[0]}' again (first on line {ids[fields[0]]})")
+        ids[fields[0]] = lineno
+    return list(ids)
 
 
 def check_tokens(where: Path, tokens: list[str]) -> None:

@@ -93,9 +93,21 @@ class FeatureConfig:
         if not 0 < self.frame_shift_ms <= self.frame_length_ms:
             problems.append("need 0 < frame_shift_ms <= frame_length_ms, got "
                             f"{self.frame_shift_ms} and {self.frame_length_ms}")
+        elif self.sample_rate > 0 and self.hop_length < 1:
+            problems.append(f"frame_shift_ms {self.frame_shift_ms} is under one sample at "
+                            f"{self.sample_rate} Hz")
+        elif self.frame_length_ms > MAX_FRAME_MS:
+            problems.append(f"frame_length_ms must be at most {MAX_FRAME_MS:g} ms (a "
+                            f"frame of speech is 20-40 ms), got {self.frame_length_ms}")
         elif self.win_length > self.n_fft:
             problems.append(f"n_fft ({self.n_fft}) is smaller than the window "
                             f"({self.win_length} samples); raise n_fft")
+        if self.n_fft > MAX_N_FFT:
+            problems.append(f"n_fft must be at most {MAX_N_FFT} (the window is at most "
+                            f"{MAX_FRAME_MS:g} ms), got {self.n_fft}")
+        if not 0 <= self.lifter <= MAX_LIFTER:
+            problems.append(f"lifter must be 0 (none) or up to {MAX_LIFTER} (Kaldi uses 22), "
+                            f"got {self.lifter}")
         nyquist = self.sample_rate / 2
         top = nyquist if self.fmax is None else self.fmax
         if not 0 <= self.fmin < top <= nyquist:
@@ -103,6 +115,12 @@ class FeatureConfig:
                             f"got fmin={self.fmin}, fmax={self.fmax}")
         if not 1 <= self.n_mfcc <= self.n_mels:
             problems.append(f"need 1 <= n_mfcc <= n_mels, got {self.n_mfcc} and {self.n_mels}")
+        elif not problems and self.n_fft > 0 and _narrowest_mel_band(
+                self.fmin, top, self.n_mels) < self.sample_rate / self.n_fft:
+            problems.append(f"{self.n_mels} mel bands over {self.fmin:g}-{top:g} Hz are "
+                            f"narrower than the FFT's {self.sample_rate / self.n_fft:g} Hz "
+                            "bins at the low end: some would hold no bin (log of 0); use "
+                            "fewer n_mels or a larger n_fft")
         if self.delta_order not in (0, 1, 2):
             problems.append(f"delta_order must be 0, 1 or 2, got {self.delta_order}")
         if self.delta_width < 3 or self.delta_width % 2 == 0:
@@ -205,6 +223,25 @@ class FeatureConfig:
         if str(spec) in PRESETS:
             return cls.preset(str(spec))
         return cls.load(spec)
+
+
+#: Bounds no speech front end comes near; beyond them a config is a mistake that would fail
+#: every utterance (or give NaN features), so it is refused when made.
+MAX_FRAME_MS = 1000.0
+MAX_N_FFT = 1 << 16
+MAX_LIFTER = 1000.0
+
+
+def _narrowest_mel_band(fmin: float, fmax: float, n_mels: int) -> float:
+    """Width in Hz of the lowest (narrowest) of ``n_mels`` triangular mel filters over
+    [fmin, fmax] (HTK mel scale: the filters' edges are equally spaced in mel)."""
+    import math
+
+    def mel(f):
+        return 2595.0 * math.log10(1.0 + f / 700.0)
+
+    step = (mel(fmax) - mel(fmin)) / (n_mels + 1)
+    return 700.0 * (10 ** ((mel(fmin) + 2 * step) / 2595.0) - 1.0) - fmin
 
 
 #: Named configurations: ``wideband`` (16 kHz, the default) and ``telephone`` (8 kHz,

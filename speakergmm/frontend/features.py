@@ -26,7 +26,7 @@ from ..errors import FeatureError
 from .cmvn import normalize
 from .config import PRESETS, FeatureConfig
 from .signal import GROUP, frame_view, sample_problem
-from .vad import MIN_RANGE_DB, energy_spread, energy_vad, frames_energy_db
+from .vad import MIN_LEVEL_DBFS, MIN_RANGE_DB, energy_spread, energy_vad, frames_energy_db
 
 __all__ = ["FeatureConfig", "extract_features", "features_from_blocks", "mfcc", "deltas",
            "preemphasis", "PRESETS"]
@@ -408,6 +408,13 @@ def features_from_blocks(
             f"{label}: no speech: its energy stays within {spread:.1f} dB (speech moves by "
             f"{MIN_RANGE_DB:g} dB and more), as a constant level, a tone, a hum or steady "
             "noise does - check the recording")
+    if config.vad != "energy":  # (the VAD has its own floor, vad_floor_db)
+        loudest = float(np.percentile(energy, 99))
+        if loudest < MIN_LEVEL_DBFS:
+            raise FeatureError(
+                f"{label}: no speech: its loudest frames reach {loudest:.0f} dBFS, below "
+                f"{MIN_LEVEL_DBFS:g} dBFS where speech is recorded (silence, a dead input, "
+                "or stereo channels that cancel when mixed down) - check the recording")
     static = _cepstra(mel, config)
     feats = deltas(static, width=config.delta_width, order=config.delta_order)
     del static

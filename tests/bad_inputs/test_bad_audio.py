@@ -99,3 +99,21 @@ def test_non_speech_recordings_are_refused_by_enroll_and_verify(work, tmp_path, 
     for args in (["verify", "spk0", path], ["identify", path]):
         refused([*args, "--store", tmp_path / "s.db"], str(path), "no speech",
                 roots=[tmp_path])
+
+
+@pytest.mark.parametrize("kind", ["cancelling stereo", "-100 dBFS"])
+def test_inaudible_recordings_are_refused_through_the_bundled_system(tmp_path, kind):
+    """Issue 25: a stereo file whose channels cancel (L = -R: a regression, it was enrolled
+    and then identified with P = 1.000) and speech at -100 dBFS were taken by the bundled
+    systems, which use no VAD; now "no speech", naming the level."""
+    import soundfile as sf
+
+    y = voice(5, 0, 4.0)
+    path = tmp_path / "quiet.wav"
+    if kind == "cancelling stereo":
+        sf.write(path, np.stack([y, -y], axis=1), 16_000, subtype="PCM_16")
+    else:
+        sf.write(path, y / np.abs(y).max() * 10 ** (-100 / 20), 16_000, subtype="FLOAT")
+    line = refused(["enroll", "spk0", path, "--store", tmp_path / "s.db"], str(path),
+                   "no speech", "dBFS", roots=[tmp_path])
+    assert "below -70 dBFS" in line

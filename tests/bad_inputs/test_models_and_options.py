@@ -89,6 +89,11 @@ def test_the_total_size_is_checked_from_the_directory(tmp_path, monkeypatch):
     (["n_mfcc", 13], "JSON object of settings"),
     ("{", "not valid JSON"),
     (b'{"n_mfcc": 13\xff}', "byte 13 is not UTF-8"),  # found by tests/fuzz
+    # issue 25: NaN features with exit 0, or every utterance failing with exit 1
+    ({"n_mels": 100_000}, "mel bands over 20-7600 Hz are narrower"),
+    ({"lifter": -5}, "lifter must be 0"), ({"lifter": 1e308}, "lifter must be 0"),
+    ({"n_fft": 2 ** 26}, "n_fft must be at most 65536"),
+    ({"frame_shift_ms": 0.01}, "under one sample"),
 ])
 def test_extract_config(work, tmp_path, config, says):
     path = tmp_path / "config.json"

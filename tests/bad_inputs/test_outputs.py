@@ -171,3 +171,22 @@ def test_a_second_writer_of_one_output_folder_is_refused(command, work, tmp_path
         refused(args, str(out), "another process is writing", roots=[work, out])
     done = CliRunner().invoke(main, [str(a) for a in args])
     assert done.exit_code == 0, done.output
+
+
+def test_an_output_that_is_a_link_or_a_device_is_refused(feats, tmp_path):
+    """One policy (issue 25): outputs are replaced whole, so an -o that is a symbolic link
+    (to an unrelated file, or a folder output linked to another archive) or not a regular
+    file (a device: /dev/full took "wrote 450 scores") is refused, naming what it is."""
+    root, data, archive = feats
+    trials, a, b, cal = _score_files(tmp_path)
+    unrelated = tmp_path / "unrelated.txt"
+    unrelated.write_text("keep me\n")
+    os.symlink(unrelated, tmp_path / "link")
+    refused(["apply-calibration", cal, a, "-o", tmp_path / "link"], "symbolic link",
+            str(unrelated), roots=[tmp_path])
+    os.symlink(archive, tmp_path / "feats-link")
+    refused(["extract", data, tmp_path / "feats-link", "--audio-root", root], "symbolic link",
+            roots=[root, tmp_path])
+    if os.path.exists("/dev/full"):
+        refused(["apply-calibration", cal, a, "-o", "/dev/full"], "not a regular file",
+                roots=[tmp_path])

@@ -119,6 +119,8 @@ def run_case(name, n_classes, sessions, frames, K, D, R, repeat, peer_python):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller recordings, one repeat")
+    ap.add_argument("--tiny", action="store_true",
+                    help="one tiny case (the suite's smoke run, tests/test_benchmarks.py)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--peer-python", default=sys.executable,
                     help="interpreter that can import bob.learn.em [default: this one]")
@@ -131,8 +133,11 @@ def main() -> None:
     if peer is None:
         print(f"# bob.learn.em not importable by {args.peer_python}: peer skipped "
               "(give --peer-python)")
-    rows = [run_case("fsdd-like", 60, 30, frames, 64, 48, 3, repeat, peer),
-            run_case("speechocean762-like", 48, 20, frames, 256, 48, 60, repeat, peer)]
+    if args.tiny:
+        rows = [run_case("tiny", 6, 4, 50, 8, 6, 2, 1, peer)]
+    else:
+        rows = [run_case("fsdd-like", 60, 30, frames, 64, 48, 3, repeat, peer),
+                run_case("speechocean762-like", 48, 20, frames, 256, 48, 60, repeat, peer)]
     print()
     print("| case | H × K × D, R | ours fit (statistics included) | bob ISV fit (statistics "
           "given) | bob / ours | subspace cos min / mean: ours | bob | ours compensate |")

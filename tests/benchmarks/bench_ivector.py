@@ -149,6 +149,8 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", choices=sorted(CASES),
                     default=["speechocean762-like", "larger"],
                     help="which shapes to run")
+    ap.add_argument("--models", type=int, default=100_000,
+                    help="enrolled models of the PLDA scoring table")
     args = ap.parse_args()
     repeat = args.repeat
     peer = args.peer_python if peer_can_run(args.peer_python) else None
@@ -174,7 +176,7 @@ def main() -> None:
     print("| enrolled models | dimension | PLDA, one test (ms) | cosine, one test (ms) |")
     print("|---|---|---|---|")
     for dim in (200, 400):
-        s = plda_scoring(100_000, dim)
+        s = plda_scoring(args.models, dim)
         print(f"| {s['models']:,} | {dim} | {s['plda_ms']:.1f} | {s['cosine_ms']:.1f} |")
 
 
