@@ -75,6 +75,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
         if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS and exc.filename != str(path):
             # a full disk or a quota while writing: said of the file the user asked for
             raise OSError(exc.errno, exc.strerror, str(path)) from None
+        if isinstance(exc, OSError) and exc.errno is None and "requested and" in str(exc):
+            # numpy's tofile (np.save) on a full disk: "142992 requested and 16352 written"
+            raise OSError(errno.ENOSPC, f"No space left on device (a short write: {exc})",
+                          str(path)) from None
         raise
 
 

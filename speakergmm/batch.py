@@ -458,11 +458,13 @@ def _model_bytes(source) -> int:
 
 def open_features(path: str | os.PathLike, ubm: DiagGMM, *, channel=None,
                   audio_root: str | os.PathLike | None = None,
-                  workdir: str | os.PathLike | None = None, stats_ok: bool = True):
+                  workdir: str | os.PathLike | None = None, stats_ok: bool = True,
+                  channel_fix: str | None = None):
     """What a path names, made ready for ``ubm``: a feature archive (channel-compensated on
     access when ``channel`` is given), a statistics archive (checked to be of ``ubm`` and
-    ``channel``), or a data directory extracted with the UBM's feature config into
-    ``workdir``.
+    ``channel``; ``channel_fix``: the advice when it is of another compensation, for a
+    caller without --channel), or a data directory extracted with the UBM's feature config
+    into ``workdir``.
 
     Raises
     ------
@@ -483,7 +485,7 @@ def open_features(path: str | os.PathLike, ubm: DiagGMM, *, channel=None,
             raise ArchiveError(f"{path} is a statistics archive, but frames are needed here "
                                "(test utterances are scored frame by frame); give the "
                                "feature archive")
-        return read_stats(path).check(ubm, channel)
+        return read_stats(path).check(ubm, channel, fix=channel_fix)
     if not (path / "config.json").is_file() and (path / "wav.scp").is_file():
         if workdir is None:
             raise ArchiveError(f"{path} is a data directory; extract it first "

@@ -267,8 +267,15 @@ def _connect(distributed, address: str, timeout: float):
     if "client" in outcome:
         return outcome["client"]
     if "error" in outcome:
-        reason = " ".join(str(outcome["error"]).split())[:200] or \
-            type(outcome["error"]).__name__
+        error = outcome["error"]
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        if isinstance(error, (MemoryError, OverflowError)) or "allocate" in reason:
+            # (another protocol's bytes read as a Dask frame length: "Unable to allocate
+            # 3.07 EiB")
+            reason = "the server there does not speak Dask's protocol"
+        elif "abstract class" in reason:  # ucx:// without its transport installed
+            reason = (f"{address.split('://')[0]}:// is not available here: its transport is "
+                      "not installed")
         raise SpeakerGMMError(f"cannot reach the Dask scheduler at {address} ({reason}); "
                               f"{fix}") from None
     raise SpeakerGMMError(f"the Dask scheduler at {address} did not answer within "

@@ -172,6 +172,7 @@ class Recognizer:
                  channel=None, system: System | str | os.PathLike | None = None):
         self.store = store if isinstance(store, SpeakerStore) else SpeakerStore(store)
         self._record = None  # what the store records of a system file
+        self._files = None  # what it records of a bare UBM's files
         if system is not None and (ubm is not None or channel is not None):
             raise SpeakerGMMError("give a system, or a UBM (and a channel), not both")
         if system is None and ubm is None:
@@ -180,6 +181,14 @@ class Recognizer:
                 system = bound.get("path") or bound.get("name")
                 if not system:
                     raise StoreError(f"{self.store.path}: unreadable system record {bound}")
+            elif self.store.files() is not None:  # enrolled with --ubm: the same files
+                files = self.store.files()
+                ubm, channel = files["ubm"], files.get("channel")
+                for path in (ubm, channel):
+                    if path is not None and not Path(path).is_file():
+                        raise StoreError(f"{self.store.path}: its speakers were enrolled with "
+                                         f"{path}, which is gone; give --ubm (and --channel) "
+                                         "of the files they were enrolled with")
             elif len(self.store):
                 from .pretrained import load_default_ubm
 
@@ -193,6 +202,9 @@ class Recognizer:
                 self._record["path"] = str(Path(system).resolve())
         else:
             if not isinstance(ubm, DiagGMM):
+                self._files = {"ubm": str(Path(ubm).resolve()), "channel": None if (
+                    channel is None or isinstance(channel, EigenChannel)) else str(
+                    Path(channel).resolve())}
                 ubm = DiagGMM.load(ubm)
             if channel is not None and not isinstance(channel, EigenChannel):
                 channel = EigenChannel.load(channel, ubm)
@@ -252,6 +264,7 @@ class Recognizer:
             speaker, model, self.ubm, seconds=seconds, utterances=len(paths), mode=mode,
             channel=self._channel_fp, system=self._record,
             norm=None if norm is None else (float(norm[0][0]), float(norm[1][0])),
+            files=self._files,
             trials=self._calibration_trials(speaker, feats, stats,
                                             None if earlier is None else earlier.stats))
         if self.store.has_trials(AUTO_CALIBRATION):

@@ -34,6 +34,7 @@ import os
 import re
 import sqlite3
 import time
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,9 +186,12 @@ class SpeakerStore:
                 raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first "
                                  "('speakergmm enroll SPEAKER AUDIO...')")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create and len(os.fsencode(self.path.name)) + 4 > 255:  # before SQLite makes it
+            raise StoreError(f"{self.path}: cannot open the store: {self._why_not_open()}")
         conn = None
         try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            conn = sqlite3.connect(*self._address(create), timeout=self.timeout,
+                                   isolation_level=None, uri=True)
             conn.row_factory = sqlite3.Row
             version = self._check_store(conn)
             if not create and version is None:
@@ -211,14 +215,44 @@ class SpeakerStore:
         self._conn, self._writable = conn, create
         return conn
 
+    def _address(self, create: bool) -> tuple[str]:
+        """The SQLite URI to open. A reader of a store in a folder it may not write (a
+        shared, read-only store) cannot make the -shm file a WAL reader needs: it opens
+        the store immutable, which reads without it. That is safe only while nobody
+        writes the store, so only when no -wal file shows a writer at work."""
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        if not create and not os.access(self.path.parent, os.W_OK) and not Path(
+                f"{self.path}-wal").exists():
+            return (uri + "?mode=ro&immutable=1",)
+        return (uri,)
+
     def _database_error(self, exc: sqlite3.DatabaseError) -> StoreError:
         """SQLite's error as one line naming the store and the fix."""
+        if "unable to open" in str(exc):
+            return StoreError(f"{self.path}: cannot open the store: {self._why_not_open()}")
         if "readonly" in str(exc) or "read-only" in str(exc):
             return StoreError(f"{self.path}: the store is read-only here ({exc}); enrolling and "
                               "removing need the right to write it and its folder")
         if "locked" in str(exc) or "busy" in str(exc):
             return StoreError(f"{self.path}: store is busy ({exc})")
         return StoreError(f"{self.path}: not a readable speaker store ({exc})")
+
+    def _why_not_open(self) -> str:
+        """Why SQLite could not open the store ("unable to open database file" says
+        nothing of it), with the fix."""
+        folder = self.path.parent
+        if self.path.is_dir():
+            return "it is a folder; give a file path, e.g. speakers.db inside it"
+        if not folder.is_dir():
+            return f"the folder {folder} does not exist or is not a folder"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return (f"the folder {folder} may not be written (SQLite keeps its -wal and "
+                    "-shm files beside the store); choose a folder you may write")
+        if len(os.fsencode(self.path.name)) + 4 > 255:
+            return (f"its name is {len(os.fsencode(self.path.name))} bytes, and SQLite's "
+                    "-wal file beside it would pass the file system's 255; use a name of "
+                    "251 bytes or fewer")
+        return "check that the file and its folder are readable and the disk not full"
 
     def _check_store(self, conn: sqlite3.Connection) -> int | None:
         """The schema version of a speakergmm store (None: an empty SQLite file, which a
@@ -343,18 +377,29 @@ class SpeakerStore:
     def system(self) -> dict | None:
         """``{"name", "fingerprint"}`` of the system the store's speakers were enrolled
         with; None for an empty store or one written before systems (a bare UBM)."""
+        return self._json_record("system", "fingerprint", "system record", "")
+
+    def files(self) -> dict | None:
+        """``{"ubm": path, "channel": path or None}`` of the bare UBM the store's speakers
+        were last enrolled with (``enroll --ubm``), or None."""
+        return self._json_record("files", "ubm", "record of its UBM files",
+                                 "; give --ubm (and --channel)")
+
+    def _json_record(self, key: str, field: str, what: str, fix: str) -> dict | None:
+        """The JSON object the store keeps under ``key`` in its meta table (it must hold
+        the string ``field``), or None."""
         if not self.path.exists():
             return None
         row = self._connect(create=False).execute(
-            "SELECT value FROM meta WHERE key='system'").fetchone()
+            "SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
         try:
             value = json.loads(row[0])
-            if not isinstance(value, dict) or not isinstance(value.get("fingerprint"), str):
-                raise ValueError("not a system record")
+            if not isinstance(value, dict) or not isinstance(value.get(field), str):
+                raise ValueError(f"not a {what}")
         except ValueError as exc:
-            raise StoreError(f"{self.path}: unreadable system record ({exc})") from None
+            raise StoreError(f"{self.path}: unreadable {what} ({exc}){fix}") from None
         return value
 
     def norms(self) -> dict[str, tuple[float, float]]:
@@ -388,7 +433,8 @@ class SpeakerStore:
     def enroll(self, speaker_id: str, model: SpeakerModel, ubm: DiagGMM, *, seconds: float,
                utterances: int, mode: str = "new", channel: str | None = None,
                trials=(), system: dict | None = None,
-               norm: tuple[float, float] | None = None) -> SpeakerInfo:
+               norm: tuple[float, float] | None = None,
+               files: dict | None = None) -> SpeakerInfo:
         """Add a speaker, or add audio to one, in one transaction.
 
         Parameters
@@ -417,6 +463,10 @@ class SpeakerStore:
             refuses another.
         norm : (mean, std), optional
             The S-norm Z side of the speaker's model as it now is (after appending).
+        files : dict, optional
+            ``{"ubm": path, "channel": path or None}``: the files of a bare UBM (no
+            system), recorded so that later commands need not name them again
+            (:meth:`files`); the latest enrollment's are kept.
         """
         check_speaker_id(speaker_id)
         if mode not in ("new", "append", "replace"):
@@ -435,6 +485,9 @@ class SpeakerStore:
             bound = _bound_channel(conn, empty=row is None)
             _check_channel(self.path, bound, channel)
             _bind_system(self.path, conn, system, empty=row is None)
+            if files is not None:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('files', ?)",
+                             (json.dumps(files),))
             bound_row = conn.execute("SELECT 1 FROM meta WHERE key='channel_fingerprint'")
             if bound_row.fetchone() is None:
                 conn.execute("INSERT INTO meta VALUES ('channel_fingerprint', ?)",

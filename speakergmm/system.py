@@ -269,6 +269,13 @@ class System:
             with np.load(path, allow_pickle=False) as npz:
                 extra = {k: npz[k] for k in ("channel", "cohort_offsets", "cohort_frames",
                                              "cohort_lengths") if k in npz.files}
+            for key, value in extra.items():  # (NaN cohort frames were blamed on the audio)
+                if value.dtype.kind not in ("iu" if key == "cohort_lengths" else "f"):
+                    raise ModelError(f"{path}: {key} holds {value.dtype} values; the file is "
+                                     "damaged")
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    raise ModelError(f"{path}: {key} holds non-finite values (NaN or inf); "
+                                     "the file is damaged")
             ubm = DiagGMM(arrays["weights"], arrays["means"], arrays["variances"],
                           metadata=meta.get("ubm_metadata") or {})
             channel = None
@@ -289,6 +296,20 @@ class System:
                          name=meta.get("name", path.stem), metadata=meta.get("training"))
         except (KeyError, TypeError, ValueError, SpeakerGMMError) as exc:
             raise ModelError(f"{path}: not a valid speakergmm system ({exc})") from None
+        c = meta.get("c")
+        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= ubm.n_components:
+            raise ModelError(f"{path}: top-C {c!r} is not a number of the UBM's "
+                             f"{ubm.n_components} components; the file is damaged")
+        if system.cohort_models is not None and len(system.cohort_models) < 2:
+            raise ModelError(f"{path}: an S-norm cohort of {len(system.cohort_models)} model: "
+                             "its scores have no spread to normalise by (build-system needs "
+                             "2 speakers or more); the file is damaged")
+        for part in ("channel_metadata",):
+            recorded = (meta.get(part) or {}).get("feature_config")
+            if recorded is not None and recorded != meta["ubm_metadata"].get("feature_config"):
+                raise ModelError(f"{path}: its eigenchannel records another feature config "
+                                 "than its UBM; the file is damaged or assembled from "
+                                 "parts of two systems")
         if meta.get("fingerprint") not in (None, system.fingerprint()):
             raise ModelError(f"{path}: its contents do not match its fingerprint "
                              f"{meta.get('fingerprint')}; the file is damaged")

@@ -56,3 +56,18 @@ def test_errors_name_the_file_asked_for_not_the_temporary(tmp_path):
         write_text_atomic(tmp_path / "no" / "such" / "dir" / "out.json", "x")
     assert info.value.filename == str(tmp_path / "no" / "such" / "dir" / "out.json")
     assert ".tmp" not in str(info.value)
+
+
+def test_a_short_write_is_said_to_be_a_full_disk(tmp_path):
+    """numpy's np.save on a full disk raises "142992 requested and 16352 written", with no
+    file and no reason (issue 25): said as a full disk, of the file asked for."""
+    import pytest
+
+    from speakergmm._io import atomic_write
+
+    target = tmp_path / "out.npy"
+    with pytest.raises(OSError) as info:
+        with atomic_write(target, "wb"):
+            raise OSError("142992 requested and 16352 written")
+    assert info.value.filename == str(target) and "No space left" in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -235,6 +235,34 @@ def test_channel_compensation_in_enroll_verify_identify(setup, channel_file, tmp
     assert len(Recognizer(ubm_path, tmp_path / "p.db").store) == 1  # nothing written
 
 
+def test_a_store_remembers_its_ubm_and_channel(setup, channel_file, tmp_path):
+    """Issue 25: a store enrolled with --ubm and --channel needed both on every later call;
+    now verify, identify and enroll read them from the store, and a moved file is named."""
+    import shutil
+
+    root, ubm_path, files = setup
+    ubm, channel = tmp_path / "ubm.npz", tmp_path / "channel.npz"
+    shutil.copy(ubm_path, ubm)
+    shutil.copy(channel_file[0], channel)
+    run = lambda *args: CliRunner().invoke(main, [*map(str, args)])  # noqa: E731
+    store = ["--store", tmp_path / "s.db"]
+    r = run("enroll", "alice", files[(0, 0)], files[(0, 1)], "--ubm", ubm, "--channel",
+            channel, *store)
+    assert r.exit_code == 0, r.output
+    r = run("enroll", "bob", files[(1, 0)], files[(1, 1)], *store)  # no --ubm, --channel
+    assert r.exit_code == 0, r.output
+    with_files = run("verify", "alice", files[(0, 3)], "--json", "--ubm", ubm, "--channel",
+                     channel, *store)
+    without = run("verify", "alice", files[(0, 3)], "--json", *store)
+    assert without.exit_code == with_files.exit_code and without.exit_code in (0, 1)
+    assert json.loads(without.output)["score"] == json.loads(with_files.output)["score"]
+    r = run("identify", files[(1, 3)], *store)
+    assert r.exit_code in (0, 1) and "bob" in r.output, r.output
+    channel.rename(tmp_path / "moved.npz")
+    r = run("verify", "alice", files[(0, 3)], *store)
+    assert r.exit_code == 2 and str(channel) in r.output and "--channel" in r.output
+
+
 def test_cli_channel_option(setup, channel_file, tmp_path):
     root, ubm_path, files = setup
     path, _ = channel_file

@@ -113,6 +113,11 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Speaker recognition with GMM-UBM."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if not debug:
+        # Exceptions Python can only report, not raise (a half-made Dask client's __del__
+        # timing out as the process ends) would print a traceback after the one line an
+        # error gets; --debug shows them.
+        sys.unraisablehook = lambda unraisable: None
 
 
 @contextlib.contextmanager

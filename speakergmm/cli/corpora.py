@@ -103,6 +103,9 @@ class _DownloadProgress:
 def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
     """Download CORPUS from its official location into TARGET_DIR and verify it.
 
+    CORPUS: fsdd, librispeech, speechocean762 (the whole corpus), or voxceleb1 (its trial
+    lists: the audio needs registration with its publishers); timit comes from the LDC.
+
     Prints the corpus root (for 'speakergmm prepare') on stdout; progress and notes go to
     stderr. Interrupted (Ctrl-C, SIGTERM) or failed, it leaves nothing half-written.
     """
@@ -148,7 +151,10 @@ def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
 @writes("out_dir")
 def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete: bool,
                 background_only: bool, mirror: bool) -> None:
-    """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR."""
+    """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR.
+
+    CORPUS: fsdd, librispeech, speechocean762, timit or voxceleb1 (README.md, "Corpora and
+    recipes", gives each protocol)."""
     prepare = _corpus_function(corpus, "prepare")
     flags = {}
     if allow_incomplete:

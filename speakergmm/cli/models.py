@@ -156,9 +156,10 @@ def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance,
     from ..data.textmap import read_kaldi_map
     from ..gmm.eigenchannel import EigenChannel
     from ..gmm.mixture import DiagGMM
+    from ..gmm.statsarchive import UNCOMPENSATED
 
     model = DiagGMM.load(ubm)
-    features = open_features(feats_dir, model)
+    features = open_features(feats_dir, model, channel_fix=UNCOMPENSATED)
     classes = read_kaldi_map(utt2class, n_values=1) if utt2class else features.utt2spk
     click.echo(f"train-channel: {sum(u in features for u in classes)} utterances, "
                f"{len(set(classes.values()))} classes, R={factors}", err=True)
@@ -201,9 +202,10 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
     from ..data.textmap import read_ids
     from ..gmm.ivector import IVectorExtractor
     from ..gmm.mixture import DiagGMM
+    from ..gmm.statsarchive import UNCOMPENSATED
 
     model = DiagGMM.load(ubm)
-    features = open_features(feats_dir, model)
+    features = open_features(feats_dir, model, channel_fix=UNCOMPENSATED)
     utts = None if subset is None else read_ids(subset)
     click.echo(f"train-ivector: {len(features if utts is None else utts)} utterances, "
                f"R={factors}", err=True)
@@ -236,10 +238,11 @@ def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet)
     from ..data.textmap import read_ids
     from ..gmm.ivector import IVectorExtractor, extract_ivectors
     from ..gmm.mixture import DiagGMM
+    from ..gmm.statsarchive import UNCOMPENSATED
 
     model = DiagGMM.load(ubm)
     ivector = IVectorExtractor.load(extractor, model)
-    features = open_features(feats_dir, model)
+    features = open_features(feats_dir, model, channel_fix=UNCOMPENSATED)
     utts = None if subset is None else read_ids(subset)
     with click.progressbar(length=len(features if utts is None else utts), label="i-vectors",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:

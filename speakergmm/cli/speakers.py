@@ -24,8 +24,9 @@ from .app import (
 
 # The product path's --ubm: a bare UBM instead of a system.
 _UBM_HELP = ("A bare UBM file to score with instead of a system: no S-norm cohort, no "
-             "calibration but the store's own [default: the system the store records; a new "
-             "store: --system wideband]. Not with --system.")
+             "calibration but the store's own; the store remembers it (and --channel) for "
+             "later commands [default: the system or UBM the store records; a new store: "
+             "--system wideband]. Not with --system.")
 _CHANNEL_HELP = ("Remove session variability with this eigenchannel file (speakergmm "
                  "train-channel, for the same UBM); a store's speakers are scored with the "
                  "compensation they were enrolled with.")

@@ -155,7 +155,8 @@ _GMM_ONLY = ("ubm", "audio_root", "method", "c", "c_deprecated", "relevance", "a
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Trial key (target/nontarget) for the scores.")
 @prior_option(0.01, "Target prior the calibration is optimised for.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Calibration file to write (JSON).")
 @writes("output")
 def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""

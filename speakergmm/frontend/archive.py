@@ -278,6 +278,7 @@ def extract_archive(
     # be (an utterance without a recording or segment) leaves no output folder behind
     refs = {utt: data.audio_of(utt, audio_root) for utt in utts}
     with output_lock(out):
+        _check_same_utterances(out, utts, data)
         _prepare_dir(out, config)
 
         done = _finished(out, set(utts))
@@ -343,6 +344,25 @@ def _prepare_dir(out: Path, config: FeatureConfig) -> None:
     else:
         write_text_atomic(cfg_path, config.to_json() + "\n")
     remove_stale_temporaries(out / _FEATS)
+
+
+def _check_same_utterances(out: Path, utts, data: DataDir) -> None:
+    """An archive written before into ``out`` holds only utterances of ``data``: one of
+    another data directory would lose its utterances silently (its index is rewritten with
+    this data directory's)."""
+    index = out / "feats.scp"
+    if not index.is_file():
+        return
+    from ..data.textmap import read_ids
+
+    wanted = set(utts)
+    foreign = [u for u in read_ids(index) if u not in wanted]
+    if foreign:
+        source = data.path if data.path is not None else "the data directory"
+        raise ArchiveError(f"{out}: holds {len(foreign)} utterance(s) that {source} does not "
+                           f"list (e.g. '{foreign[0]}'): it is another data directory's "
+                           "archive, and extracting into it would drop them; write elsewhere, "
+                           "or remove it first")
 
 
 def _finished(out: Path, wanted: set[str]) -> dict[str, _Done]:

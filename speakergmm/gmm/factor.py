@@ -119,9 +119,14 @@ class Subspace:
                              f"{ubm.fingerprint()}; train it again with this UBM "
                              f"({cls._COMMAND})")
         try:
-            return cls(ubm, arrays[cls._ARRAY], metadata=meta)
+            return cls(ubm, _stored_matrix(arrays[cls._ARRAY], cls._WHAT), metadata=meta)
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from None
+
+
+#: No subspace training gives entries this large (they are of the order of the UBM's
+#: standard deviations); beyond it a file lies, and its products overflow float32.
+MAX_SUBSPACE_VALUE = 1e6
 
 
 def _checked_matrix(matrix, what: str) -> np.ndarray:
@@ -133,6 +138,24 @@ def _checked_matrix(matrix, what: str) -> np.ndarray:
                          "least 1")
     if not np.all(np.isfinite(V)):
         raise ModelError(f"{what} matrix holds non-finite values")
+    return V
+
+
+def _stored_matrix(matrix: np.ndarray, what: str) -> np.ndarray:
+    """A subspace matrix read from a file, checked as :func:`_checked_matrix` and as what
+    training writes: float32 (:meth:`save`), entries of bounded size, no all-zero
+    direction (a zero subspace is the identity in memory, but no file of a trained one)."""
+    if matrix.dtype != np.float32:
+        raise ModelError(f"{what} matrix stored as {matrix.dtype}, not float32: not written "
+                         "by speakergmm")
+    V = _checked_matrix(matrix, what)
+    if np.abs(V).max() > MAX_SUBSPACE_VALUE:
+        raise ModelError(f"{what} matrix holds values up to {np.abs(V).max():.3g}, beyond "
+                         f"what training gives ({MAX_SUBSPACE_VALUE:g})")
+    empty = np.flatnonzero(~V.reshape(-1, V.shape[2]).any(axis=0))
+    if empty.size:
+        raise ModelError(f"{what} matrix: direction {empty[0]} (of {V.shape[2]}) is all "
+                         "zeros: not a trained subspace")
     return V
 
 
@@ -157,7 +180,7 @@ def describe_file(path) -> str:
             error = error or exc
             continue
         try:
-            K, D, R = _checked_matrix(arrays[key], title.split(" (")[0]).shape
+            K, D, R = _stored_matrix(arrays[key], title.split(" (")[0]).shape
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from None
         meta = header["metadata"]

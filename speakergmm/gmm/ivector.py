@@ -246,7 +246,11 @@ class VectorArchive(PartArchive):
                                f"damaged, re-run '{self._MAKE}'")
 
     def __getitem__(self, utt: str) -> np.ndarray:
-        return self._rows(utt, ".w.npy")[0]
+        vector = self._rows(utt, ".w.npy")[0]
+        if not np.isfinite(vector).all():  # (NaN i-vectors were scored: NaN scores, exit 0)
+            raise ArchiveError(f"{self.path}: the vector of '{utt}' is not finite (NaN or "
+                               f"inf); the archive is damaged, re-run '{self._MAKE}'")
+        return vector
 
     def matrix(self, utts) -> np.ndarray:
         """The vectors of ``utts`` stacked, (len(utts), R) float32."""
@@ -294,12 +298,12 @@ def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | 
     ModelError
         Statistics of another UBM.
     """
-    from .statsarchive import StatsArchive
+    from .statsarchive import UNCOMPENSATED, StatsArchive
 
     ubm = extractor.ubm
     check_feature_config(ubm, features)
     if isinstance(features, StatsArchive):
-        features.check(ubm)
+        features.check(ubm, fix=UNCOMPENSATED)  # (T models the sessions itself)
     out = Path(out)
     header = {"format": VECTORS_FORMAT, "format_version": FORMAT_VERSION, "kind": "ivector",
               "dim": extractor.n_factors, "extractor_fingerprint": extractor.fingerprint(),

@@ -55,6 +55,11 @@ _HEADER = "stats.json"
 _INDEX = "stats.scp"
 
 
+#: The advice for statistics of a compensation given to a command that takes none
+#: (train-channel, train-ivector, extract-ivectors learn or model the sessions themselves).
+UNCOMPENSATED = "compute them without --channel ('speakergmm stats' with the UBM alone)"
+
+
 class StatsArchive(PartArchive):
     """Read-only, lazy mapping from utterance id to its :class:`GMMStats` (float64 copies
     of the stored float32 statistics).
@@ -124,9 +129,11 @@ class StatsArchive(PartArchive):
         """Frames of ``utt`` (read from its part's info)."""
         return int(self._rows(utt, ".info.npy")[0, 0])
 
-    def check(self, ubm: DiagGMM, channel=None) -> "StatsArchive":
+    def check(self, ubm: DiagGMM, channel=None, *, fix: str | None = None) -> "StatsArchive":
         """ModelError unless the statistics were computed under ``ubm`` and with ``channel``
-        (an :class:`~speakergmm.gmm.EigenChannel`, or None for none); returns self."""
+        (an :class:`~speakergmm.gmm.EigenChannel`, or None for none); returns self.
+        ``fix`` replaces the advice given for statistics of another compensation (for a
+        caller that takes no --channel)."""
         if self.ubm_fingerprint != ubm.fingerprint():
             raise ModelError(f"{self.path}: statistics of UBM {self.ubm_fingerprint}, but the "
                              f"UBM given is {ubm.fingerprint()}; recompute them with this UBM "
@@ -135,8 +142,9 @@ class StatsArchive(PartArchive):
         if self.channel_fingerprint != want:
             have = self.channel_fingerprint or "no channel compensation"
             raise ModelError(f"{self.path}: statistics computed with {have}, but "
-                             f"{want or 'no channel compensation'} is asked for; recompute "
-                             f"them with the same --channel, or give the same --channel")
+                             f"{want or 'no channel compensation'} is asked for; " + (
+                                 fix or "recompute them with the same --channel, or give "
+                                        "the same --channel"))
         return self
 
     def __repr__(self) -> str:

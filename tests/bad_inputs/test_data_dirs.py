@@ -90,3 +90,20 @@ def test_missing_audio_is_a_failed_utterance_not_a_lost_one(work, tmp_path):
     failed = (out / "failed").read_text()
     assert failed.startswith("spk1-u1 ") and "gone.wav" in failed and "not found" in failed
     assert len((out / "utt2spk").read_text().splitlines()) == 8
+
+
+def test_extract_into_another_data_directorys_archive_is_refused(work, tmp_path):
+    """Issue 25: extracting data directory B into A's archive rewrote its index with B's
+    utterances only, silently dropping A's; now refused naming one of them."""
+    from conftest import make_data_dir, refused
+
+    other = make_data_dir(tmp_path / "other", n_spk=1, n_utt=2)
+    out = tmp_path / "feats"
+    import shutil
+
+    shutil.copytree(work / "feats", out)
+    theirs = set((other / "utt2spk").read_text().split()[::2])
+    first = next(line.split()[0] for line in (out / "feats.scp").read_text().splitlines()
+                 if line.split()[0] not in theirs)
+    refused(["extract", other, out, "--audio-root", tmp_path / "other"], str(out),
+            "another data directory's archive", first, roots=[out, tmp_path / "other"])

@@ -171,3 +171,79 @@ def test_subspace_and_backend_files(work, subspaces, tmp_path, kind, case):
     bad = _write(tmp_path / f"bad-{kind}.npz", arrays, header)
     for args in _uses(work, subspaces, kind, bad, tmp_path):
         refused(args, str(bad), roots=[tmp_path, work, subspaces])
+
+
+@pytest.mark.parametrize("kind", ["channel", "extractor"])
+@pytest.mark.parametrize("case", ["float16", "all zeros", "huge values", "another UBM"])
+def test_subspace_files_that_lie(work, subspaces, tmp_path, kind, case):
+    """Issue 25: an eigenchannel or i-vector extractor file whose matrix is float16, all
+    zeros or huge, or which names another UBM, was taken by info and extract-ivectors."""
+    src = subspaces / {"channel": "channel.npz", "extractor": "extractor.npz"}[kind]
+    arrays, header = _contents(src)
+    name = ARRAY[kind]
+    if case == "float16":
+        arrays[name] = arrays[name].astype(np.float16)
+    elif case == "all zeros":
+        arrays[name] = np.zeros_like(arrays[name])
+    elif case == "huge values":
+        arrays[name] = arrays[name] * np.float32(1e30)
+    else:
+        header["metadata"]["ubm_fingerprint"] = "0123456789abcdef"
+    bad = _write(tmp_path / f"bad-{kind}.npz", arrays, header)
+    uses = _uses(work, subspaces, kind, bad, tmp_path)
+    if case == "another UBM":  # info reads it without a UBM: it is what it says
+        uses = uses[1:]
+    for args in uses:
+        refused(args, str(bad), roots=[tmp_path, work, subspaces])
+
+
+@pytest.mark.parametrize("case, says", [
+    ("cohort of one model", "cohort of 1 model"),
+    ("top-C 1e9", "top-C 1000000000"),
+    ("channel of another feature rate", "another feature config"),
+])
+def test_system_files_that_lie(tmp_path, case, says):
+    """Issue 25: system files with a cohort of one model, a top-C of 1e9 or an eigenchannel
+    of another feature config than the UBM's were taken."""
+    from speakergmm.system import system_path
+
+    arrays, header = _contents(system_path("wideband"))
+    meta = header["metadata"]
+    if case == "cohort of one model":
+        arrays["cohort_offsets"] = arrays["cohort_offsets"][:1]
+    elif case == "top-C 1e9":
+        meta["c"] = 10 ** 9
+    else:
+        meta["channel_metadata"]["feature_config"] = {
+            **meta["ubm_metadata"]["feature_config"], "sample_rate": 8000}
+    bad = _write(tmp_path / "bad-system.npz", arrays, header)
+    refused(["info", bad], str(bad), says, roots=[tmp_path])
+    refused(["enroll", "x", bad, "--system", bad, "--store", tmp_path / "s.db"], str(bad),
+            says, roots=[tmp_path])
+
+
+def test_a_damaged_system_is_blamed_not_the_audio(tmp_path):
+    """Issue 25: NaN cohort frames in a system file (no fingerprint to betray them) gave
+    "test features are not finite", blaming the user's recording."""
+    from speakergmm.system import system_path
+
+    arrays, header = _contents(system_path("wideband"))
+    header["metadata"].pop("fingerprint")
+    arrays["cohort_frames"] = arrays["cohort_frames"].copy()
+    arrays["cohort_frames"][3] = np.nan
+    bad = _write(tmp_path / "bad-system.npz", arrays, header)
+    refused(["info", bad], str(bad), "cohort_frames holds non-finite", roots=[tmp_path])
+
+
+def test_extract_ivectors_of_compensated_statistics_advises_what_it_takes(work, subspaces,
+                                                                          tmp_path):
+    """extract-ivectors has no --channel, yet advised "give the same --channel" (issue 25)."""
+    stats = tmp_path / "stats"
+    made = CliRunner().invoke(main, [str(a) for a in [
+        "stats", work / "feats", "--ubm", work / "ubm.npz", "--channel",
+        subspaces / "channel.npz", "-q", "-o", stats]])
+    assert made.exit_code == 0, made.output
+    line = refused(["extract-ivectors", stats, "--ubm", work / "ubm.npz", "--extractor",
+                    subspaces / "extractor.npz", "-q", "-o", tmp_path / "iv"], str(stats),
+                   "without --channel", roots=[tmp_path, work, subspaces])
+    assert "give the same --channel" not in line

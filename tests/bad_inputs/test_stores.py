@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from speakergmm.cli import main
 from speakergmm.frontend.features import FeatureConfig, extract_features
 from speakergmm.gmm.ubm import train_ubm
 
-from conftest import SR, refused, voice, write_audio
+from conftest import SR, refused, tree_state, voice, write_audio
 
 pytestmark = pytest.mark.filterwarnings("ignore::speakergmm.recognizer.ShortEnrollment")
 
@@ -186,8 +187,9 @@ def test_a_store_opened_read_only_by_sqlite_refuses_writes_with_one_line(enrolle
     real = sqlite3.connect
 
     def read_only(path, *args, **kwargs):
-        if not kwargs.get("uri"):
-            return real(f"{store.resolve().as_uri()}?mode=ro", *args, uri=True, **kwargs)
+        if "?" not in str(path):  # (the store is opened by a file: URI)
+            return real(f"{store.resolve().as_uri()}?mode=ro", *args,
+                        **{**kwargs, "uri": True})
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(store_module.sqlite3, "connect", read_only)
@@ -201,3 +203,45 @@ def test_enroll_refuses_append_with_replace(enrolled, tmp_path):
     ubm, store, audio = _copy(enrolled, tmp_path)
     refused(["enroll", "spk0", audio, "--append", "--replace", "--ubm", ubm, "--store",
              store], "--append", "--replace", "not both", roots=[tmp_path])
+
+
+def test_readers_of_a_store_in_a_folder_they_may_not_write(enrolled, tmp_path, monkeypatch):
+    """Issue 25: verify on a store in a read-only folder failed ("unable to open database
+    file": a WAL reader makes a -shm file beside the store); readers now open it immutable
+    there. (Run as root, whom file modes do not bind, the folder is declared unwritable.)"""
+    from speakergmm import store as store_module
+
+    ubm, store, audio = _copy(enrolled, tmp_path)
+    expected = [CliRunner().invoke(main, [str(a) for a in args]).output
+                for args in _readers(ubm, store, audio)]
+    real_access = os.access
+    monkeypatch.setattr(store_module.os, "access", lambda path, mode: False if Path(
+        path) == tmp_path else real_access(path, mode))
+    opened = []
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(store_module.sqlite3, "connect",
+                        lambda address, *a, **k: opened.append(address) or real_connect(
+                            address, *a, **k))
+    before = tree_state(tmp_path)
+    for args, output in zip(_readers(ubm, store, audio), expected):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code in (0, 1) and result.output == output, result.output
+    assert opened and all("immutable=1" in str(a) for a in opened)
+    assert tree_state(tmp_path) == before
+
+
+@pytest.mark.parametrize("case", ["a folder", "a name too long for -wal", "under a file"])
+def test_a_store_that_cannot_be_opened_says_why(enrolled, tmp_path, case):
+    """"unable to open database file" was all a user saw, whatever the reason."""
+    root, audio = enrolled
+    if case == "a folder":
+        store, says = tmp_path / "box", "is a directory"
+        store.mkdir()
+    elif case == "a name too long for -wal":
+        store, says = tmp_path / ("s" * 250 + ".db"), "251 bytes or fewer"
+    else:
+        (tmp_path / "file").write_text("not a folder\n")
+        store, says = tmp_path / "file" / "s.db", "file"
+    refused(["enroll", "spk0", audio, "--ubm", root / "ubm.npz", "--store", store],
+            str(store) if case != "under a file" else str(tmp_path / "file"), says,
+            roots=[tmp_path])

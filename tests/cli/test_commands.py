@@ -290,3 +290,26 @@ def test_sigterm_to_the_extract_parent_alone(tmp_path):
     assert sorted(a) == sorted(b) and len(a) == 200
     for utt in a:
         assert a[utt].tobytes() == b[utt].tobytes()
+
+
+def test_help_texts_name_the_real_defaults_and_choices():
+    """Issue 25: help that misled (the product path's --ubm default, a group help without
+    calibrate, options without help, commands whose corpora were unnamed)."""
+    from speakergmm.corpora import CORPORA
+
+    def page(*args):
+        result = CliRunner().invoke(main, [*args, "--help"])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    for command in ("enroll", "verify", "identify"):
+        text = page(command)
+        assert "bundled speechocean762 UBM" not in text and "the store records" in text
+    assert "calibrate the store" in page("speakers")
+    assert "Print the record as JSON" in page("speakers", "show")
+    assert "Calibration file to write" in page("calibrate")
+    assert all(name in page("prepare") for name in CORPORA)
+    assert all(name in page("download") for name in CORPORA)
+    assert "--scheduler-timeout" in page("extract") and "-q, --quiet" in page("score")
+    for command in ("speakers list", "speakers show", "speakers remove", "speakers calibrate"):
+        assert "--store FILE" in page(*command.split())
