@@ -181,8 +181,7 @@ class Recognizer:
                 system = bound.get("path") or bound.get("name")
                 if not system:
                     raise StoreError(f"{self.store.path}: unreadable system record {bound}")
-            elif self.store.files() is not None:  # enrolled with --ubm: the same files
-                files = self.store.files()
+            elif (files := self.store.files()) is not None:  # enrolled with --ubm: the same
                 ubm, channel = files["ubm"], files.get("channel")
                 for path in (ubm, channel):
                     if path is not None and not Path(path).is_file():
