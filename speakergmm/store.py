@@ -674,7 +674,7 @@ class SpeakerStore:
         arrays = {}
         for column, (kind, shape) in wanted.items():
             blob = row[column]
-            size = np.dtype(kind).itemsize * int(np.prod(shape))
+            size = np.dtype(kind).itemsize * math.prod(shape)  # (np.prod: 10x slower here)
             if not isinstance(blob, bytes) or len(blob) != size:
                 got = f"{len(blob)} bytes" if isinstance(blob, bytes) else type(blob).__name__
                 raise StoreError(

@@ -136,9 +136,13 @@ class FeatureConfig:
         if self.min_speech_frames < 1:
             problems.append(f"min_speech_frames must be >= 1, got {self.min_speech_frames}")
         try:
-            import scipy.signal
+            # Only for other windows than the front end computes itself (features.
+            # _periodic_window): importing scipy.signal takes 1-2 s, which every verify and
+            # identify paid here (10,000 speakers: 3.1 s instead of 1.3)
+            if self.window not in ("hamming", "hann", "hanning"):
+                import scipy.signal
 
-            scipy.signal.get_window(self.window, 8)
+                scipy.signal.get_window(self.window, 8)
         except ValueError:
             problems.append(f"window {printable(self.window)} is not one scipy.signal."
                             "get_window knows; use e.g. 'hamming' or 'hann'")

@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.linalg import blas as _blas
-from scipy.linalg import lapack as _lapack
 from threadpoolctl import threadpool_limits
 
 from .._io import read_npz, write_npz
@@ -361,6 +359,11 @@ def posteriors(N: np.ndarray, centred: np.ndarray, V: np.ndarray, VtV: np.ndarra
     # R = 60 up; numpy has no batched potri, hence the loop. One BLAS thread: threads on
     # one R × R matrix at a time cost more than they give (an EM iteration at R = 300 took
     # 10.3 s with two threads here, 4.9 s so).
+    # (imported here: scipy.linalg takes 0.2 s to import, which every verify and identify
+    # of an eigenchannel system paid without ever calling it)
+    from scipy.linalg import blas as _blas
+    from scipy.linalg import lapack as _lapack
+
     with threadpool_limits(limits=1, user_api="blas"):
         for i in range(h):
             # L[i] is symmetric: its transpose is the Fortran-ordered matrix LAPACK wants

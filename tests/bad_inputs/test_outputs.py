@@ -63,6 +63,11 @@ def test_prepare_into_the_corpus_root(tmp_path):
     (["train-ubm", "{feats}", "-c", "2", "-o", "{feats}/utt2spk"], "lies inside the input"),
     (["stats", "{feats}", "--ubm", "{root}/ubm.npz", "-o", "{feats}"], "is the input"),
     (["stats", "{feats}", "--ubm", "{root}/ubm.npz", "-o", "{root}"], "holds the input"),
+    # the replay of issue 25: a model input (--ubm) as the output
+    (["train-ivector", "{feats}", "--ubm", "{root}/ubm.npz", "-r", "2", "-o",
+      "{root}/ubm.npz"], "is the input --ubm"),
+    (["train-channel", "{feats}", "--ubm", "{root}/ubm.npz", "-r", "2", "-o",
+      "{root}/ubm.npz"], "is the input --ubm"),
 ])
 def test_model_and_statistics_outputs_over_their_inputs(feats, command, says):
     root, _, archive = feats
