@@ -282,17 +282,15 @@ def _connect(distributed, address: str, timeout: float):
                           f"{timeout:g} s (is it a Dask scheduler?); {fix}")
 
 
-def _worker_import_error(exc: BaseException) -> SpeakerGMMError | None:
+def _worker_import_error(exc: ImportError) -> SpeakerGMMError:
     """A worker that cannot import speakergmm (or one of its dependencies) to run a task,
-    as one line saying what to install where; None for other errors."""
-    if isinstance(exc, ImportError):
-        from ._version import __version__
+    as one line saying what to install where."""
+    from ._version import __version__
 
-        return SpeakerGMMError(
-            f"a Dask worker cannot import {exc.name or 'a module'} to run speakergmm's "
-            f"tasks: install speakergmm {__version__} (pip install speakergmm or, from a "
-            "clone, pip install -e .) in the environment of every worker, then restart them")
-    return None
+    return SpeakerGMMError(
+        f"a Dask worker cannot import {exc.name or 'a module'} to run speakergmm's tasks: "
+        f"install speakergmm {__version__} in the environment of every worker (pip install "
+        "-e '.[dask]' from the same clone), then restart them")
 
 
 class _DaskSession(Session):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..constants import FEATURE_PRESETS
-from .app import jobs_option, main, writes
+from .app import jobs_option, main, quiet_option, writes
 
 
 @main.command("validate-data-dir")
@@ -47,7 +47,7 @@ def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_chec
                    "conf/features.json): features for them are made by the system itself.")
 @click.option("--skip-bad", is_flag=True,
               help="Exit 0 even if some utterances failed (they are still listed).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option
 @writes("feats_dir")
 def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: int,
                 config_spec: str | None, skip_bad: bool, quiet: bool) -> None:

@@ -9,7 +9,16 @@ from pathlib import Path
 import click
 
 from ..constants import UBM_INITS
-from .app import Finite, channel_option, jobs_option, main, prior_option, ubm_option, writes
+from .app import (
+    Finite,
+    channel_option,
+    jobs_option,
+    main,
+    prior_option,
+    quiet_option,
+    ubm_option,
+    writes,
+)
 
 _META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatable."
 
@@ -229,7 +238,7 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
 @jobs_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Vector archive directory to write.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option
 @writes("output")
 def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet) -> None:
     """Write the i-vector of every utterance of FEATS_DIR (statistics or features) into a
@@ -311,7 +320,7 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
 @jobs_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Statistics archive directory to write.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option
 @writes("output")
 def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet) -> None:
     """Compute each utterance's Baum-Welch statistics under a UBM once, for enrollment,
