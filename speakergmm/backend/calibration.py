@@ -305,14 +305,7 @@ class Calibration:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Calibration":
         """Read a file written by :meth:`save`; :class:`ModelError` names the path."""
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"{path}: no such calibration file")
-        text = _read_small(path, "calibration")
-        try:
-            return cls.from_json(text)
-        except ModelError as exc:
-            raise ModelError(f"{path}: {exc}") from exc
+        return _load(cls, Path(path), "calibration")
 
 
 FUSION_FORMAT = "speakergmm.fusion"
@@ -457,20 +450,30 @@ class Fusion:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Fusion":
-        path = Path(path)
-        text = _read_small(path, "fusion")
-        try:
-            return cls.from_json(text)
-        except ModelError as exc:
-            raise ModelError(f"{path}: {exc}") from exc
+        """Read a file written by :meth:`save`; :class:`ModelError` names the path."""
+        return _load(cls, Path(path), "fusion")
 
 
 def load_score_map(path: str | os.PathLike) -> Calibration | Fusion:
     """A calibration or a fusion file, whichever ``path`` holds (``apply-calibration``)."""
     path = Path(path)
+    text = _read_small(path, "calibration or fusion")  # read once, whichever it is
     try:
-        doc = _json_document(_read_small(path, "calibration or fusion"), "calibration")
+        doc = _json_document(text, "calibration")
     except ModelError as exc:
         raise ModelError(f"{path}: not a calibration or fusion file ({exc})") from None
     kind = doc.get("format") if isinstance(doc, dict) else None
-    return Fusion.load(path) if kind == FUSION_FORMAT else Calibration.load(path)
+    return _load(Fusion if kind == FUSION_FORMAT else Calibration, path, "", text)
+
+
+def _load(cls, path: Path, what: str, text: str | None = None):
+    """``cls.from_json`` of the file ``path`` (or of its ``text``, already read), with
+    :class:`ModelError` naming the path."""
+    if text is None:
+        if not path.is_file():
+            raise ModelError(f"{path}: no such {what} file")
+        text = _read_small(path, what)
+    try:
+        return cls.from_json(text)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from exc

@@ -56,10 +56,7 @@ def _read_lines(path: Path, fail: Callable = _raise) -> list[str] | None:
         return fail(path, None, "no such file")
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return fail(path, None, "a device, not a text file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return fail(path, None, "no such file")
+    data = path.read_bytes()
     try:
         # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which
         # would otherwise glue itself to the first id
