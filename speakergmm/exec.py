@@ -453,16 +453,20 @@ def thread_map(fn: Callable, items: Iterable) -> list:
     so chunks of one E-step run on every core. BLAS is on one thread also where this runs
     sequentially, so that a chunk's arithmetic is the same here, in a pool worker and on a
     Dask worker: the same statistics, bit for bit, wherever they are computed."""
-    global _threads
     items = list(items)
     nested = getattr(_thread_state, "busy", False)  # a pool thread must not wait on the pool
     n = 1 if nested else min(local_threads(), len(items))
-    with _one_blas_thread():
+    with one_blas_thread():
         if n < 2:
             return [fn(item) for item in items]
-        if _threads is None or _threads._max_workers < n:
-            _threads = concurrent.futures.ThreadPoolExecutor(n, "speakergmm")
-        return list(_threads.map(functools.partial(_in_thread, fn), items))
+        return list(_pool(n).map(functools.partial(_in_thread, fn), items))
+
+
+def _pool(n: int) -> concurrent.futures.ThreadPoolExecutor:
+    global _threads
+    if _threads is None or _threads._max_workers < n:
+        _threads = concurrent.futures.ThreadPoolExecutor(n, "speakergmm")
+    return _threads
 
 
 _thread_state = threading.local()
@@ -473,7 +477,10 @@ def _in_thread(fn, item):
     return fn(item)
 
 
-def _one_blas_thread():
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread: for many small GEMMs (a thread
+    pool's chunks, identification's per-component products), where more threads only
+    spin (twice the CPU for the same wall time, measured)."""
     global _controller
     if _in_worker:  # limited for the worker's lifetime already
         return contextlib.nullcontext()

@@ -22,6 +22,7 @@ from .batch import stack_models
 from .constants import DEFAULT_THRESHOLD, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning
+from .exec import one_blas_thread
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
@@ -384,9 +385,10 @@ class Recognizer:
         x = self.features(audio)
         test = prepare_test(self.ubm, x, method=method, c=c)  # selection once, all blocks
         ids, parts = [], []
-        for models in self.store.model_sets(self.ubm, self._channel_fp):
-            ids.extend(models.ids)
-            parts.append(score(self.ubm, models, test))
+        with one_blas_thread():
+            for models in self.store.model_sets(self.ubm, self._channel_fp):
+                ids.extend(models.ids)
+                parts.append(score(self.ubm, models, test))
         raw = np.concatenate(parts)
         cal = self.calibration() if own else None
         llrs = None

@@ -1,8 +1,10 @@
 """The speaker store: enrolled speakers in one SQLite file.
 
-One file holds every speaker enrolled against one UBM: their summed Baum-Welch statistics
-and nothing derived from them: zeroth and first order in float32, the precision the E-step
-computes them in, 125 KB per speaker at K = 512, D = 60. Speakers whose variances are
+One file holds every speaker enrolled against one UBM: their summed Baum-Welch statistics,
+zeroth and first order in float32, the precision the E-step computes them in, 125 KB per
+speaker at K = 512, D = 60, and one derived term per component (2 KB): the bias of the
+means-only model (:func:`~speakergmm.gmm.adapt.map_offset_bias`), which identification over
+thousands of speakers would otherwise make again at every call (a quarter of its time). Speakers whose variances are
 adapted also keep the second order, and all three in float64 (the adapted variance is a
 difference of second moments, which float32 sums would blur): 490 KB each. Enrolling more
 audio later adds statistics, so it gives the model enrolling everything at once would, to
@@ -13,9 +15,10 @@ blocks, so its memory does not grow with the number of speakers. The store also 
 the fingerprints of the UBM and of the channel compensation, utterance counts, seconds of
 speech and timestamps.
 
-Stores written by earlier versions (schema 1: float64 statistics of every order and stored
-adapted parameters, about 0.7 MB per speaker) are migrated on first use, in one
-transaction, with a warning saying so; nothing is lost but the derived parameters.
+Stores written by earlier versions are migrated on first use, in one transaction: schema 1
+(float64 statistics of every order and stored adapted parameters, about 0.7 MB per speaker)
+with a warning saying so, nothing lost but the derived parameters; schema 2 (no biases)
+gains the column, and the next enrollment, which has the UBM at hand, fills it.
 
 Every change is one ``BEGIN IMMEDIATE`` transaction in WAL mode, so concurrent ``enroll``
 processes are serialised by SQLite and lose nothing, and a crash leaves the store as it was
@@ -46,19 +49,20 @@ from .backend.calibration import MIN_CALIBRATION, Calibration
 from .backend.scoring import ModelSet
 from .constants import ADAPTABLE
 from .errors import SpeakerGMMError, SpeakerGMMWarning, printable
-from .gmm.adapt import SpeakerModel, map_parameters
+from .gmm.adapt import SpeakerModel, map_offset_bias, map_parameters
 from .gmm.mixture import DiagGMM
 from .gmm.stats import GMMStats
 
 __all__ = ["SpeakerStore", "SpeakerInfo", "StoreError", "StoreMigrated", "default_store_path",
            "check_speaker_id", "MIN_CALIBRATION", "AUTO_CALIBRATION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,63}")
-# Speakers read per block when many are scored: bounds memory (a block's statistics, their
-# float64 MAP temporaries and its scoring kernel: ~150 MB at K = 512, D = 60) whatever the
-# size of the store.
+# Speakers read per block when many are scored: bounds memory (a block's rows as SQLite
+# returns them, their statistics joined, and the scoring temporaries: ~100 MB at K = 512,
+# D = 60) whatever the size of the store. Fewer or more were slower in a fresh process.
 _BLOCK = 256
+_MMAP_BYTES = 4294967296
 
 _SPEAKERS = """
 CREATE TABLE IF NOT EXISTS speakers (
@@ -73,9 +77,11 @@ CREATE TABLE IF NOT EXISTS speakers (
     utterances INTEGER NOT NULL,
     seconds REAL NOT NULL,
     created TEXT NOT NULL,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    stat_bias BLOB
 )"""
-_SPEAKER_COLUMNS = frozenset(line.split()[0] for line in _SPEAKERS.splitlines()[2:-1])
+_SPEAKER_COLUMNS = tuple(line.split()[0] for line in _SPEAKERS.splitlines()[2:-1])
+_INSERTED = ", ".join(_SPEAKER_COLUMNS)
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Self-calibration trials, scored at enrollment while the frames are at hand: each new
 # recording against its speaker's model without it (target) and against some of the other
@@ -193,6 +199,9 @@ class SpeakerStore:
             conn = sqlite3.connect(*self._address(create), timeout=self.timeout,
                                    isolation_level=None, uri=True)
             conn.row_factory = sqlite3.Row
+            # Reading the statistics through a memory map instead of read() into SQLite's
+            # page cache: identification over 10,000 speakers reads 0.5 GB.
+            conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
             version = self._check_store(conn)
             if not create and version is None:
                 raise StoreError(f"{self.path}: an empty file, no speaker store yet; enroll a "
@@ -273,11 +282,11 @@ class SpeakerStore:
         except (TypeError, ValueError):
             raise StoreError(f"{self.path}: store schema version {printable(row[0])} is not a "
                              "number: the store is damaged") from None
-        if version not in (1, SCHEMA_VERSION):
+        if not 1 <= version <= SCHEMA_VERSION:
             raise StoreError(f"{self.path}: store schema version {version}, this speakergmm "
-                             f"reads versions 1 and {SCHEMA_VERSION}; use a newer speakergmm")
+                             f"reads versions 1 to {SCHEMA_VERSION}; use a newer speakergmm")
         columns = {r[1] for r in conn.execute("PRAGMA table_info(speakers)")}
-        missing = sorted(_SPEAKER_COLUMNS - columns) if version == SCHEMA_VERSION else []
+        missing = sorted(set(_SPEAKER_COLUMNS) - columns) if version == SCHEMA_VERSION else []
         if missing:
             raise StoreError(f"{self.path}: the store's speakers table lacks the column(s) "
                              f"{', '.join(missing)}: the store is damaged")
@@ -310,6 +319,12 @@ class SpeakerStore:
                              (str(SCHEMA_VERSION),))
             elif int(row[0]) == 1:  # (_check_store has vetted the version)
                 migrated = _migrate_from_1(conn)
+            elif int(row[0]) == 2:
+                conn.execute("ALTER TABLE speakers ADD COLUMN stat_bias BLOB")
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                             (str(SCHEMA_VERSION),))
+            if row is not None and int(row[0]) < SCHEMA_VERSION:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('biases_pending', '1')")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -517,13 +532,18 @@ class SpeakerStore:
             if k is None:
                 conn.execute("INSERT INTO meta VALUES ('components', ?)", (str(ubm.n_components),))
                 conn.execute("INSERT INTO meta VALUES ('dim', ?)", (str(ubm.dim),))
+            means_only = model.adapt == ("means",)
             conn.execute(
-                "INSERT OR REPLACE INTO speakers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO speakers ({_INSERTED}) VALUES "
+                f"({','.join('?' * len(_SPEAKER_COLUMNS))})",
                 (speaker_id, float(model.relevance), ",".join(model.adapt),
                  _blob(stats.n, _dtype(model.adapt)), _blob(stats.f, _dtype(model.adapt)),
                  _blob(stats.s, "<f8") if "variances" in model.adapt else None,
                  float(stats.llk), int(stats.frames), int(utterances), float(seconds),
-                 created, now))
+                 created, now,
+                 _blob(_biases(ubm, [stats.n], [stats.f], model.relevance)[0], "<f4")
+                 if means_only else None))
+            _fill_biases(conn, ubm)
             conn.execute(_NORMS)
             conn.execute("DELETE FROM norms WHERE speaker=?", (speaker_id,))
             if norm is not None:
@@ -619,10 +639,16 @@ class SpeakerStore:
 
     # --- reading ----------------------------------------------------------------------
 
-    def _rows(self, sql: str, args: tuple = ()) -> Iterator[sqlite3.Row]:
+    def _rows(self, sql: str, args: tuple = (), *, plain: bool = False
+              ) -> Iterator[sqlite3.Row]:
+        """The rows of a query, as :class:`sqlite3.Row` (or tuples: ``plain``, for bulk
+        reads), StoreError for a damaged store."""
         conn = self._connect(create=False)
         try:
-            cursor = conn.execute(sql, args)
+            cursor = conn.cursor()
+            if plain:
+                cursor.row_factory = None
+            cursor.execute(sql, args)
             row = next(cursor, None)
             while row is not None:
                 # (not ``yield from``: closing a generator left half-read would close the
@@ -744,32 +770,46 @@ class SpeakerStore:
         k, d = ubm.n_components, ubm.dim
         ids = None if ids is None else list(ids)
         where = "" if ids is None else f"WHERE id IN ({','.join('?' * len(ids))}) "
-        rows = self._rows("SELECT id, relevance, adapt, stat_n, stat_f, stat_s FROM speakers "
-                          f"{where}ORDER BY id", tuple(ids or ()))
         if (k, d) != self._shape():
             raise StoreError(f"{self.path}: the store records models of shape {self._shape()}, "
                              f"its UBM has (K, D) = {(k, d)}: the store is damaged")
+        columns = ("id", "relevance", "adapt", "stat_n", "stat_f", "stat_bias")
+        rows = self._rows(f"SELECT {', '.join(columns)} FROM speakers {where}ORDER BY id",
+                          tuple(ids or ()), plain=True)
+        checked: set[tuple] = set()
         while chunk := list(itertools.islice(rows, block)):
-            stats = [self._statistics(r, k, d, second=False) for r in chunk]
-            n = np.stack([st[0] for st in stats])
-            f = np.stack([st[1] for st in stats])
+            # Checked per distinct enrollment setting and blob size, not per row: with
+            # thousands of speakers the row-by-row checks cost as much as the scoring.
+            for r in chunk:
+                key = (type(r[0]), r[1], r[2], len(r[3]) if isinstance(r[3], bytes) else -1,
+                       len(r[4]) if isinstance(r[4], bytes) else -1)
+                if key not in checked or not r[0]:
+                    self._statistics(dict(zip(columns, r)), k, d, second=False)
+                    checked.add(key)
             groups: dict[tuple[float, str], list[int]] = {}
             for i, r in enumerate(chunk):  # speakers enrolled alike are adapted together
-                groups.setdefault((r["relevance"], r["adapt"]), []).append(i)
-            ids_chunk = [r["id"] for r in chunk]
+                groups.setdefault((r[1], r[2]), []).append(i)
+            ids_chunk = [r[0] for r in chunk]
             if len(groups) == 1 and next(iter(groups))[1] == "means":
                 # the common case, in one float32 pass from the statistics
+                n = np.frombuffer(b"".join(r[3] for r in chunk), "<f4").reshape(-1, k)
+                f = np.frombuffer(b"".join(r[4] for r in chunk), "<f4").reshape(-1, k, d)
+                kept = all(isinstance(r[5], bytes) and len(r[5]) == 4 * k for r in chunk)
+                bias = (np.frombuffer(b"".join(r[5] for r in chunk), "<f4").reshape(-1, k)
+                        if kept else None)
                 yield ModelSet.from_statistics(ubm, n, f, relevance=next(iter(groups))[0],
-                                               ids=ids_chunk)
+                                               ids=ids_chunk, bias=bias)
                 continue
+            stats = [self._statistics(self._row(i), k, d) for i in ids_chunk]
+            n = np.stack([st[0] for st in stats])
+            f = np.stack([st[1] for st in stats])
             means_only = all(adapt == "means" for _, adapt in groups)
             means = np.empty((len(chunk), k, d), np.float32)
             if not means_only:
                 weights = np.empty((len(chunk), k))
                 variances = np.empty((len(chunk), k, d), np.float32)
             for (relevance, adapt), idx in groups.items():
-                s = None if "variances" not in adapt else np.stack(
-                    [self._statistics(chunk[i], k, d)[2] for i in idx])
+                s = None if "variances" not in adapt else np.stack([stats[i][2] for i in idx])
                 w, mu, var = map_parameters(ubm, n[idx], f[idx], s, relevance=relevance,
                                             adapt=adapt)
                 means[idx] = mu
@@ -891,6 +931,28 @@ _ROW_CHECKS = {
 }
 
 
+def _biases(ubm: DiagGMM, n, f, relevance: float) -> np.ndarray:
+    return map_offset_bias(ubm, np.stack(n), np.stack(f), relevance=relevance)
+
+
+def _fill_biases(conn: sqlite3.Connection, ubm: DiagGMM) -> None:
+    """Make the biases a store migrated from schema 2 lacks, in the caller's transaction:
+    once, at its first enrollment (the first that has the UBM)."""
+    if conn.execute("SELECT 1 FROM meta WHERE key='biases_pending'").fetchone() is None:
+        return
+    conn.execute("DELETE FROM meta WHERE key='biases_pending'")
+    k, d = ubm.n_components, ubm.dim
+    rows = conn.execute("SELECT id, relevance, stat_n, stat_f FROM speakers WHERE "
+                        "stat_bias IS NULL AND adapt='means'").fetchall()
+    for row in rows:
+        n, f = row["stat_n"], row["stat_f"]
+        if len(n) != 4 * k or len(f) != 4 * k * d:
+            continue  # a damaged record: refused, naming the speaker, when it is read
+        bias = _biases(ubm, [np.frombuffer(n, "<f4")], [np.frombuffer(f, "<f4").reshape(k, d)],
+                       row["relevance"])[0]
+        conn.execute("UPDATE speakers SET stat_bias=? WHERE id=?", (_blob(bias, "<f4"), row["id"]))
+
+
 def _dtype(adapt) -> str:
     """Storage of a speaker's statistics: float32 (as the E-step computes them), float64
     when variances are adapted (a difference of second moments, which float32 would blur)."""
@@ -908,12 +970,13 @@ def _migrate_from_1(conn: sqlite3.Connection) -> int:
     for row in rows:
         adapt = row["adapt"]
         conn.execute(
-            "INSERT INTO speakers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO speakers ({_INSERTED}) VALUES "
+            f"({','.join('?' * len(_SPEAKER_COLUMNS))})",
             (row["id"], row["relevance"], adapt,
              _blob(np.frombuffer(row["stat_n"], "<f8"), _dtype(adapt)),
              _blob(np.frombuffer(row["stat_f"], "<f8"), _dtype(adapt)),
              row["stat_s"] if "variances" in adapt else None, row["stat_llk"], row["frames"],
-             row["utterances"], row["seconds"], row["created"], row["updated"]))
+             row["utterances"], row["seconds"], row["created"], row["updated"], None))
     if rows:
         for key in ("components", "dim"):
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(rows[0][key])))

@@ -6,7 +6,8 @@ import pytest
 
 from speakergmm.gmm.adapt import SpeakerModel
 from speakergmm.gmm.mixture import DiagGMM
-from speakergmm.store import SpeakerStore, StoreError, check_speaker_id, default_store_path
+from speakergmm.store import (SCHEMA_VERSION, SpeakerStore, StoreError, check_speaker_id,
+                              default_store_path)
 
 
 def small_ubm(seed=0, k=8, d=3):
@@ -240,7 +241,7 @@ def test_a_schema_1_store_is_migrated_without_loss(tmp_path):
     store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
-            == ("2",)
+            == (str(SCHEMA_VERSION),)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     import warnings
     with warnings.catch_warnings():
@@ -267,6 +268,71 @@ def test_model_sets_stream_every_speaker_in_blocks(tmp_path):
     want = [llr(ubm, store.adapted(s, ubm), x, method="full") for s in ids]
     np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-5)
     assert int(np.argmax(scores)) == 3
+
+
+def _identification_scores(store, ubm, x):
+    from speakergmm.backend.scoring import score
+
+    ids, scores = [], []
+    for models in store.model_sets(ubm, block=4):
+        ids += models.ids
+        scores += list(score(ubm, models, x))
+    return ids, np.array(scores)
+
+
+def test_kept_biases_score_as_biases_made_when_scoring(tmp_path, monkeypatch):
+    """A store keeps each means-only speaker's bias; identification with them gives the
+    scores it gives when they are made from the statistics at scoring time."""
+    import speakergmm.backend.scoring as scoring
+
+    monkeypatch.setattr(scoring, "_GATHER_BYTES", 0)  # the path of large stores
+    ubm = small_ubm()
+    store = SpeakerStore(tmp_path / "s.db")
+    for i in range(9):
+        store.enroll(f"s{i}", SpeakerModel.enroll(ubm, [speaker_frames(i)],
+                                                  relevance=4.0 + i), ubm,
+                     seconds=1, utterances=1)
+    x = speaker_frames(5)
+    ids, kept = _identification_scores(store, ubm, x)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM speakers WHERE stat_bias IS NULL"
+                            ).fetchone() == (0,)
+        conn.execute("UPDATE speakers SET stat_bias=NULL")
+    store.close()
+    again, made = _identification_scores(SpeakerStore(tmp_path / "s.db"), ubm, x)
+    assert again == ids
+    np.testing.assert_allclose(made, kept, rtol=0, atol=1e-6)
+    assert int(np.argmax(kept)) == 5
+
+
+def test_a_schema_2_store_gains_its_biases_at_the_next_enrollment(tmp_path):
+    """A store written before the biases were kept (schema 2) is read as it is, and the
+    next enrollment fills every speaker's bias: the same scores before and after."""
+    ubm = small_ubm()
+    path = tmp_path / "v2.db"
+    store = SpeakerStore(path)
+    for i in range(5):
+        store.enroll(f"s{i}", SpeakerModel.enroll(ubm, [speaker_frames(i)]), ubm, seconds=1,
+                     utterances=1)
+    store.close()
+    with sqlite3.connect(path) as conn:  # as schema 2 wrote it
+        conn.execute("ALTER TABLE speakers DROP COLUMN stat_bias")
+        conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    x = speaker_frames(2)
+    store = SpeakerStore(path)
+    before = _identification_scores(store, ubm, x)
+    store.enroll("s9", SpeakerModel.enroll(ubm, [speaker_frames(9)]), ubm, seconds=1,
+                 utterances=1)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
+            == (str(SCHEMA_VERSION),)
+        assert conn.execute("SELECT COUNT(*) FROM speakers WHERE stat_bias IS NULL"
+                            ).fetchone() == (0,)
+        assert conn.execute("SELECT 1 FROM meta WHERE key='biases_pending'").fetchone() is None
+    ids, after = _identification_scores(SpeakerStore(path), ubm, x)
+    assert ids == before[0] + ["s9"]
+    np.testing.assert_array_equal(after[:5], before[1])
 
 
 def test_a_speaker_takes_at_most_150_kb_at_k512_d60(tmp_path):

@@ -31,13 +31,17 @@ comes from the same ``y`` (``log w_k - ½Σ log 2πσ²_k - ½‖y‖²``).
 ``[A, b]`` (W = D+1, means-only) or ``[A, b, B]`` (W = 2D+1). For top-C the N·C pairs are
 grouped by component, one small GEMM ``[y, 1, y²] (n_k × W) · kernel_k (W × M)`` per used
 component (a gather for a few models), then a float32 log-sum-exp over C; frame sums are
-float64. Linear scoring is one batched GEMV over the same tensor. Identification time is
-mostly reading that tensor (1.2 GB for 10,000 models at K=512, D=60) and the N·C × M
-log-sum-exp; tests/benchmarks/bench_scoring.py measures it.
+float64. Linear scoring is one batched GEMV over the same tensor. A set made from
+statistics (:meth:`ModelSet.from_statistics`, what identification against a store reads)
+skips the tensor for top-C over many models: since ``A = s (f - n μ)/σ``, the GEMM takes
+``y/σ`` against the stored ``f`` directly and the result is scaled by ``s`` and shifted,
+so its time is reading the statistics and the N·C × M log-sum-exp;
+tests/benchmarks/bench_scoring.py and bench_store.py measure it.
 """
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -46,6 +50,7 @@ import numpy as np
 from ..constants import DEFAULT_C
 from ..constants import SCORING_METHODS as METHODS
 from ..errors import FeatureError, ModelError
+from ..gmm.adapt import map_offset_bias
 from ..gmm.mixture import DiagGMM
 from ..gmm.stats import centred_first_order
 
@@ -175,8 +180,7 @@ class ModelSet:
             np.stack([g.variances for g in models[m0:m1]])))
         return self
 
-    def _init(self, ubm, M, ids, shared, block, offsets=None):
-        K, D = ubm.n_components, ubm.dim
+    def _identify(self, ubm, M, ids, shared) -> None:
         ids = tuple(str(i) for i in (range(M) if ids is None else ids))
         if M == 0 or len(ids) != M or len(set(ids)) != M:
             raise ModelError(f"a ModelSet needs one or more models, each with a unique id: "
@@ -185,13 +189,18 @@ class ModelSet:
         self._index = {name: m for m, name in enumerate(ids)}
         self.ubm_fingerprint = _terms(ubm).fingerprint
         self.means_only = bool(shared)
-        self.n_components, self.dim = K, D
+        self.n_components, self.dim = ubm.n_components, ubm.dim
+        self._stats: _MeansStatistics | None = None
+
+    def _init(self, ubm, M, ids, shared, block, offsets=None):
+        self._identify(ubm, M, ids, shared)
+        K, D = ubm.n_components, ubm.dim
         W = D + 1 if shared else 2 * D + 1
-        self._kernel = np.empty((K, M, W), np.float32)
+        self._kernel_array = kernel = np.empty((K, M, W), np.float32)
         isig = 1.0 / np.sqrt(ubm.variances)
         for m0 in range(0, M, _BUILD_BLOCK):
             m1 = min(M, m0 + _BUILD_BLOCK)
-            out = self._kernel[:, m0:m1]  # (K, Mb, W) view
+            out = kernel[:, m0:m1]  # (K, Mb, W) view
             if offsets is not None:
                 offsets(out, m0, m1)
             elif shared:
@@ -207,42 +216,67 @@ class ModelSet:
                 out[...] = b.transpose(1, 0, 2)
             if not np.all(np.isfinite(out)):
                 raise ModelError(f"models {m0}..{m1 - 1} have non-finite parameters")
-        self._kernel.setflags(write=False)
+        kernel.setflags(write=False)
+
+    @property
+    def _kernel(self) -> np.ndarray:
+        """The (K, M, W) float32 scoring tensor; a set built from statistics makes it when
+        first needed (top-C scoring of many models does without it)."""
+        if self._kernel_array is None:
+            st = self._stats.ready()
+            self._kernel_array = np.empty((self.n_components, len(self), self.dim + 1),
+                                          np.float32)
+            for m0 in range(0, len(self), _BUILD_BLOCK):
+                m1 = min(len(self), m0 + _BUILD_BLOCK)
+                out = self._kernel_array[:, m0:m1]
+                t = _terms(st.ubm)
+                a = st.n[m0:m1, :, None] * -t.mu32  # contiguous passes: faster than strided
+                a += st.f[m0:m1]
+                a *= st.scale_t.T[m0:m1, :, None]
+                a *= t.isig32
+                out[:, :, :self.dim] = a.transpose(1, 0, 2)
+                out[:, :, self.dim] = st.bias_t[:, m0:m1]
+            self._kernel_array.setflags(write=False)
+        return self._kernel_array
 
     @classmethod
     def from_statistics(cls, ubm: DiagGMM, n, f, *, relevance: float,
-                        ids: Sequence[str] | None = None) -> "ModelSet":
+                        ids: Sequence[str] | None = None, bias=None) -> "ModelSet":
         """Means-only relevance-MAP models straight from their statistics, in float32.
 
-        The whitened offset of an adapted mean is ``(f_k - n_k μ_k) / ((n_k + r) σ_k)``:
-        one pass over the statistics instead of adapting in float64 and then whitening,
-        which is what identification over a large store spends its time on. Equal to
-        ``ModelSet(ubm, map_parameters(...)[1])`` to float32 rounding (tested).
+        The whitened offset of an adapted mean is ``A = s (f_k - n_k μ_k) / σ_k`` with
+        ``s = 1/(n_k + r)``, so ``y·A = s (u·f_k - n_k u·μ_k)`` with ``u = y/σ_k``: top-C
+        scoring of many models multiplies the test's pairs with the statistics as they are,
+        and only the biases ``-½‖A‖²`` are computed up front (one pass), not the whitened
+        (K, M, D+1) tensor (a transposed copy of everything, which is what identification
+        over a large store spent its time on). Equal to ``ModelSet(ubm,
+        map_parameters(...)[1])`` to float32 rounding (tested).
 
         Parameters
         ----------
         n : array_like [shape=(M, K)]
         f : array_like [shape=(M, K, D)]
         relevance : float
+        bias : array_like [shape=(M, K)], optional
+            The models' :func:`~speakergmm.gmm.adapt.map_offset_bias`, if kept (a store
+            keeps them); else made when the set is first scored.
+
+        Non-finite statistics raise ModelError when the set is first scored.
         """
         K, D = ubm.n_components, ubm.dim
         n, f = np.asarray(n, np.float32), np.asarray(f, np.float32)
         if n.ndim != 2 or n.shape[1] != K or f.shape != (n.shape[0], K, D):
             raise ModelError(f"statistics of shapes {n.shape} and {f.shape} do not fit a UBM "
                              f"of (K, D) = {(K, D)}")
-        isig = (1.0 / np.sqrt(ubm.variances)).astype(np.float32)
-        mu = ubm.means.astype(np.float32)
-        scale = 1.0 / (n + np.float32(relevance))
-
-        def offsets(out, m0, m1):
-            a = n[m0:m1, :, None] * -mu  # contiguous passes: faster than strided in place
-            a += f[m0:m1]
-            a *= scale[m0:m1, :, None]
-            a *= isig
-            _write_offsets(out, a)
-
         self = cls.__new__(cls)
-        self._init(ubm, n.shape[0], ids, True, None, offsets=offsets)
+        self._identify(ubm, n.shape[0], ids, True)
+        if bias is not None:
+            bias = np.asarray(bias, np.float32)
+            if bias.shape != n.shape:
+                raise ModelError(f"biases of shape {bias.shape} do not fit statistics of "
+                                 f"shape {n.shape}")
+        self._stats = _MeansStatistics(ubm, n, f, relevance, bias)
+        self._kernel_array = None
         return self
 
     def __len__(self) -> int:
@@ -259,7 +293,9 @@ class ModelSet:
     @property
     def nbytes(self) -> int:
         """Bytes held by the stacked parameters."""
-        return self._kernel.nbytes
+        if self._kernel_array is None:
+            return self._stats.nbytes
+        return self._kernel_array.nbytes + (0 if self._stats is None else self._stats.nbytes)
 
     def index(self, model_id: str) -> int:
         """Row of ``model_id``; ModelError if it is not in the set."""
@@ -291,9 +327,51 @@ class ModelSet:
         new.__dict__.update(self.__dict__)
         new.ids = tuple(model_ids)
         new._index = {name: m for m, name in enumerate(new.ids)}
-        new._kernel = self._kernel[:, rows]
-        new._kernel.setflags(write=False)
+        if self._kernel_array is not None:
+            new._kernel_array = self._kernel_array[:, rows]
+            new._kernel_array.setflags(write=False)
+        if self._stats is not None:
+            new._stats = self._stats.select(rows)
         return new
+
+
+class _MeansStatistics:
+    """Means-only MAP models kept as their statistics (see :meth:`ModelSet.from_statistics`):
+    ``n`` (M, K), ``f`` (M, K, D) float32, the biases ``-½‖A‖²`` (M, K) when known, and,
+    made on first use, the shrinkage ``scale = 1/(n + r)`` and the biases if unknown."""
+
+    __slots__ = ("n", "f", "relevance", "ubm", "bias", "scale_t", "shift_t", "bias_t")
+
+    def __init__(self, ubm: DiagGMM, n, f, relevance, bias=None):
+        self.n, self.f, self.relevance, self.ubm, self.bias = n, f, relevance, ubm, bias
+        self.bias_t = None
+
+    def ready(self) -> "_MeansStatistics":
+        if self.bias_t is not None:
+            return self
+        n = self.n
+        with np.errstate(all="ignore"):  # (a bad relevance or count is refused below)
+            scale = 1.0 / (n + np.float32(self.relevance))
+        bias = self.bias
+        if bias is None:
+            bias = map_offset_bias(self.ubm, n, self.f, relevance=self.relevance)
+        bad = ~(np.isfinite(bias) & np.isfinite(scale)).all(axis=1)
+        if bad.any():
+            raise ModelError(f"model {int(np.argmax(bad))} has non-finite parameters "
+                             "(statistics, relevance or bias)")
+        # Per component, across models (K, M): what the top-C GEMMs scale and shift by.
+        self.scale_t = np.ascontiguousarray(scale.T)
+        self.shift_t = np.ascontiguousarray((scale * n).T)
+        self.bias, self.bias_t = bias, np.ascontiguousarray(bias.T)
+        return self
+
+    @property
+    def nbytes(self) -> int:
+        return self.n.nbytes * (1 if self.bias_t is None else 5) + self.f.nbytes
+
+    def select(self, rows) -> "_MeansStatistics":
+        return _MeansStatistics(self.ubm, self.n[rows], self.f[rows], self.relevance,
+                                None if self.bias is None else self.bias[rows])
 
 
 def _write_offsets(out: np.ndarray, a: np.ndarray) -> None:
@@ -427,29 +505,76 @@ def _pair_chunks(t: _UBMTerms, X: np.ndarray, top: np.ndarray, W: int) -> Iterat
 
 
 def _score_topc(ms: ModelSet, chunks: Iterable[_PairChunk]) -> np.ndarray:
-    kernel = ms._kernel
-    K, M, W = kernel.shape
+    chunks = iter(chunks)
+    first = next(chunks, None)  # the largest: chunks after it hold fewer frames
+    chunks = itertools.chain([] if first is None else [first], chunks)
+    M = len(ms)
+    if ms._stats is not None and first is not None and (
+            first.P * M * (ms.dim + 1) * 4 > _GATHER_BYTES):
+        terms = _statistics_terms(ms._stats.ready())
+    else:
+        terms = _kernel_terms(ms._kernel)
     total = np.zeros(M, np.float64)
     for ch in chunks:
-        n, P, ks, z, inv = ch.n, ch.P, ch.ks, ch.z, ch.inv
+        n, P = ch.n, ch.P
         C = P // n
+        fill = terms(ch)
         mb = max(1, min(M, _BLOCK_BYTES // (4 * P)))
         Es = np.empty((P, mb), np.float32)
         E = np.empty((P, mb), np.float32)
         for m0 in range(0, M, mb):
             m1 = min(M, m0 + mb)
             es, e = Es[:, :m1 - m0], E[:, :m1 - m0]
+            fill(m0, m1, es)
+            np.take(es, ch.inv, axis=0, out=e)
+            e3 = e.reshape(n, C, m1 - m0)
+            e3 += ch.lp
+            total[m0:m1] += _lse_frames(e3, axis=1)
+    return total
+
+
+def _kernel_terms(kernel: np.ndarray):
+    """For each chunk of pairs, a function writing ``e`` of the pairs (grouped by component)
+    for models ``m0:m1`` from the whitened (K, M, W) tensor."""
+    W = kernel.shape[2]
+
+    def terms(ch: _PairChunk):
+        P, ks, z = ch.P, ch.ks, ch.z
+
+        def fill(m0, m1, es):
             if P * (m1 - m0) * W * 4 <= _GATHER_BYTES:
                 # Few models: gathering their rows for every pair beats ~K tiny GEMM calls.
                 np.einsum("pw,pmw->pm", z, kernel[ks, m0:m1], out=es)
             else:
                 for s, stop in zip(ch.starts, ch.ends):
                     np.matmul(z[s:stop], kernel[ks[s], m0:m1].T, out=es[s:stop])
-            np.take(es, inv, axis=0, out=e)
-            e3 = e.reshape(n, C, m1 - m0)
-            e3 += ch.lp
-            total[m0:m1] += _lse_frames(e3, axis=1)
-    return total
+        return fill
+    return terms
+
+
+def _statistics_terms(st: _MeansStatistics):
+    """:func:`_kernel_terms` of models kept as statistics: per used component k, the pairs'
+    ``u = y/σ_k`` times the models' ``f_k`` (one GEMM on the statistics as stored), then
+    ``e = s (u·f - n u·μ_k) + b``."""
+    t = _terms(st.ubm)
+    D = st.f.shape[2]
+
+    def terms(ch: _PairChunk):
+        ks = ch.ks
+        u = ch.z[:, :D] * t.isig32[ks]
+        c = np.einsum("pd,pd->p", u, t.mu32[ks])[:, None]
+
+        def fill(m0, m1, es):
+            f = st.f[m0:m1]
+            for s, stop in zip(ch.starts, ch.ends):
+                k = ks[s]
+                g = es[s:stop]
+                np.matmul(u[s:stop], f[:, k, :].T, out=g)
+                g *= st.scale_t[k, m0:m1]
+                g -= c[s:stop] * st.shift_t[k, m0:m1]
+                g += st.bias_t[k, m0:m1]
+        return fill
+    return terms
 
 
 def _score_full(ubm: DiagGMM, ms: ModelSet, X: np.ndarray) -> np.ndarray:
@@ -572,7 +697,8 @@ def score(ubm: DiagGMM, model_set: ModelSet, X, *, method: str = "topc",
         return _score_linear(ubm, model_set, test.stats)
     if test.method == "full":
         return _score_full(ubm, model_set, test.X) / test.frames
-    return _score_topc(model_set, test.pairs(t, model_set._kernel.shape[2])) / test.frames
+    width = model_set.dim + 1 if model_set.means_only else 2 * model_set.dim + 1
+    return _score_topc(model_set, test.pairs(t, width)) / test.frames
 
 
 def score_rows(ubm: DiagGMM, model_set: ModelSet, test: TestUtterance,

@@ -177,6 +177,48 @@ def map_parameters(ubm: DiagGMM, n, f, s=None, *, relevance: float = 16.0,
     return new_w, new_mu, new_var
 
 
+# Speakers per block in map_offset_bias: a few, so that the float32 temporaries (Mb × K × D)
+# stay in the core's cache between the passes over them.
+_BIAS_BLOCK = 8
+
+
+def map_offset_bias(ubm: DiagGMM, n, f, *, relevance: float) -> np.ndarray:
+    """``-½‖A_k‖²`` of means-only relevance-MAP speakers, with ``A_k = (μ'_k - μ_k)/σ_k =
+    (f_k - n_k μ_k) / ((n_k + r) σ_k)`` their whitened mean offsets: the part of a speaker
+    component's log-likelihood relative to the UBM's that does not depend on the frame (see
+    :mod:`speakergmm.backend.scoring`). A store keeps it beside the statistics, so that
+    identification over thousands of speakers need not make it again.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    n : array_like [shape=(M, K)]
+    f : array_like [shape=(M, K, D)]
+    relevance : float
+
+    Returns
+    -------
+    np.ndarray [shape=(M, K), dtype=float32]
+        Non-finite where the statistics are (the caller refuses them).
+    """
+    n, f = np.asarray(n, np.float32), np.asarray(f, np.float32)
+    mu = ubm.means.astype(np.float32)
+    isig = (1.0 / np.sqrt(ubm.variances)).astype(np.float32)
+    with np.errstate(all="ignore"):
+        scale = 1.0 / (n + np.float32(relevance))
+        bias = np.empty(n.shape, np.float32)
+        for m0 in range(0, n.shape[0], _BIAS_BLOCK):
+            m1 = min(n.shape[0], m0 + _BIAS_BLOCK)
+            a = n[m0:m1, :, None] * mu
+            np.subtract(f[m0:m1], a, out=a)
+            a *= isig
+            np.einsum("mkd,mkd->mk", a, a, out=bias[m0:m1])
+        bias *= scale
+        bias *= scale
+        bias *= -0.5
+    return bias
+
+
 def _floor(ubm: DiagGMM, variance_floor) -> np.ndarray:
     if variance_floor is None:
         return _FLOOR_FACTOR * ubm.variances.min(axis=0)

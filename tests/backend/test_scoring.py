@@ -128,10 +128,11 @@ def test_model_set_from_float32_arrays_is_means_only(world):
     np.testing.assert_allclose(score(ubm, ms.select(["b"]), X), score(ubm, ms, X)[1:], atol=1e-6)
 
 
-def test_model_set_from_statistics_equals_map_then_stack(rng):
-    """The float32 one-pass kernel from statistics scores as MAP-adapting in float64 and
-    stacking does (to float32 rounding), unseen components included."""
-    from speakergmm.gmm.adapt import map_parameters
+def test_model_set_from_statistics_equals_map_then_stack(rng, monkeypatch):
+    """Models kept as their statistics score as MAP-adapting in float64 and stacking does
+    (to float32 rounding), unseen components included, by every path and method."""
+    import speakergmm.backend.scoring as scoring
+    from speakergmm.gmm.adapt import map_offset_bias, map_parameters
 
     ubm = random_gmm(rng)
     stats = [ubm.accumulate(sample(rng, ubm, 150, shift=0.3 * i)) for i in range(70)]
@@ -142,8 +143,27 @@ def test_model_set_from_statistics_equals_map_then_stack(rng):
     X = sample(rng, ubm, 200, shift=0.3)
     fast = ModelSet.from_statistics(ubm, n, f, relevance=8.0)
     slow = ModelSet(ubm, map_parameters(ubm, n, f, relevance=8.0)[1])
-    np.testing.assert_allclose(score(ubm, fast, X), score(ubm, slow, X), rtol=0, atol=2e-5)
+    want = score(ubm, slow, X)
+    np.testing.assert_allclose(score(ubm, fast, X), want, rtol=0, atol=2e-5)
     assert fast.means_only and len(fast) == 70  # more than one build block
+    # Many models: top-C multiplies the test's pairs with the statistics themselves
+    # (no whitened tensor), and a kept bias is the one made from the statistics.
+    monkeypatch.setattr(scoring, "_GATHER_BYTES", 0)
+    fresh = ModelSet.from_statistics(ubm, n, f, relevance=8.0)
+    np.testing.assert_allclose(score(ubm, fresh, X), want, rtol=0, atol=2e-5)
+    assert fresh._stats is not None and fresh._kernel_array is None
+    bias = map_offset_bias(ubm, n, f, relevance=8.0)
+    kept = ModelSet.from_statistics(ubm, n, f, relevance=8.0, bias=bias)
+    np.testing.assert_array_equal(score(ubm, kept, X), score(ubm, fresh, X))
+    np.testing.assert_allclose(score(ubm, kept.select(["3", "1"]), X), want[[3, 1]],
+                               rtol=0, atol=2e-5)
+    for method in ("full", "linear"):  # the other methods make the tensor when needed
+        np.testing.assert_allclose(score(ubm, fresh, X, method=method),
+                                   score(ubm, slow, X, method=method), rtol=0, atol=2e-5)
+    bad = f.copy()
+    bad[2, 1, 0] = np.nan
+    with pytest.raises(ModelError, match="model 2 has non-finite"):
+        score(ubm, ModelSet.from_statistics(ubm, n, bad, relevance=8.0), X)
     with pytest.raises(ModelError, match="do not fit"):
         ModelSet.from_statistics(ubm, n[:, :3], f, relevance=8.0)
 

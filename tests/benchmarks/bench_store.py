@@ -9,7 +9,10 @@ Stores are filled with synthetic speakers (statistics of 300 random frames each,
 under the UBM bundled before systems: K = 512, D = 60, means-only MAP; or, with --system,
 under a bundled system's UBM, K = 256, D = 48, with its S-norm record), each version
 writing its own format. ``identify`` runs as a fresh process, as a user runs it: wall time
-and peak RSS (``/usr/bin/time``), median of 3.
+and peak RSS (``/usr/bin/time``; it counts the pages of the store that SQLite reads through
+a memory map, which are the kernel's file cache, shared, not the process's own), median of
+3. The probe is 3 s of synthetic speech-like audio, or a recording given with ``--probe``
+(a real one selects more of the UBM's components per frame, and costs more to score).
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--system", default=None,
                         help="fill the stores under this bundled system (this tree only)")
+    parser.add_argument("--probe", type=Path, default=None,
+                        help="the recording to identify (default: 3 s of synthetic speech)")
     args = parser.parse_args()
     trees = {"this": REPO, **({"peer": args.peer.resolve()} if args.peer else {})}
     if args.system and args.peer:
@@ -105,6 +110,9 @@ def main() -> None:
         scratch = Path(scratch)
         audio = scratch / "probe.wav"  # (noise is refused as "no speech" since issue 14)
         sf.write(audio, speechlike(16000, 3.0), 16000)
+        if args.probe is not None:
+            audio = args.probe.resolve()
+            print(f"probe: {audio} ({sf.info(str(audio)).duration:.1f} s)")
         print("| version | speakers | store (MB) | per speaker (KB) | fill (s) | identify wall "
               "(s, median) | identify peak RSS (MiB, median) |")
         print("|---|---|---|---|---|---|---|")
