@@ -28,16 +28,16 @@ from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
 from .store import (
     AUTO_CALIBRATION,
-    MIN_CALIBRATION,
     SpeakerInfo,
     SpeakerStore,
     StoreError,
+    calibration_advice,
     check_speaker_id,
 )
 from .system import BUNDLED_SYSTEMS, DEFAULT_SYSTEM, BandMismatch, System, load_system
 
 __all__ = ["Recognizer", "Verification", "Identification", "StoreScores", "METHODS", "BandMismatch",
-           "ShortEnrollment", "UncalibratedStore", "describe_store", "calibration_advice"]
+           "ShortEnrollment", "UncalibratedStore"]
 
 
 #: Other speakers each new recording is scored against for self-calibration (non-target
@@ -456,57 +456,3 @@ def _check_method(method: str) -> None:
     if method not in METHODS:
         raise SpeakerGMMError(f"unknown scoring method {method!r}; choose one of "
                               f"{', '.join(METHODS)}")
-
-
-def describe_store(store: SpeakerStore) -> str:
-    """Lines of ``speakergmm speakers list``."""
-    rows = store.list()
-    if not rows:
-        return f"{store.path}: no speakers enrolled"
-    lines = [f"{'speaker':24s} {'utts':>5s} {'speech s':>9s}  updated"]
-    lines += [f"{s.id:24s} {s.utterances:5d} {s.seconds:9.1f}  {s.updated}" for s in rows]
-    cal = store.calibration()
-    system = store.system()
-    tar, non, speakers = store.calibration_trials()
-    lines.append("system: " + ("a bare UBM (--ubm)" if system is None else
-                               f"{system.get('name')} ({system.get('fingerprint')})"))
-    lines.append(f"calibration trials: {tar.size} target, {non.size} non-target, of "
-                 f"{speakers} speaker(s)")
-    if cal is not None:
-        lines.append(f"calibration in force: the store's own, llr = {cal.scale_:.4f} * score "
-                     f"+ {cal.offset_:.4f}, from {cal.n_target_} target and "
-                     f"{cal.n_nontarget_} non-target trials (prior {cal.prior_:g})")
-    elif system is not None:
-        lines.append(f"calibration in force: system {system.get('name')}'s, learnt on other "
-                     f"audio, until the store has {AUTO_CALIBRATION['target']} target and "
-                     f"{AUTO_CALIBRATION['nontarget']} non-target trials of "
-                     f"{AUTO_CALIBRATION['speakers']} speakers and learns its own")
-    else:
-        lines.append("calibration in force: none (decisions on the raw score)")
-    advice = calibration_advice(store, (tar, non, speakers))
-    if advice is not None:
-        lines.append(advice)
-    elif cal is None:
-        lines.append(f"'speakergmm speakers calibrate' learns the store's own from "
-                     f"{MIN_CALIBRATION['target']} target and {MIN_CALIBRATION['nontarget']} "
-                     f"non-target trials of {MIN_CALIBRATION['speakers']} speakers: enroll "
-                     "more speakers, each with two recordings or more")
-    return "\n".join(lines)
-
-
-def calibration_advice(store: SpeakerStore, trials=None) -> str | None:
-    """What to do when a store could learn its own calibration (it has
-    :data:`~speakergmm.store.MIN_CALIBRATION` trials) but has not (below
-    :data:`~speakergmm.store.AUTO_CALIBRATION`, where it learns one by itself): None when
-    it has one or cannot yet."""
-    if store.calibration() is not None or not store.has_trials(MIN_CALIBRATION, trials):
-        return None
-    tar, non, speakers = store.calibration_trials() if trials is None else trials
-    now = ("its system's calibration, learnt on other audio, which may accept impostors "
-           "with confidence on yours" if store.system() is not None else "the raw score")
-    return (f"{store.path} decides with {now}; it has {tar.size} target "
-            f"and {non.size} non-target trials of {speakers} speakers of its own: run "
-            f"'speakergmm speakers calibrate --store {store.path}' to learn the store's "
-            f"calibration from them now (it learns one by itself at "
-            f"{AUTO_CALIBRATION['target']} target, {AUTO_CALIBRATION['nontarget']} "
-            f"non-target trials of {AUTO_CALIBRATION['speakers']} speakers)")

@@ -114,12 +114,20 @@ def test_no_cycles():
             visit(module, [module])
 
 
+@pytest.mark.parametrize("module", ["speakergmm.store.database", "speakergmm.store.records"])
+def test_the_store_keeps_records_without_scoring(module):
+    """Issue 21: storage (SQLite, schema, records) imports no scoring, calibration or
+    application code; self-calibration and model building sit beside it."""
+    wrong = sorted(t for t in GRAPH[module] if _unit(t) in ("backend", "eval", "recognizer",
+                                                             "system", "batch", "cli"))
+    assert not wrong, f"{module} imports {wrong}"
+
+
 def test_only_the_executor_starts_processes():
     users = sorted(name for name, path in _modules().items()
                    if "multiprocessing" in path.read_text(encoding="utf-8")
                    or "concurrent.futures" in path.read_text(encoding="utf-8"))
     assert users == ["speakergmm.exec"], users
-
 
 
 def test_cli_import_is_light():

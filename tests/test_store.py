@@ -6,8 +6,13 @@ import pytest
 
 from speakergmm.gmm.adapt import SpeakerModel
 from speakergmm.gmm.mixture import DiagGMM
-from speakergmm.store import (SCHEMA_VERSION, SpeakerStore, StoreError, check_speaker_id,
-                              default_store_path)
+from speakergmm.store import (
+    SCHEMA_VERSION,
+    SpeakerStore,
+    StoreError,
+    check_speaker_id,
+    default_store_path,
+)
 
 
 def small_ubm(seed=0, k=8, d=3):

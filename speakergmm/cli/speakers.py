@@ -163,7 +163,7 @@ def _store(store: Path | None):
 @store_option
 def speakers_list(store=None) -> None:
     """List enrolled speakers, the store's system and the calibration in force."""
-    from ..recognizer import describe_store
+    from ..store import describe_store
 
     click.echo(describe_store(_store(store)))
 

@@ -181,7 +181,7 @@ def test_a_store_opened_read_only_by_sqlite_refuses_writes_with_one_line(enrolle
                                                                           monkeypatch):
     """What a read-only file gives a writer (tested as root too): SQLite's readonly error,
     named as such."""
-    from speakergmm import store as store_module
+    from speakergmm.store import database as store_module
 
     ubm, store, audio = _copy(enrolled, tmp_path)
     real = sqlite3.connect
@@ -209,7 +209,7 @@ def test_readers_of_a_store_in_a_folder_they_may_not_write(enrolled, tmp_path, m
     """Issue 25: verify on a store in a read-only folder failed ("unable to open database
     file": a WAL reader makes a -shm file beside the store); readers now open it immutable
     there. (Run as root, whom file modes do not bind, the folder is declared unwritable.)"""
-    from speakergmm import store as store_module
+    from speakergmm.store import database as store_module
 
     ubm, store, audio = _copy(enrolled, tmp_path)
     expected = [CliRunner().invoke(main, [str(a) for a in args]).output
