@@ -10,36 +10,54 @@ The package is layered by stage (imports point down only)::
     data/                                  Kaldi text maps, data dirs, trials, score files
     exec, errors, _io                      executor, exceptions, atomic files
 
-Public names are importable from here; each is loaded on first use (as librosa does), so
-``import speakergmm`` stays cheap.
+Public names (``__all__``) are importable from here; each is loaded on first use (as
+librosa does), so ``import speakergmm`` stays cheap.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from ._version import __version__  # noqa: F401  (in __all__ below)
-from .errors import (  # noqa: F401
+from ._version import __version__
+from .errors import (
     ArchiveError,
     AudioError,
     DataDirError,
     FeatureError,
     ModelError,
+    NotFittedError,
+    ParameterError,
     SpeakerGMMError,
+    SpeakerGMMWarning,
 )
 
 # public name -> module that defines it
 _LAZY = {
+    # features
+    "FeatureConfig": "frontend.config", "extract_features": "frontend.features",
     "ArchiveSet": "frontend.archive", "FeatureArchive": "frontend.archive",
     "extract_archive": "frontend.archive", "read_features": "frontend.archive",
-    "FeatureConfig": "frontend.config", "extract_features": "frontend.features",
+    # GMMs, statistics, subspaces
     "DiagGMM": "gmm.mixture", "GMMStats": "gmm.stats", "train_ubm": "gmm.ubm",
-    "SpeakerModel": "gmm.adapt", "EigenChannel": "gmm.eigenchannel",
+    "SpeakerModel": "gmm.adapt", "map_adapt": "gmm.adapt", "EigenChannel": "gmm.eigenchannel",
     "StatsArchive": "gmm.statsarchive", "read_stats": "gmm.statsarchive",
     "extract_stats": "gmm.statsarchive",
-    "ModelSet": "backend.scoring", "Calibration": "backend.calibration",
+    "IVectorExtractor": "gmm.ivector", "VectorArchive": "gmm.ivector",
+    "extract_ivectors": "gmm.ivector", "read_vectors": "gmm.ivector",
+    # scoring, back-ends, calibration
+    "ModelSet": "backend.models", "score": "backend.scoring", "llr": "backend.scoring",
+    "VectorBackend": "backend.vectors", "PLDA": "backend.plda",
+    "Calibration": "backend.calibration", "Fusion": "backend.calibration",
+    "normalize_scores": "backend.scorenorm",
+    # metrics
+    "rocch_eer": "eval.metrics", "eer_interpolated": "eval.metrics", "min_dcf": "eval.metrics",
+    "act_dcf": "eval.metrics", "cllr": "eval.metrics", "min_cllr": "eval.metrics",
+    "det_curve": "eval.metrics", "DCFParams": "eval.metrics",
+    # trial lists, systems, the product path
     "Cohort": "batch", "enroll_models": "batch", "score_trial_list": "batch",
+    "System": "system", "load_system": "system", "build_system": "system",
     "Recognizer": "recognizer", "SpeakerStore": "store",
+    # execution, data
     "Executor": "exec", "get_executor": "exec",
     "read_data_dir": "data.datadir", "read_trials": "data.trials",
 }
@@ -47,8 +65,13 @@ _LAZY = {
 # speakergmm.audio (as the README shows: speakergmm.audio.load)
 _MODULES = {name: name for name in ("data", "frontend", "gmm", "backend", "eval", "corpora",
                                     "cli", "batch", "recognizer", "store", "pretrained",
-                                    "exec")}
+                                    "exec", "system")}
 _MODULES["audio"] = "frontend.audio"
+_MODULES["metrics"] = "eval.metrics"
+
+__all__ = ["__version__", "ArchiveError", "AudioError", "DataDirError", "FeatureError",
+           "ModelError", "NotFittedError", "ParameterError", "SpeakerGMMError",
+           "SpeakerGMMWarning", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -18,7 +18,7 @@ from typing import IO, Any, Iterator, Mapping
 import numpy as np
 
 from ._version import __version__
-from .errors import ModelError, SpeakerGMMError
+from .errors import ModelError, ParameterError, SpeakerGMMError
 
 # mkstemp creates files readable by their owner only; finished files get the usual mode.
 _UMASK = os.umask(0)
@@ -211,7 +211,7 @@ def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], *, form
     try:
         text = json.dumps(header, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"model metadata must be JSON-serialisable: {exc}") from exc
+        raise ParameterError(f"model metadata must be JSON-serialisable: {exc}") from exc
     with atomic_write(path, "wb") as fh:
         np.savez(fh, **arrays, metadata=np.array(text))
 
@@ -283,10 +283,10 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...], *, format_name: str
     meta_arr = arrays.pop("metadata")
     try:
         if meta_arr.shape != () or meta_arr.dtype.kind != "U":
-            raise ValueError("not a string")
+            raise ValueError("not a string")  # (caught below)
         header = json.loads(str(meta_arr))
         if not isinstance(header, dict):
-            raise ValueError("not a JSON object")
+            raise ValueError("not a JSON object")  # (caught below)
     except ValueError as exc:
         raise ModelError(f"{path}: unreadable metadata ({exc})") from exc
     if header.get("format") != format_name:

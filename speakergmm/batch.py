@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend.models import stack_models
 from .backend.scorenorm import check_norm, cohort_stats, normalize_with_stats, zscore_cohort
 from .backend.scoring import (
     ModelSet,
@@ -37,15 +38,14 @@ from .exec import Executor, get_executor
 from .gmm.adapt import SpeakerModel
 from .gmm.mixture import DiagGMM, check_feature_config
 
-__all__ = ["enroll_models", "enroll_speakers", "stack_models", "Cohort", "score_trial_list",
+__all__ = ["enroll_models", "enroll_speakers", "Cohort", "score_trial_list",
            "EnrollmentStatistics", "MODEL_MEMORY", "check_enroll_map", "open_features",
            "score_from_paths"]
 
 
 def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
                   enroll_map: Mapping[str, Sequence[str]], *, relevance: float = 16.0,
-                  adapt=("means",), jobs: int = 1,
-                  executor: Executor | None = None) -> ModelSet:
+                  adapt=("means",), executor: Executor | int | None = None) -> ModelSet:
     """MAP-adapt one model per entry of ``enroll_map`` and stack them.
 
     Parameters
@@ -56,7 +56,8 @@ def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
         statistics are summed as they are, with no pass over the frames.
     enroll_map : mapping model id -> utterance ids
     relevance, adapt : MAP settings (:func:`speakergmm.gmm.adapt.map_adapt`)
-    jobs, executor : where the statistics are computed (:mod:`speakergmm.exec`)
+    executor : int, Executor or dask.distributed.Client, optional
+        Where the statistics are computed (:func:`speakergmm.exec.get_executor`).
 
     Raises
     ------
@@ -65,35 +66,18 @@ def enroll_models(ubm: DiagGMM, features: Mapping[str, np.ndarray],
     """
     check_feature_config(ubm, features)
     return stack_models(ubm, enroll_speakers(ubm, features, enroll_map, relevance=relevance,
-                                             adapt=adapt, jobs=jobs, executor=executor),
+                                             adapt=adapt, executor=executor),
                         list(enroll_map))
 
 
 def enroll_speakers(ubm: DiagGMM, features: Mapping[str, np.ndarray],
                     enroll_map: Mapping[str, Sequence[str]], *, relevance: float = 16.0,
-                    adapt=("means",), jobs: int = 1,
-                    executor: Executor | None = None) -> list[SpeakerModel]:
+                    adapt=("means",), executor: Executor | int | None = None) -> list[SpeakerModel]:
     """The statistics of each entry of ``enroll_map`` (model id → utterance ids), in its
     order: what :func:`enroll_models` stacks. Raises as it does."""
     check_enroll_map(features, enroll_map)
-    return get_executor(executor or jobs).map(
+    return get_executor(executor).map(
         _enroll, list(enroll_map.items()), (ubm, features, relevance, adapt))
-
-
-def stack_models(ubm: DiagGMM, speakers: Sequence[SpeakerModel],
-                 ids: Sequence[str] | None = None) -> ModelSet:
-    """Speakers' statistics MAP-adapted and stacked for scoring (means-only when every
-    speaker adapted its means only)."""
-    means, weights, variances = [], [], []
-    for speaker in speakers:
-        adapted = speaker.adapted(ubm)
-        means.append(adapted.means.astype(np.float32))
-        weights.append(adapted.weights)
-        variances.append(adapted.variances.astype(np.float32))
-    shared = all(tuple(s.adapt) == ("means",) for s in speakers)
-    return ModelSet(ubm, np.stack(means), ids=None if ids is None else list(ids),
-                    weights=None if shared else np.stack(weights),
-                    variances=None if shared else np.stack(variances))
 
 
 def _enroll(state, entry) -> SpeakerModel:
@@ -115,8 +99,8 @@ class Cohort:
     def from_archive(cls, ubm: DiagGMM, features: Mapping[str, np.ndarray],
                      utt2spk: Mapping[str, str], *, max_utterances: int | None = None,
                      enroll_utterances: int | None = None, relevance: float = 16.0,
-                     adapt=("means",), stats: Mapping | None = None, jobs: int = 1,
-                     executor: Executor | None = None) -> "Cohort":
+                     adapt=("means",), stats: Mapping | None = None,
+                     executor: Executor | int | None = None) -> "Cohort":
         """One model per cohort speaker; every cohort utterance (or an even subset of at
         most ``max_utterances``) as a cohort test utterance.
 
@@ -133,7 +117,7 @@ class Cohort:
         if enroll_utterances:
             spk2utt = {s: spread(us, enroll_utterances) for s, us in spk2utt.items()}
         models = enroll_models(ubm, features if stats is None else stats, spk2utt,
-                               relevance=relevance, adapt=adapt, jobs=jobs, executor=executor)
+                               relevance=relevance, adapt=adapt, executor=executor)
         return cls(models, features, utts)
 
 
@@ -318,8 +302,8 @@ def _score_test(state, item) -> tuple[np.ndarray, tuple | None]:
 def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | EnrollmentStatistics,
                      test_features: Mapping[str, np.ndarray], *, method: str = "topc",
                      c: int = 5, norm: str = "none", cohort: Cohort | None = None,
-                     top_n: int | None = None, jobs: int = 1,
-                     executor: Executor | None = None, return_raw: bool = False,
+                     top_n: int | None = None, executor: Executor | int | None = None,
+                     return_raw: bool = False,
                      model_memory: int = MODEL_MEMORY,
                      progress: Callable[[int, int], None] | None = None):
     """Scores of a trial list, normalised if asked, in memory that does not grow with it.
@@ -351,7 +335,8 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
     norm : {"none", "znorm", "tnorm", "ztnorm", "snorm", "asnorm"}
     cohort : Cohort, needed unless ``norm == "none"``
     top_n : int, for AS-norm
-    jobs, executor : where the work runs (:mod:`speakergmm.exec`)
+    executor : int, Executor or dask.distributed.Client, optional
+        Where the work runs (:func:`speakergmm.exec.get_executor`).
     return_raw : bool
         Return the scores before normalisation as well.
     model_memory : int
@@ -386,7 +371,7 @@ def score_trial_list(ubm: DiagGMM, trials: Trials, models: ModelSet | Enrollment
         raise SpeakerGMMError(f"{norm} needs an impostor cohort (--cohort FEATS)")
     z_side = norm in ("znorm", "ztnorm", "snorm", "asnorm")
     t_side = norm in ("tnorm", "ztnorm", "snorm", "asnorm")
-    executor = get_executor(executor or jobs)
+    executor = get_executor(executor)
 
     tests, test_index = np.unique(trials.test, return_inverse=True)
     wanted, model_index = np.unique([models.index(m) for m in trials.enroll],
@@ -524,8 +509,8 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
                      method: str = "topc", c: int | None = None, relevance: float = 16.0,
                      adapt=("means",), norm: str = "none", top_n: int | None = None,
                      cohort_utts: int | None = 500, cohort_enroll_utts: int | None = None,
-                     calibration=None, model_memory: int = MODEL_MEMORY, jobs: int = 1,
-                     executor: Executor | None = None,
+                     calibration=None, model_memory: int = MODEL_MEMORY,
+                     executor: Executor | int | None = None,
                      progress: Callable[[int, int], None] | None = None
                      ) -> tuple[Trials, np.ndarray]:
     """Score a trial list from archives on disk (``speakergmm score``).
@@ -565,7 +550,8 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
         Applied to the scores.
     model_memory, progress : int, callable(step, total)
         As :func:`score_trial_list`.
-    jobs, executor : where the work runs (:mod:`speakergmm.exec`)
+    executor : int, Executor or dask.distributed.Client, optional
+        Where the work runs (:func:`speakergmm.exec.get_executor`).
 
     Returns
     -------
@@ -606,7 +592,7 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
         channel = EigenChannel.load(channel, ubm)
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)
-    executor = get_executor(executor or jobs)
+    executor = get_executor(executor)
     with tempfile.TemporaryDirectory(prefix="speakergmm-") as workdir:
         opened = dict(channel=channel, audio_root=audio_root, workdir=workdir)
         enroll_src = _open_all(enroll, ubm, opened)

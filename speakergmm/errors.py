@@ -1,8 +1,10 @@
 """Exception types.
 
-Every error speakergmm raises on bad input derives from :class:`SpeakerGMMError`; the CLI
-turns it into one readable line and a non-zero exit status. Messages name the file, the
-utterance or the value at fault, and say how to fix it where there is a fix.
+Every error speakergmm raises on bad input derives from :class:`SpeakerGMMError`, whichever
+module raises it; the CLI turns it into one readable line and exit status 2. Any other
+exception (a TypeError or ValueError from numpy, say) is a bug: the CLI says "internal
+error" with the ``--debug`` hint. Messages name the file, the utterance or the value at
+fault, and say how to fix it where there is a fix.
 """
 
 
@@ -43,6 +45,16 @@ class ArchiveError(SpeakerGMMError):
 
 class ModelError(SpeakerGMMError):
     """A model file is missing, corrupt or does not match what it is used with."""
+
+
+class ParameterError(SpeakerGMMError, ValueError, TypeError):
+    """An argument of a library call is invalid: out of range, of the wrong kind or shape,
+    non-finite, or a name the call does not know. Also a ValueError and a TypeError, as
+    numpy and scikit-learn raise for these, so that code written for them still catches it."""
+
+
+class NotFittedError(SpeakerGMMError, ValueError, AttributeError):
+    """A model is used before it is fitted or loaded (as scikit-learn's NotFittedError)."""
 
 
 class SpeakerGMMWarning(UserWarning):

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .errors import SpeakerGMMError
+from .errors import ParameterError, SpeakerGMMError
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Session",
            "get_executor", "SCHEDULER_ENV", "SCHEDULER_TIMEOUT", "local_threads",
@@ -123,13 +123,13 @@ class ProcessExecutor(Executor):
 
     def __init__(self, n_workers: int, *, start_method: str | None = None):
         if int(n_workers) < 1:
-            raise ValueError(f"n_workers must be at least 1, got {n_workers}")
+            raise ParameterError(f"n_workers must be at least 1, got {n_workers}")
         self.n_workers = int(n_workers)
         methods = multiprocessing.get_all_start_methods()
         if start_method is None:
             start_method = "fork" if "fork" in methods else "spawn"
         if start_method not in methods:
-            raise ValueError(f"start method {start_method!r} is not available here; choose "
+            raise ParameterError(f"start method {start_method!r} is not available here; choose "
                              f"one of {', '.join(methods)}")
         self.start_method = start_method
 
@@ -368,11 +368,11 @@ def get_executor(executor: Executor | int | None = None, *,
         chosen = SerialExecutor()
     elif isinstance(executor, int):
         if executor < 1:
-            raise ValueError(f"jobs must be at least 1, got {executor}")
+            raise ParameterError(f"a number of processes must be at least 1, got {executor}")
         chosen = SerialExecutor() if executor == 1 else ProcessExecutor(executor)
     else:
-        raise TypeError(f"executor must be an Executor or a number of processes, got "
-                        f"{type(executor).__name__}")
+        raise ParameterError(f"executor must be a number of processes, an Executor or a "
+                             f"dask.distributed.Client, got {type(executor).__name__}")
     if n_items is not None and n_items < 2 and isinstance(chosen, ProcessExecutor):
         return SerialExecutor()
     return chosen

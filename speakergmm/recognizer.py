@@ -17,8 +17,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from .backend.calibration import bayes_threshold
+from .backend.models import stack_models
 from .backend.scoring import prepare_test, score
-from .batch import stack_models
 from .constants import DEFAULT_THRESHOLD, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning

@@ -37,7 +37,7 @@ from .backend.calibration import Calibration
 from .backend.scorenorm import cohort_stats
 from .backend.scoring import ModelSet, TestUtterance, prepare_test, score
 from .constants import DEFAULT_C
-from .errors import ModelError, SpeakerGMMError, SpeakerGMMWarning
+from .errors import ModelError, ParameterError, SpeakerGMMError, SpeakerGMMWarning
 from .frontend.config import FeatureConfig
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
@@ -359,7 +359,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
                  frame_step: int = 2, calibration_enroll_map=None, calibration_trials=None,
                  prior: float = 0.01, relevance: float = 16.0, c: int = DEFAULT_C,
                  name: str = "custom", metadata: Mapping[str, Any] | None = None,
-                 jobs: int = 1, log: Callable[[str], None] | None = None) -> System:
+                 executor=None, log: Callable[[str], None] | None = None) -> System:
     """Assemble a system from a UBM, a subspace and background speakers' features.
 
     Parameters
@@ -384,17 +384,19 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
         calibration at ``prior``. Without them the system is uncalibrated.
     relevance, c : MAP relevance (means) and top-C of the product path.
     name, metadata : the system's name and training record.
-    jobs : worker processes for the enrollments.
+    executor : int, Executor or dask.distributed.Client, optional
+        Where the enrollments run (:func:`speakergmm.exec.get_executor`).
     log : callable(str), optional
         Told of each stage as it starts (the CLI prints them: a build takes minutes).
     """
     log = log or (lambda message: None)
-    from .batch import enroll_speakers, spread, stack_models
+    from .backend.models import stack_models
+    from .batch import enroll_speakers, spread
     from .data.datadir import spk2utt as _spk2utt
     from .gmm.eigenchannel import CompensatedFeatures
 
     if frame_step < 1:
-        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+        raise ParameterError(f"frame_step must be >= 1, got {frame_step}")
     if channel is not None:  # scored, from here on, as it will be saved
         channel = EigenChannel(ubm, _half(channel.U), metadata=channel.metadata)
     feats = features if channel is None else CompensatedFeatures(features, channel)
@@ -406,7 +408,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     enroll = {s: spread(us, cohort_enroll_utterances) if cohort_enroll_utterances else us
               for s, us in cohort.items()}
     log(f"cohort: enrolling {len(enroll)} speakers, preparing {len(recordings)} recordings")
-    speakers = enroll_speakers(ubm, feats, enroll, relevance=relevance, jobs=jobs)
+    speakers = enroll_speakers(ubm, feats, enroll, relevance=relevance, executor=executor)
     record = {**dict(metadata or {}), "cohort_speakers": len(cohort),
               "cohort_recordings": len(recordings), "cohort_enroll_utterances":
               cohort_enroll_utterances, "cohort_frame_step": frame_step}
@@ -426,7 +428,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     log(f"calibration: enrolling {len(calibration_enroll_map)} models, scoring "
         f"{len(calibration_trials)} trials")
     models = enroll_speakers(ubm, feats, calibration_enroll_map, relevance=relevance,
-                             jobs=jobs)
+                             executor=executor)
     ids = list(calibration_enroll_map)
     model_set = stack_models(ubm, models, ids)
     scores = system.trial_scores(model_set, calibration_trials,

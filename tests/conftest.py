@@ -90,7 +90,7 @@ def speechocean_train_feats(tmp_path_factory):
 
     root = corpus("speechocean762")
     out = tmp_path_factory.mktemp("so762") / "feats"
-    summary = extract_archive(root / "train", out, audio_root=root, jobs=2)
+    summary = extract_archive(root / "train", out, audio_root=root, executor=2)
     return summary, out
 
 

@@ -68,7 +68,7 @@ def test_scores_separate_targets(world):
     raw = score_trial_list(ubm, trials, models, test)
     assert raw.shape == (len(trials),)
     assert raw[trials.is_target].mean() > raw[~trials.is_target].mean()
-    parallel = score_trial_list(ubm, trials, models, test, jobs=2)
+    parallel = score_trial_list(ubm, trials, models, test, executor=2)
     np.testing.assert_allclose(parallel, raw, rtol=1e-6)
     coh = Cohort.from_archive(ubm, cohort, cohort.utt2spk)
     assert len(coh.models) == 6 and len(coh.utterances) == 12

@@ -114,7 +114,7 @@ def test_a_client_is_taken_wherever_an_executor_is(cluster, rng):
 
     _, client = cluster
     feats = [rng.standard_normal((2000, 6)).astype(np.float32) + i % 3 for i in range(12)]
-    serial = train_ubm(feats, n_components=8, n_iterations=2, jobs=1)
+    serial = train_ubm(feats, n_components=8, n_iterations=2, executor=1)
     dask = train_ubm(feats, n_components=8, n_iterations=2, executor=client)
     assert dask.fingerprint() == serial.fingerprint()
 
@@ -138,7 +138,7 @@ def test_a_worker_killed_during_training_changes_nothing(cluster, rng):
 
     _, client = cluster
     feats = [rng.standard_normal((4000, 6)).astype(np.float32) + i % 4 for i in range(40)]
-    serial = train_ubm(feats, n_components=16, n_iterations=4, jobs=1)
+    serial = train_ubm(feats, n_components=16, n_iterations=4, executor=1)
     pids = client.run(os.getpid)
     killed = threading.Event()
 

@@ -31,7 +31,7 @@ import numpy as np
 from .._io import write_text_atomic
 from .._version import __version__
 from ..data.scores import as_scores
-from ..errors import ModelError
+from ..errors import ModelError, NotFittedError, ParameterError
 
 __all__ = ["Calibration", "Fusion", "train_logistic", "bayes_threshold", "FORMAT_NAME",
            "FORMAT_VERSION", "FUSION_FORMAT", "load_score_map", "MIN_CALIBRATION",
@@ -81,7 +81,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _check_prior(prior) -> float:
     if isinstance(prior, bool) or not isinstance(prior, (int, float, np.floating)) \
             or not 0.0 < float(prior) < 1.0:
-        raise ValueError(f"prior must be a number strictly between 0 and 1, got {prior!r}")
+        raise ParameterError(f"prior must be a number strictly between 0 and 1, got {prior!r}")
     return float(prior)
 
 
@@ -234,10 +234,10 @@ class Calibration:
     def transform(self, scores) -> np.ndarray:
         """Calibrated LLRs ``scale_ · scores + offset_`` (float64, the shape of ``scores``)."""
         if self.scale_ is None:
-            raise ValueError("Calibration is not fitted: call fit() or Calibration.load()")
+            raise NotFittedError("Calibration is not fitted: call fit() or Calibration.load()")
         s = np.asarray(scores, dtype=np.float64)
         if not np.all(np.isfinite(s)):
-            raise ValueError("scores to calibrate hold non-finite values (NaN or ±inf)")
+            raise ParameterError("scores to calibrate hold non-finite values (NaN or ±inf)")
         return self.scale_ * s + self.offset_
 
     # -- files ---------------------------------------------------------------------------
@@ -245,7 +245,7 @@ class Calibration:
     def to_json(self) -> str:
         """The calibration as a JSON document with format name and version."""
         if self.scale_ is None:
-            raise ValueError("Calibration is not fitted: nothing to write")
+            raise NotFittedError("Calibration is not fitted: nothing to write")
         doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                "library_version": __version__, "scale": self.scale_, "offset": self.offset_,
                "prior": self.prior_, "n_target": self.n_target_,
@@ -385,30 +385,30 @@ class Fusion:
         t = as_scores(target_scores, "target_scores", ndim=2, allow_empty=False)
         n = as_scores(nontarget_scores, "nontarget_scores", ndim=2, allow_empty=False)
         if t.shape[1] != n.shape[1]:
-            raise ValueError(f"target scores of {t.shape[1]} systems, non-target of "
+            raise ParameterError(f"target scores of {t.shape[1]} systems, non-target of "
                              f"{n.shape[1]}")
         self.weights_, self.offset_, self.converged_, _ = train_logistic(
             t, n, prior, max_iter=max_iter, tol=tol)
         self.prior_ = _check_prior(prior)
         self.systems_ = [str(s) for s in (systems or [f"system{i}" for i in range(t.shape[1])])]
         if len(self.systems_) != t.shape[1]:
-            raise ValueError(f"{len(self.systems_)} system names for {t.shape[1]} systems")
+            raise ParameterError(f"{len(self.systems_)} system names for {t.shape[1]} systems")
         self.n_target_, self.n_nontarget_ = len(t), len(n)
         return self
 
     def transform(self, scores) -> np.ndarray:
         """Fused LLRs of trials' scores (N, k)."""
         if self.weights_ is None:
-            raise ValueError("Fusion is not fitted: call fit() or Fusion.load()")
+            raise NotFittedError("Fusion is not fitted: call fit() or Fusion.load()")
         S = as_scores(scores, "scores", ndim=2)
         if S.shape[1] != len(self.weights_):
-            raise ValueError(f"scores of {S.shape[1]} systems; the fusion was trained on "
+            raise ParameterError(f"scores of {S.shape[1]} systems; the fusion was trained on "
                              f"{len(self.weights_)} ({', '.join(self.systems_)})")
         return S @ self.weights_ + self.offset_
 
     def to_json(self) -> str:
         if self.weights_ is None:
-            raise ValueError("Fusion is not fitted: nothing to write")
+            raise NotFittedError("Fusion is not fitted: nothing to write")
         doc = {"format": FUSION_FORMAT, "format_version": FORMAT_VERSION,
                "library_version": __version__, "weights": self.weights_.tolist(),
                "offset": self.offset_, "prior": self.prior_, "systems": self.systems_,

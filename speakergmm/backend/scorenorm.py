@@ -35,6 +35,7 @@ import numpy as np
 
 from ..constants import NORM_METHODS
 from ..data.scores import as_scores
+from ..errors import ParameterError
 
 __all__ = ["check_norm", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm", "normalize_scores",
            "normalize_with_stats", "standardise", "zscore_cohort", "NORM_METHODS"]
@@ -58,14 +59,14 @@ def _trial_stats(cohort_scores, index, scores: np.ndarray, name: str,
     cohort = as_scores(cohort_scores, name, ndim=2)
     if index is None:
         if cohort.shape[0] != scores.shape[0]:
-            raise ValueError(f"{name} has shape {cohort.shape} but scores has shape "
+            raise ParameterError(f"{name} has shape {cohort.shape} but scores has shape "
                              f"{scores.shape}: need one row of cohort scores per trial "
                              f"(shape ({scores.shape[0]}, C)), or an index of rows")
         return cohort_stats(cohort, top_n)
     index = np.asarray(index)
     if index.shape != scores.shape or index.dtype.kind not in "iu" or (
             index.size and not 0 <= index.min() <= index.max() < cohort.shape[0]):
-        raise ValueError(f"the index of {name} must hold one row number in "
+        raise ParameterError(f"the index of {name} must hold one row number in "
                          f"[0, {cohort.shape[0]}) per trial, shape {scores.shape}")
     mean, std = cohort_stats(cohort, top_n)
     return mean[index], std[index]
@@ -103,13 +104,13 @@ def cohort_stats(cohort_scores, top_n: int | None = None) -> tuple[np.ndarray, n
     cohort = as_scores(cohort_scores, "cohort scores", ndim=2)
     n_cohort = cohort.shape[1]
     if n_cohort == 0:
-        raise ValueError(f"cohort scores have shape {cohort.shape}: the cohort is empty; "
+        raise ParameterError(f"cohort scores have shape {cohort.shape}: the cohort is empty; "
                          "score at least one cohort model/utterance")
     if top_n is not None:
         if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)):
-            raise ValueError(f"top_n must be an integer, got {top_n!r}")
+            raise ParameterError(f"top_n must be an integer, got {top_n!r}")
         if top_n < 1:
-            raise ValueError(f"top_n={top_n} must be at least 1")
+            raise ParameterError(f"top_n={top_n} must be at least 1")
         if top_n < n_cohort:
             # Partition, not sort: O(C) per row, and the order inside the top-N is irrelevant.
             cohort = np.partition(cohort, n_cohort - top_n, axis=1)[:, n_cohort - top_n:]
@@ -253,7 +254,7 @@ def ztnorm(scores, enroll_cohort, test_cohort, cohort_cohort, *, enroll_index=No
     cc = as_scores(cohort_cohort, "cohort_cohort", ndim=2)
     if cc.shape != (test.shape[1], enroll.shape[1]):
         # The transposed matrix is the likely mistake; the message gives both dimensions.
-        raise ValueError(
+        raise ParameterError(
             f"cohort_cohort has shape {cc.shape}, expected (C_m, C_u) = "
             f"({test.shape[1]}, {enroll.shape[1]}): one row per cohort model of test_cohort "
             f"{test.shape}, one column per cohort utterance of enroll_cohort {enroll.shape}")
@@ -321,14 +322,14 @@ def check_norm(method: str, top_n: int | None = None) -> None:
     exactly when it is used (AS-norm): checked before any scoring, so that a bad
     combination fails at once."""
     if method not in _NEEDS:
-        raise ValueError(f"unknown score normalisation {method!r}; choose one of "
+        raise ParameterError(f"unknown score normalisation {method!r}; choose one of "
                          f"{', '.join(NORM_METHODS)}")
     if method == "asnorm" and top_n is None:
-        raise ValueError("asnorm needs top_n, the number of highest cohort scores to keep "
+        raise ParameterError("asnorm needs top_n, the number of highest cohort scores to keep "
                          "(e.g. 200); use snorm for the whole cohort")
     if method != "asnorm" and top_n is not None:
         # Silently ignoring it would let a user believe adaptive selection took place.
-        raise ValueError(f"top_n only applies to asnorm, not to {method}")
+        raise ParameterError(f"top_n only applies to asnorm, not to {method}")
 
 
 def normalize_scores(method: str, scores, *, enroll_cohort=None, test_cohort=None,
@@ -363,7 +364,7 @@ def normalize_scores(method: str, scores, *, enroll_cohort=None, test_cohort=Non
              "cohort_cohort": cohort_cohort}
     missing = [name for name in _NEEDS[method] if given[name] is None]
     if missing:
-        raise ValueError(f"{method} needs {' and '.join(missing)} scores "
+        raise ParameterError(f"{method} needs {' and '.join(missing)} scores "
                          f"(shapes: enroll_cohort (N, C_u), test_cohort (N, C_m), "
                          f"cohort_cohort (C_m, C_u))")
     if method == "none":

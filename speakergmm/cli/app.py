@@ -1,8 +1,10 @@
 """The ``speakergmm`` command group: error handling and the options several commands share.
 
 Every command is a few lines of option parsing around one library call. Errors from bad
-input (:class:`~speakergmm.errors.SpeakerGMMError`, OSError, ValueError, TypeError) are
-printed as one line on stderr with exit status 2; ``--debug`` shows the traceback instead.
+input (:class:`~speakergmm.errors.SpeakerGMMError`, and OSError: a file that cannot be read
+or written) are printed as one line on stderr with exit status 2; any other exception is a
+bug, said as such in one line ("internal error", exit status 70) and never passed off as
+bad input; ``--debug`` shows the traceback instead.
 Library modules are imported inside the commands, so that ``speakergmm --help`` and a
 mistyped option answer at once.
 """
@@ -24,8 +26,11 @@ from ..constants import ADAPTABLE, SCORING_METHODS
 from ..errors import SpeakerGMMError, SpeakerGMMWarning, plain
 
 CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"])
-# Bad input reaches the user as these; anything else is a bug and keeps its traceback.
-_USER_ERRORS = (SpeakerGMMError, OSError, ValueError, TypeError)
+# Bad input reaches the user as these; anything else is a bug.
+_USER_ERRORS = (SpeakerGMMError, OSError)
+#: Exit status of a bug (sysexits.h's EX_SOFTWARE): not 1 (a rejected claim, an unknown
+#: voice) nor 2 (bad input).
+INTERNAL_ERROR = 70
 
 
 class _Group(click.Group):
@@ -55,6 +60,15 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("speakergmm: interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"speakergmm: internal error: {type(exc).__name__}: "
+                       f"{_one_line(str(exc))} (a bug in speakergmm, not in your input: "
+                       "please report it with the traceback that --debug shows)", err=True)
+            sys.exit(INTERNAL_ERROR)
 
 
 def _interrupt(signum, frame):
@@ -204,27 +218,28 @@ def writes(*outputs: str):
 
 def jobs_option(f):
     """``-j N`` local worker processes, or ``--scheduler ADDRESS`` (``$SPEAKERGMM_SCHEDULER``)
-    a Dask cluster: the command receives ``jobs`` as a number or as a
+    a Dask cluster: the command receives ``executor``, a number of processes or a
     :class:`~speakergmm.exec.DaskExecutor`, which every library call takes alike."""
     from ..exec import SCHEDULER_TIMEOUT
 
     @functools.wraps(f)
-    def run(*args, scheduler=None, scheduler_timeout=SCHEDULER_TIMEOUT, **kwargs):
+    def run(*args, scheduler=None, scheduler_timeout=SCHEDULER_TIMEOUT, jobs=1, **kwargs):
+        kwargs["executor"] = jobs
         if scheduler:
             from ..exec import DaskExecutor
 
-            if kwargs.get("jobs", 1) != 1:
+            if jobs != 1:
                 ctx = click.get_current_context()
                 where = ("--scheduler" if ctx.get_parameter_source("scheduler")
                          != click.core.ParameterSource.ENVIRONMENT
                          else f"SPEAKERGMM_SCHEDULER={scheduler} (environment)")
                 raise click.UsageError(f"give -j (local processes) or {where} (a Dask "
                                        "cluster), not both")
-            kwargs["jobs"] = DaskExecutor(scheduler, timeout=scheduler_timeout)
+            kwargs["executor"] = DaskExecutor(scheduler, timeout=scheduler_timeout)
             try:
                 return f(*args, **kwargs)
             finally:
-                kwargs["jobs"].close()
+                kwargs["executor"].close()
         return f(*args, **kwargs)
 
     run = click.option("--scheduler-timeout", type=Finite(min=0, min_open=True),

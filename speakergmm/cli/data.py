@@ -49,7 +49,7 @@ def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_chec
               help="Exit 0 even if some utterances failed (they are still listed).")
 @quiet_option
 @writes("feats_dir")
-def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: int,
+def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, executor,
                 config_spec: str | None, skip_bad: bool, quiet: bool) -> None:
     """Extract features of every utterance of DATA_DIR into the archive FEATS_DIR.
 
@@ -65,7 +65,7 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, jobs: 
     with click.progressbar(length=len(data.utt2spk), label="extract", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar:
         summary = extract_archive(data, feats_dir, config=config, audio_root=audio_root,
-                                  jobs=jobs, progress=bar.update)
+                                  executor=executor, progress=bar.update)
     click.echo(str(summary))
     if summary.failed:
         click.echo(f"{len(summary.failed)} utterance(s) failed; see {feats_dir / 'failed'}",

@@ -43,7 +43,7 @@ _META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatab
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help=_META_HELP)
 @writes("output")
 def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, subsample, seed,
-                  jobs, output, meta) -> None:
+                  executor, output, meta) -> None:
     """Train a UBM on the feature archives FEATS_DIRS (all made with one feature config).
 
     A run that is interrupted (Ctrl-C, kill, crash) leaves a hidden resume file beside the
@@ -67,7 +67,7 @@ def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, su
     try:
         model = train_ubm(features, n_components=components, n_iterations=iterations,
                           init=init, split_iterations=split_iterations, subsample=subsample,
-                          seed=seed, jobs=jobs,
+                          seed=seed, executor=executor,
                           metadata={**extra, "feature_config": features.config.to_dict(),
                                     "data": [str(d) for d in feats_dirs]},
                           progress=progress, checkpoint=checkpoint)
@@ -156,7 +156,7 @@ def _describe_backend(backend) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Eigenchannel file to write (.npz).")
 @writes("output")
-def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance, seed, jobs,
+def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance, seed, executor,
                       output) -> None:
     """Learn the session-variability (eigenchannel) subspace of a UBM from the background
     archive FEATS_DIR (features, or statistics from 'speakergmm stats' without --channel);
@@ -174,7 +174,7 @@ def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance,
                f"{len(set(classes.values()))} classes, R={factors}", err=True)
     channel = EigenChannel.fit(
         model, features, classes, n_factors=factors, n_iterations=iterations,
-        relevance=relevance, seed=seed, jobs=jobs,
+        relevance=relevance, seed=seed, executor=executor,
         progress=_iteration)
     channel.save(output)
     click.echo(f"wrote {output}: R={factors}, UBM {model.fingerprint()}")
@@ -203,7 +203,7 @@ def _iteration(i: int, objective: float) -> None:
               help="i-vector extractor file to write (.npz).")
 @writes("output")
 def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, subset, seed,
-                      jobs, output) -> None:
+                      executor, output) -> None:
     """Learn the total variability subspace (the i-vector extractor) of a UBM from the
     background archive FEATS_DIR: statistics from 'speakergmm stats' (read again at each
     pass: memory does not grow with the data) or features."""
@@ -220,7 +220,7 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
                f"R={factors}", err=True)
     extractor = IVectorExtractor.fit(
         model, features, utterances=utts, n_factors=factors, n_iterations=iterations,
-        min_divergence=not no_min_divergence, seed=seed, jobs=jobs,
+        min_divergence=not no_min_divergence, seed=seed, executor=executor,
         progress=_iteration)
     extractor.save(output)
     click.echo(f"wrote {output}: R={factors}, UBM {model.fingerprint()} "
@@ -240,7 +240,7 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
               required=True, help="Vector archive directory to write.")
 @quiet_option
 @writes("output")
-def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet) -> None:
+def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, executor, output, quiet) -> None:
     """Write the i-vector of every utterance of FEATS_DIR (statistics or features) into a
     vector archive, for 'speakergmm score --backend'. Resumable, like extract."""
     from ..batch import open_features
@@ -255,7 +255,7 @@ def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, jobs, output, quiet)
     utts = None if subset is None else read_ids(subset)
     with click.progressbar(length=len(features if utts is None else utts), label="i-vectors",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
-        archive = extract_ivectors(ivector, features, output, utterances=utts, jobs=jobs,
+        archive = extract_ivectors(ivector, features, output, utterances=utts, executor=executor,
                                    progress=bar.update)
     click.echo(f"wrote {output}: {len(archive)} i-vectors of dimension {archive.dim}")
 
@@ -322,7 +322,7 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
               required=True, help="Statistics archive directory to write.")
 @quiet_option
 @writes("output")
-def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet) -> None:
+def stats_cmd(feats_dir, ubm, channel, second_order, subset, executor, output, quiet) -> None:
     """Compute each utterance's Baum-Welch statistics under a UBM once, for enrollment,
     cohorts and train-channel to read. Resumable, like extract."""
     from ..data.textmap import read_ids
@@ -338,7 +338,7 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet
     with click.progressbar(length=len(features if utts is None else utts), label="stats",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
         archive = extract_stats(model, features, output, channel=comp,
-                                second_order=second_order, utterances=utts, jobs=jobs,
+                                second_order=second_order, utterances=utts, executor=executor,
                                 progress=bar.update)
     click.echo(f"wrote {output}: {len(archive)} utterances, K={archive.K}, D={archive.D}"
                + ("" if comp is None else f", channel {comp.fingerprint()}"))
@@ -378,7 +378,7 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, jobs, output, quiet
 @writes("output")
 def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohort_enroll_utts,
                      frame_step, cal_enroll_map, cal_trials, prior, relevance, c, name, meta,
-                     jobs, output, quiet) -> None:
+                     executor, output, quiet) -> None:
     """Assemble a recognition system for enroll / verify / identify (--system) from a UBM,
     an eigenchannel subspace and the background feature archive FEATS_DIR: an S-norm
     cohort, and a calibration trained on held-out speakers' trials scored as the product
@@ -399,7 +399,7 @@ def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohor
         calibration_enroll_map=None if cal_enroll_map is None else read_enroll_map(
             cal_enroll_map),
         calibration_trials=None if cal_trials is None else read_trials(cal_trials),
-        prior=prior, relevance=relevance, c=c, name=name, metadata=_meta(meta), jobs=jobs,
+        prior=prior, relevance=relevance, c=c, name=name, metadata=_meta(meta), executor=executor,
         log=None if quiet else lambda message: click.echo(f"build-system: {message}",
                                                           err=True))
     system.save(output)

@@ -92,7 +92,7 @@ from .app import (
 def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_root, output,
               raw_output, method, c, c_deprecated, relevance, adapt, norm, cohort_path,
               cohort_utt2spk, cohort_utts, cohort_enroll_utts, top_n, channel, calibration,
-              model_memory, backend, plda_path, jobs, quiet) -> None:
+              model_memory, backend, plda_path, executor, quiet) -> None:
     """Score a trial list (Kaldi or VoxCeleb format) with models enrolled from archives."""
     from ..batch import score_from_paths, score_vector_trials
     from ..data.scores import write_scores
@@ -134,7 +134,7 @@ def score_cmd(ctx, trials_file, enroll_path, enroll_map, test_path, ubm, audio_r
                 channel=channel, audio_root=audio_root, method=method, c=c,
                 relevance=relevance, adapt=adapt, norm=norm, top_n=top_n,
                 cohort_utts=cohort_utts, cohort_enroll_utts=cohort_enroll_utts,
-                calibration=calibration, model_memory=model_memory << 20, jobs=jobs,
+                calibration=calibration, model_memory=model_memory << 20, executor=executor,
                 return_raw=True, progress=progress)
     if raw_output is not None:
         write_scores(raw_output, trials.enroll, trials.test, raw)

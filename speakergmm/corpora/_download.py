@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from .._io import atomic_write
-from ..errors import SpeakerGMMError
+from ..errors import ParameterError, SpeakerGMMError
 
 try:
     import fcntl
@@ -94,7 +94,7 @@ def _reason(exc: BaseException) -> str:
 def _url_list(urls: str | Iterable[str]) -> list[str]:
     urls = [urls] if isinstance(urls, str) else list(urls)
     if not urls:
-        raise ValueError("at least one URL is needed")
+        raise ParameterError("at least one URL is needed")
     return urls
 
 

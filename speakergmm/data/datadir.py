@@ -59,15 +59,17 @@ def spk2utt(utt2spk: Mapping[str, str], keep: Container[str] | None = None) -> d
 
 def _parse_segment(v: list[str]) -> tuple[str, float, float]:
     """``(recording, start, end)``; ValueError for times no recording has (so that every
-    reader refuses them with the line, not one utterance at a time when its audio is cut)."""
+    reader refuses them with the line, not one utterance at a time when its audio is cut).
+    The text map reader catches the ValueErrors of its parsers and names the file and line."""
     start, end = _number(v[1], "start time"), _number(v[2], "end time")
     if not (math.isfinite(start) and math.isfinite(end)):
-        raise ValueError(f"times {v[1]} {v[2]} must be finite")
+        raise ValueError(f"times {v[1]} {v[2]} must be finite")  # (caught by the reader)
     if start < 0:
-        raise ValueError(f"start time {v[1]} is negative")
+        raise ValueError(f"start time {v[1]} is negative")  # (caught by the reader)
     if end <= start and end != -1:
-        raise ValueError(f"end time {v[2]} is not after the start {v[1]} (use -1 for 'to the "
-                         "end of the recording')")
+        raise ValueError(  # (caught by the reader)
+            f"end time {v[2]} is not after the start {v[1]} (use -1 for 'to the end of the "
+            "recording')")
     return v[0], start, end
 
 
@@ -75,7 +77,7 @@ def _number(text: str, what: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{what} '{text}' is not a number") from None
+        raise ValueError(f"{what} '{text}' is not a number") from None  # (caught by the reader)
 
 
 # How each file of a data directory is parsed: _scan keyword arguments and the line layout

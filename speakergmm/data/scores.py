@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_text_atomic
-from ..errors import DataDirError
+from ..errors import DataDirError, ParameterError
 from .textmap import _read_lines
 from .trials import Trials
 
@@ -45,13 +45,13 @@ def as_scores(x, name: str = "scores", *, ndim: int | None = 1, allow_inf: bool 
         arr = arr.ravel()
     elif arr.ndim != ndim:
         want = "(N,)" if ndim == 1 else "(N, C)"
-        raise ValueError(f"{name} must have shape {want}, got shape {arr.shape}")
+        raise ParameterError(f"{name} must have shape {want}, got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
-        raise ValueError(f"{name} is empty: need at least one score")
+        raise ParameterError(f"{name} is empty: need at least one score")
     bad = np.isnan(arr) if allow_inf else ~np.isfinite(arr)
     if bad.any():
         what = "NaN" if allow_inf else "non-finite (NaN or ±inf)"
-        raise ValueError(f"{name} holds {int(bad.sum())} {what} value(s); check the step "
+        raise ParameterError(f"{name} holds {int(bad.sum())} {what} value(s); check the step "
                          "that produced them")
     return arr
 

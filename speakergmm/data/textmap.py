@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .._io import write_text_atomic
-from ..errors import DataDirError
+from ..errors import DataDirError, ParameterError
 
 __all__ = ["Problem", "read_kaldi_map", "write_kaldi_map", "check_tokens"]
 
@@ -223,7 +223,7 @@ def read_kaldi_map(path: str | os.PathLike, *, multi: bool = False,
         Missing or non-UTF-8 file, wrong number of fields, duplicate key, ``parse`` failure.
     """
     if multi and n_values is not None:
-        raise ValueError("give either multi=True or n_values, not both")
+        raise ParameterError("give either multi=True or n_values, not both")
     layout = ("<key> <value> ..." if multi else "<key> <value>" if n_values is None else
               " ".join(["<key>"] + ["<value>"] * n_values))
     return _scan(path, multi=multi, n_values=n_values, parse=parse, layout=layout)[0]

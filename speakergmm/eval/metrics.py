@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.scores import as_scores
 from ..data.trials import Trials
+from ..errors import ParameterError
 
 __all__ = ["DCF_PRESETS", "DCFParams", "det_curve", "eer_interpolated", "rocch", "rocch_eer",
            "min_dcf", "act_dcf", "cllr", "min_cllr", "identification_accuracy", "check_scores"]
@@ -43,7 +44,7 @@ def check_scores(tar, non) -> tuple[np.ndarray, np.ndarray]:
     tar = as_scores(tar, "target scores", ndim=None)
     non = as_scores(non, "non-target scores", ndim=None)
     if tar.size == 0 or non.size == 0:
-        raise ValueError(f"need target and non-target scores, got {tar.size} target and "
+        raise ParameterError(f"need target and non-target scores, got {tar.size} target and "
                          f"{non.size} non-target")
     return tar, non
 

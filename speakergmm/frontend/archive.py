@@ -233,10 +233,9 @@ def extract_archive(
     *,
     config: FeatureConfig | None = None,
     audio_root: str | os.PathLike | None = None,
-    jobs: int = 1,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
-    executor: Executor | None = None,
+    executor: Executor | int | None = None,
 ) -> ExtractSummary:
     """Extract the features of every utterance of a data directory into ``feats_dir``.
 
@@ -255,15 +254,14 @@ def extract_archive(
     audio_root : path, optional
         Directory that relative ``wav.scp`` paths resolve against (default: the current
         directory, as in Kaldi).
-    jobs : int
-        Worker processes (when no ``executor`` is given).
     batch_size : int
         Utterances per task; a task's features go to one part file, and an interrupted
         run loses at most the tasks under way.
     progress : callable, optional
         Called with the number of utterances just finished (for a progress bar).
-    executor : Executor, optional
-        Where the batches run (:mod:`speakergmm.exec`); default: ``jobs`` local processes.
+    executor : int, Executor or dask.distributed.Client, optional
+        Where the batches run (:func:`speakergmm.exec.get_executor`): a number of local
+        processes, an Executor, or a Dask client; default: this process.
 
     Returns
     -------
@@ -287,7 +285,7 @@ def extract_archive(
             progress(len(done))
         failed: dict[str, str] = {}
         batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-        executor = get_executor(executor or jobs, n_items=len(batches))
+        executor = get_executor(executor, n_items=len(batches))
         with open(out / JOURNAL, "a", encoding="utf-8") as journal:
             for results in _run(batches, out, config, executor):
                 for utt, result in results:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import NORMALISATIONS
+from ..errors import ParameterError
 
 __all__ = ["cmvn", "sliding_cmvn", "feature_warping", "normalize", "NORMALISATIONS"]
 
@@ -145,4 +146,5 @@ def normalize(x: np.ndarray, *, method: str, window: int | None = None,
         return feature_warping(x, window=window or 301)
     if method == "none":
         return x
-    raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALISATIONS)}")
+    raise ParameterError(f"unknown normalisation {method!r}; choose one of "
+                         f"{', '.join(NORMALISATIONS)}")

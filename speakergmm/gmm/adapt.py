@@ -21,7 +21,7 @@ from typing import Iterable, Union
 import numpy as np
 
 from ..constants import ADAPTABLE
-from ..errors import FeatureError, ModelError
+from ..errors import FeatureError, ModelError, ParameterError
 from .mixture import DiagGMM
 from .stats import GMMStats
 
@@ -320,7 +320,7 @@ class SpeakerModel:
         elif isinstance(other, GMMStats):
             stats, count = other, 1
         else:
-            raise TypeError(f"can add GMMStats or SpeakerModel, not {type(other).__name__}")
+            raise ParameterError(f"can add GMMStats or SpeakerModel, not {type(other).__name__}")
         if stats.f.shape != self.stats.f.shape:
             raise ModelError(
                 f"statistics of shape (K, D) = {stats.f.shape} do not match the speaker's "

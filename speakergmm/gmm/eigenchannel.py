@@ -96,7 +96,7 @@ class EigenChannel(Subspace):
     @classmethod
     def fit(cls, ubm: DiagGMM, features: Mapping[str, np.ndarray], utt2class: Mapping[str, str],
             *, n_factors: int = 10, n_iterations: int = 10, relevance: float = 16.0,
-            seed: int = 0, jobs: int = 1, executor: Executor | None = None,
+            seed: int = 0, executor: Executor | int | None = None,
             progress: Callable[[int, float], None] | None = None) -> "EigenChannel":
         """Learn ``U`` from background recordings grouped in classes.
 
@@ -121,10 +121,8 @@ class EigenChannel(Subspace):
             Relevance factor of the class offsets' MAP estimate.
         seed : int
             Seeds the randomised SVD of the initialisation.
-        jobs : int
-            Worker processes for the statistics (when no ``executor`` is given).
-        executor : Executor, optional
-            Where the statistics are computed (:mod:`speakergmm.exec`).
+        executor : int, Executor or dask.distributed.Client, optional
+            Where the statistics are computed (:func:`speakergmm.exec.get_executor`).
         progress : callable(iteration, objective), optional
             Called after each iteration with the average per-utterance log-likelihood of the
             centred statistics under the factor model (up to a constant).
@@ -175,7 +173,7 @@ class EigenChannel(Subspace):
                                   f"degrees of freedom ({len(utts)} utterances in "
                                   f"{len(starts)} classes); use fewer factors")
         K, D = ubm.n_components, ubm.dim
-        source = Supervectors(ubm, features, utts, executor or jobs)
+        source = Supervectors(ubm, features, utts, executor)
         cls_of = np.repeat(np.arange(len(starts)), counts)
         X = np.zeros((len(utts), n_factors))
         record = []
@@ -184,7 +182,7 @@ class EigenChannel(Subspace):
         # archive); local work stays in this process: its GEMMs already use every core
         # through BLAS, and on two local workers shipping each span's sums cost more than
         # it saved (speechocean762, R = 60: 4.8 s in process, 6.0 s on two workers).
-        where = get_executor(executor or jobs)
+        where = get_executor(executor)
         if not isinstance(where, DaskExecutor) or source.archive is None:
             where = SerialExecutor()  # (statistics held in memory stay where they are)
         with where.start((source, D, cls_of, relevance)) as session:

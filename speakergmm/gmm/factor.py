@@ -218,13 +218,13 @@ class Supervectors:
     statistics archive at each pass (memory bounded by the block), or computed once from
     frames and kept."""
 
-    def __init__(self, ubm: DiagGMM, features, utts: list[str], jobs):
+    def __init__(self, ubm: DiagGMM, features, utts: list[str], executor):
         from .statsarchive import StatsArchive
 
         self.ubm, self.utts = ubm, utts
         self.archive = features if isinstance(features, StatsArchive) else None
         if self.archive is None:
-            stats = get_executor(jobs).map(_utt_stats, utts, (ubm, features))
+            stats = get_executor(executor).map(_utt_stats, utts, (ubm, features))
             self._N = np.stack([n for n, _ in stats])
             self._F = np.stack([f for _, f in stats]).reshape(len(utts), -1)
             del stats

@@ -95,8 +95,7 @@ class IVectorExtractor(Subspace):
     @classmethod
     def fit(cls, ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
             utterances=None, n_factors: int = 400, n_iterations: int = 10,
-            min_divergence: bool = True, seed: int = 0, jobs: int = 1,
-            executor: Executor | None = None,
+            min_divergence: bool = True, seed: int = 0, executor: Executor | int | None = None,
             progress: Callable[[int, float], None] | None = None) -> "IVectorExtractor":
         """Learn ``T`` from background recordings.
 
@@ -118,8 +117,9 @@ class IVectorExtractor(Subspace):
         seed : int
             Seeds the randomised SVD of the initialisation (principal directions of the
             utterances' MAP offsets).
-        jobs, executor : where the work runs (:mod:`speakergmm.exec`); every pass runs
-            on a Dask cluster's workers when ``features`` is a statistics archive.
+        executor : int, Executor or dask.distributed.Client, optional
+            Where the work runs (:func:`speakergmm.exec.get_executor`); every pass runs on
+            a Dask cluster's workers when ``features`` is a statistics archive.
         progress : callable(iteration, objective), optional
             Called after each iteration with the average per-utterance log-likelihood of
             the statistics under the model (up to a constant; EM never lowers it).
@@ -149,8 +149,8 @@ class IVectorExtractor(Subspace):
                                   f"{n_factors} training utterances, got {len(utts)}; use "
                                   "fewer factors")
         K, D, H = ubm.n_components, ubm.dim, len(utts)
-        source = Supervectors(ubm, features, utts, executor or jobs)
-        where = get_executor(executor or jobs)
+        source = Supervectors(ubm, features, utts, executor)
+        where = get_executor(executor)
         if not isinstance(where, DaskExecutor) or source.archive is None:
             where = SerialExecutor()  # as the eigenchannel: BLAS already uses every core
         record = []
@@ -270,8 +270,8 @@ def read_vectors(path: str | os.PathLike) -> VectorArchive:
 
 
 def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | os.PathLike,
-                     *, utterances=None, batch_size: int = 256, jobs: int = 1,
-                     executor: Executor | None = None,
+                     *, utterances=None, batch_size: int = 256,
+                     executor: Executor | int | None = None,
                      progress: Callable[[int], None] | None = None) -> VectorArchive:
     """Write the i-vector of every utterance of ``features`` into an archive at ``out``.
 
@@ -289,7 +289,7 @@ def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | 
         A subset (default: all).
     batch_size : int
         Utterances per part and task.
-    jobs, executor, progress : as :func:`speakergmm.gmm.statsarchive.extract_stats`.
+    executor, progress : as :func:`speakergmm.gmm.statsarchive.extract_stats`.
 
     Raises
     ------
@@ -320,7 +320,7 @@ def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | 
                                "missing); was it extracted?")
         done = write_parts(out, _VECTORS, utts, _vectors_batch,
                            (extractor, features, out / _VECTORS), arrays=("w",), n_extra=0,
-                           batch_size=batch_size, executor=executor or jobs, progress=progress)
+                           batch_size=batch_size, executor=executor, progress=progress)
         write_text_atomic(out / VectorArchive._INDEX, "".join(
             f"{u} {_VECTORS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
         utt2spk = getattr(features, "utt2spk", None)

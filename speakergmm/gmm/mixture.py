@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._io import read_npz, write_npz
-from ..errors import ArchiveError, FeatureError, ModelError
+from ..errors import ArchiveError, FeatureError, ModelError, ParameterError
 from ..exec import local_threads, thread_map
 from .stats import GMMStats
 
@@ -162,9 +162,10 @@ class DiagGMM:
     def _check_features(self, X) -> np.ndarray:
         X = np.asarray(X)
         if X.ndim != 2:
-            raise ValueError(f"features must be a 2-D (frames, dims) array, got shape {X.shape}")
+            raise ParameterError(f"features must be a 2-D (frames, dims) array, got shape "
+                                 f"{X.shape}")
         if X.dtype.kind not in "fiu":
-            raise ValueError(f"features must be a real numeric array, got dtype {X.dtype}")
+            raise ParameterError(f"features must be a real numeric array, got dtype {X.dtype}")
         if X.shape[1] != self.dim:
             raise ModelError(
                 f"features have {X.shape[1]} dimensions but the model expects {self.dim}; "
@@ -175,7 +176,8 @@ class DiagGMM:
     def _chunk_size(self, chunk_size: int | None, n_frames: int) -> int:
         size = default_chunk_size(self.n_components) if chunk_size is None else int(chunk_size)
         if size < 1:
-            raise ValueError(f"chunk_size must be a positive number of frames, got {chunk_size}")
+            raise ParameterError(f"chunk_size must be a positive number of frames, got "
+                                 f"{chunk_size}")
         return max(1, min(size, n_frames))
 
     def _log_joint_into(self, x: np.ndarray, z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -281,7 +283,7 @@ class DiagGMM:
         X = self._check_features(X)
         K = self.n_components
         if not 1 <= int(c) <= K:
-            raise ValueError(f"c must be between 1 and the number of components {K}, got {c}")
+            raise ParameterError(f"c must be between 1 and the number of components {K}, got {c}")
         c = int(c)
         out = np.empty((X.shape[0], c), np.intp)
         for start, _, scores, _, _ in self._chunks(X, chunk_size, normalise=False):
@@ -399,13 +401,14 @@ class DiagGMM:
             )
         floor = np.asarray(variance_floor, dtype=np.float64)
         if floor.shape not in ((), (D,)) or not np.all(np.isfinite(floor)) or np.any(floor <= 0):
-            raise ValueError(
+            raise ParameterError(
                 f"variance_floor must be a positive finite scalar or a ({D},) array, "
                 f"got {variance_floor!r}"
             )
         total = stats.n.sum()
         if not total > 0:
-            raise ValueError("the statistics hold no posterior mass (no frames): nothing to fit")
+            raise ParameterError("the statistics hold no posterior mass (no frames): nothing "
+                                 "to fit")
         weights = stats.n / total
         ok = (weights >= min_weight) & (stats.n > 0)
         means = self._means.copy()

@@ -11,6 +11,8 @@ from typing import Mapping
 
 import numpy as np
 
+from ..errors import ParameterError
+
 __all__ = ["GMMStats", "centred_first_order"]
 
 
@@ -45,7 +47,7 @@ class GMMStats:
         f = np.array(self.f, dtype=np.float64)
         s = np.array(self.s, dtype=np.float64)
         if n.ndim != 1 or f.ndim != 2 or f.shape != s.shape or f.shape[0] != n.shape[0]:
-            raise ValueError(
+            raise ParameterError(
                 f"GMMStats shapes do not agree: n {n.shape}, f {f.shape}, s {s.shape}; "
                 "expected (K,), (K, D), (K, D)"
             )
@@ -73,7 +75,7 @@ class GMMStats:
         if not isinstance(other, GMMStats):
             return NotImplemented
         if other.f.shape != self.f.shape:
-            raise ValueError(
+            raise ParameterError(
                 f"cannot add statistics of shape (K, D) = {self.f.shape} and {other.f.shape}: "
                 "they come from different models"
             )

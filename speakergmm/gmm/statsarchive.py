@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import output_lock, write_text_atomic
-from ..errors import ArchiveError, ModelError
+from ..errors import ArchiveError, ModelError, ParameterError
 from ..exec import Executor
 from ..frontend.parts import (
     PartArchive,
@@ -160,7 +160,7 @@ def read_stats(path: str | os.PathLike) -> StatsArchive:
 def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | os.PathLike,
                   *, channel=None, second_order: bool = False, utterances=None,
                   groups: Mapping[str, Sequence[str]] | None = None, batch_size: int = 64,
-                  jobs: int = 1, executor: Executor | None = None,
+                  executor: Executor | int | None = None,
                   progress: Callable[[int], None] | None = None) -> StatsArchive:
     """Compute and store the statistics of every utterance of ``features`` under ``ubm``.
 
@@ -187,7 +187,8 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
         utterances, whose statistics are summed as stored. Not with ``utterances``.
     batch_size : int
         Utterances per part file and per task.
-    jobs, executor : where the work runs (:mod:`speakergmm.exec`)
+    executor : int, Executor or dask.distributed.Client, optional
+        Where the work runs (:func:`speakergmm.exec.get_executor`).
     progress : callable, optional
         Called with the number of utterances just finished.
 
@@ -203,7 +204,7 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
     """
     check_feature_config(ubm, features)
     if groups is not None and utterances is not None:
-        raise ValueError("give utterances or groups, not both")
+        raise ParameterError("give utterances or groups, not both")
     if channel is not None and channel.ubm.fingerprint() != ubm.fingerprint():
         raise ModelError("the eigenchannel was trained with another UBM; train it again with "
                          "this UBM (speakergmm train-channel)")
@@ -243,7 +244,7 @@ def extract_stats(ubm: DiagGMM, features: Mapping[str, np.ndarray], out: str | o
         done = write_parts(out, _STATS, utts, _stats_batch,
                            (ubm, features, channel, second_order, out / _STATS, groups),
                            arrays=_arrays(second_order), n_extra=2, batch_size=batch_size,
-                           executor=executor or jobs, progress=progress)
+                           executor=executor, progress=progress)
         write_text_atomic(out / _INDEX, "".join(
             f"{u} {_STATS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
         archive = StatsArchive(out)

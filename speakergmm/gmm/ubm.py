@@ -41,7 +41,7 @@ import numpy as np
 from .._io import read_npz, write_npz
 from .._version import __version__
 from ..constants import UBM_INITS
-from ..errors import FeatureError, ModelError, SpeakerGMMError
+from ..errors import FeatureError, ModelError, ParameterError, SpeakerGMMError
 from ..exec import Executor, get_executor
 from .mixture import DiagGMM
 from .stats import GMMStats
@@ -83,12 +83,11 @@ def train_ubm(
     variance_floor: float = 1e-3,
     min_weight: float = 1e-5,
     kmeans_frames: int = 200_000,
-    jobs: int = 1,
     shard_frames: int = 50_000,
     chunk_size: int | None = None,
     metadata: Mapping[str, Any] | None = None,
     progress: Callable[[IterationReport], None] | None = None,
-    executor: Executor | None = None,
+    executor: Executor | int | None = None,
     checkpoint: str | os.PathLike | None = None,
 ) -> DiagGMM:
     """Train a diagonal-covariance UBM by EM.
@@ -117,8 +116,6 @@ def train_ubm(
         Components lighter than this are re-seeded.
     kmeans_frames : int
         Frames drawn for k-means++ initialisation.
-    jobs : int
-        Worker processes accumulating statistics (when no ``executor`` is given).
     shard_frames : int
         About this many frames make one unit of work (a shard of whole utterances).
     chunk_size : int, optional
@@ -127,9 +124,10 @@ def train_ubm(
         Extra metadata for the model (e.g. the feature config).
     progress : callable, optional
         Called with an :class:`IterationReport` after every iteration.
-    executor : Executor, optional
-        Where the shards' statistics are computed (:mod:`speakergmm.exec`); default:
-        ``jobs`` local processes. The result does not depend on it.
+    executor : int, Executor or dask.distributed.Client, optional
+        Where the shards' statistics are computed (:func:`speakergmm.exec.get_executor`):
+        a number of local processes, an Executor, or a Dask client; default: this
+        process. The result does not depend on it.
     checkpoint : path-like, optional
         Resume file. After every step (split, initialisation, EM iteration) the model so
         far and the training record are written there atomically; a later call with the
@@ -151,10 +149,10 @@ def train_ubm(
     """
     started = time.perf_counter()
     if n_components < 1 or n_iterations < 0 or subsample < 1 or split_iterations < 0:
-        raise ValueError("need n_components >= 1, n_iterations >= 0, subsample >= 1, "
+        raise ParameterError("need n_components >= 1, n_iterations >= 0, subsample >= 1, "
                          "split_iterations >= 0")
     if init not in UBM_INITS:
-        raise ValueError(f"init must be one of {', '.join(UBM_INITS)}, got {init!r}")
+        raise ParameterError(f"init must be one of {', '.join(UBM_INITS)}, got {init!r}")
     source = _Source.of(features, subsample)
     shards, frames, dim = source.plan(shard_frames)
     if frames < MIN_FRAMES_PER_COMPONENT * n_components:
@@ -178,7 +176,7 @@ def train_ubm(
     reseeded_all: list[dict[str, int]] = state["reseeded"] if state else []
     previous, last_stage = (state["previous"], state["last_stage"]) if state else (None, None)
 
-    executor = get_executor(executor or jobs, n_items=len(shards))
+    executor = get_executor(executor, n_items=len(shards))
     with executor.start((source, chunk_size)) as session:
         def stats_of(model: DiagGMM) -> GMMStats:
             # Shards in a fixed order, summed in that order: the same sum on any executor.
@@ -318,7 +316,7 @@ class _Source:
             features = [features]  # one utterance given as a single (frames, D) array
         if not isinstance(features, (Sequence, np.ndarray)):
             if not isinstance(features, Iterable):
-                raise TypeError("features must be a mapping (e.g. a FeatureArchive) or an "
+                raise ParameterError("features must be a mapping (e.g. a FeatureArchive) or an "
                                 f"iterable of (frames, D) arrays, got {type(features).__name__}")
             features = list(features)
         return cls(features, None, subsample)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..constants import ADAPTABLE
-from ..errors import printable
+from ..errors import ParameterError, printable
 from ..gmm.adapt import SpeakerModel, map_offset_bias
 from ..gmm.mixture import DiagGMM
 from ..gmm.stats import GMMStats
@@ -128,7 +128,7 @@ class SpeakerRecords(Database):
         try:
             value = json.loads(row[0])
             if not isinstance(value, dict) or not isinstance(value.get(field), str):
-                raise ValueError(f"not a {what}")
+                raise ValueError(f"not a {what}")  # (caught below)
         except ValueError as exc:
             raise StoreError(f"{self.path}: unreadable {what} ({exc}){fix}") from None
         return value
@@ -201,7 +201,7 @@ class SpeakerRecords(Database):
         """
         check_speaker_id(speaker_id)
         if mode not in ("new", "append", "replace"):
-            raise ValueError(f"mode must be 'new', 'append' or 'replace', got {mode!r}")
+            raise ParameterError(f"mode must be 'new', 'append' or 'replace', got {mode!r}")
         fp = ubm.fingerprint()
         if model.ubm_fingerprint != fp:
             raise StoreError(f"speaker model of '{speaker_id}' was adapted from UBM "
@@ -334,7 +334,7 @@ class SpeakerRecords(Database):
         try:
             k, d = (int(r[0]) for r in rows)
             if k < 1 or d < 1:
-                raise ValueError
+                raise ValueError  # (caught below)
         except (TypeError, ValueError):
             raise StoreError(f"{self.path}: the store's model shape (components, dim) "
                              f"{tuple(None if r is None else printable(r[0]) for r in rows)} "

@@ -54,7 +54,7 @@ def main() -> None:
         feats = {}
         for part in ("enroll", "test"):
             extract_archive(work / "data" / part, work / part, config=config,
-                            audio_root=args.corpus, jobs=args.jobs)
+                            audio_root=args.corpus, executor=args.jobs)
             feats[part] = CompensatedFeatures(read_features(work / part), system.channel)
         trials: Trials = protocol.trials["trials"]
         enroll_map = protocol.enroll_maps["enroll_map"]

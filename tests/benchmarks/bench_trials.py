@@ -65,7 +65,7 @@ def setup(work: Path, models: int, frames: int) -> dict:
     ubm_path = work / f"ubm-k{K}.npz"
     if not ubm_path.is_file():
         sample = np.concatenate([feats[u] for u in utts[:: max(1, len(utts) // 800)]])
-        ubm = train_ubm(sample, n_components=K, n_iterations=4, jobs=2,
+        ubm = train_ubm(sample, n_components=K, n_iterations=4, executor=2,
                         metadata={"feature_config": FeatureConfig().to_dict()})
         ubm.save(ubm_path)
     from speakergmm.gmm.mixture import DiagGMM
@@ -73,7 +73,7 @@ def setup(work: Path, models: int, frames: int) -> dict:
     ubm = DiagGMM.load(ubm_path)
     if not (d / "stats" / "stats.scp").is_file():
         started = time.perf_counter()
-        extract_stats(ubm, feats, d / "stats", utterances=enroll, jobs=2)
+        extract_stats(ubm, feats, d / "stats", utterances=enroll, executor=2)
         print(f"enrollment statistics of {len(enroll):,} utterances: "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     rng = np.random.default_rng(SEED)

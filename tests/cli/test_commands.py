@@ -106,6 +106,48 @@ def test_debug_shows_traceback(tmp_path):
 
 
 
+@pytest.mark.parametrize("bug", [TypeError("unsupported operand"), ValueError("bad shape"),
+                                 KeyError("x")])
+def test_a_bug_is_an_internal_error_not_bad_input(tmp_path, monkeypatch, bug):
+    """Issue 21: an exception that is not a SpeakerGMMError (nor an OSError) is a bug: one
+    line saying so, with the --debug hint, exit status 70 (a TypeError was reported as bad
+    input, exit 2)."""
+    import speakergmm.frontend.archive as archive
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(archive, "extract_archive", broken)
+    data = make_data_dir(tmp_path, n_spk=1)
+    result = CliRunner().invoke(main, ["extract", str(data), str(tmp_path / "f")])
+    assert result.exit_code == 70, result.output
+    line, = result.output.splitlines()
+    assert line.startswith(f"speakergmm: internal error: {type(bug).__name__}")
+    assert "--debug" in line and "not in your input" in line
+    result = CliRunner().invoke(main, ["--debug", "extract", str(data), str(tmp_path / "f")])
+    assert result.exception is bug
+
+
+def test_the_library_raises_no_bare_value_or_type_error():
+    """Bad input is a SpeakerGMMError whatever module raises it: no ``raise ValueError`` or
+    ``raise TypeError`` in the package but where a caller in it catches it (marked so)."""
+    import ast
+
+    import speakergmm
+
+    found = []
+    for path in Path(speakergmm.__file__).parent.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, (ast.Call, ast.Name)):
+                func = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if getattr(func, "id", None) in ("ValueError", "TypeError") and \
+                        "(caught " not in lines[node.lineno - 1]:
+                    found.append(f"{path.name}:{node.lineno}")
+    assert not found, found
+
+
 # --------------------------------------------------------------------------- download, prepare
 
 

@@ -61,8 +61,8 @@ def test_utterances_are_stacked_in_part_files(tmp_path):
 
 def test_parallel_equals_serial(tmp_path):
     data = make_data_dir(tmp_path)
-    extract_archive(data, tmp_path / "f1", audio_root=tmp_path, jobs=1)
-    extract_archive(data, tmp_path / "f2", audio_root=tmp_path, jobs=2)
+    extract_archive(data, tmp_path / "f1", audio_root=tmp_path, executor=1)
+    extract_archive(data, tmp_path / "f2", audio_root=tmp_path, executor=2)
     a, b = read_features(tmp_path / "f1"), read_features(tmp_path / "f2")
     assert list(a) == list(b)
     for utt in a:
@@ -71,7 +71,7 @@ def test_parallel_equals_serial(tmp_path):
 
 def test_failures_are_listed_not_dropped(tmp_path):
     data = make_data_dir(tmp_path, bad=("spk0-u0", "spk2-u1"))
-    summary = extract_archive(data, tmp_path / "feats", audio_root=tmp_path, jobs=2)
+    summary = extract_archive(data, tmp_path / "feats", audio_root=tmp_path, executor=2)
     assert set(summary.failed) == {"spk0-u0", "spk2-u1"}
     assert "unreadable audio" in summary.failed["spk0-u0"]
     assert "no speech" in summary.failed["spk2-u1"]
@@ -180,7 +180,7 @@ def test_extract_fsdd(tmp_path):
     root = corpus("fsdd")
     data = _fsdd_data_dir(root, tmp_path / "data")
     summary = extract_archive(data, tmp_path / "feats", config=FeatureConfig.preset("telephone"),
-                              jobs=2)
+                              executor=2)
     assert summary.utterances == 3000 and summary.failed == {}
     assert 0.3 < summary.hours < 0.6
     assert 0.6 < summary.vad_kept < 0.98

@@ -120,7 +120,7 @@ def test_compensate_is_chunked_consistently(world, fitted, monkeypatch):
 def test_workers_give_the_same_matrix(world, fitted):
     ubm, _, feats, utt2spk, _ = world
     par = EigenChannel.fit(ubm, feats, utt2spk, n_factors=R_TRUE, n_iterations=10,
-                           relevance=16.0, jobs=2)
+                           relevance=16.0, executor=2)
     np.testing.assert_array_equal(par.U, fitted.U)
 
 

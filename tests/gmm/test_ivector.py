@@ -174,7 +174,7 @@ def test_vector_archive_round_trip_resume_and_refusal(world, fitted, tmp_path):
 
     ubm, _, stats, *_ = world
     utts = sorted(stats)
-    archive = extract_ivectors(fitted, stats, tmp_path / "iv", batch_size=32, jobs=2)
+    archive = extract_ivectors(fitted, stats, tmp_path / "iv", batch_size=32, executor=2)
     assert len(archive) == len(stats) and archive.dim == R
     assert archive.extractor_fingerprint == fitted.fingerprint()
     want = fitted.extract(np.array([stats[u].n for u in utts]),

@@ -72,7 +72,7 @@ def test_groups_hold_each_models_summed_statistics(setup, tmp_path):
 def test_parallel_gives_the_same_archive(setup, tmp_path):
     ubm, feats = setup
     a = extract_stats(ubm, feats, tmp_path / "a", batch_size=3)
-    b = extract_stats(ubm, feats, tmp_path / "b", batch_size=3, jobs=2)
+    b = extract_stats(ubm, feats, tmp_path / "b", batch_size=3, executor=2)
     for utt in feats:
         np.testing.assert_array_equal(a[utt].f, b[utt].f)
 

@@ -91,7 +91,7 @@ def test_same_seed_same_model_and_jobs_do_not_matter():
     utts, _ = mixture_data(seed=4)
     a = train_ubm(utts, n_components=5, n_iterations=4, init="kmeans++", seed=7, shard_frames=2000)
     b = train_ubm(utts, n_components=5, n_iterations=4, init="kmeans++", seed=7, shard_frames=2000,
-                  jobs=2)
+                  executor=2)
     for x, y in [(a.weights, b.weights), (a.means, b.means), (a.variances, b.variances)]:
         np.testing.assert_array_equal(x, y)
     c = train_ubm(utts, n_components=5, n_iterations=4, init="kmeans++", seed=8, shard_frames=2000)
@@ -208,7 +208,7 @@ def test_trains_from_an_archive_and_cli(tmp_path):
 
 def test_train_ubm_on_speechocean762(speechocean_train_feats):
     feats = read_features(speechocean_train_feats[1])
-    model = train_ubm(feats, n_components=32, n_iterations=3, jobs=2, subsample=2)
+    model = train_ubm(feats, n_components=32, n_iterations=3, executor=2, subsample=2)
     llk = model.metadata["training"]["avg_llk_per_iteration"]
     assert model.n_components == 32 and np.isfinite(llk).all()
     assert llk[-1] > llk[0]
