@@ -3,7 +3,8 @@
 The package is layered by stage (imports point down only)::
 
     cli/                                   the ``speakergmm`` command
-    recognizer, store, batch, pretrained, corpora/      the application layer
+    recognizer, store, batch, system, pretrained, corpora/   the application layer
+    sources                                the one way in: archives, statistics, vectors
     eval/            backend/              metrics and reports | scoring, norms, calibration
     gmm/                                   statistics, DiagGMM, UBM, MAP, eigenchannel
     frontend/                              audio, framing, VAD, CMVN, features, archive
@@ -22,6 +23,7 @@ from ._version import __version__
 from .errors import (
     ArchiveError,
     AudioError,
+    CalibrationError,
     DataDirError,
     FeatureError,
     ModelError,
@@ -69,7 +71,8 @@ _MODULES = {name: name for name in ("data", "frontend", "gmm", "backend", "eval"
 _MODULES["audio"] = "frontend.audio"
 _MODULES["metrics"] = "eval.metrics"
 
-__all__ = ["__version__", "ArchiveError", "AudioError", "DataDirError", "FeatureError",
+__all__ = ["__version__", "ArchiveError", "AudioError", "CalibrationError", "DataDirError",
+           "FeatureError",
            "ModelError", "NotFittedError", "ParameterError", "SpeakerGMMError",
            "SpeakerGMMWarning", *_LAZY]
 

@@ -37,9 +37,10 @@ from .errors import ArchiveError, SpeakerGMMError
 from .exec import Executor, get_executor
 from .gmm.adapt import SpeakerModel
 from .gmm.mixture import DiagGMM, check_feature_config
+from .sources import frames_of, open_features, open_vectors
 
 __all__ = ["enroll_models", "enroll_speakers", "Cohort", "score_trial_list",
-           "EnrollmentStatistics", "MODEL_MEMORY", "check_enroll_map", "open_features",
+           "EnrollmentStatistics", "MODEL_MEMORY", "check_enroll_map",
            "score_from_paths"]
 
 
@@ -441,66 +442,7 @@ def _model_bytes(source) -> int:
 
 # --- from paths: what `speakergmm score` runs -----------------------------------------------
 
-def open_features(path: str | os.PathLike, ubm: DiagGMM, *, channel=None,
-                  audio_root: str | os.PathLike | None = None,
-                  workdir: str | os.PathLike | None = None, stats_ok: bool = True,
-                  channel_fix: str | None = None):
-    """What a path names, made ready for ``ubm``: a feature archive (channel-compensated on
-    access when ``channel`` is given), a statistics archive (checked to be of ``ubm`` and
-    ``channel``; ``channel_fix``: the advice when it is of another compensation, for a
-    caller without --channel), or a data directory extracted with the UBM's feature config
-    into ``workdir``.
 
-    Raises
-    ------
-    ArchiveError
-        Features of another config than the UBM's, a data directory with failed
-        utterances, a statistics archive where frames are needed (``stats_ok=False``).
-    ModelError
-        Statistics of another UBM or channel compensation.
-    """
-    from .frontend.archive import extract_archive, read_features
-    from .frontend.config import FeatureConfig
-    from .gmm.eigenchannel import CompensatedFeatures
-    from .gmm.statsarchive import read_stats
-
-    path = Path(path)
-    if (path / "stats.json").is_file():
-        if not stats_ok:
-            raise ArchiveError(f"{path} is a statistics archive, but frames are needed here "
-                               "(test utterances are scored frame by frame); give the "
-                               "feature archive")
-        return read_stats(path).check(ubm, channel, fix=channel_fix)
-    if not (path / "config.json").is_file() and (path / "wav.scp").is_file():
-        if workdir is None:
-            raise ArchiveError(f"{path} is a data directory; extract it first "
-                               "(speakergmm extract)")
-        config = FeatureConfig.from_dict(ubm.metadata.get("feature_config") or {})
-        out = Path(workdir) / path.name
-        summary = extract_archive(path, out, config=config, audio_root=audio_root)
-        if summary.failed:
-            utt, reason = next(iter(summary.failed.items()))
-            raise ArchiveError(f"{path}: {len(summary.failed)} utterance(s) failed, e.g. "
-                               f"{utt}: {reason}")
-        path = out
-    features = read_features(path)
-    check_feature_config(ubm, features)
-    return features if channel is None else CompensatedFeatures(features, channel)
-
-
-def frames_of(stats, ubm: DiagGMM, channel=None):
-    """The (compensated) feature archive a statistics archive was computed from."""
-    from .frontend.archive import read_features
-    from .gmm.eigenchannel import CompensatedFeatures
-
-    source = stats.header.get("features")
-    if not source or not (Path(source) / "config.json").is_file():
-        raise ArchiveError(f"{stats.path}: the feature archive its statistics came from "
-                           f"({source}) is gone; the cohort's utterances are scored from "
-                           "their frames: give the feature archive")
-    features = read_features(source)
-    check_feature_config(ubm, features)
-    return features if channel is None else CompensatedFeatures(features, channel)
 
 
 def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=None,
@@ -595,8 +537,8 @@ def score_from_paths(trials: Trials | str | os.PathLike, *, enroll, test, ubm=No
     executor = get_executor(executor)
     with tempfile.TemporaryDirectory(prefix="speakergmm-") as workdir:
         opened = dict(channel=channel, audio_root=audio_root, workdir=workdir)
-        enroll_src = _open_all(enroll, ubm, opened)
-        test_src = _open_all(test, ubm, dict(opened, stats_ok=False))
+        enroll_src = open_features(enroll, ubm, **opened)
+        test_src = open_features(test, ubm, **opened, stats_ok=False)
         cohort_src = None if cohort is None else open_features(cohort, ubm, **opened)
         if enroll_map is None:
             spk2utt = _spk2utt(enroll_src.utt2spk)
@@ -655,14 +597,7 @@ def _enrollment(ubm: DiagGMM, source, enroll_map, *, relevance, adapt, channel, 
     return EnrollmentStatistics(ubm, source, enroll_map, relevance=relevance, adapt=adapt)
 
 
-def _open_all(paths, ubm: DiagGMM, opened: dict):
-    """One mapping over the archives at ``paths`` (one path, or several: their union)."""
-    from .frontend.archive import ArchiveUnion
 
-    if isinstance(paths, (str, os.PathLike)):
-        return open_features(paths, ubm, **opened)
-    members = [open_features(p, ubm, **opened) for p in paths]
-    return members[0] if len(members) == 1 else ArchiveUnion(members)
 
 
 # --- vector back-ends: i-vector archives scored by PLDA or cosine --------------------------
@@ -671,21 +606,7 @@ def _open_all(paths, ubm: DiagGMM, opened: dict):
 _VECTOR_BLOCK = 8192
 
 
-def _check_vector_source(archive, backend, name: str) -> None:
-    """SpeakerGMMError naming the archive when its i-vectors are not those ``backend`` was
-    trained on: of another extractor (their dimensions mean other things), or of another
-    dimension. Back-ends and archives that do not record it are taken as they are."""
-    want = backend.metadata.get("extractor_fingerprint")
-    got = archive.extractor_fingerprint
-    if want and got and want != got:
-        raise SpeakerGMMError(
-            f"{archive.path}: i-vectors of extractor {got}, but {name} was trained on those "
-            f"of extractor {want}; extract them with that extractor, or train the back-end "
-            "on these ('speakergmm train-plda')")
-    dim = backend.metadata.get("dim")
-    if isinstance(dim, int) and dim != archive.dim:
-        raise SpeakerGMMError(f"{archive.path}: i-vectors of dimension {archive.dim}, but "
-                              f"{name} takes {dim}; use the vectors it was trained on")
+
 
 
 def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, backend,
@@ -725,8 +646,6 @@ def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, bac
     from .backend.vectors import BACKENDS, VectorBackend
     from .data.textmap import read_kaldi_map
     from .data.trials import read_enroll_map, read_trials
-    from .gmm.ivector import VectorArchive
-
     if kind not in BACKENDS:
         raise SpeakerGMMError(f"unknown vector back-end {kind!r}: choose {', '.join(BACKENDS)}")
     check_norm(norm, top_n)
@@ -739,13 +658,9 @@ def score_vector_trials(trials: Trials | str | os.PathLike, *, enroll, test, bac
     backend = backend if isinstance(backend, VectorBackend) else VectorBackend.load(backend)
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)
-    enroll, test = (a if isinstance(a, VectorArchive) else VectorArchive(a)
-                    for a in (enroll, test))
-    if cohort is not None and not isinstance(cohort, VectorArchive):
-        cohort = VectorArchive(cohort)
-    for archive in (enroll, test, cohort):
-        if archive is not None:
-            _check_vector_source(archive, backend, backend_name)
+    enroll, test = (open_vectors(a, backend, name=backend_name) for a in (enroll, test))
+    if cohort is not None:
+        cohort = open_vectors(cohort, backend, name=backend_name)
     if enroll_map is None:
         enroll_map = _spk2utt(enroll.utt2spk)
     elif not isinstance(enroll_map, Mapping):

@@ -47,6 +47,12 @@ class ModelError(SpeakerGMMError):
     """A model file is missing, corrupt or does not match what it is used with."""
 
 
+class CalibrationError(SpeakerGMMError):
+    """Scores cannot be calibrated (or fused) as given: the targets rank below the
+    non-targets, so decisions from them would be the wrong way round (labels swapped, or
+    another system's scores)."""
+
+
 class ParameterError(SpeakerGMMError, ValueError, TypeError):
     """An argument of a library call is invalid: out of range, of the wrong kind or shape,
     non-finite, or a name the call does not know. Also a ValueError and a TypeError, as

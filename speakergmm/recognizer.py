@@ -21,7 +21,7 @@ from .backend.models import stack_models
 from .backend.scoring import prepare_test, score
 from .constants import DEFAULT_THRESHOLD, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
-from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning
+from .errors import CalibrationError, FeatureError, SpeakerGMMError, SpeakerGMMWarning
 from .exec import one_blas_thread
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
@@ -269,7 +269,11 @@ class Recognizer:
                                             None if earlier is None else earlier.stats))
         if self.store.has_trials(AUTO_CALIBRATION):
             current = self.store.calibration()
-            self.store.calibrate(prior=0.01 if current is None else current.prior_)
+            try:
+                self.store.calibrate(prior=0.01 if current is None else current.prior_)
+            except CalibrationError as exc:  # the enrollment itself is kept
+                warnings.warn(f"the store's calibration was not learnt again: {exc}",
+                              UncalibratedStore, stacklevel=2)
         else:
             advice = calibration_advice(self.store)
             if advice is not None:

@@ -62,12 +62,14 @@ def speechlike(sr: int = 16000, seconds: float = 1.0, seed: int = 0) -> np.ndarr
     return (env * (0.5 * rng.standard_normal(n) + tone)).astype(np.float32)
 
 
-def random_gmm(rng, k=12, d=4, scale=1.0):
-    """A random diagonal GMM (speakergmm.gmm.DiagGMM)."""
+def random_gmm(rng, k=12, d=4, scale=1.0, config=None):
+    """A random diagonal GMM (speakergmm.gmm.DiagGMM); ``config``: the feature config it
+    records (that of the archives it is used with)."""
     from speakergmm.gmm.mixture import DiagGMM
 
+    meta = {} if config is None else {"feature_config": config.to_dict()}
     return DiagGMM(rng.dirichlet(np.full(k, 2.0)), scale * rng.standard_normal((k, d)),
-                   rng.uniform(0.3, 2.0, (k, d)))
+                   rng.uniform(0.3, 2.0, (k, d)), metadata=meta)
 
 
 def sample(rng, gmm, n, shift=0.0):

@@ -87,7 +87,7 @@ def test_extraction_and_scoring_under_every_start_method(tmp_path, method, rng):
     assert sorted(a) == sorted(b)
     for utt in a:
         np.testing.assert_array_equal(a[utt], b[utt])
-    ubm = random_gmm(rng, k=8, d=a.config.dim)
+    ubm = random_gmm(rng, k=8, d=a.config.dim, config=a.config)
     enroll = {"spk0": ["spk0-u0"], "spk1": ["spk1-u0"]}
     models = enroll_models(ubm, a, enroll)
     np.testing.assert_array_equal(enroll_models(ubm, b, enroll, executor=ex)._kernel,

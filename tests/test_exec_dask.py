@@ -224,7 +224,7 @@ def test_scoring_beyond_the_model_budget_on_the_cluster_equals_serial(cluster, d
     assert run("extract", datadir, tmp_path / "feats", "--audio-root", root).exit_code == 0
     feats = read_features(tmp_path / "feats")
     utts = sorted(feats)
-    ubm = train_ubm([feats[u] for u in utts], n_components=8, n_iterations=2)
+    ubm = train_ubm(feats, n_components=8, n_iterations=2)
     enroll = {u: [u] for u in utts[::2]}  # one model per utterance, as VoxCeleb's lists
     models = batch.EnrollmentStatistics(ubm, extract_stats(ubm, feats, tmp_path / "st"),
                                         enroll)

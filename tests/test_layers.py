@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speakergmm"
 LAYERS = {
     "cli": 6,
     "recognizer": 5, "store": 5, "batch": 5, "pretrained": 5, "corpora": 5, "system": 5,
+    "sources": 4.5,
     "eval": 4, "backend": 4,
     "gmm": 3,
     "frontend": 2,

@@ -42,3 +42,45 @@ def test_the_dask_client_example_runs(tmp_path, monkeypatch):
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
         assert namespace["ubm"].n_components == 64
         assert len(namespace["stats"]) == 16
+
+
+def test_the_feature_and_ubm_examples_give_a_ubm_that_a_system_accepts(tmp_path, monkeypatch):
+    """Issue 21: the README's feature and UBM examples run as written, and the UBM they
+    train records its feature config (the library records it, not the CLI): a System takes
+    it, and features of another config are refused (they were silently accepted)."""
+    import speakergmm
+    from speakergmm.data import DataDir, write_data_dir
+    from speakergmm.frontend.archive import extract_archive
+    from speakergmm.frontend.config import FeatureConfig
+
+    def archive(name: str, utts: list[str], seconds: float, config=None):
+        wav = {}
+        for i, utt in enumerate(utts):
+            write_audio(tmp_path / "audio" / f"{utt}.wav", voice(i % 4, i, seconds), SR)
+            wav[utt] = f"audio/{utt}.wav"
+        write_data_dir(tmp_path / "data" / name,
+                       DataDir(wav_scp=wav, utt2spk={u: f"spk{i % 4}"
+                                                    for i, u in enumerate(utts)}))
+        kw = {} if config is None else {"config": config}
+        extract_archive(tmp_path / "data" / name, tmp_path / "feats" / name,
+                        audio_root=tmp_path, **kw)
+
+    # K = 512 needs 5,120 frames: 8 recordings of 10 s, one named as in the README
+    archive("train", ["000010011", *(f"t{i}" for i in range(7))], 10.0)
+    archive("enroll", ["utt1", "utt2"], 3.0)
+    archive("phone", ["p1", "p2"], 3.0, config=FeatureConfig.preset("telephone"))
+    write_audio(tmp_path / "a.flac", voice(0, 9, 2.0), SR)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in _python_blocks("read_features(\"feats/train\")"):
+        if "Client(" in block:
+            continue  # (the Dask example, run above)
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    ubm = namespace["ubm"]
+    assert ubm.n_components == 512 and len(namespace["archive"]) == 2
+    assert ubm.metadata["feature_config"] == FeatureConfig().to_dict()
+    speakergmm.System(ubm)  # refused before: "the UBM's metadata holds no feature config"
+    from speakergmm.sources import open_features
+
+    with pytest.raises(speakergmm.ArchiveError, match="another feature config"):
+        open_features(tmp_path / "feats" / "phone", ubm)

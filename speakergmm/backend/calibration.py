@@ -31,7 +31,7 @@ import numpy as np
 from .._io import write_text_atomic
 from .._version import __version__
 from ..data.scores import as_scores
-from ..errors import ModelError, NotFittedError, ParameterError
+from ..errors import CalibrationError, ModelError, NotFittedError, ParameterError
 
 __all__ = ["Calibration", "Fusion", "train_logistic", "bayes_threshold", "FORMAT_NAME",
            "FORMAT_VERSION", "FUSION_FORMAT", "load_score_map", "MIN_CALIBRATION",
@@ -201,7 +201,7 @@ class Calibration:
                 f"n_nontarget_={self.n_nontarget_})")
 
     def fit(self, target_scores, nontarget_scores, *, prior: float = 0.01,
-            max_iter: int = 100, tol: float = 1e-10) -> "Calibration":
+            max_iter: int = 100, tol: float = 1e-10, source=None) -> "Calibration":
         """Fit (a, b) minimising the prior-weighted cross-entropy (module docstring).
 
         Parameters
@@ -214,10 +214,18 @@ class Calibration:
         max_iter : int
         tol : float
             Stop when the Newton decrement ``gᵀH⁻¹g/2`` falls below it.
+        source : str or path, optional
+            Where the scores come from, named in the warning about too few trials
+            (:func:`check_training_trials`) and in errors.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        CalibrationError
+            The targets score lower than the non-targets (a negative slope).
         """
         p = _check_prior(prior)
         t = as_scores(target_scores, "target_scores", ndim=None, allow_empty=False)
@@ -225,6 +233,13 @@ class Calibration:
                       allow_empty=False)
         (a,), b, converged, it = train_logistic(t.ravel()[:, None], n.ravel()[:, None], p,
                                                 max_iter=max_iter, tol=tol)
+        source = "the scores" if source is None else str(source)
+        if a <= 0:  # decisions from it would be the wrong way round
+            raise CalibrationError(
+                f"{source}: target trials score lower than non-target ones (fitted slope "
+                f"{float(a):.3g}); the scores or their trial key are wrong (labels swapped, "
+                "or another system's scores)")
+        check_training_trials(t.size, n.size, source)
         self.scale_, self.offset_ = float(a), float(b)
         self.prior_ = p
         self.n_target_, self.n_nontarget_ = int(t.size), int(n.size)
@@ -371,7 +386,7 @@ class Fusion:
                 f"offset_={self.offset_:.6g}, prior_={self.prior_:g})")
 
     def fit(self, target_scores, nontarget_scores, *, prior: float = 0.01,
-            systems=None, max_iter: int = 100, tol: float = 1e-10) -> "Fusion":
+            systems=None, max_iter: int = 100, tol: float = 1e-10, source=None) -> "Fusion":
         """Fit on development scores: rows are trials, columns systems.
 
         Parameters
@@ -381,18 +396,33 @@ class Fusion:
         prior : float
         systems : sequence of str, optional
             Names of the k systems.
+        source : str or path, optional
+            As :meth:`Calibration.fit`.
+
+        Raises
+        ------
+        CalibrationError
+            The targets score lower than the non-targets in every system.
         """
         t = as_scores(target_scores, "target_scores", ndim=2, allow_empty=False)
         n = as_scores(nontarget_scores, "nontarget_scores", ndim=2, allow_empty=False)
         if t.shape[1] != n.shape[1]:
             raise ParameterError(f"target scores of {t.shape[1]} systems, non-target of "
-                             f"{n.shape[1]}")
+                                 f"{n.shape[1]}")
         self.weights_, self.offset_, self.converged_, _ = train_logistic(
             t, n, prior, max_iter=max_iter, tol=tol)
         self.prior_ = _check_prior(prior)
         self.systems_ = [str(s) for s in (systems or [f"system{i}" for i in range(t.shape[1])])]
         if len(self.systems_) != t.shape[1]:
             raise ParameterError(f"{len(self.systems_)} system names for {t.shape[1]} systems")
+        source = "the scores" if source is None else str(source)
+        if not (self.weights_ > 0).any():  # as Calibration: decisions the wrong way round
+            raise CalibrationError(
+                f"{source}: target trials score lower than non-target ones in every system "
+                f"(fitted weights {', '.join(f'{w:.3g}' for w in self.weights_)}); the "
+                "scores or the trial key are wrong (labels swapped, or another system's "
+                "scores)")
+        check_training_trials(len(t), len(n), source)
         self.n_target_, self.n_nontarget_ = len(t), len(n)
         return self
 

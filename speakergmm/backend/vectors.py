@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg
 
 from ..constants import VECTOR_BACKENDS
-from ..errors import ModelError
+from ..errors import ModelError, ParameterError
 
 __all__ = ["Whitening", "LDA", "WCCN", "LengthNorm", "VectorPipeline", "VectorBackend",
            "CosineModels", "class_scatter", "cosine_scores", "STEPS", "BACKENDS", "BACKEND_FORMAT"]
@@ -351,7 +351,7 @@ class VectorBackend:
         self.metadata = dict(metadata or {})
 
     @classmethod
-    def train(cls, X, labels, *, whiten: bool = False, lda: int | None = None,
+    def train(cls, X, labels=None, *, whiten: bool = False, lda: int | None = None,
               wccn: bool = False, length_norm: bool = True, n_iterations: int = 10,
               metadata: Mapping | None = None, progress=None) -> "VectorBackend":
         """Fit the transforms in the order whitening, LDA, WCCN, length normalisation
@@ -359,8 +359,32 @@ class VectorBackend:
 
         The default, LDA to ``lda`` dimensions then length normalisation, is Kaldi's
         VoxCeleb i-vector recipe (LDA 200); ``whiten=True`` without LDA is SIDEKIT's.
+
+        Parameters
+        ----------
+        X : array_like [shape=(N, dim)] or VectorArchive
+            Training vectors, or an archive of them
+            (:func:`~speakergmm.gmm.ivector.read_vectors`): then the back-end records
+            what it was trained on (``"extractor_fingerprint"``, ``"dim"``, ``"vectors"``),
+            which scoring checks every archive against.
+        labels : array_like [shape=(N,)], or mapping utterance -> speaker
+            The speaker of each vector; for an archive, a mapping (default: the archive's
+            ``utt2spk``), whose utterances in the archive are used, sorted.
         """
         from .plda import PLDA
+
+        metadata = dict(metadata or {})
+        if hasattr(X, "extractor_fingerprint"):  # a vector archive
+            archive = X
+            labels = archive.utt2spk if labels is None else labels
+            utts = sorted(u for u in labels if u in archive)
+            if not utts:
+                raise ParameterError(f"{archive.path}: none of its vectors has a label")
+            X, labels = archive.matrix(utts), np.array([labels[u] for u in utts])
+            metadata.update(kind="vector_backend", vectors=str(archive.path), dim=archive.dim,
+                            extractor_fingerprint=archive.extractor_fingerprint)
+        elif labels is None:
+            raise ParameterError("labels are needed: the speaker of each vector")
 
         steps = ([Whitening()] if whiten else []) + ([LDA(lda)] if lda else []) + (
             [WCCN()] if wccn else []) + ([LengthNorm()] if length_norm else [])

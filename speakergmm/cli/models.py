@@ -49,11 +49,11 @@ def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, su
     A run that is interrupted (Ctrl-C, kill, crash) leaves a hidden resume file beside the
     output; the same command again continues after the last finished iteration and gives
     the same model bit for bit."""
-    from ..frontend.archive import ArchiveSet
     from ..gmm.ubm import train_ubm
+    from ..sources import open_training_features
 
     extra = _meta(meta)
-    features = ArchiveSet(feats_dirs)
+    features = open_training_features(feats_dirs)
     # A run killed (or stopped) part way resumes after its last finished iteration.
     checkpoint = output.with_name(f".{output.name}.resume.npz")
     header = [f"train-ubm: {len(features)} utterances from {len(feats_dirs)} archive(s), "
@@ -68,8 +68,7 @@ def train_ubm_cmd(feats_dirs, components, iterations, init, split_iterations, su
         model = train_ubm(features, n_components=components, n_iterations=iterations,
                           init=init, split_iterations=split_iterations, subsample=subsample,
                           seed=seed, executor=executor,
-                          metadata={**extra, "feature_config": features.config.to_dict(),
-                                    "data": [str(d) for d in feats_dirs]},
+                          metadata=extra,
                           progress=progress, checkpoint=checkpoint)
     except OSError as exc:
         if exc.filename != str(checkpoint):
@@ -161,11 +160,11 @@ def train_channel_cmd(feats_dir, ubm, utt2class, factors, iterations, relevance,
     """Learn the session-variability (eigenchannel) subspace of a UBM from the background
     archive FEATS_DIR (features, or statistics from 'speakergmm stats' without --channel);
     'speakergmm score --channel' then removes it from every utterance."""
-    from ..batch import open_features
     from ..data.textmap import read_kaldi_map
     from ..gmm.eigenchannel import EigenChannel
     from ..gmm.mixture import DiagGMM
     from ..gmm.statsarchive import UNCOMPENSATED
+    from ..sources import open_features
 
     model = DiagGMM.load(ubm)
     features = open_features(feats_dir, model, channel_fix=UNCOMPENSATED)
@@ -207,11 +206,11 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
     """Learn the total variability subspace (the i-vector extractor) of a UBM from the
     background archive FEATS_DIR: statistics from 'speakergmm stats' (read again at each
     pass: memory does not grow with the data) or features."""
-    from ..batch import open_features
     from ..data.textmap import read_ids
     from ..gmm.ivector import IVectorExtractor
     from ..gmm.mixture import DiagGMM
     from ..gmm.statsarchive import UNCOMPENSATED
+    from ..sources import open_features
 
     model = DiagGMM.load(ubm)
     features = open_features(feats_dir, model, channel_fix=UNCOMPENSATED)
@@ -243,11 +242,11 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
 def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, executor, output, quiet) -> None:
     """Write the i-vector of every utterance of FEATS_DIR (statistics or features) into a
     vector archive, for 'speakergmm score --backend'. Resumable, like extract."""
-    from ..batch import open_features
     from ..data.textmap import read_ids
     from ..gmm.ivector import IVectorExtractor, extract_ivectors
     from ..gmm.mixture import DiagGMM
     from ..gmm.statsarchive import UNCOMPENSATED
+    from ..sources import open_features
 
     model = DiagGMM.load(ubm)
     ivector = IVectorExtractor.load(extractor, model)
@@ -281,22 +280,18 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
     extract-ivectors): the transforms in the order whitening, LDA, WCCN, length
     normalisation, then a two-covariance PLDA; 'speakergmm score --backend plda|cosine
     --plda FILE' scores with it."""
-    import numpy as np
-
     from ..backend.vectors import VectorBackend
     from ..data.textmap import read_kaldi_map
-    from ..gmm.ivector import read_vectors
+    from ..sources import open_vectors
 
-    vectors = read_vectors(vectors_dir)
+    vectors = open_vectors(vectors_dir)
     labels = read_kaldi_map(utt2spk, n_values=1) if utt2spk else vectors.utt2spk
-    utts = sorted(u for u in labels if u in vectors)
+    utts = [u for u in labels if u in vectors]
     click.echo(f"train-plda: {len(utts)} vectors of {len(set(labels[u] for u in utts))} "
                f"speakers, dimension {vectors.dim}", err=True)
     backend = VectorBackend.train(
-        vectors.matrix(utts), np.array([labels[u] for u in utts]), whiten=whiten, lda=lda,
-        wccn=wccn, length_norm=not no_length_norm, n_iterations=iterations,
-        metadata={"kind": "vector_backend", "vectors": str(vectors.path), "dim": vectors.dim,
-                  "extractor_fingerprint": vectors.extractor_fingerprint},
+        vectors, labels, whiten=whiten, lda=lda, wccn=wccn, length_norm=not no_length_norm,
+        n_iterations=iterations,
         progress=lambda i, llk: click.echo(f"iter {i:3d} log-likelihood {llk:.6f}",
                                            err=True))
     backend.save(output)
@@ -326,13 +321,13 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, executor, output, q
     """Compute each utterance's Baum-Welch statistics under a UBM once, for enrollment,
     cohorts and train-channel to read. Resumable, like extract."""
     from ..data.textmap import read_ids
-    from ..frontend.archive import read_features
     from ..gmm.eigenchannel import EigenChannel
     from ..gmm.mixture import DiagGMM
     from ..gmm.statsarchive import extract_stats
+    from ..sources import open_features
 
     model = DiagGMM.load(ubm)
-    features = read_features(feats_dir)
+    features = open_features(feats_dir, model, stats_ok=False)
     comp = None if channel is None else EigenChannel.load(channel, model)
     utts = None if subset is None else read_ids(subset)
     with click.progressbar(length=len(features if utts is None else utts), label="stats",
@@ -385,14 +380,15 @@ def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohor
     path scores them."""
     from ..data.textmap import read_kaldi_map
     from ..data.trials import read_enroll_map, read_trials
-    from ..frontend.archive import read_features
     from ..gmm.eigenchannel import EigenChannel
     from ..gmm.mixture import DiagGMM
+    from ..sources import open_features
     from ..system import build_system
 
     model = DiagGMM.load(ubm)
     system = build_system(
-        model, read_features(feats_dir), cohort_utt2spk=read_kaldi_map(cohort_utt2spk),
+        model, open_features(feats_dir, model, stats_ok=False),
+        cohort_utt2spk=read_kaldi_map(cohort_utt2spk),
         channel=None if channel is None else EigenChannel.load(channel, model),
         cohort_utterances=cohort_utts, cohort_enroll_utterances=cohort_enroll_utts,
         frame_step=frame_step,

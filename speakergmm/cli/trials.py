@@ -160,20 +160,13 @@ _GMM_ONLY = ("ubm", "audio_root", "method", "c", "c_deprecated", "relevance", "a
 @writes("output")
 def calibrate_cmd(scores_file, trials_file, prior, output) -> None:
     """Train a linear calibration (scores -> log-likelihood ratios) on development scores."""
-    from ..backend.calibration import Calibration, check_training_trials
+    from ..backend.calibration import Calibration
     from ..data.scores import labelled_scores
     from ..data.trials import read_trials
-    from ..errors import SpeakerGMMError
     from ..eval.metrics import cllr
 
     tar, non = labelled_scores(scores_file, read_trials(trials_file))
-    check_training_trials(len(tar), len(non), scores_file)
-    cal = Calibration().fit(tar, non, prior=prior)
-    if cal.scale_ <= 0:  # decisions from it would be the wrong way round
-        raise SpeakerGMMError(
-            f"{scores_file}: target trials score lower than non-target ones (fitted slope "
-            f"{cal.scale_:.3g}); the scores or the trial key {trials_file} are wrong (labels "
-            "swapped, or another system's scores)")
+    cal = Calibration().fit(tar, non, prior=prior, source=scores_file)
     cal.save(output)
     click.echo(f"wrote {output}: llr = {cal.scale_:.4f} * score + {cal.offset_:.4f}; Cllr "
                f"{cllr(tar, non):.3f} -> {cllr(cal.transform(tar), cal.transform(non)):.3f} bits")
@@ -193,22 +186,16 @@ def fuse_cmd(score_files, trials_file, prior, output) -> None:
     """Train a linear logistic fusion (BOSARIS style, prior-weighted) of several systems'
     development scores on the same trials into one log-likelihood ratio; apply it with
     'speakergmm apply-calibration FUSION SCORES...'."""
-    from ..backend.calibration import Fusion, check_training_trials
+    from ..backend.calibration import Fusion
     from ..data.scores import aligned_scores
     from ..data.trials import read_trials
-    from ..errors import SpeakerGMMError
     from ..eval.metrics import cllr
 
     trials = read_trials(trials_file)
     _, _, S = aligned_scores(score_files, trials)
     tar, non = S[trials.is_target], S[~trials.is_target]
-    check_training_trials(len(tar), len(non), trials_file)
-    fusion = Fusion().fit(tar, non, prior=prior, systems=[str(p) for p in score_files])
-    if not (fusion.weights_ > 0).any():  # as calibrate: decisions the wrong way round
-        raise SpeakerGMMError(
-            f"{trials_file}: target trials score lower than non-target ones in every system "
-            f"(fitted weights {', '.join(f'{w:.3g}' for w in fusion.weights_)}); the scores "
-            "or the trial key are wrong (labels swapped, or another system's scores)")
+    fusion = Fusion().fit(tar, non, prior=prior, systems=[str(p) for p in score_files],
+                          source=trials_file)
     fusion.save(output)
     singles = ", ".join(f"{Path(p).name} {cllr(tar[:, i], non[:, i]):.3f}"
                         for i, p in enumerate(score_files))

@@ -496,15 +496,22 @@ class DiagGMM:
 def check_feature_config(model: DiagGMM, features) -> None:
     """ArchiveError naming the archive and the fix if ``features`` (anything with a
     ``config``: a feature or statistics archive) were made with another feature config
-    than the one ``model`` was trained on (its ``metadata["feature_config"]``).
+    than the one ``model`` was trained on (its ``metadata["feature_config"]``); ModelError
+    if the model records none to check them against (it was trained on plain arrays).
 
-    Models and features without a recorded config (plain arrays, a model trained from
-    Python) are not checked: there is nothing to compare.
+    Plain arrays (features without a recorded config) are taken as they are: there is
+    nothing to compare.
     """
     recorded = model.metadata.get("feature_config")
     config = getattr(features, "config", None)
-    if recorded is None or config is None:
+    if config is None:
         return
+    if recorded is None:
+        where = getattr(features, "path", "the features")
+        raise ModelError(f"the model records no feature config, so {where} (extracted with "
+                         "one) cannot be checked against it; train it on a feature archive "
+                         "(train_ubm records its config) or give its metadata the "
+                         "'feature_config' the features were made with")
     from ..frontend.config import FeatureConfig
 
     if config != FeatureConfig.from_dict(recorded):

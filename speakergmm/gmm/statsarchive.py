@@ -86,10 +86,13 @@ class StatsArchive(PartArchive):
 
     @property
     def config(self):
-        """The feature config of the features the statistics were computed from."""
+        """The feature config of the features the statistics were computed from (their
+        UBM's), or None where it records none (statistics of plain arrays): never a
+        default."""
         from ..frontend.config import FeatureConfig
 
-        return FeatureConfig.from_dict(self.header.get("feature_config") or {})
+        recorded = self.header.get("feature_config")
+        return None if recorded is None else FeatureConfig.from_dict(recorded)
 
     @property
     def ubm_fingerprint(self) -> str:

@@ -121,7 +121,10 @@ def train_ubm(
     chunk_size : int, optional
         Frames per E-step chunk (memory bound); see :meth:`DiagGMM.accumulate`.
     metadata : mapping, optional
-        Extra metadata for the model (e.g. the feature config).
+        Extra metadata for the model. What the features record is added (as a
+        scikit-learn estimator records what ``fit`` saw): their feature config
+        (``"feature_config"``, which :class:`~speakergmm.system.System` and every reader
+        of features check against) and the archives they came from (``"data"``).
     progress : callable, optional
         Called with an :class:`IterationReport` after every iteration.
     executor : int, Executor or dask.distributed.Client, optional
@@ -150,9 +153,10 @@ def train_ubm(
     started = time.perf_counter()
     if n_components < 1 or n_iterations < 0 or subsample < 1 or split_iterations < 0:
         raise ParameterError("need n_components >= 1, n_iterations >= 0, subsample >= 1, "
-                         "split_iterations >= 0")
+                             "split_iterations >= 0")
     if init not in UBM_INITS:
         raise ParameterError(f"init must be one of {', '.join(UBM_INITS)}, got {init!r}")
+    metadata = recorded_inputs(features, metadata)
     source = _Source.of(features, subsample)
     shards, frames, dim = source.plan(shard_frames)
     if frames < MIN_FRAMES_PER_COMPONENT * n_components:
@@ -235,6 +239,27 @@ def train_ubm(
     meta = dict(metadata or {})
     meta["training"] = record
     return DiagGMM(model.weights, model.means, model.variances, metadata=meta)
+
+
+def recorded_inputs(features, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``metadata`` with what ``features`` record: the feature config of an archive (or of
+    archives of one config) and their paths. ParameterError if ``metadata`` names another
+    feature config than the features'."""
+    meta = dict(metadata or {})
+    config = getattr(features, "config", None)
+    if config is not None:
+        from ..frontend.config import FeatureConfig
+
+        given = meta.get("feature_config")
+        if given is not None and FeatureConfig.from_dict(given) != config:
+            raise ParameterError("metadata['feature_config'] differs from the feature config "
+                                 "the features were extracted with; leave it out (it is "
+                                 "recorded from the features)")
+        meta["feature_config"] = config.to_dict()
+    paths = [getattr(a, "path", None) for a in getattr(features, "archives", [features])]
+    if "data" not in meta and paths and all(p is not None for p in paths):
+        meta["data"] = [str(p) for p in paths]
+    return meta
 
 
 # --- the schedule of steps, and resuming it -----------------------------------------------

@@ -59,7 +59,7 @@ def calibrate(store: SpeakerRecords, *, prior: float = 0.01) -> Calibration:
             f"non-target trials from {MIN_CALIBRATION['speakers']} speakers: enroll more "
             "speakers, each with two recordings or more (their trials are scored as they "
             "enroll)")
-    cal = Calibration().fit(tar, non, prior=prior)
+    cal = Calibration().fit(tar, non, prior=prior, source=store.path)
     store.keep_calibration(cal.to_json())
     return cal
 

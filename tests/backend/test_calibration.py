@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from speakergmm.backend.calibration import Calibration, bayes_threshold
+from speakergmm.backend.calibration import Calibration, Fusion, bayes_threshold
 from speakergmm.errors import ModelError
 from speakergmm.eval.metrics import cllr
 
@@ -189,3 +189,23 @@ def test_fusion_file_round_trip_and_refusals(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "speakergmm.fusion", "format_version": 1}')
     with pytest.raises(ModelError, match="bad.json: fusion file is missing"):
         Fusion.load(tmp_path / "bad.json")
+
+
+def test_the_library_refuses_an_inverted_calibration_or_fusion():
+    """Issue 21: the refusal lived only in the CLI; the library refuses to learn decisions
+    the wrong way round, naming the source, and warns of too few trials."""
+    import warnings
+
+    from speakergmm.errors import CalibrationError, SpeakerGMMWarning
+
+    rng = np.random.default_rng(0)
+    tar, non = rng.normal(-2, 1, 50), rng.normal(2, 1, 200)
+    with pytest.raises(CalibrationError, match="dev.scores: target trials score lower"):
+        Calibration().fit(tar, non, source="dev.scores")
+    with pytest.raises(CalibrationError, match="in every system"):
+        Fusion().fit(np.c_[tar, tar], np.c_[non, non])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Calibration().fit(-tar[:5], -non[:20], source="few.scores")
+    assert any(issubclass(w.category, SpeakerGMMWarning) and "few.scores" in str(w.message)
+               for w in caught)
