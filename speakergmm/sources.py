@@ -66,7 +66,7 @@ def open_features(paths, model: DiagGMM, *, channel=None,
     from .frontend.archive import ArchiveUnion
 
     if isinstance(paths, (str, os.PathLike)):
-        return _open_one(Path(paths), model, channel=channel, audio_root=audio_root,
+        return _open_one(paths, model, channel=channel, audio_root=audio_root,
                          workdir=workdir, stats_ok=stats_ok, channel_fix=channel_fix)
     members = [open_features(p, model, channel=channel, audio_root=audio_root,
                              workdir=workdir, stats_ok=stats_ok, channel_fix=channel_fix)
@@ -76,17 +76,22 @@ def open_features(paths, model: DiagGMM, *, channel=None,
     return members[0] if len(members) == 1 else ArchiveUnion(members)
 
 
-def _open_one(path: Path, model: DiagGMM, *, channel, audio_root, workdir, stats_ok,
+def _open_one(path, model: DiagGMM, *, channel, audio_root, workdir, stats_ok,
               channel_fix):
     from .frontend.archive import extract_archive, read_features
+    from .frontend.kaldi import KaldiFeatures, is_kaldi_source
     from .gmm.eigenchannel import CompensatedFeatures
 
+    if is_kaldi_source(path):
+        features = _kaldi_for(KaldiFeatures(path), model)
+        return features if channel is None else CompensatedFeatures(features, channel)
     if (path / "stats.json").is_file():
         if not stats_ok:
             raise ArchiveError(f"{path} is a statistics archive, but frames are needed here "
                                "(test utterances are scored frame by frame); give the "
                                "feature archive")
         return open_statistics(path, model, channel, fix=channel_fix)
+    path = Path(path)
     if not (path / "config.json").is_file() and (path / "wav.scp").is_file():
         if workdir is None:
             raise ArchiveError(f"{path} is a data directory; extract it first "
@@ -105,12 +110,24 @@ def _open_one(path: Path, model: DiagGMM, *, channel, audio_root, workdir, stats
 
 
 def open_training_features(paths):
-    """Feature archives of one feature config as one mapping to train on (keys
-    ``(archive index, utterance id)``: the same utterance id may be in two of them).
-    ArchiveError if their configs differ."""
-    from .frontend.archive import ArchiveSet
+    """Feature archives of one feature config (or Kaldi feature tables, of one dimension)
+    as one mapping to train on (keys ``(archive index, utterance id)``: the same utterance
+    id may be in two of them). ArchiveError if their configs differ."""
+    from .frontend.archive import ArchiveSet, FeatureArchive
+    from .frontend.kaldi import KaldiFeatures, is_kaldi_source
 
-    return ArchiveSet([paths] if isinstance(paths, (str, os.PathLike)) else paths)
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    return ArchiveSet([KaldiFeatures(p) if is_kaldi_source(p) else FeatureArchive(p)
+                       for p in paths])
+
+
+def _kaldi_for(features, model: DiagGMM):
+    """Kaldi features, checked against ``model`` by what they have: their dimension."""
+    if features.dim != model.dim:
+        raise ArchiveError(f"{features.path}: Kaldi features of dimension {features.dim}, "
+                           f"but the UBM takes {model.dim}; give the features it was trained "
+                           "on")
+    return features
 
 
 def open_statistics(path: str | os.PathLike, ubm: DiagGMM, channel=None, *,

@@ -180,6 +180,25 @@ class Finite(click.FloatRange):
         return super()._describe_range()
 
 
+class FeatureSource(click.Path):
+    """A folder of features (a speakergmm archive, statistics, a data directory, or a Kaldi
+    data directory with feats.scp), or a Kaldi table specifier ``scp:PATH`` / ``ark:PATH``
+    (kept as a string; its file must exist)."""
+
+    name = "features"
+
+    def __init__(self):
+        super().__init__(exists=True, file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if text.startswith(("scp:", "ark:")):
+            if not Path(text[4:]).is_file():
+                self.fail(f"{text}: no such Kaldi {text[:3]} file", param, ctx)
+            return text
+        return super().convert(value, param, ctx)
+
+
 # Inputs that may hold outputs: roots audio paths are resolved against, which often hold
 # the work folder too.
 _ROOTS = ("audio_root", "corpus_root")

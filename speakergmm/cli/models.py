@@ -10,6 +10,7 @@ import click
 
 from ..constants import UBM_INITS
 from .app import (
+    FeatureSource,
     Finite,
     channel_option,
     jobs_option,
@@ -24,8 +25,7 @@ _META_HELP = "Extra metadata stored in the model (e.g. a licence note); repeatab
 
 
 @main.command("train-ubm")
-@click.argument("feats_dirs", nargs=-1, required=True,
-                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dirs", nargs=-1, required=True, type=FeatureSource())
 @click.option("-c", "--components", type=click.IntRange(min=1), required=True,
               help="Number of Gaussian components K.")
 @click.option("-n", "--iterations", type=click.IntRange(min=0), default=10,
@@ -138,7 +138,7 @@ def _describe_backend(backend) -> str:
 
 
 @main.command("train-channel")
-@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dir", type=FeatureSource())
 @ubm_option(required=True)
 @click.option("--utt2class", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="'<utt> <class>' lines: recordings of one class differ only "
@@ -185,7 +185,7 @@ def _iteration(i: int, objective: float) -> None:
 
 
 @main.command("train-ivector")
-@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dir", type=FeatureSource())
 @ubm_option(required=True)
 @click.option("-r", "--factors", type=click.IntRange(min=1), default=400, show_default=True,
               help="Dimension R of the i-vectors.")
@@ -227,7 +227,7 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
 
 
 @main.command("extract-ivectors")
-@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dir", type=FeatureSource())
 @ubm_option(required=True)
 @click.option("--extractor", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               required=True, help="i-vector extractor file (speakergmm train-ivector).")
@@ -303,7 +303,7 @@ def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iter
 
 
 @main.command("stats")
-@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dir", type=FeatureSource())
 @ubm_option(required=True)
 @channel_option("Compensate every utterance with this eigenchannel file first (the "
                 "statistics are then tied to it).")
@@ -340,7 +340,7 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, executor, output, q
 
 
 @main.command("build-system")
-@click.argument("feats_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("feats_dir", type=FeatureSource())
 @ubm_option(required=True)
 @click.option("--channel", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Eigenchannel file (learnt on the cohort speakers only).")

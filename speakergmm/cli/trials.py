@@ -9,6 +9,7 @@ import click
 
 from ..constants import DEFAULT_C, MODEL_MEMORY, NORM_METHODS, VECTOR_BACKENDS
 from .app import (
+    FeatureSource,
     channel_option,
     jobs_option,
     main,
@@ -25,14 +26,12 @@ from .app import (
 @main.command("score")
 @click.argument("trials_file", metavar="TRIALS", type=click.Path(dir_okay=False, exists=True,
                                                                   path_type=Path))
-@click.option("--enroll", "enroll_path", required=True, multiple=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
+@click.option("--enroll", "enroll_path", required=True, multiple=True, type=FeatureSource(),
               help="Enrollment features (archive), statistics (speakergmm stats) or data "
                    "directory; repeat it to enroll from several.")
 @click.option("--enroll-map", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="model -> utterances [default: one model per speaker].")
-@click.option("--test", "test_path", required=True, multiple=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
+@click.option("--test", "test_path", required=True, multiple=True, type=FeatureSource(),
               help="Test features (archive) or data directory; repeat it to test from "
                    "several.")
 @ubm_option()
@@ -52,8 +51,7 @@ from .app import (
 @map_options
 @click.option("--norm", type=click.Choice(NORM_METHODS), default="none",
               help="Score normalisation against --cohort.")
-@click.option("--cohort", "cohort_path", type=click.Path(file_okay=False, exists=True,
-                                                         path_type=Path),
+@click.option("--cohort", "cohort_path", type=FeatureSource(),
               default=None, help="Impostor cohort: features (archive with utt2spk) or "
                                  "statistics (speakergmm stats) of its utterances.")
 @click.option("--cohort-utt2spk", type=click.Path(dir_okay=False, exists=True, path_type=Path),

@@ -6,7 +6,8 @@ Layout of an archive directory::
     feats/part-*.npy     float32 arrays of shape (frames, D): the frames of consecutive
                          utterances stacked, one file per batch of utterances (a plain .npy:
                          numpy, or any tool that reads .npy, maps it without loading it)
-    feats.scp            index, Kaldi style with a row range: "<utt> feats/part-x.npy[0:412]"
+    feats.index          index, Kaldi style with a row range: "<utt> feats/part-x.npy[0:412]"
+                         (not feats.scp, Kaldi's name: archives that used it still read)
     utt2num_frames       frames kept per utterance (Kaldi's file of that name)
     utt2dur              audio duration per utterance, seconds
     utt2spk              speaker of each extracted utterance (from the data directory)
@@ -53,6 +54,9 @@ __all__ = ["ArchiveSet", "ArchiveUnion", "FeatureArchive", "ExtractSummary", "ex
            "read_features"]
 
 _FEATS = "feats"
+#: The archive's index: not ``feats.scp`` (Kaldi's index, which a Kaldi data directory holds:
+#: archives of earlier versions used that name and are still read, with a note).
+INDEX = "feats.index"
 # A part file is closed once it holds this many bytes of features (bounds worker memory).
 _PART_BYTES = 64 << 20
 
@@ -102,7 +106,8 @@ class FeatureArchive(PartArchive):
     config : FeatureConfig
     """
 
-    _INDEX = "feats.scp"
+    _INDEX = INDEX
+    _OLD_INDEX = "feats.scp"
     _WHAT = "feature archive"
     _HOLDS = "features"
     _MAKE = "speakergmm extract"
@@ -140,15 +145,18 @@ class ArchiveSet(Mapping):
         If the archives were made with different feature configs.
     """
 
-    def __init__(self, paths: Iterable[str | os.PathLike]):
-        self.archives = [FeatureArchive(p) for p in paths]
+    def __init__(self, paths: Iterable):
+        # paths, or archives opened already (Kaldi feature tables: speakergmm.sources)
+        self.archives = [p if isinstance(p, Mapping) else FeatureArchive(p) for p in paths]
         if not self.archives:
             raise ArchiveError("no feature archive given")
         self.config = self.archives[0].config
+        first = self.archives[0]
         for archive in self.archives[1:]:
-            if archive.config != self.config:
+            if archive.config != self.config or getattr(archive, "dim", None) != getattr(
+                    first, "dim", None):
                 raise ArchiveError(f"{archive.path} was extracted with another feature config "
-                                   f"than {self.archives[0].path}; use archives of one config")
+                                   f"than {first.path}; use archives of one config")
 
     def __getitem__(self, key: tuple[int, str]) -> np.ndarray:
         return self.archives[key[0]][key[1]]
@@ -162,7 +170,10 @@ class ArchiveSet(Mapping):
         return sum(len(a) for a in self.archives)
 
     def num_frames(self, key: tuple[int, str]) -> int:
-        return self.archives[key[0]].num_frames(key[1])
+        archive = self.archives[key[0]]
+        if hasattr(archive, "num_frames"):
+            return archive.num_frames(key[1])
+        return archive[key[1]].shape[0]
 
 
 class ArchiveUnion(Mapping):
@@ -300,13 +311,14 @@ def extract_archive(
                     progress(len(results))
 
         finished = sorted(done)
-        write_text_atomic(out / "feats.scp", "".join(
+        write_text_atomic(out / INDEX, "".join(
             f"{u} {_FEATS}/{done[u][0]}[{done[u][1]}:{done[u][2]}]\n" for u in finished))
+        (out / FeatureArchive._OLD_INDEX).unlink(missing_ok=True)  # an earlier run's index
         write_text_atomic(out / "utt2num_frames",
                           "".join(f"{u} {done[u][2] - done[u][1]}\n" for u in finished))
         write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][3]:.4f}\n" for u in finished))
         write_text_atomic(out / "failed", "".join(f"{u} {r}\n" for u, r in sorted(failed.items())))
-        # The speakers travel with the features, as in a Kaldi data dir with feats.scp.
+        # The speakers travel with the features, as in a Kaldi data directory.
         write_text_atomic(out / "utt2spk", "".join(f"{u} {data.utt2spk[u]}\n" for u in finished))
         remove_unreferenced_parts(out / _FEATS, {done[u][0].split('.')[0] for u in finished})
         total = sum(done[u][4] for u in finished)
@@ -348,8 +360,9 @@ def _check_same_utterances(out: Path, utts, data: DataDir) -> None:
     """An archive written before into ``out`` holds only utterances of ``data``: one of
     another data directory would lose its utterances silently (its index is rewritten with
     this data directory's)."""
-    index = out / "feats.scp"
-    if not index.is_file():
+    index = next((out / name for name in (INDEX, FeatureArchive._OLD_INDEX)
+                  if (out / name).is_file()), None)
+    if index is None:
         return
     from ..data.textmap import read_ids
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 
 from .._io import atomic_write, write_text_atomic
 from ..data.textmap import read_kaldi_map
-from ..errors import ArchiveError
+from ..errors import ArchiveError, SpeakerGMMWarning
 from ..exec import Executor, get_executor
 
 __all__ = ["PartArchive", "journal_entries", "remove_unreferenced_parts",
@@ -47,6 +48,8 @@ class PartArchive(Mapping):
 
     #: index file, and how the archive is named and made (for messages)
     _INDEX = ""
+    #: the index's name in archives written by earlier versions (read, with a note)
+    _OLD_INDEX: str | None = None
     _WHAT = "archive"
     _HOLDS = "data"
     _MAKE = ""
@@ -57,6 +60,13 @@ class PartArchive(Mapping):
         if not (self.path / header).is_file():
             raise ArchiveError(f"{self.path}: not a {self._WHAT} (no {header}); create one "
                                f"with '{self._MAKE}'")
+        if not index.is_file() and self._OLD_INDEX and (self.path / self._OLD_INDEX).is_file():
+            index = self.path / self._OLD_INDEX
+            warnings.warn(f"{self.path}: a {self._WHAT} of an earlier speakergmm, indexed by "
+                          f"{self._OLD_INDEX} (the name of Kaldi's own index); it is read as "
+                          f"it is: rename that file {self._INDEX}, or run '{self._MAKE}' "
+                          "again into it, to bring it up to date", SpeakerGMMWarning,
+                          stacklevel=3)
         if not index.is_file():
             raise ArchiveError(f"{self.path}: incomplete {self._WHAT} (no {self._INDEX}: the "
                                f"run did not finish); re-run '{self._MAKE}' to complete it")

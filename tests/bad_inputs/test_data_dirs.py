@@ -103,7 +103,7 @@ def test_extract_into_another_data_directorys_archive_is_refused(work, tmp_path)
 
     shutil.copytree(work / "feats", out)
     theirs = set((other / "utt2spk").read_text().split()[::2])
-    first = next(line.split()[0] for line in (out / "feats.scp").read_text().splitlines()
+    first = next(line.split()[0] for line in (out / "feats.index").read_text().splitlines()
                  if line.split()[0] not in theirs)
     refused(["extract", other, out, "--audio-root", tmp_path / "other"], str(out),
             "another data directory's archive", first, roots=[out, tmp_path / "other"])

@@ -40,7 +40,7 @@ def write_archive(out: Path, frames: int, utterances: int, dim: int = 60) -> Pat
 
     config = FeatureConfig()
     assert config.dim == dim
-    if (out / "feats.scp").is_file():
+    if (out / "feats.index").is_file():
         return out
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -61,7 +61,7 @@ def write_archive(out: Path, frames: int, utterances: int, dim: int = 60) -> Pat
         np.save(tmp / name, x)
         index += [f"{utt} {name}[{i * length}:{(i + 1) * length}]" for i, utt in enumerate(ids)]
         utt2spk += [f"{utt} {utt.split('-')[0]}" for utt in ids]
-    (tmp / "feats.scp").write_text("\n".join(index) + "\n")
+    (tmp / "feats.index").write_text("\n".join(index) + "\n")
     (tmp / "utt2spk").write_text("\n".join(utt2spk) + "\n")
     (tmp / "config.json").write_text(json.dumps(config.to_dict()))
     tmp.rename(out)

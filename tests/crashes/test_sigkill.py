@@ -225,7 +225,7 @@ def jobs2(args: list) -> list:
 # --- extract and stats: resumable archives --------------------------------------------------
 
 @pytest.mark.parametrize("name, index, parts, read", [
-    ("extract", "feats.scp", "feats", features_of),
+    ("extract", "feats.index", "feats", features_of),
     ("stats", "stats.scp", "stats", stats_of),
 ])
 def test_archive_writers_killed_then_resumed(ref, name, index, parts, read):

@@ -50,7 +50,7 @@ def test_read_features_is_lazy(tmp_path, monkeypatch):
 def test_utterances_are_stacked_in_part_files(tmp_path):
     data = make_data_dir(tmp_path, n_spk=2)
     extract_archive(data, tmp_path / "feats", audio_root=tmp_path, batch_size=4)
-    index = (tmp_path / "feats" / "feats.scp").read_text().splitlines()
+    index = (tmp_path / "feats" / "feats.index").read_text().splitlines()
     assert len(index) == 6 and index[0].startswith("spk0-u0 feats/part-")
     feats = read_features(tmp_path / "feats")
     counts = dict(line.split() for line in
@@ -200,3 +200,23 @@ def test_extract_speechocean762_train(speechocean_train_feats):
     x = feats["000010011"]
     assert x.shape[1] == 60 and np.isfinite(x).all()
     np.testing.assert_allclose(x.mean(0), 0, atol=1e-4)
+
+
+def test_an_archive_indexed_by_feats_scp_is_read_with_a_note_and_updated(tmp_path):
+    """Issue 21: the own index was named feats.scp, Kaldi's index, which blocked reading
+    Kaldi data directories; archives of earlier versions are still read, with a note, and
+    extracting into one again gives it the new index."""
+    from speakergmm.errors import SpeakerGMMWarning
+
+    data = make_data_dir(tmp_path, n_spk=2)
+    extract_archive(data, tmp_path / "feats", audio_root=tmp_path)
+    want = {u: x for u, x in read_features(tmp_path / "feats").items()}
+    (tmp_path / "feats" / "feats.index").rename(tmp_path / "feats" / "feats.scp")
+    with pytest.warns(SpeakerGMMWarning, match="feats.scp .*rename that file feats.index"):
+        old = read_features(tmp_path / "feats")
+    assert sorted(old) == sorted(want)
+    for utt, x in want.items():
+        np.testing.assert_array_equal(old[utt], x)
+    extract_archive(data, tmp_path / "feats", audio_root=tmp_path)
+    assert (tmp_path / "feats" / "feats.index").is_file()
+    assert not (tmp_path / "feats" / "feats.scp").exists()
