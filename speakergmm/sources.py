@@ -122,7 +122,10 @@ def open_training_features(paths):
 
 
 def _kaldi_for(features, model: DiagGMM):
-    """Kaldi features, checked against ``model`` by what they have: their dimension."""
+    """Kaldi features, checked against ``model`` by what they have: the feature config
+    speakergmm wrote beside them, else their dimension."""
+    if features.config is not None:
+        check_feature_config(model, features)
     if features.dim != model.dim:
         raise ArchiveError(f"{features.path}: Kaldi features of dimension {features.dim}, "
                            f"but the UBM takes {model.dim}; give the features it was trained "
@@ -155,14 +158,21 @@ def frames_of(stats, ubm: DiagGMM, channel=None):
 
 
 def open_vectors(source, backend=None, *, name: str = "the back-end"):
-    """A vector archive (i-vectors; a path or an open archive), checked against the
-    ``backend`` (:class:`~speakergmm.backend.vectors.VectorBackend`) that will score it:
-    SpeakerGMMError naming the archive when its vectors are of another extractor (their
-    dimensions mean other things) or of another dimension. A back-end that records neither
-    (trained on bare arrays) takes them as they are."""
+    """A vector archive (i-vectors; a path or an open archive; or a Kaldi vector table:
+    a folder with ivector.scp or xvector.scp, an ``scp:``/``ark:`` specifier), checked
+    against the ``backend`` (:class:`~speakergmm.backend.vectors.VectorBackend`) that will
+    score it: SpeakerGMMError naming the archive when its vectors are of another extractor
+    (their dimensions mean other things) or of another dimension. A back-end that records
+    neither (trained on bare arrays) takes them as they are."""
+    from .frontend.kaldi import KaldiVectors, is_kaldi_vectors
     from .gmm.ivector import VectorArchive
 
-    archive = source if isinstance(source, VectorArchive) else VectorArchive(source)
+    if isinstance(source, (VectorArchive, KaldiVectors)):
+        archive = source
+    elif is_kaldi_vectors(source):
+        archive = KaldiVectors(source)
+    else:
+        archive = VectorArchive(source)
     if backend is None:
         return archive
     want = backend.metadata.get("extractor_fingerprint")

@@ -45,12 +45,17 @@ def validate_data_dir_cmd(data_dir: Path, audio_root: Path | None, no_audio_chec
                    "bundled systems of the same names (--system) use their own config, "
                    "24 MFCC + delta, no VAD, mean normalisation (recipes/speechocean762/"
                    "conf/features.json): features for them are made by the system itself.")
+@click.option("--format", "format_", type=click.Choice(["speakergmm", "kaldi"]),
+              default="speakergmm", show_default=True,
+              help="speakergmm's archive, or a Kaldi data directory (binary ark parts and a "
+                   "feats.scp with absolute paths, which Kaldi's tools and speakergmm read; "
+                   "speakergmm reads it with the extra [kaldi]).")
 @click.option("--skip-bad", is_flag=True,
               help="Exit 0 even if some utterances failed (they are still listed).")
 @quiet_option
 @writes("feats_dir")
 def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, executor,
-                config_spec: str | None, skip_bad: bool, quiet: bool) -> None:
+                config_spec: str | None, format_: str, skip_bad: bool, quiet: bool) -> None:
     """Extract features of every utterance of DATA_DIR into the archive FEATS_DIR.
 
     Resumable: re-running skips finished utterances. Failed utterances are listed in
@@ -65,7 +70,7 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, execut
     with click.progressbar(length=len(data.utt2spk), label="extract", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar:
         summary = extract_archive(data, feats_dir, config=config, audio_root=audio_root,
-                                  executor=executor, progress=bar.update)
+                                  executor=executor, progress=bar.update, format=format_)
     click.echo(str(summary))
     if summary.failed:
         click.echo(f"{len(summary.failed)} utterance(s) failed; see {feats_dir / 'failed'}",

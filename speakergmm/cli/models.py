@@ -237,9 +237,16 @@ def train_ivector_cmd(feats_dir, ubm, factors, iterations, no_min_divergence, su
 @jobs_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Vector archive directory to write.")
+@click.option("--format", "format_", type=click.Choice(["speakergmm", "kaldi"]),
+              default="speakergmm", show_default=True,
+              help="speakergmm's vector archive, or Kaldi's: binary ark parts and an "
+                   "ivector.scp with absolute paths, as Kaldi's extract_ivectors.sh writes "
+                   "(for Kaldi's or ESPnet's PLDA; speakergmm reads it with the extra "
+                   "[kaldi]).")
 @quiet_option
 @writes("output")
-def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, executor, output, quiet) -> None:
+def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, executor, output, format_,
+                         quiet) -> None:
     """Write the i-vector of every utterance of FEATS_DIR (statistics or features) into a
     vector archive, for 'speakergmm score --backend'. Resumable, like extract."""
     from ..data.textmap import read_ids
@@ -255,12 +262,12 @@ def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, executor, output, qu
     with click.progressbar(length=len(features if utts is None else utts), label="i-vectors",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
         archive = extract_ivectors(ivector, features, output, utterances=utts, executor=executor,
-                                   progress=bar.update)
+                                   progress=bar.update, format=format_)
     click.echo(f"wrote {output}: {len(archive)} i-vectors of dimension {archive.dim}")
 
 
 @main.command("train-plda")
-@click.argument("vectors_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("vectors_dir", type=FeatureSource())
 @click.option("--utt2spk", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Speakers of the training vectors [default: the archive's "
                                  "utt2spk].")
@@ -277,8 +284,9 @@ def extract_ivectors_cmd(feats_dir, ubm, extractor, subset, executor, output, qu
 def train_plda_cmd(vectors_dir, utt2spk, whiten, lda, wccn, no_length_norm, iterations,
                    output) -> None:
     """Train the vector back-end on the labelled i-vectors of VECTORS_DIR (an archive from
-    extract-ivectors): the transforms in the order whitening, LDA, WCCN, length
-    normalisation, then a two-covariance PLDA; 'speakergmm score --backend plda|cosine
+    extract-ivectors, or Kaldi's: a folder with ivector.scp or xvector.scp, scp:/ark:): the
+    transforms in the order whitening, LDA, WCCN, length normalisation, then a
+    two-covariance PLDA; 'speakergmm score --backend plda|cosine
     --plda FILE' scores with it."""
     from ..backend.vectors import VectorBackend
     from ..data.textmap import read_kaldi_map

@@ -15,6 +15,12 @@ Layout of an archive directory::
     summary.json         counts, hours of audio, share of frames kept by VAD
     .journal             extraction log used to resume (one line per finished utterance)
 
+With ``format="kaldi"`` (``speakergmm extract --format kaldi``) the parts are binary Kaldi
+arks (``feats/part-*.ark``, each with its ``part-*.scp`` of offsets) and the index is
+Kaldi's ``feats.scp`` (absolute paths, as Kaldi's make_mfcc.sh writes): the folder is a
+Kaldi data directory that ``copy-feats scp:DIR/feats.scp`` and every speakergmm command read
+(:class:`~speakergmm.frontend.kaldi.KaldiFeatures`, which finds config.json beside it).
+
 Batches keep the file count low: creating a file costs more than computing the features of
 a short utterance, and corpora of a million utterances would otherwise mean a million files.
 
@@ -38,10 +44,11 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write, output_lock, write_text_atomic
-from ..data.datadir import AudioRef, DataDir, read_data_dir
-from ..errors import ArchiveError, SpeakerGMMError
+from ..data.datadir import AudioRef, DataDir, read_data_dir, spk2utt
+from ..errors import ArchiveError, ParameterError, SpeakerGMMError
 from ..exec import Executor, get_executor
 from .config import FeatureConfig
+from .kaldi import ark_part_present, is_kaldi_source, write_ark_part, write_kaldi_index
 from .parts import (
     JOURNAL,
     PartArchive,
@@ -57,6 +64,9 @@ _FEATS = "feats"
 #: The archive's index: not ``feats.scp`` (Kaldi's index, which a Kaldi data directory holds:
 #: archives of earlier versions used that name and are still read, with a note).
 INDEX = "feats.index"
+KALDI_INDEX = "feats.scp"
+#: Where features are written: speakergmm's own archive, or Kaldi's ark/scp.
+FORMATS = ("speakergmm", "kaldi")
 # A part file is closed once it holds this many bytes of features (bounds worker memory).
 _PART_BYTES = 64 << 20
 
@@ -107,7 +117,7 @@ class FeatureArchive(PartArchive):
     """
 
     _INDEX = INDEX
-    _OLD_INDEX = "feats.scp"
+    _OLD_INDEX = KALDI_INDEX
     _WHAT = "feature archive"
     _HOLDS = "features"
     _MAKE = "speakergmm extract"
@@ -228,13 +238,18 @@ def _name(mapping) -> str:
 
 
 def read_features(path: str | os.PathLike) -> FeatureArchive:
-    """Open a feature archive written by :func:`extract_archive` (``speakergmm extract``).
+    """Open a feature archive written by :func:`extract_archive` (``speakergmm extract``;
+    in Kaldi's format, or any Kaldi feature table, with the extra ``[kaldi]``).
 
     Returns
     -------
-    FeatureArchive
+    FeatureArchive or KaldiFeatures
         A lazy mapping ``utt -> np.ndarray [shape=(frames, D), dtype=float32]``.
     """
+    if is_kaldi_source(path):
+        from .kaldi import KaldiFeatures
+
+        return KaldiFeatures(path)
     return FeatureArchive(path)
 
 
@@ -247,6 +262,7 @@ def extract_archive(
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
     executor: Executor | int | None = None,
+    format: str = "speakergmm",
 ) -> ExtractSummary:
     """Extract the features of every utterance of a data directory into ``feats_dir``.
 
@@ -273,11 +289,18 @@ def extract_archive(
     executor : int, Executor or dask.distributed.Client, optional
         Where the batches run (:func:`speakergmm.exec.get_executor`): a number of local
         processes, an Executor, or a Dask client; default: this process.
+    format : {"speakergmm", "kaldi"}
+        Part files of ``.npy`` arrays indexed by ``feats.index``, or binary Kaldi arks
+        indexed by a ``feats.scp`` that Kaldi's tools read; an existing archive must be
+        of the same format.
 
     Returns
     -------
     ExtractSummary
     """
+    if format not in FORMATS:
+        raise ParameterError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    kaldi = format == "kaldi"
     started = time.perf_counter()
     data = data if isinstance(data, DataDir) else read_data_dir(data)
     config = config or FeatureConfig()
@@ -287,10 +310,10 @@ def extract_archive(
     # be (an utterance without a recording or segment) leaves no output folder behind
     refs = {utt: data.audio_of(utt, audio_root) for utt in utts}
     with output_lock(out):
-        _check_same_utterances(out, utts, data)
+        _check_same_utterances(out, utts, data, kaldi)
         _prepare_dir(out, config)
 
-        done = _finished(out, set(utts))
+        done = _finished(out, set(utts), kaldi)
         todo = [(utt, refs[utt]) for utt in utts if utt not in done]
         if progress and done:
             progress(len(done))
@@ -298,7 +321,7 @@ def extract_archive(
         batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
         executor = get_executor(executor, n_items=len(batches))
         with open(out / JOURNAL, "a", encoding="utf-8") as journal:
-            for results in _run(batches, out, config, executor):
+            for results in _run(batches, out, config, kaldi, executor):
                 for utt, result in results:
                     if isinstance(result, str):
                         failed[utt] = result
@@ -311,9 +334,16 @@ def extract_archive(
                     progress(len(results))
 
         finished = sorted(done)
-        write_text_atomic(out / INDEX, "".join(
-            f"{u} {_FEATS}/{done[u][0]}[{done[u][1]}:{done[u][2]}]\n" for u in finished))
-        (out / FeatureArchive._OLD_INDEX).unlink(missing_ok=True)  # an earlier run's index
+        if kaldi:
+            write_kaldi_index(out / KALDI_INDEX, out / _FEATS, {u: done[u][0] for u in finished})
+            # (Kaldi's data directories have both; its scripts read spk2utt)
+            write_text_atomic(out / "spk2utt", "".join(
+                f"{s} {' '.join(us)}\n" for s, us in spk2utt(data.utt2spk, done).items()))
+        else:
+            write_text_atomic(out / INDEX, "".join(
+                f"{u} {_FEATS}/{done[u][0]}[{done[u][1]}:{done[u][2]}]\n" for u in finished))
+        if not kaldi:
+            (out / KALDI_INDEX).unlink(missing_ok=True)  # an earlier version's own index
         write_text_atomic(out / "utt2num_frames",
                           "".join(f"{u} {done[u][2] - done[u][1]}\n" for u in finished))
         write_text_atomic(out / "utt2dur", "".join(f"{u} {done[u][3]:.4f}\n" for u in finished))
@@ -356,14 +386,17 @@ def _prepare_dir(out: Path, config: FeatureConfig) -> None:
     remove_stale_temporaries(out / _FEATS)
 
 
-def _check_same_utterances(out: Path, utts, data: DataDir) -> None:
-    """An archive written before into ``out`` holds only utterances of ``data``: one of
-    another data directory would lose its utterances silently (its index is rewritten with
-    this data directory's)."""
-    index = next((out / name for name in (INDEX, FeatureArchive._OLD_INDEX)
-                  if (out / name).is_file()), None)
+def _check_same_utterances(out: Path, utts, data: DataDir, kaldi: bool) -> None:
+    """An archive written before into ``out`` is of the same format and holds only
+    utterances of ``data``: one of another data directory would lose its utterances
+    silently (its index is rewritten with this data directory's)."""
+    index = next((out / name for name in (INDEX, KALDI_INDEX) if (out / name).is_file()), None)
     if index is None:
         return
+    if kaldi != is_kaldi_source(out):
+        have, want = ("Kaldi", "speakergmm") if is_kaldi_source(out) else ("speakergmm", "Kaldi")
+        raise ArchiveError(f"{out}: holds features in {have}'s format, not {want}'s; write "
+                           "elsewhere, or give the format it was written in")
     from ..data.textmap import read_ids
 
     wanted = set(utts)
@@ -376,16 +409,22 @@ def _check_same_utterances(out: Path, utts, data: DataDir) -> None:
                            "or remove it first")
 
 
-def _finished(out: Path, wanted: set[str]) -> dict[str, _Done]:
-    """Utterances an earlier run finished: logged in the journal, part file on disk."""
+def _finished(out: Path, wanted: set[str], kaldi: bool) -> dict[str, _Done]:
+    """Utterances an earlier run finished: logged in the journal, part file (of this
+    format) on disk."""
+    def present(name: str) -> bool:
+        if kaldi:
+            return ark_part_present(out / _FEATS, name)
+        return name.endswith(".npy") and (out / _FEATS / name).is_file()
+
     done = {}
-    for utt, f in journal_entries(out, wanted, 6, lambda name: (out / _FEATS / name).is_file()
-                                  ).items():
+    for utt, f in journal_entries(out, wanted, 6, present).items():
         done[utt] = (f[0], int(f[1]), int(f[2]), float(f[3]), int(f[4]))
     return done
 
 
-def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: FeatureConfig):
+def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: FeatureConfig,
+                   kaldi: bool):
     """Worker: features of a batch of utterances, written to part files.
 
     Returns ``(utt, _Done)`` for each utterance done and ``(utt, reason)`` for each failure.
@@ -401,11 +440,14 @@ def _extract_batch(batch: list[tuple[str, AudioRef]], out: Path, config: Feature
         nonlocal pending, size
         if not pending:
             return
-        name = f"part-{uuid.uuid4().hex[:16]}.npy"
-        with atomic_write(out / _FEATS / name, "wb") as fh:
-            # (one long recording is saved as it is, not copied)
-            np.save(fh, pending[0][1] if len(pending) == 1 else
-                    np.concatenate([p[1] for p in pending]), allow_pickle=False)
+        if kaldi:
+            name = write_ark_part(out / _FEATS, [(p[0], p[1]) for p in pending])
+        else:
+            name = f"part-{uuid.uuid4().hex[:16]}.npy"
+            with atomic_write(out / _FEATS / name, "wb") as fh:
+                # (one long recording is saved as it is, not copied)
+                np.save(fh, pending[0][1] if len(pending) == 1 else
+                        np.concatenate([p[1] for p in pending]), allow_pickle=False)
         row = 0
         for utt, feats, seconds, total in pending:
             results.append((utt, (name, row, row + len(feats), round(seconds, 4), total)))
@@ -437,11 +479,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _extract_task(state: tuple[Path, FeatureConfig], batch) -> list:
+def _extract_task(state: tuple[Path, FeatureConfig, bool], batch) -> list:
     return _extract_batch(batch, *state)
 
 
-def _run(batches: list, out: Path, config: FeatureConfig, executor: Executor) -> Iterable:
+def _run(batches: list, out: Path, config: FeatureConfig, kaldi: bool,
+         executor: Executor) -> Iterable:
     if not batches:
         return
     from .features import extract_features
@@ -454,5 +497,5 @@ def _run(batches: list, out: Path, config: FeatureConfig, executor: Executor) ->
                              sr=config.sample_rate, config=config)
     # One BLAS thread: the per-utterance matrix products are small, and two threads on
     # them run 5x slower than one.
-    with executor.start((out, config), blas_threads=1) as session:
+    with executor.start((out, config, kaldi), blas_threads=1) as session:
         yield from session.map(_extract_task, batches)

@@ -218,22 +218,28 @@ def write_part(parts_dir: Path, arrays: Mapping[str, np.ndarray]) -> str:
 
 def write_parts(out: Path, parts: str, utts: Sequence[str], fn: Callable, state: Any, *,
                 arrays: Sequence[str], n_extra: int, batch_size: int, executor: Executor,
-                progress: Callable[[int], None] | None = None) -> dict[str, tuple[str, int]]:
+                progress: Callable[[int], None] | None = None,
+                present: Callable[[str], bool] | None = None) -> dict[str, tuple[str, int]]:
     """The resumable writing loop of an archive of per-utterance rows.
 
     ``fn(state, batch)`` runs on the executor for batches of ``utts`` not finished by an
     earlier run: it writes its batch as one part (:func:`write_part`, the files
     ``arrays`` under ``out/parts``) and returns ``(utt, name, row, *extra)`` for each
     utterance (``n_extra`` extra fields), which are logged in the journal as they come back.
+    ``present(name)`` says whether a part is whole on disk (default: its ``arrays`` files
+    are).
 
     Returns
     -------
     dict utt -> (part name, row)
         Every utterance of ``utts``, finished now or before.
     """
-    done = {u: (f[0], int(f[1])) for u, f in journal_entries(
-        out, set(utts), 3 + n_extra, lambda name: all(
-            (out / parts / f"{name}.{a}.npy").is_file() for a in arrays)).items()}
+    if present is None:
+        def present(name: str) -> bool:
+            return all((out / parts / f"{name}.{a}.npy").is_file() for a in arrays)
+
+    done = {u: (f[0], int(f[1]))
+            for u, f in journal_entries(out, set(utts), 3 + n_extra, present).items()}
     todo = [u for u in utts if u not in done]
     if progress and done:
         progress(len(done))

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from .._io import output_lock, write_text_atomic
-from ..errors import ArchiveError, ModelError, SpeakerGMMError
+from ..errors import ArchiveError, ModelError, ParameterError, SpeakerGMMError
 from ..exec import DaskExecutor, Executor, SerialExecutor, get_executor
+from ..frontend.kaldi import stack_vectors, write_ark_part
 from ..frontend.parts import (
     PartArchive,
     prepare_dir,
@@ -254,11 +255,7 @@ class VectorArchive(PartArchive):
 
     def matrix(self, utts) -> np.ndarray:
         """The vectors of ``utts`` stacked, (len(utts), R) float32."""
-        utts = list(utts)
-        out = np.empty((len(utts), self.dim), np.float32)
-        for i, utt in enumerate(utts):
-            out[i] = self[utt]
-        return out
+        return stack_vectors(self, utts)
 
     def __repr__(self) -> str:
         return f"VectorArchive({str(self.path)!r}, {len(self)} vectors, dim={self.dim})"
@@ -272,7 +269,8 @@ def read_vectors(path: str | os.PathLike) -> VectorArchive:
 def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | os.PathLike,
                      *, utterances=None, batch_size: int = 256,
                      executor: Executor | int | None = None,
-                     progress: Callable[[int], None] | None = None) -> VectorArchive:
+                     progress: Callable[[int], None] | None = None,
+                     format: str = "speakergmm"):
     """Write the i-vector of every utterance of ``features`` into an archive at ``out``.
 
     Resumable (utterances an earlier run into ``out`` with the same extractor finished are
@@ -290,6 +288,15 @@ def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | 
     batch_size : int
         Utterances per part and task.
     executor, progress : as :func:`speakergmm.gmm.statsarchive.extract_stats`.
+    format : {"speakergmm", "kaldi"}
+        A vector archive (parts of ``.npy`` rows, ``vectors.scp``), or Kaldi's layout:
+        binary ark parts of float vectors indexed by ``ivector.scp`` (absolute paths), as
+        Kaldi's extract_ivectors.sh writes, for Kaldi's and ESPnet's back-ends; both keep
+        ``vectors.json`` (what made them) and ``utt2spk``.
+
+    Returns
+    -------
+    VectorArchive or KaldiVectors
 
     Raises
     ------
@@ -298,8 +305,17 @@ def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | 
     ModelError
         Statistics of another UBM.
     """
+    from ..frontend.kaldi import (
+        KALDI_VECTOR_INDEX,
+        KaldiVectors,
+        ark_part_present,
+        write_kaldi_index,
+    )
     from .statsarchive import UNCOMPENSATED, StatsArchive
 
+    if format not in ("speakergmm", "kaldi"):
+        raise ParameterError(f"format must be 'speakergmm' or 'kaldi', not {format!r}")
+    kaldi = format == "kaldi"
     ubm = extractor.ubm
     check_feature_config(ubm, features)
     if isinstance(features, StatsArchive):
@@ -309,31 +325,38 @@ def extract_ivectors(extractor: IVectorExtractor, features: Mapping, out: str | 
               "dim": extractor.n_factors, "extractor_fingerprint": extractor.fingerprint(),
               "ubm_fingerprint": ubm.fingerprint(),
               "source": str(Path(features.path).resolve()) if hasattr(features, "path")
-              else None}
+              else None, "layout": "kaldi" if kaldi else None}
     with output_lock(out):
         prepare_dir(out, _VECTORS, _VHEADER, header, what="vectors",
-                    keys=("format", "format_version", "dim", "extractor_fingerprint"))
+                    keys=("format", "format_version", "dim", "extractor_fingerprint",
+                          "layout"))
         utts = sorted(features if utterances is None else utterances)
         missing = [u for u in utts if u not in features]
         if missing:
             raise ArchiveError(f"no features for utterance '{missing[0]}' ({len(missing)} "
                                "missing); was it extracted?")
+        parts = out / _VECTORS
         done = write_parts(out, _VECTORS, utts, _vectors_batch,
-                           (extractor, features, out / _VECTORS), arrays=("w",), n_extra=0,
-                           batch_size=batch_size, executor=executor, progress=progress)
-        write_text_atomic(out / VectorArchive._INDEX, "".join(
-            f"{u} {_VECTORS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
+                           (extractor, features, parts, kaldi), arrays=("w",), n_extra=0,
+                           batch_size=batch_size, executor=executor, progress=progress,
+                           present=(lambda name: ark_part_present(parts, name)) if kaldi
+                           else None)
+        if kaldi:
+            write_kaldi_index(out / KALDI_VECTOR_INDEX, parts, {u: done[u][0] for u in utts})
+        else:
+            write_text_atomic(out / VectorArchive._INDEX, "".join(
+                f"{u} {_VECTORS}/{done[u][0]}[{done[u][1]}:{done[u][1] + 1}]\n" for u in utts))
         utt2spk = getattr(features, "utt2spk", None)
         if utt2spk is not None:
             write_text_atomic(out / "utt2spk", "".join(f"{u} {utt2spk[u]}\n" for u in utts
                                                        if u in utt2spk))
-        remove_unreferenced_parts(out / _VECTORS, {done[u][0] for u in utts})
-        return VectorArchive(out)
+        remove_unreferenced_parts(parts, {done[u][0].split(".")[0] for u in utts})
+        return KaldiVectors(out) if kaldi else VectorArchive(out)
 
 
 def _vectors_batch(state, batch: list[str]) -> list[tuple[str, str, int]]:
     """Worker: a batch's i-vectors, written as one part."""
-    extractor, features, parts = state
+    extractor, features, parts, kaldi = state
     ubm = extractor.ubm
     K, D = ubm.n_components, ubm.dim
     N, F = np.empty((len(batch), K)), np.empty((len(batch), K, D))
@@ -341,7 +364,8 @@ def _vectors_batch(state, batch: list[str]) -> list[tuple[str, str, int]]:
         x = features[utt]
         stats = x if isinstance(x, GMMStats) else ubm.accumulate(x)
         N[i], F[i] = stats.n, stats.f
-    name = write_part(parts, {"w": extractor.extract(N, F).astype(np.float32)})
+    W = extractor.extract(N, F).astype(np.float32)
+    name = write_ark_part(parts, list(zip(batch, W))) if kaldi else write_part(parts, {"w": W})
     return [(utt, name, row) for row, utt in enumerate(batch)]
 
 

@@ -138,3 +138,148 @@ def test_the_commands_read_kaldi_features(own, tmp_path):
     result = run(main, ["stats", f"scp:{tmp_path}/nowhere.scp", "--ubm",
                         str(tmp_path / "ubm.npz"), "-o", str(tmp_path / "s2")])
     assert result.exit_code == 2 and "no such Kaldi scp file" in result.output
+
+
+# --- Kaldi output: extract --format kaldi, extract-ivectors --format kaldi -----------------
+
+def test_extract_in_kaldis_format_is_read_by_kaldis_reader_bit_for_bit(own, tmp_path):
+    """The ark/scp that extract --format kaldi writes: kaldi-native-io reads the same
+    features as the own archive holds (through the scp, and each part ark in sequence);
+    speakergmm reads it back with its config; a second run finds everything done."""
+    from speakergmm.frontend.kaldi import KaldiFeatures
+
+    root, feats = own
+    out = tmp_path / "kfeats"
+    summary = extract_archive(root / "data", out, audio_root=root, format="kaldi",
+                              batch_size=2, executor=2)
+    assert summary.extracted == len(feats) and not (out / "feats.index").exists()
+    reader = kaldi.RandomAccessFloatMatrixReader(f"scp:{out}/feats.scp")
+    for utt, x in feats.items():
+        np.testing.assert_array_equal(reader[utt], x)
+    from_parts = {}
+    for ark in sorted((out / "feats").glob("part-*.ark")):
+        for utt, x in kaldi.SequentialFloatMatrixReader(f"ark:{ark}"):
+            from_parts[utt] = np.array(x)
+    assert sorted(from_parts) == sorted(feats)
+    assert all(line.split()[1].startswith("/")  # absolute, as make_mfcc.sh writes them
+               for line in (out / "feats.scp").read_text().splitlines())
+    assert (out / "spk2utt").read_text().splitlines()[0] == "spk0 spk0-u0 spk0-u1 spk0-u2"
+    back = read_features(out)
+    assert isinstance(back, KaldiFeatures) and back.config == feats.config
+    assert back.utt2spk == feats.utt2spk
+    calls = []
+    extract_archive(root / "data", out, audio_root=root, format="kaldi", progress=calls.append)
+    assert calls == [len(feats)]
+    with pytest.raises(ArchiveError, match="holds features in Kaldi's format"):
+        extract_archive(root / "data", out, audio_root=root)
+    with pytest.raises(ArchiveError, match="holds features in speakergmm's format"):
+        extract_archive(root / "data", root / "feats", audio_root=root, format="kaldi")
+
+
+def test_a_kaldi_part_without_its_offsets_is_done_again(own, tmp_path):
+    """A run killed between a part's ark and its offsets file left the part unfinished:
+    the next run redoes its utterances and removes it."""
+    root, feats = own
+    out = tmp_path / "kfeats"
+    extract_archive(root / "data", out, audio_root=root, format="kaldi", batch_size=3)
+    victim = sorted((out / "feats").glob("part-*.scp"))[0]
+    lost = {line.split()[0] for line in victim.read_text().splitlines()}
+    victim.unlink()
+    (out / "feats.scp").unlink()
+    calls = []
+    extract_archive(root / "data", out, audio_root=root, format="kaldi", batch_size=3,
+                    progress=calls.append)
+    assert calls[0] == len(feats) - len(lost)
+    assert not (out / "feats" / victim.name.replace(".scp", ".ark")).exists()
+    reader = kaldi.RandomAccessFloatMatrixReader(f"scp:{out}/feats.scp")
+    for utt in lost:
+        np.testing.assert_array_equal(reader[utt], feats[utt])
+
+
+@pytest.fixture(scope="module")
+def ivectors(own, tmp_path_factory):
+    """A small extractor, and its i-vectors in the own format and in Kaldi's."""
+    from speakergmm.gmm.ivector import IVectorExtractor, extract_ivectors
+    from speakergmm.gmm.ubm import train_ubm
+    from speakergmm.sources import open_training_features
+
+    root, feats = own
+    ubm = train_ubm(open_training_features(root / "feats"), n_components=4, n_iterations=3)
+    extractor = IVectorExtractor.fit(ubm, feats, n_factors=3, n_iterations=2)
+    tmp = tmp_path_factory.mktemp("iv")
+    mine = extract_ivectors(extractor, feats, tmp / "iv", batch_size=4)
+    theirs = extract_ivectors(extractor, feats, tmp / "kiv", batch_size=4, format="kaldi")
+    return extractor, mine, theirs
+
+
+def test_ivectors_in_kaldis_format_are_read_by_kaldis_reader(ivectors):
+    from speakergmm.frontend.kaldi import KaldiVectors
+
+    extractor, mine, theirs = ivectors
+    assert isinstance(theirs, KaldiVectors) and theirs.dim == mine.dim == 3
+    assert theirs.extractor_fingerprint == extractor.fingerprint()
+    assert theirs.utt2spk == mine.utt2spk
+    reader = kaldi.RandomAccessFloatVectorReader(f"scp:{theirs.path}/ivector.scp")
+    for utt in mine:
+        np.testing.assert_array_equal(reader[utt], mine[utt])
+        np.testing.assert_array_equal(theirs[utt], mine[utt])
+
+
+def test_kaldis_own_vectors_train_and_score_as_the_own_archive(ivectors, tmp_path):
+    """The reverse: vectors a Kaldi tool wrote (no speakergmm header) train the same
+    back-end and give the same scores as the own archive of the same vectors."""
+    from speakergmm.backend.vectors import VectorBackend
+    from speakergmm.batch import score_vector_trials
+    from speakergmm.sources import open_vectors
+
+    _, mine, _ = ivectors
+    (tmp_path / "k").mkdir()
+    with kaldi.FloatVectorWriter(f"ark,scp:{tmp_path}/k/xvector.ark,"
+                                 f"{tmp_path}/k/xvector.scp") as writer:
+        for utt in mine:
+            writer[utt] = mine[utt]
+    (tmp_path / "k" / "utt2spk").write_text("".join(
+        f"{u} {s}\n" for u, s in sorted(mine.utt2spk.items())))
+    theirs = open_vectors(tmp_path / "k")
+    assert theirs.extractor_fingerprint is None and len(theirs) == len(mine)
+    a = VectorBackend.train(mine, None, n_iterations=3)
+    b = VectorBackend.train(theirs, None, n_iterations=3)
+    for name in ("mean", "between", "within"):
+        np.testing.assert_array_equal(getattr(a.plda, name), getattr(b.plda, name))
+    (tmp_path / "trials").write_text("spk0 spk0-u2 target\nspk1 spk0-u2 nontarget\n"
+                                     "spk2 spk2-u1 target\n")
+    enroll = {"spk0": ["spk0-u0"], "spk1": ["spk1-u0"], "spk2": ["spk2-u0"]}
+    _, want = score_vector_trials(tmp_path / "trials", enroll=mine, test=mine, backend=a,
+                                  enroll_map=enroll)
+    _, got = score_vector_trials(tmp_path / "trials", enroll=tmp_path / "k",
+                                 test=f"scp:{tmp_path}/k/xvector.scp", backend=a,
+                                 enroll_map=enroll)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ArchiveError, match="not a readable Kaldi ark of a vector"):
+        open_vectors(f"ark:{tmp_path}/k/../trials")
+
+
+def test_the_commands_write_kaldis_format(own, ivectors, tmp_path):
+    from click.testing import CliRunner
+
+    from speakergmm.cli import main
+
+    root, feats = own
+    extractor, mine, _ = ivectors
+    run = CliRunner().invoke
+    result = run(main, ["extract", str(root / "data"), str(tmp_path / "kf"), "--audio-root",
+                        str(root), "--format", "kaldi"])
+    assert result.exit_code == 0, result.output
+    reader = kaldi.RandomAccessFloatMatrixReader(f"scp:{tmp_path}/kf/feats.scp")
+    np.testing.assert_array_equal(reader["spk1-u1"], feats["spk1-u1"])
+    extractor.ubm.save(tmp_path / "ubm.npz")
+    extractor.save(tmp_path / "ivector.npz")
+    result = run(main, ["extract-ivectors", str(tmp_path / "kf"), "--ubm",
+                        str(tmp_path / "ubm.npz"), "--extractor", str(tmp_path / "ivector.npz"),
+                        "--format", "kaldi", "-o", str(tmp_path / "kiv")])
+    assert result.exit_code == 0, result.output
+    reader = kaldi.RandomAccessFloatVectorReader(f"scp:{tmp_path}/kiv/ivector.scp")
+    np.testing.assert_allclose(reader["spk1-u1"], mine["spk1-u1"], rtol=1e-5, atol=1e-6)
+    result = run(main, ["train-plda", str(tmp_path / "kiv"), "-n", "2", "-o",
+                        str(tmp_path / "plda.npz")])
+    assert result.exit_code == 0, result.output
