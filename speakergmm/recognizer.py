@@ -313,7 +313,7 @@ class Recognizer:
             for row, (i, _) in enumerate(without):
                 raw = score(self.ubm, models, tests[i])[row:row + 1]
                 zi = None if z is None else (z[0][row:row + 1], z[1][row:row + 1])
-                trials.append((i, speaker, float(system.normalise(raw, zi, t_norms[i])[0]),
+                trials.append((i, speaker, float(system.finish(raw, zi, t_norms[i])[0]),
                                True))
         others = [s.id for s in self.store.list() if s.id != speaker]
         if others:
@@ -324,7 +324,7 @@ class Recognizer:
                                                 ids=[others[j] for j in pick]):
                 z = self._norms_of(models.ids, norms)
                 for i, test in enumerate(tests):
-                    values = system.normalise(score(self.ubm, models, test), z, t_norms[i])
+                    values = system.finish(score(self.ubm, models, test), z, t_norms[i])
                     trials.extend((i, m, float(v), False) for m, v in zip(models.ids, values))
         return trials
 
@@ -369,11 +369,8 @@ class Recognizer:
             limit = DEFAULT_THRESHOLD if threshold is None else threshold
             return Verification(speaker, str(audio), raw, limit, raw >= limit, method, len(x),
                                 seconds, prior=prior)
-        value = raw
-        if self.system.normalises:
-            z = self._norms_of([speaker], self.store.norms())
-            value = float(self.system.normalise([raw], z, self.system.test_norm(test))[0])
-        value = float(cal.transform([value])[0])
+        value = float(self.system.finish([raw], self._norms_of([speaker], self.store.norms()),
+                                         self.system.test_norm(test), calibration=cal)[0])
         limit = bayes_threshold(prior) if threshold is None else threshold
         posterior = float(1.0 / (1.0 + np.exp(-(value - bayes_threshold(prior)))))
         return Verification(speaker, str(audio), raw, limit, value >= limit, method, len(x),
@@ -397,11 +394,8 @@ class Recognizer:
         cal = self.calibration() if own else None
         llrs = None
         if cal is not None:
-            values = raw
-            if self.system.normalises:
-                values = self.system.normalise(raw, self._norms_of(ids, self.store.norms()),
-                                               self.system.test_norm(test))
-            llrs = cal.transform(values)
+            llrs = self.system.finish(raw, self._norms_of(ids, self.store.norms()),
+                                      self.system.test_norm(test), calibration=cal)
         return StoreScores(ids, raw, llrs, len(x), self.system.seconds(len(x)))
 
     def identify(self, audio: str | os.PathLike, *, top: int = 5,

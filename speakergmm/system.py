@@ -34,8 +34,14 @@ import numpy as np
 
 from ._io import read_npz, write_npz
 from .backend.calibration import Calibration
-from .backend.scorenorm import cohort_stats
-from .backend.scoring import ModelSet, TestUtterance, prepare_test, score
+from .backend.enrollment import Cohort
+from .backend.scorenorm import finish_scores
+from .backend.scoring import ModelSet, TestUtterance, prepare_test
+from .backend.trials import (
+    model_cohort_stats,
+    score_trial_list,
+    test_cohort_stats,
+)
 from .constants import DEFAULT_C
 from .errors import ModelError, ParameterError, SpeakerGMMError, SpeakerGMMWarning
 from .frontend.config import FeatureConfig
@@ -193,8 +199,7 @@ class System:
         T side of S-norm); None without a cohort."""
         if not self.normalises:
             return None
-        mean, std = cohort_stats(score(self.ubm, self.cohort_models, test)[None, :])
-        return float(mean[0]), float(std[0])
+        return test_cohort_stats(self.ubm, self.cohort_models, test)
 
     def model_norm(self, models: ModelSet) -> tuple[np.ndarray, np.ndarray] | None:
         """Mean and deviation of each model's scores against the cohort recordings (the Z
@@ -203,31 +208,39 @@ class System:
             return None
         if self._cohort_tests is None:
             self._cohort_tests = [self.prepare(x) for x in self.cohort_frames]
-        scores = np.stack([score(self.ubm, models, t) for t in self._cohort_tests], axis=1)
-        return cohort_stats(scores)
+        return model_cohort_stats(self.ubm, models, self._cohort_tests)
 
-    def normalise(self, raw, model_norm, test_norm) -> np.ndarray:
-        """S-norm of raw scores given each model's Z-side (mean, std) arrays and the test's
-        T-side (mean, std); the raw scores when the system has no cohort."""
+    def finish(self, raw, model_norm, test_norm, calibration=None) -> np.ndarray:
+        """The system's score of raw scores (of models against one test): S-normalised
+        given each model's Z-side (mean, std) arrays and the test's T-side (mean, std)
+        when the system has a cohort, then calibrated by ``calibration`` if given
+        (:func:`~speakergmm.backend.scorenorm.finish_scores`, the tail of every scorer).
+        """
         raw = np.asarray(raw, np.float64)
         if not self.normalises:
-            return raw
+            return finish_scores(raw, calibration=calibration)
         (zm, zs), (tm, ts) = model_norm, test_norm
-        return 0.5 * ((raw - np.asarray(zm)) / np.asarray(zs) + (raw - tm) / ts)
+        return finish_scores(
+            raw, norm="snorm", calibration=calibration,
+            enroll_stats=(np.broadcast_to(zm, raw.shape), np.broadcast_to(zs, raw.shape)),
+            test_stats=(np.full(raw.shape, tm), np.full(raw.shape, ts)))
 
-    def trial_scores(self, models: ModelSet, trials, frames_of) -> np.ndarray:
-        """Normalised scores of a trial list whose models are ``models`` and whose test
-        recordings' compensated frames ``frames_of(utt)`` gives: each recording prepared
-        and scored once against every model, as ``identify`` does."""
-        index = {m: i for i, m in enumerate(models.ids)}
-        z = self.model_norm(models)
-        out = np.empty(len(trials.test))
-        for utt in sorted(set(trials.test.tolist())):
-            rows = np.flatnonzero(trials.test == utt)
-            test = self.prepare(frames_of(utt))
-            column = self.normalise(score(self.ubm, models, test), z, self.test_norm(test))
-            out[rows] = column[[index[m] for m in trials.enroll[rows]]]
-        return out
+    def cohort(self) -> Cohort | None:
+        """The S-norm cohort as the trial scorer takes it (None without one)."""
+        if not self.normalises:
+            return None
+        return Cohort(self.cohort_models, {str(i): x for i, x in enumerate(self.cohort_frames)},
+                      [str(i) for i in range(len(self.cohort_frames))])
+
+    def trial_scores(self, models: ModelSet, trials, features: Mapping[str, np.ndarray],
+                     executor=None) -> np.ndarray:
+        """S-normalised scores of a trial list whose models are ``models`` and whose test
+        recordings' compensated frames ``features`` holds, scored by the one trial scorer
+        (:func:`~speakergmm.backend.trials.score_trial_list`) as the product path scores:
+        top-C with the system's C, S-norm against the system's cohort."""
+        return score_trial_list(self.ubm, trials, models, features, method="topc", c=self.c,
+                                norm="snorm" if self.normalises else "none",
+                                cohort=self.cohort(), executor=executor)
 
     # --- files -------------------------------------------------------------------------------
 
@@ -390,8 +403,8 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
         Told of each stage as it starts (the CLI prints them: a build takes minutes).
     """
     log = log or (lambda message: None)
+    from .backend.enrollment import enroll_speakers, spread
     from .backend.models import stack_models
-    from .batch import enroll_speakers, spread
     from .data.datadir import spk2utt as _spk2utt
     from .gmm.eigenchannel import CompensatedFeatures
 
@@ -431,8 +444,7 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
                              executor=executor)
     ids = list(calibration_enroll_map)
     model_set = stack_models(ubm, models, ids)
-    scores = system.trial_scores(model_set, calibration_trials,
-                                 lambda utt: feats[utt])
+    scores = system.trial_scores(model_set, calibration_trials, feats)
     target = calibration_trials.is_target
     cal = Calibration().fit(scores[target], scores[~target], prior=prior)
     system.metadata["calibration_trials"] = {"target": int(target.sum()),

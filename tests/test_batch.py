@@ -281,13 +281,13 @@ def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkey
     """Item 4 of the architecture issue: whatever the normalisation, a test utterance is
     compensated and Gaussian-selected once per run, each cohort utterance once, and the
     cohort statistics are computed once per model / test utterance."""
-    from speakergmm import batch
+    from speakergmm.backend import trials as scorer
     from speakergmm.gmm.eigenchannel import CompensatedFeatures, EigenChannel
 
     root, ubm, enroll, test, cohort, trials = world
     channel = EigenChannel.fit(ubm, cohort, cohort.utt2spk, n_factors=2, n_iterations=2)
     calls = {"top": 0, "comp": 0, "stats": 0}
-    top, comp, stats = DiagGMM.top_components, EigenChannel.compensate, batch.cohort_stats
+    top, comp, stats = DiagGMM.top_components, EigenChannel.compensate, scorer.cohort_stats
 
     def counting(name, fn, count=lambda *args: 1):
         def wrapped(*args, **kwargs):
@@ -301,7 +301,7 @@ def test_each_utterance_is_selected_and_compensated_once(world, tmp_path, monkey
     monkeypatch.setattr(DiagGMM, "top_components", counting("top", top))
     monkeypatch.setattr(EigenChannel, "compensate", counting("comp", comp))
     # rows of cohort scores reduced to statistics
-    monkeypatch.setattr(batch, "cohort_stats", counting("stats", stats, lambda a, *_: len(a)))
+    monkeypatch.setattr(scorer, "cohort_stats", counting("stats", stats, lambda a, *_: len(a)))
     tests = len(set(trials.test))
     for norm, cohort_utts in (("none", 0), ("tnorm", 0), ("znorm", 12), ("snorm", 12),
                               ("ztnorm", 12)):
@@ -484,7 +484,7 @@ def test_models_beyond_the_memory_budget_are_adapted_per_test(world, tmp_path, m
                                                               norm, top_n):
     """Models that fit are adapted once; beyond the budget each test utterance adapts only
     its own trials' models, and the Z side a block at a time: the scores are the same."""
-    from speakergmm import batch
+    from speakergmm.backend import trials as scorer
 
     root, ubm, enroll, test, cohort, trials = world
     spk2utt = {f"s{m:03d}": [f"s{m:03d}-0", f"s{m:03d}-1"] for m in range(4)}
@@ -498,7 +498,7 @@ def test_models_beyond_the_memory_budget_are_adapted_per_test(world, tmp_path, m
     adapt = EnrollmentStatistics.model_set
     monkeypatch.setattr(EnrollmentStatistics, "model_set",
                         lambda self, u, rows: built.append(len(rows)) or adapt(self, u, rows))
-    monkeypatch.setattr(batch, "_Z_BLOCK_BYTES", 1)  # one model per Z-side task
+    monkeypatch.setattr(scorer, "_Z_BLOCK_BYTES", 1)  # one model per Z-side task
     kw = dict(norm=norm, cohort=coh, top_n=top_n)
     held = score_trial_list(ubm, sparse, models, test, **kw)
     assert built == [4]

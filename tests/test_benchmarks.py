@@ -27,6 +27,8 @@ TINY = {
     "bench_channel.py": ["--tiny"],
     "bench_scale.py": ["--frames", "20000", "--utterances", "40", "--k", "8", "--rank", "3",
                        "--work", "{tmp}/scale"],
+    "bench_vector_trials.py": ["--models", "200", "--dim", "250", "--cohort-utts", "50",
+                               "--work", "{tmp}/w"],
     "bench_trials.py": ["--models", "20", "--frames", "50", "--cohort-utts", "5",
                         "--work", "{tmp}/trials"],
     "bench_features.py": ["--repeat", "1", "--jobs", "1", "--limit", "20"],

@@ -232,7 +232,9 @@ def test_scoring_beyond_the_model_budget_on_the_cluster_equals_serial(cluster, d
     trials = Trials(np.array([e for e, _ in pairs]), np.array([t for _, t in pairs]),
                     np.array([e[:4] == t[:4] for e, t in pairs]))
     cohort = batch.Cohort.from_archive(ubm, feats, {u: u[:4] for u in utts[1::4]})
-    monkeypatch.setattr(batch, "_Z_BLOCK_BYTES", 2 * models.model_bytes)
+    from speakergmm.backend import trials as scorer
+
+    monkeypatch.setattr(scorer, "_Z_BLOCK_BYTES", 2 * models.model_bytes)
     kw = dict(norm="snorm", cohort=cohort, model_memory=models.model_bytes)
     serial = batch.score_trial_list(ubm, trials, models, feats, **kw)
     on_dask = batch.score_trial_list(ubm, trials, models, feats, executor=client, **kw)

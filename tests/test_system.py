@@ -57,14 +57,25 @@ def _build(parts, **kw):
 
 
 def test_system_snorm_equals_the_batch_snorm(parts):
-    """The product path's S-norm (Z side per model, T side per test) equals the batch
-    path's on the same cohort models and recordings."""
+    """The product path's S-norm (Z side per model, T side per test, as verify and
+    identify score: each test against every model) equals the trial scorer's on the same
+    cohort models and recordings, and System.trial_scores is that scorer."""
+    from speakergmm.backend.scoring import score
+
     _, ubm, _, feats, cohort, cal_map, cal_trials = parts
     system = _build(parts, channel=None, frame_step=1)
     models = enroll_speakers(ubm, feats, cal_map, relevance=8)
     model_set = ModelSet(ubm, np.stack([m.adapted(ubm).means.astype(np.float32)
                                         for m in models]), ids=list(cal_map))
-    fast = system.trial_scores(model_set, cal_trials, lambda u: feats[u])
+    z = system.model_norm(model_set)
+    fast = np.empty(len(cal_trials))
+    for utt in set(cal_trials.test.tolist()):
+        test = system.prepare(feats[utt])
+        column = system.finish(score(ubm, model_set, test), z, system.test_norm(test))
+        rows = np.flatnonzero(cal_trials.test == utt)
+        fast[rows] = column[[model_set.index(m) for m in cal_trials.enroll[rows]]]
+    np.testing.assert_allclose(system.trial_scores(model_set, cal_trials, feats), fast,
+                               rtol=0, atol=1e-5)
     frames = {f"c{i}": x for i, x in enumerate(system.cohort_frames)}
     batch_cohort = Cohort(system.cohort_models, frames, list(frames))
     naive = score_trial_list(ubm, cal_trials, model_set, feats, norm="snorm",
@@ -86,7 +97,7 @@ def test_calibration_separates_and_is_trained_for_the_prior(parts):
     models = enroll_speakers(ubm, comp, cal_map, relevance=8)
     llr = cal.transform(system.trial_scores(
         ModelSet(ubm, np.stack([m.adapted(ubm).means for m in models]).astype(np.float32),
-                 ids=list(cal_map)), trials, lambda u: comp[u]))
+                 ids=list(cal_map)), trials, comp))
     assert llr[trials.is_target].mean() > 0 > llr[~trials.is_target].mean()
 
 
@@ -168,8 +179,8 @@ def test_recognizer_scores_through_the_system(parts, system_file, tmp_path):
 
     assert result.score == pytest.approx(score(rec.ubm, models, test)[0], abs=1e-12)
     z = rec.store.norms()["spk1"]
-    expected = system.calibration.transform(system.normalise(
-        [result.score], ([z[0]], [z[1]]), system.test_norm(test)))[0]
+    expected = system.finish([result.score], ([z[0]], [z[1]]), system.test_norm(test),
+                             calibration=system.calibration)[0]
     assert result.llr == pytest.approx(expected, abs=1e-9)
     assert len(models) == 1
     found = rec.scores(files[(1, 3)])

@@ -38,7 +38,7 @@ from ..data.scores import as_scores
 from ..errors import ParameterError
 
 __all__ = ["check_norm", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm", "normalize_scores",
-           "normalize_with_stats", "standardise", "zscore_cohort", "NORM_METHODS"]
+           "normalize_with_stats", "finish_scores", "standardise", "zscore_cohort", "NORM_METHODS"]
 
 
 # A cohort whose scores are all equal (a degenerate model, duplicated cohort entries) has
@@ -165,6 +165,21 @@ def normalize_with_stats(method: str, scores, *, enroll_stats=None,
     if method == "ztnorm":
         return standardise(standardise(s, enroll_stats), test_stats)
     return 0.5 * (standardise(s, enroll_stats) + standardise(s, test_stats))
+
+
+def finish_scores(raw, *, norm: str = "none", enroll_stats=None, test_stats=None,
+                  calibration=None) -> np.ndarray:
+    """The tail every scorer ends with: raw scores normalised (:func:`normalize_with_stats`)
+    and then calibrated (anything with ``transform``, e.g. a
+    :class:`~speakergmm.backend.calibration.Calibration`; None: left as they are).
+
+    Returns
+    -------
+    np.ndarray [shape=(N,)] float64
+    """
+    scores = normalize_with_stats(norm, raw, enroll_stats=enroll_stats, test_stats=test_stats)
+    return scores if calibration is None else np.asarray(calibration.transform(scores),
+                                                         np.float64)
 
 
 def znorm(scores, enroll_cohort, *, enroll_index=None) -> np.ndarray:

@@ -71,3 +71,19 @@ def speechlike(sr: int = 16000, seconds: float = 3.0, seed: int = 1) -> np.ndarr
     env[: n // 12] = 0.02
     y = 0.3 * env * y / np.abs(y).max() + 0.003 * rng.standard_normal(n)
     return y.astype(np.float32)
+
+
+def voxceleb_h_trials(enroll: list[str], test: list[str], rng) -> list[str]:
+    """Trial lines of VoxCeleb1-H's shape: each enrollment utterance (``spk-...`` ids) a
+    model against one test utterance of its speaker and up to three of others."""
+    by_speaker: dict[str, list[str]] = {}
+    for t in test:
+        by_speaker.setdefault(t.split("-")[0], []).append(t)
+    lines = []
+    for e in enroll:
+        own = by_speaker[e.split("-")[0]]
+        lines.append(f"{e} {own[rng.integers(len(own))]} target")
+        for i in set(rng.integers(len(test), size=3).tolist()):  # O(1), not a permutation
+            if test[i].split("-")[0] != e.split("-")[0]:
+                lines.append(f"{e} {test[i]} nontarget")
+    return lines

@@ -97,7 +97,7 @@ def verification(args, system_path: Path, work: Path) -> None:
         return np.array([values[t][r] for t, r in zip(trials.test, rows)])
 
     raw_t = gather(raw)
-    snorm = {u: system.normalise(raw[u], z, cohort_stats(cohort[u][None, :])) for u in tests}
+    snorm = {u: system.finish(raw[u], z, cohort_stats(cohort[u][None, :])) for u in tests}
     print("| scores | EER | miss / false alarm at the default decision (LLR >= 0) | "
           "minDCF 0.01 | actDCF 0.01 | Cllr |")
     print("|---|---|---|---|---|---|")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import voxceleb_h_trials  # noqa: E402
 from bench_scale import write_archive  # noqa: E402
 
 K = 512
@@ -77,16 +78,7 @@ def setup(work: Path, models: int, frames: int) -> dict:
         print(f"enrollment statistics of {len(enroll):,} utterances: "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     rng = np.random.default_rng(SEED)
-    by_speaker: dict[str, list[str]] = {}
-    for t in test:
-        by_speaker.setdefault(t.split("-")[0], []).append(t)
-    lines = []
-    for e in enroll:
-        own = by_speaker[e.split("-")[0]]
-        lines.append(f"{e} {own[rng.integers(len(own))]} target")
-        for i in set(rng.integers(len(test), size=3).tolist()):  # O(1), not a permutation
-            if test[i].split("-")[0] != e.split("-")[0]:
-                lines.append(f"{e} {test[i]} nontarget")
+    lines = voxceleb_h_trials(enroll, test, rng)
     (d / "trials").write_text("\n".join(lines) + "\n")
     (d / "enroll_map").write_text("".join(f"{e} {e}\n" for e in enroll))
     (d / "cohort_utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in cohort))
