@@ -1,4 +1,4 @@
-"""``speakergmm validate-data-dir`` and ``speakergmm extract``."""
+"""``speakergmm validate-data-dir``, ``speakergmm extract`` and ``speakergmm augment``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import click
 
 from ..constants import FEATURE_PRESETS
 from .app import jobs_option, main, quiet_option, writes
+
+# frontend.augment's KINDS (tests/frontend/test_augment.py checks it): importing that module
+# here would add 0.1 s to the start of every command.
+AUGMENT_KINDS = ("noise", "babble", "reverb", "mulaw", "alaw", "ogg", "mp3", "level")
 
 
 @main.command("validate-data-dir")
@@ -78,3 +82,42 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, execut
         if not skip_bad:
             sys.exit(1)
 
+
+
+@main.command("augment")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--kind", "kinds", multiple=True, required=True,
+              type=click.Choice(AUGMENT_KINDS),
+              help="A degraded copy of every utterance of this kind; repeat for several "
+                   "(noise: stationary noise, 0-15 dB SNR; babble: 3-7 other speakers, "
+                   "13-20 dB; reverb: a simulated room, RT60 0.2-0.9 s, needs the extra "
+                   "[rooms]; mulaw, alaw: G.711 telephone; ogg, mp3: low bit rate; level: "
+                   "gain -20..+6 dB and a DC offset).")
+@click.option("--noise-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="A data directory of noise recordings for --kind noise "
+                                 "(e.g. MUSAN's noise part) [default: synthetic coloured "
+                                 "noise].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The same seed makes the same copies, bit for bit.")
+@click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Directory that relative wav.scp paths resolve against "
+                                 "[default: current directory].")
+@quiet_option
+@writes("out_dir")
+def augment_cmd(data_dir: Path, out_dir: Path, kinds, noise_dir, seed, audio_root,
+                quiet) -> None:
+    """Write degraded copies of every utterance of DATA_DIR into the data directory
+    OUT_DIR (FLAC files, utterance ids with Kaldi's suffixes such as -noise, the same
+    speakers; OUT_DIR/utt2aug says what was drawn for each copy), for multi-condition
+    training: extract it as any data directory."""
+    from ..data.datadir import read_data_dir
+    from ..frontend.augment import augment_data_dir
+
+    data = read_data_dir(data_dir)
+    with click.progressbar(length=len(data.utt2spk) * len(kinds), label="augment",
+                           file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
+        result = augment_data_dir(data, out_dir, kinds=kinds, noise_dir=noise_dir, seed=seed,
+                                  audio_root=audio_root, progress=bar.update)
+    click.echo(f"wrote {out_dir}: {len(result.utt2spk)} utterances "
+               f"({len(data.utt2spk)} x {len(kinds)} kinds)")
