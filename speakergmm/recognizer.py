@@ -36,8 +36,8 @@ from .store import (
 )
 from .system import BUNDLED_SYSTEMS, DEFAULT_SYSTEM, BandMismatch, System, load_system
 
-__all__ = ["Recognizer", "Verification", "Identification", "StoreScores", "METHODS", "BandMismatch",
-           "ShortEnrollment", "UncalibratedStore"]
+__all__ = ["Recognizer", "Verification", "Identification", "StoreScores", "METHODS",
+           "BandMismatch", "SystemChosen", "ShortEnrollment", "UncalibratedStore"]
 
 
 #: Other speakers each new recording is scored against for self-calibration (non-target
@@ -48,6 +48,11 @@ NONTARGET_MODELS = 20
 class UncalibratedStore(SpeakerGMMWarning):
     """A store that has the trials to learn its own calibration but still decides with
     the system's (:func:`calibration_advice`)."""
+
+
+class SystemChosen(SpeakerGMMWarning):
+    """A new store took another bundled system than the default, for the band of its
+    first enrollment's audio."""
 
 
 class ShortEnrollment(SpeakerGMMWarning):
@@ -173,6 +178,8 @@ class Recognizer:
                  channel=None, system: System | str | os.PathLike | None = None):
         self.store = store if isinstance(store, SpeakerStore) else SpeakerStore(store)
         self._record = None  # what the store records of a system file
+        self._by_default = False  # the default system, for a new store given none
+        self._relevance = relevance
         self._files = None  # what it records of a bare UBM's files
         if system is not None and (ubm is not None or channel is not None):
             raise SpeakerGMMError("give a system, or a UBM (and a channel), not both")
@@ -195,6 +202,8 @@ class Recognizer:
                 ubm = load_default_ubm()  # speakers enrolled before systems existed
             else:
                 system = DEFAULT_SYSTEM
+                # chosen for the user: the first enrollment may still pick the band's own
+                self._by_default = True
         if system is not None:
             self.system = load_system(system)
             self._record = {"name": self.system.name, "fingerprint": self.system.fingerprint()}
@@ -241,10 +250,12 @@ class Recognizer:
         each recording is read.
         """
         check_speaker_id(speaker)
-        self._check_store()
         paths = list(audio)
         if not paths:
             raise FeatureError("no enrollment audio given")
+        if self._by_default and not len(self.store):
+            self._system_for_band(paths)
+        self._check_store()
         def read(path):
             x = self.features(path)
             if progress is not None:
@@ -284,6 +295,33 @@ class Recognizer:
                           "wideband system: EER 2.9% at 12 s, 7.4% at 5 s, 22% at 1 s); "
                           "enroll more audio with --append", ShortEnrollment, stacklevel=2)
         return info
+
+    def _system_for_band(self, paths) -> None:
+        """A new store given no system whose first enrollment is all telephone-band audio
+        (8 kHz or less) takes the telephone system, and says so in one line: the default
+        (wideband) would score it with an empty upper band, and accept impostors."""
+        from .frontend.audio import AudioBlocks
+
+        rates = []
+        for path in paths:
+            try:
+                with AudioBlocks(path) as audio:
+                    rates.append(audio.native_rate)
+            except SpeakerGMMError:
+                return  # reading it again below says what is wrong with it
+        telephone = load_system("telephone")
+        if max(rates) > telephone.config.sample_rate:
+            return
+        warnings.warn(f"{self.store.path}: a new store whose first enrollment is "
+                      f"{max(rates)} Hz audio takes the telephone system (8 kHz features); "
+                      "give --system wideband to keep the default", SystemChosen,
+                      stacklevel=3)
+        self.system = telephone
+        self._record = {"name": telephone.name, "fingerprint": telephone.fingerprint()}
+        self.relevance = telephone.relevance if self._relevance is None else self._relevance
+        self._channel_fp = (telephone.channel.fingerprint()
+                            if telephone.channel is not None else None)
+        self._by_default = False
 
     def _calibration_trials(self, speaker: str, feats, stats, earlier) -> list:
         """Self-calibration trials of new recordings, scored now that their frames are at

@@ -478,3 +478,31 @@ def test_calibrated_identification_says_unknown_for_a_voice_not_enrolled(setup, 
     out = json.loads(r.output)
     assert r.exit_code == 1 and out["speaker"] is None and 0.5 < out["p_unknown"] <= 1
     assert {"speaker", "score", "llr", "posterior"} <= set(out["ranking"][0])
+
+
+def test_a_new_store_takes_the_telephone_system_for_8_khz_audio(tmp_path):
+    """Given no system, a new store whose first enrollment is 8 kHz audio takes the
+    telephone system with one note, and keeps it; full-band audio, a system given, or a
+    store with speakers already keep theirs."""
+    import warnings
+
+    from speakergmm.recognizer import BandMismatch, SystemChosen
+
+    root = corpus("fsdd") / "recordings"
+    digits = [root / f"{d}_theo_0.wav" for d in range(3)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Recognizer(store=tmp_path / "new.db").enroll("theo", digits)
+    chosen = [w for w in caught if issubclass(w.category, SystemChosen)]
+    assert len(chosen) == 1 and "takes the telephone system" in str(chosen[0].message)
+    assert not [w for w in caught if issubclass(w.category, BandMismatch)]
+    rec = Recognizer(store=tmp_path / "new.db")  # the store remembers it
+    assert rec.system.name == "telephone" and rec.store.system()["name"] == "telephone"
+    with pytest.warns(BandMismatch):  # asked for: kept, with the band note
+        Recognizer(system="wideband", store=tmp_path / "wb.db").enroll("theo", digits)
+    assert Recognizer(store=tmp_path / "wb.db").system.name == "wideband"
+    wide = corpus("speechocean762") / "WAVE" / "SPEAKER0145" / "001450037.flac"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SystemChosen)
+        Recognizer(store=tmp_path / "w.db").enroll("s145", [wide])
+    assert Recognizer(store=tmp_path / "w.db").system.name == "wideband"

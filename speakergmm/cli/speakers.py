@@ -46,7 +46,8 @@ def system_option(f):
         "--system", default=None, metavar="NAME|FILE",
         help="Recognition system: 'wideband' (16 kHz audio), 'telephone' (8 kHz), or a "
              "file from 'speakergmm build-system' [default: the store's; a new store: "
-             "wideband]. Not with --ubm.")(f)
+             "wideband, or telephone when its first enrollment is 8 kHz audio]. Not with "
+             "--ubm.")(f)
 
 
 @main.command("enroll")
