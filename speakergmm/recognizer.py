@@ -50,6 +50,11 @@ class UncalibratedStore(SpeakerGMMWarning):
     the system's (:func:`calibration_advice`)."""
 
 
+# A recording split into an enrollment half and a test half for a self-calibration target
+# trial when it is a speaker's only one: each half at least this many frames (1.5 s).
+_SPLIT_FRAMES = 150
+
+
 class SystemChosen(SpeakerGMMWarning):
     """A new store took another bundled system than the default, for the band of its
     first enrollment's audio."""
@@ -345,6 +350,19 @@ class Recognizer:
                 without.append((i, SpeakerModel.enroll(self.ubm, rest, relevance=r,
                                                        adapt=self.adapt)))
         trials = []
+        if not without and len(feats[0]) >= 2 * _SPLIT_FRAMES:
+            # One recording, nothing earlier: its first half enrolls, its second half tests
+            # (relevance halved with the frames, as above), so that a store of one-recording
+            # speakers still gathers target trials.
+            half = len(feats[0]) // 2
+            first = self.ubm.accumulate(feats[0][:half])
+            models = stack_models(self.ubm, [SpeakerModel.enroll(
+                self.ubm, [first], relevance=self.relevance * half / len(feats[0]),
+                adapt=self.adapt)])
+            second = system.prepare(feats[0][half:])
+            value = system.finish(score(self.ubm, models, second), system.model_norm(models),
+                                  system.test_norm(second))
+            trials.append((0, speaker, float(value[0]), True))
         if without:
             models = stack_models(self.ubm, [m for _, m in without])
             z = system.model_norm(models)

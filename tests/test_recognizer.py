@@ -506,3 +506,20 @@ def test_a_new_store_takes_the_telephone_system_for_8_khz_audio(tmp_path):
         warnings.simplefilter("error", SystemChosen)
         Recognizer(store=tmp_path / "w.db").enroll("s145", [wide])
     assert Recognizer(store=tmp_path / "w.db").system.name == "wideband"
+
+
+def test_one_recording_speakers_still_yield_target_trials(setup, tmp_path):
+    """A speaker's only recording is split: its first half enrolls, its second half tests,
+    so a store of one-recording speakers gathers target trials (it gathered none); a
+    recording too short to split gives none, and the scores separate."""
+    root, ubm_path, _ = setup
+    rec = Recognizer(ubm_path, tmp_path / "one.db")
+    for s in range(4):
+        long = write_audio(tmp_path / f"long{s}.wav", voice(s, 7, seconds=6.0), SR)
+        rec.enroll(f"spk{s}", [long])
+    tar, non, speakers = rec.store.calibration_trials()
+    assert tar.size == 4 and non.size == 0 + 1 + 2 + 3 and speakers == 4
+    assert tar.mean() > non.mean()
+    short = write_audio(tmp_path / "short.wav", voice(9, 7, seconds=2.0), SR)
+    rec.enroll("short", [short])
+    assert rec.store.calibration_trials()[0].size == 4
