@@ -314,6 +314,8 @@ class Recognizer:
                     rates.append(audio.native_rate)
             except SpeakerGMMError:
                 return  # reading it again below says what is wrong with it
+        if max(rates) >= self.system.config.sample_rate:
+            return  # (the telephone system is not even loaded)
         telephone = load_system("telephone")
         if max(rates) > telephone.config.sample_rate:
             return
