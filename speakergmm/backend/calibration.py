@@ -42,6 +42,15 @@ __all__ = ["Calibration", "Fusion", "train_logistic", "bayes_threshold", "FORMAT
 MIN_CALIBRATION = {"target": 10, "nontarget": 30, "speakers": 3}
 
 
+def _trained_on(source) -> str | None:
+    """What a calibration or fusion records of the scores it was fitted on: the absolute
+    path of a scores file, or the name given."""
+    if source is None:
+        return None
+    path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    return str(path.resolve()) if path is not None and path.exists() else str(source)
+
+
 def check_training_trials(n_target: int, n_nontarget: int, source) -> None:
     """Warn (:class:`~speakergmm.errors.SpeakerGMMWarning`, naming ``source``) when there
     are fewer trials than :data:`MIN_CALIBRATION` to train a calibration or fusion on: its
@@ -184,6 +193,9 @@ class Calibration:
     converged_ : bool
     n_iter_ : int
         Newton iterations (0 for a calibration read from a file).
+    trained_on_ : str or None
+        What it was fitted on: the scores file (absolute path) or the name given as
+        ``source``; None if neither was given.
     """
 
     def __init__(self):
@@ -192,6 +204,7 @@ class Calibration:
         self.prior_: float | None = None
         self.n_target_ = self.n_nontarget_ = self.n_iter_ = 0
         self.converged_ = False
+        self.trained_on_: str | None = None
 
     def __repr__(self) -> str:
         if self.scale_ is None:
@@ -233,7 +246,7 @@ class Calibration:
                       allow_empty=False)
         (a,), b, converged, it = train_logistic(t.ravel()[:, None], n.ravel()[:, None], p,
                                                 max_iter=max_iter, tol=tol)
-        source = "the scores" if source is None else str(source)
+        given, source = source, "the scores" if source is None else str(source)
         if a <= 0:  # decisions from it would be the wrong way round
             raise CalibrationError(
                 f"{source}: target trials score lower than non-target ones (fitted slope "
@@ -244,6 +257,7 @@ class Calibration:
         self.prior_ = p
         self.n_target_, self.n_nontarget_ = int(t.size), int(n.size)
         self.converged_, self.n_iter_ = converged, it
+        self.trained_on_ = _trained_on(given)
         return self
 
     def transform(self, scores) -> np.ndarray:
@@ -264,7 +278,8 @@ class Calibration:
         doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                "library_version": __version__, "scale": self.scale_, "offset": self.offset_,
                "prior": self.prior_, "n_target": self.n_target_,
-               "n_nontarget": self.n_nontarget_, "converged": self.converged_}
+               "n_nontarget": self.n_nontarget_, "converged": self.converged_,
+               "trained_on": self.trained_on_}
         return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
     @classmethod
@@ -311,6 +326,7 @@ class Calibration:
         obj.scale_, obj.offset_ = float(doc["scale"]), float(doc["offset"])
         obj.n_target_, obj.n_nontarget_ = doc["n_target"], doc["n_nontarget"]
         obj.converged_ = bool(doc.get("converged", True))
+        obj.trained_on_ = doc.get("trained_on")  # (files before it recorded none)
         return obj
 
     def save(self, path: str | os.PathLike) -> None:
@@ -378,6 +394,7 @@ class Fusion:
         self.systems_: list[str] = []
         self.n_target_ = self.n_nontarget_ = 0
         self.converged_ = False
+        self.trained_on_: str | None = None
 
     def __repr__(self) -> str:
         if self.weights_ is None:
@@ -415,7 +432,7 @@ class Fusion:
         self.systems_ = [str(s) for s in (systems or [f"system{i}" for i in range(t.shape[1])])]
         if len(self.systems_) != t.shape[1]:
             raise ParameterError(f"{len(self.systems_)} system names for {t.shape[1]} systems")
-        source = "the scores" if source is None else str(source)
+        given, source = source, "the scores" if source is None else str(source)
         if not (self.weights_ > 0).any():  # as Calibration: decisions the wrong way round
             raise CalibrationError(
                 f"{source}: target trials score lower than non-target ones in every system "
@@ -424,6 +441,7 @@ class Fusion:
                 "scores)")
         check_training_trials(len(t), len(n), source)
         self.n_target_, self.n_nontarget_ = len(t), len(n)
+        self.trained_on_ = _trained_on(given)
         return self
 
     def transform(self, scores) -> np.ndarray:
@@ -443,7 +461,7 @@ class Fusion:
                "library_version": __version__, "weights": self.weights_.tolist(),
                "offset": self.offset_, "prior": self.prior_, "systems": self.systems_,
                "n_target": self.n_target_, "n_nontarget": self.n_nontarget_,
-               "converged": self.converged_}
+               "converged": self.converged_, "trained_on": self.trained_on_}
         return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
     @classmethod
@@ -473,6 +491,7 @@ class Fusion:
             raise ModelError("no fusion weight is positive: the fused score would not rank "
                              "targets above non-targets; train it again with speakergmm fuse")
         obj.converged_ = bool(doc.get("converged", True))
+        obj.trained_on_ = doc.get("trained_on")
         return obj
 
     def save(self, path: str | os.PathLike) -> None:

@@ -96,6 +96,24 @@ def test_json_round_trip(tmp_path, rng):
     assert [p.name for p in tmp_path.iterdir()] == ["cal.json"]  # no temporary left
     doc = json.loads(path.read_text())
     assert doc["format"] == "speakergmm.calibration" and doc["format_version"] == 1
+    assert doc["trained_on"] is None and loaded.trained_on_ is None
+
+
+def test_calibration_and_fusion_record_what_they_were_trained_on(tmp_path, rng):
+    """The library records it (the CLI passes the scores file): an absolute path for a
+    file, the name given otherwise; files written before it recorded nothing still load."""
+    from speakergmm.backend.calibration import Fusion
+
+    t, n = gaussian_scores(rng, 50, 80)
+    (tmp_path / "dev.scores").write_text("x\n")
+    cal = Calibration().fit(t, n, source=tmp_path / "dev.scores")
+    assert cal.trained_on_ == str((tmp_path / "dev.scores").resolve())
+    assert Calibration.from_json(cal.to_json()).trained_on_ == cal.trained_on_
+    fused = Fusion().fit(np.c_[t, t], np.c_[n, n], source="dev trials")
+    assert Fusion.from_json(fused.to_json()).trained_on_ == "dev trials"
+    old = json.loads(cal.to_json())
+    del old["trained_on"]
+    assert Calibration.from_json(json.dumps(old)).trained_on_ is None
 
 
 def test_malformed_files_rejected(tmp_path, rng):
