@@ -16,24 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend.enrollment import (  # noqa: F401  (the names users import from here)
+from .backend.enrollment import (  # noqa: F401  (enroll_*: in __all__, as before the move)
     Cohort,
     EnrollmentStatistics,
     check_enroll_map,
-    cohort_members,
     enroll_models,
     enroll_speakers,
-    spread,
 )
 from .backend.scorenorm import check_norm
 from .backend.scoring import check_method
-from .backend.trials import (  # noqa: F401
-    GMMTrialScorer,
-    VectorTrialScorer,
-    check_enrolled,
-    score_trial_list,
-    score_trials,
-)
+from .backend.trials import VectorTrialScorer, check_enrolled, score_trial_list, score_trials
 from .constants import DEFAULT_C, MODEL_MEMORY
 from .data.datadir import spk2utt as _spk2utt
 from .data.trials import Trials

@@ -14,12 +14,9 @@ LLR; models held, or adapted from their statistics for each test when they do no
 and :class:`VectorTrialScorer` (PLDA or cosine of i-vectors). ``speakergmm score``
 (:mod:`speakergmm.batch`), the recipes and ``build-system``'s calibration trials
 (:meth:`speakergmm.system.System.trial_scores`) all score through
-:func:`score_trial_list`.
-
-Enrollment models come from an enroll map (model id -> utterance ids). Cohort: the cohort
-*models* are one MAP model per cohort speaker, the cohort *utterances* are that cohort's
-utterances; Z-norm scores each enrollment model against the cohort utterances, T-norm each
-test utterance against the cohort models, S-norm does both.
+:func:`score_trial_list`. The models and the cohort come from
+:mod:`speakergmm.backend.enrollment`: Z-norm scores each model against the cohort's
+utterances, T-norm each test utterance against the cohort's models, S-norm does both.
 """
 
 from __future__ import annotations
