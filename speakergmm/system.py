@@ -21,6 +21,7 @@ background speakers (``speakergmm build-system``); the bundled ones are ``wideba
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -120,7 +121,6 @@ class System:
         self.cohort_models = None
         self._cohort_offsets = None
         self._frames16 = [np.asarray(x, np.float16) for x in cohort_frames]
-        self.cohort_frames = [x.astype(np.float32) for x in self._frames16]
         if cohort_means is not None:
             self._cohort_offsets = np.asarray(cohort_means, np.float64) - ubm.means
             # + 0: a tiny negative offset rounds to -0, which reloads as +0
@@ -142,6 +142,12 @@ class System:
                 h.update(np.ascontiguousarray(x, "<f2").tobytes())
         return h.hexdigest()[:16]
 
+    @functools.cached_property
+    def cohort_frames(self) -> list[np.ndarray]:
+        """The S-norm cohort's recordings (frames, D) as float32 (made on first use: only
+        enrollment and trial lists score them; ``identify`` and ``verify`` do not)."""
+        return [x.astype(np.float32) for x in self._frames16]
+
     def fingerprint(self) -> str:
         """16 hex digits identifying what a speaker enrolled with the system depends on (UBM,
         channel, cohort, relevance, top-C; not the calibration, which may be replaced)."""
@@ -159,7 +165,7 @@ class System:
             parts.append(f"eigenchannel R={self.channel.U.shape[2]}")
         if self.normalises:
             parts.append(f"S-norm cohort of {len(self.cohort_models)} models, "
-                         f"{len(self.cohort_frames)} recordings")
+                         f"{len(self._frames16)} recordings")
         parts.append("calibrated" if self.calibration is not None else "uncalibrated")
         return f"system '{self.name}' ({self.fingerprint()}): " + ", ".join(parts)
 
@@ -254,7 +260,7 @@ class System:
         if self.normalises:
             arrays["cohort_offsets"] = self._cohort_offsets
             arrays["cohort_frames"] = np.concatenate(self._frames16)
-            arrays["cohort_lengths"] = np.array([len(x) for x in self.cohort_frames], np.int64)
+            arrays["cohort_lengths"] = np.array([len(x) for x in self._frames16], np.int64)
         header = {"name": self.name, "relevance": self.relevance, "c": self.c,
                   "ubm_metadata": self.ubm.metadata,
                   "channel_metadata": None if self.channel is None else self.channel.metadata,

@@ -32,6 +32,10 @@ TINY = {
     "bench_trials.py": ["--models", "20", "--frames", "50", "--cohort-utts", "5",
                         "--work", "{tmp}/trials"],
     "bench_features.py": ["--repeat", "1", "--jobs", "1", "--limit", "20"],
+    # the bundled system stands in for one built on the dev split
+    "bench_conditions.py": ["--systems", str(REPO / "speakergmm" / "models"), "--speakers",
+                            "2", "--conditions", "clean", "babble", "noise", "room", "phone",
+                            "1s"],
 }
 # These need what only a full setup has; each says what when run without it.
 NEEDS = {
@@ -51,6 +55,10 @@ def test_benchmark_runs_at_a_tiny_size(script, tmp_path):
     if script == "bench_features.py" and not (corpora_root() / "fsdd").is_dir():
         pytest.skip("bench_features reads the shared corpora")
     args = [a.format(tmp=tmp_path) for a in TINY[script]]
+    if script == "bench_conditions.py":
+        if not (corpora_root() / "speechocean762").is_dir():
+            pytest.skip("bench_conditions reads speechocean762 from the shared corpora")
+        args += ["--corpora", str(corpora_root())]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,

@@ -6,9 +6,14 @@
 # as the product path scores them). The telephone system is the same speech resampled to
 # 8 kHz by its feature config. See speakergmm/models/README.md.
 # Usage: recipes/systems/run.sh [--corpus-root DIR] [--work DIR] [--split all|dev] [--nj N]
+#                               [--augment "KIND ..."]
 #   --split all: every train speaker is background (what ships);
 #   --split dev: only the dev protocol's background speakers, so that the dev protocol's
 #                evaluation speakers stay unseen (tests/benchmarks/bench_product.py).
+#   --augment:   multi-condition training: a degraded copy of every background recording
+#                per kind (speakergmm augment --kind) beside the clean ones, for the UBM,
+#                the eigenchannel subspace and the calibration's test side ("" for clean
+#                only); tests/benchmarks/bench_conditions.py measures what it buys.
 set -euo pipefail
 
 # --- settings ---------------------------------------------------------------------------
@@ -24,6 +29,7 @@ channel_factors=60       # eigenchannel rank (chosen on the speechocean762 dev p
 cohort_utts=240          # S-norm cohort recordings, every frame_step-th frame kept
 frame_step=2
 prior=0.01               # target prior the calibration is trained for
+augment=""               # degradations to train on, e.g. "noise babble reverb mulaw ogg"
 # -------------------------------------------------------------------------------------
 
 . "$(dirname "$0")/../parse_options.sh"
@@ -41,23 +47,42 @@ out="$work/$split"
 mkdir -p "$out"
 speakergmm prepare speechocean762 "$corpus_root" "$out/data" "${prepare_flags[@]}" >/dev/null
 data="$out/data"
+train="$data/ubm"
+cohort="$data/cohort/utt2spk"
+cal_trials="$data/cal_trials"
+if [ -n "$augment" ]; then
+  kinds=()
+  for kind in $augment; do kinds+=(--kind "$kind"); done
+  speakergmm augment "$data/ubm" "$data/ubm_mc" "${kinds[@]}" --include-original \
+    --audio-root "$corpus_root" --seed 0 -q
+  train="$data/ubm_mc"
+  # the cohort speakers' degraded copies too (the channel is learnt on them), and each
+  # calibration trial also against every degraded copy of its test recording
+  awk 'NR == FNR { keep[$2] = 1; next } $2 in keep' "$cohort" "$train/utt2spk" \
+    > "$data/cohort_mc_utt2spk"
+  cohort="$data/cohort_mc_utt2spk"
+  awk -v kinds="$augment" '{ print; n = split(kinds, k, " ")
+    for (i = 1; i <= n; i++) print $1, $2 "-" k[i], $3 }' "$data/cal_trials" \
+    > "$data/cal_trials_mc"
+  cal_trials="$data/cal_trials_mc"
+fi
 licence="licence=speechocean762: CC BY 4.0, Zhang et al., Interspeech 2021, OpenSLR 101"
 for band in $bands; do
   echo "== $band ($split)"
   dir="$out/$band"
-  speakergmm extract "$data/ubm" "$dir/feats" --audio-root "$corpus_root" \
+  speakergmm extract "$train" "$dir/feats" --audio-root "$corpus_root" \
     --config "$conf/$band.json" -j "$nj"
   speakergmm train-ubm "$dir/feats" -c "$components" -n "$iterations" --seed 0 -j "$nj" \
     --meta "corpus=speechocean762 train, $split background speakers" --meta "$licence" \
     -o "$dir/ubm.npz"
-  speakergmm stats "$dir/feats" --ubm "$dir/ubm.npz" --subset "$data/cohort/utt2spk" \
+  speakergmm stats "$dir/feats" --ubm "$dir/ubm.npz" --subset "$cohort" \
     -j "$nj" -q -o "$dir/stats"
   speakergmm train-channel "$dir/stats" --ubm "$dir/ubm.npz" -r "$channel_factors" \
     --relevance "$relevance" -j "$nj" -o "$dir/channel.npz"
   speakergmm build-system "$dir/feats" --ubm "$dir/ubm.npz" --channel "$dir/channel.npz" \
     --cohort-utt2spk "$data/cohort/utt2spk" --cohort-utts "$cohort_utts" \
     --frame-step "$frame_step" --cal-enroll-map "$data/cal_enroll_map" \
-    --cal-trials "$data/cal_trials" --prior "$prior" --relevance "$relevance" \
+    --cal-trials "$cal_trials" --prior "$prior" --relevance "$relevance" \
     --name "$band" --meta "corpus=speechocean762 train, $split background speakers" \
     --meta "$licence" -j "$nj" -o "$out/$band.npz"
 done

@@ -226,12 +226,14 @@ def _statistics_terms(st: _MeansStatistics):
         def fill(m0, m1, es):
             f = st.f[m0:m1]
             for s, stop in zip(ch.starts, ch.ends):
-                k = ks[s]
-                g = es[s:stop]
-                np.matmul(u[s:stop], f[:, k, :].T, out=g)
-                g *= st.scale_t[k, m0:m1]
-                g -= c[s:stop] * st.shift_t[k, m0:m1]
-                g += st.bias_t[k, m0:m1]
+                np.matmul(u[s:stop], f[:, ks[s], :].T, out=es[s:stop])
+            # Over the whole block at once: per component, three passes over its few pairs
+            # cost as much as the GEMMs (call overhead).
+            es *= st.scale_t[ks, m0:m1]
+            tail = st.shift_t[ks, m0:m1]
+            tail *= c
+            es -= tail
+            es += st.bias_t[ks, m0:m1]
         return fill
     return terms
 

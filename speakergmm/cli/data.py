@@ -103,10 +103,13 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, execut
 @click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Directory that relative wav.scp paths resolve against "
                                  "[default: current directory].")
+@click.option("--include-original", is_flag=True,
+              help="Also list DATA_DIR's own utterances in OUT_DIR, unchanged (Kaldi's "
+                   "--include-original-data): clean and degraded in one data directory.")
 @quiet_option
 @writes("out_dir")
 def augment_cmd(data_dir: Path, out_dir: Path, kinds, noise_dir, seed, audio_root,
-                quiet) -> None:
+                include_original, quiet) -> None:
     """Write degraded copies of every utterance of DATA_DIR into the data directory
     OUT_DIR (FLAC files, utterance ids with Kaldi's suffixes such as -noise, the same
     speakers; OUT_DIR/utt2aug says what was drawn for each copy), for multi-condition
@@ -118,6 +121,8 @@ def augment_cmd(data_dir: Path, out_dir: Path, kinds, noise_dir, seed, audio_roo
     with click.progressbar(length=len(data.utt2spk) * len(kinds), label="augment",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
         result = augment_data_dir(data, out_dir, kinds=kinds, noise_dir=noise_dir, seed=seed,
-                                  audio_root=audio_root, progress=bar.update)
+                                  audio_root=audio_root, include_original=include_original,
+                                  progress=bar.update)
+    original = f" and the {len(data.utt2spk)} originals" if include_original else ""
     click.echo(f"wrote {out_dir}: {len(result.utt2spk)} utterances "
-               f"({len(data.utt2spk)} x {len(kinds)} kinds)")
+               f"({len(data.utt2spk)} x {len(kinds)} kinds{original})")

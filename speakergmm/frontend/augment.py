@@ -283,6 +283,7 @@ def augment_data_dir(data: DataDir | str | os.PathLike, out: str | os.PathLike, 
                      kinds: Sequence[str], noise_dir: str | os.PathLike | None = None,
                      config: AugmentConfig = AugmentConfig(), seed: int = 0,
                      audio_root: str | os.PathLike | None = None,
+                     include_original: bool = False,
                      progress: Callable[[int], None] | None = None) -> DataDir:
     """Write a degraded copy of every utterance of ``data`` for each of ``kinds`` into the
     data directory ``out``.
@@ -303,6 +304,10 @@ def augment_data_dir(data: DataDir | str | os.PathLike, out: str | os.PathLike, 
         The same seed makes the same copies, bit for bit.
     audio_root : path, optional
         Directory relative ``wav.scp`` paths resolve against.
+    include_original : bool
+        Also list the source utterances, unchanged (their audio where it is, paths made
+        absolute; Kaldi's ``--include-original-data``): the clean and degraded data in one
+        directory, one feature archive, for multi-condition training.
     progress : callable, optional
         Called with the number of copies just written.
 
@@ -353,7 +358,10 @@ def augment_data_dir(data: DataDir | str | os.PathLike, out: str | os.PathLike, 
                                           sort_keys=True)
                 if progress:
                     progress(1)
-        result = DataDir(wav_scp=wav, utt2spk=utt2spk)
+        segments = None
+        if include_original:
+            wav, utt2spk, segments = _with_original(data, audio_root, wav, utt2spk)
+        result = DataDir(wav_scp=wav, utt2spk=utt2spk, segments=segments)
         from ..data.datadir import write_data_dir
 
         write_data_dir(out, result)
@@ -362,8 +370,30 @@ def augment_data_dir(data: DataDir | str | os.PathLike, out: str | os.PathLike, 
         write_text_atomic(out / "augment.json", json.dumps({
             "source": str(data.path) if data.path is not None else None, "kinds": list(kinds),
             "seed": seed, "noise_dir": None if noise_dir is None else str(noise_dir),
+            "include_original": include_original,
             "config": {k: list(v) for k, v in vars(config).items()}}, indent=2) + "\n")
     return read_data_dir(out)
+
+
+def _with_original(data: DataDir, audio_root, wav: dict, utt2spk: dict):
+    """The copies' ``wav.scp`` and ``utt2spk`` with the source's utterances added, and the
+    segments of both when the source has segments (each copy is a whole file)."""
+    originals = {}
+    for rec, entry in data.wav_scp.items():
+        if not entry.endswith("|"):
+            if audio_root is not None and not os.path.isabs(entry):
+                entry = os.path.join(os.fspath(audio_root), entry)
+            entry = os.path.abspath(entry)
+        originals[rec] = entry
+    clash = sorted(set(originals) & set(wav))
+    if clash:
+        raise SpeakerGMMError(f"{data.path}: the recording id {clash[0]!r} is also the id of "
+                              "a degraded copy; rename it")
+    segments = None
+    if data.segments is not None:
+        segments = {**{u: data.segments[u] for u in data.utt2spk},
+                    **{u: (u, 0.0, -1.0) for u in wav}}
+    return {**originals, **wav}, {**data.utt2spk, **utt2spk}, segments
 
 
 def _write_flac(path: Path, y: np.ndarray, sr: int) -> None:

@@ -160,3 +160,33 @@ def test_the_augment_command_writes_a_data_directory_extract_reads(tmp_path):
     assert result.exit_code == 0, result.output
     result = run(main, ["augment", str(data), str(tmp_path / "x"), "--kind", "echo"])
     assert result.exit_code == 2
+
+
+def test_originals_are_listed_beside_their_copies_when_asked(tmp_path):
+    from speakergmm.cli import main
+    from speakergmm.data.datadir import DataDir, read_data_dir, write_data_dir
+
+    data = read_data_dir(make_data_dir(tmp_path, n_spk=2, n_utt=2))  # paths under tmp_path
+    out = aug.augment_data_dir(data, tmp_path / "mc", kinds=["mulaw"], audio_root=tmp_path,
+                               include_original=True)
+    assert sorted(out.utt2spk) == sorted([*data.utt2spk, *(f"{u}-mulaw" for u in data.utt2spk)])
+    for utt in data.utt2spk:
+        assert out.wav_scp[utt] == str((tmp_path / data.wav_scp[utt]).resolve())
+        assert out.utt2spk[f"{utt}-mulaw"] == data.utt2spk[utt]
+    assert len((tmp_path / "mc" / "utt2aug").read_text().splitlines()) == 4  # copies only
+    # a source with segments: the originals keep theirs, each copy is a whole file
+    rec = next(iter(data.wav_scp))
+    seg = DataDir(wav_scp={rec: data.wav_scp[rec]}, utt2spk={"a": "s1", "b": "s2"},
+                  segments={"a": (rec, 0.0, 0.5), "b": (rec, 0.5, -1.0)})
+    write_data_dir(tmp_path / "seg", seg)
+    both = aug.augment_data_dir(read_data_dir(tmp_path / "seg"), tmp_path / "seg-mc",
+                                kinds=["level"], audio_root=tmp_path, include_original=True)
+    assert both.segments["a"] == (rec, 0.0, 0.5) and both.segments["a-level"] == (
+        "a-level", 0.0, -1.0)
+    result = CliRunner().invoke(main, ["augment", str(data.path), str(tmp_path / "cli"), "--kind",
+                                       "level", "--include-original", "--audio-root",
+                                       str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "8 utterances (4 x 1 kinds and the 4 originals)" in result.output
+    result = CliRunner().invoke(main, ["extract", str(tmp_path / "cli"), str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output

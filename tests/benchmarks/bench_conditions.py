@@ -1,0 +1,284 @@
+"""The product path in the field (issue 22): verification and closed-set identification on
+test recordings degraded as they arrive from users, with clean 5-recording enrollment and
+every default (a store that calibrated itself from its own enrollments), for one or more
+systems side by side (before / after):
+
+    recipes/systems/run.sh --split dev --corpus-root ../shared/corpora/speechocean762 \\
+        --work exp/systems
+    python tests/benchmarks/bench_conditions.py --systems exp/systems/dev [OTHER ...]
+
+Speakers: the speechocean762 dev protocol's 62 evaluation speakers, unseen by systems built
+with ``--split dev`` (930 test recordings, 930 target and 56,730 non-target trials).
+
+Conditions: what a system may have been trained on (``speakergmm augment``: coloured noise,
+babble of its training speakers, image-method rooms, G.711, Vorbis, MP3) is kept apart from
+what it is tested on here, because a user's noise is never the training noise:
+
+- ``babble``: 4 to 6 other evaluation speakers' test recordings at once, 10 dB SNR;
+- ``noise``: car / ventilation noise, 5 dB SNR: low-passed rumble with an engine hum
+  (harmonics of a drifting 30-60 Hz fundamental), not a power-law spectrum;
+- ``room``: RT60 0.6 s from Polack's statistical model (a direct path, then Gaussian noise
+  decaying at 60 dB per RT60 from 2.5 ms on), not the image method;
+- ``phone``: GSM 06.10 (the full-rate mobile codec, through libsndfile) at 8 kHz, 300-3400 Hz,
+  upsampled back to 16 kHz;
+- ``2s``, ``1s``: that much of the recording, from the middle of its active part.
+
+Each degraded copy is seeded by its utterance id and condition, so every system scores the
+same audio. SNR is over the whole recording (pauses included), as ``speakergmm augment``
+sets it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+CONDITIONS = ("clean", "babble", "noise", "room", "phone", "2s", "1s")
+SR = 16000
+
+
+def _rng(utt: str, condition: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(f"{utt}/{condition}".encode()))
+
+
+def _active(y: np.ndarray) -> tuple[int, int]:
+    """First and last sample of the recording's active part (10 ms frames within 35 dB of
+    the loudest)."""
+    hop = SR // 100
+    frames = y[: len(y) // hop * hop].reshape(-1, hop)
+    db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    on = np.flatnonzero(db > db.max() - 35)
+    return int(on[0] * hop), int((on[-1] + 1) * hop)
+
+
+def _excerpt(y: np.ndarray, seconds: float) -> np.ndarray:
+    a, b = _active(y)
+    n = int(seconds * SR)
+    mid = (a + b) // 2
+    start = int(np.clip(mid - n // 2, 0, max(len(y) - n, 0)))
+    return y[start:start + n]
+
+
+def car_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Low-frequency rumble (white noise through a 2nd-order low-pass at 150-400 Hz) plus an
+    engine hum whose fundamental drifts between 30 and 60 Hz, unit power."""
+    from scipy.signal import butter, sosfilt
+
+    rumble = sosfilt(butter(2, rng.uniform(150, 400), fs=SR, output="sos"),
+                     rng.standard_normal(n))
+    t = np.arange(n) / SR
+    f0 = rng.uniform(30, 60) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    hum = sum(np.sin(h * phase + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 8))
+    x = rumble / np.std(rumble) + 0.5 * hum / np.std(hum)
+    return (x / np.std(x)).astype(np.float32)
+
+
+def polack_rir(rt60: float, rng: np.random.Generator, drr_db: float = 0.0) -> np.ndarray:
+    """A statistical room impulse response: a unit direct path, then Gaussian noise under an
+    exponential decay of 60 dB per ``rt60`` from 2.5 ms on, scaled to ``drr_db``."""
+    n = int(1.2 * rt60 * SR)
+    t = np.arange(n) / SR
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60)
+    tail[: int(0.0025 * SR)] = 0.0
+    tail *= np.sqrt(10 ** (-drr_db / 10) / np.sum(tail ** 2))
+    tail[0] = 1.0
+    return tail
+
+
+def gsm(y: np.ndarray) -> np.ndarray:
+    """GSM 06.10 at 8 kHz (300-3400 Hz) and back to 16 kHz."""
+    import io
+
+    import soundfile as sf
+    from scipy.signal import butter, sosfilt
+
+    from speakergmm.frontend.audio import resample
+
+    x = resample(y, orig_sr=SR, target_sr=8000)
+    x = sosfilt(butter(4, [300, 3400], btype="bandpass", fs=8000, output="sos"), x)
+    x = np.clip(x, -1, 1).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, x, 8000, format="WAV", subtype="GSM610")
+    buf.seek(0)
+    out, _ = sf.read(buf, dtype="float32")
+    out = resample(out, orig_sr=8000, target_sr=SR)[: len(y)]
+    return np.pad(out, (0, len(y) - len(out))).astype(np.float32)
+
+
+def degrade(condition: str, utt: str, y: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    from speakergmm.frontend.augment import add_noise, babble, reverberate
+
+    rng = _rng(utt, condition)
+    if condition == "clean":
+        return y
+    if condition == "babble":
+        picks = rng.choice(len(others), min(int(rng.integers(4, 7)), len(others)),
+                           replace=False)
+        noise = babble(talkers=[others[i] for i in picks], n=len(y), rng=rng)
+        return add_noise(y=y, noise=noise, snr_db=10.0, rng=rng)
+    if condition == "noise":
+        return add_noise(y=y, noise=car_noise(len(y), rng), snr_db=5.0, rng=rng)
+    if condition == "room":
+        return reverberate(y=y, rir=polack_rir(0.6, rng))
+    if condition == "phone":
+        return gsm(y)
+    if condition in ("2s", "1s"):
+        return _excerpt(y, float(condition[0]))
+    raise ValueError(condition)
+
+
+def _rates(llr: np.ndarray, target: np.ndarray) -> dict:
+    from speakergmm.eval.metrics import rocch_eer
+
+    t, n = llr[target], llr[~target]
+    return {"eer": 100 * rocch_eer(t, n), "miss": 100 * np.mean(t < 0),
+            "fa": 100 * np.mean(n >= 0)}
+
+
+def run(system: Path, args, work: Path) -> dict[str, dict]:
+    import soundfile as sf
+
+    from speakergmm.corpora.speechocean762 import prepare_speechocean762
+    from speakergmm.frontend.audio import load
+    from speakergmm.recognizer import Recognizer
+
+    corpus = args.corpora / "speechocean762"
+    protocol = prepare_speechocean762(corpus)
+    enroll, test = protocol.data["enroll"], protocol.data["test"]
+    trials = protocol.trials["trials"]
+    keep = sorted(protocol.enroll_maps["enroll_map"])[:args.speakers]
+    store = Path(tempfile.mkdtemp(dir=work)) / "store.db"
+    rec = Recognizer(system=system, store=store)
+    for speaker in keep:
+        rec.enroll(speaker, [corpus / enroll.wav_scp[u]
+                             for u in protocol.enroll_maps["enroll_map"][speaker]])
+    own = rec.store.calibration()
+    print(f"\n{system}: {len(rec.store)} speakers enrolled; the store "
+          f"{'calibrated itself' if own is not None else 'did not calibrate itself'}")
+    chosen = np.isin(trials.enroll, keep) & np.isin(
+        [test.utt2spk[u] for u in trials.test], keep)
+    trial_enroll, trial_test = trials.enroll[chosen], trials.test[chosen]
+    is_target = np.asarray(trials.is_target)[chosen]
+    utts = sorted(set(trial_test.tolist()))
+    audio = {u: load(corpus / test.wav_scp[u], sr=SR)[0] for u in utts}
+    results = {}
+    for condition in args.conditions:
+        start = time.perf_counter()
+        llrs, ident = {}, []
+        for u in utts:
+            speaker = test.utt2spk[u]
+            others = [audio[v] for v in utts if test.utt2spk[v] != speaker][::7]
+            path = work / "test.wav"
+            sf.write(path, degrade(condition, u, audio[u], others), SR, subtype="FLOAT")
+            found = rec.scores(path)
+            llrs[u] = dict(zip(found.ids, found.llrs))
+            ident.append(found.ids[int(np.argmax(found.llrs))] == speaker)
+        llr = np.array([llrs[t][e] for e, t in zip(trial_enroll, trial_test)])
+        r = _rates(llr, is_target)
+        r["ident"] = 100 * np.mean(ident)
+        r["seconds"] = time.perf_counter() - start
+        results[condition] = r
+        print(f"  {condition}: EER {r['eer']:.2f}%, miss / FA {r['miss']:.1f}% / "
+              f"{r['fa']:.1f}%, identification {r['ident']:.1f}% ({r['seconds']:.0f} s)",
+              flush=True)
+    return results
+
+
+def identification(system: Path, args, work: Path) -> None:
+    """Open-set identification with the store's default decision, for several shares of
+    enrolled and unknown speakers (every test recording of the 62 evaluation speakers; a
+    seeded draw of who is enrolled): what each rule names wrongly."""
+    from speakergmm.corpora.speechocean762 import prepare_speechocean762
+    from speakergmm.recognizer import Recognizer
+
+    corpus = args.corpora / "speechocean762"
+    protocol = prepare_speechocean762(corpus)
+    enroll, test = protocol.data["enroll"], protocol.data["test"]
+    emap = protocol.enroll_maps["enroll_map"]
+    speakers = sorted(emap)
+    print(f"\nidentify, {system}: errors at each rule (enrolled: missed, misnamed; unknown: "
+          "named)")
+    print("| enrolled / unknown | rule | enrolled missed | misnamed | unknown named | "
+          "equal error (threshold on the best LLR) |")
+    print("|---|---|---|---|---|---|")
+    for n_in, n_out in ((62, 0), (50, 12), (31, 31), (16, 16)):
+        rng = np.random.default_rng(n_in * 100 + n_out)
+        drawn = list(rng.permutation(speakers))
+        inside, outside = sorted(drawn[:n_in]), set(drawn[n_in:n_in + n_out])
+        rec = Recognizer(system=system, store=Path(tempfile.mkdtemp(dir=work)) / "id.db")
+        for speaker in inside:
+            rec.enroll(speaker, [corpus / enroll.wav_scp[u] for u in emap[speaker]])
+        best, right, known = [], [], []
+        for u in sorted(test.utt2spk):
+            truth = test.utt2spk[u]
+            if truth not in inside and truth not in outside:
+                continue
+            found = rec.scores(corpus / test.wav_scp[u])
+            i = int(np.argmax(found.llrs))
+            best.append(found.llrs[i])
+            right.append(found.ids[i] == truth)
+            known.append(truth in inside)
+        best, right, known = np.array(best), np.array(right), np.array(known)
+        m = len(inside)
+        rules = [(f"most probable, prior {p} (LLR > {np.log(m * (1 - p) / p):.1f})",
+                  np.log(m * (1 - p) / p)) for p in args.priors]
+        for rule, t in [*rules, ("verify's (LLR >= 0)", 0.0)]:
+            named = best >= t
+            missed = 100 * np.mean(~named[known])
+            wrong = 100 * np.mean(named[known] & ~right[known])
+            fa = 100 * np.mean(named[~known]) if (~known).any() else float("nan")
+            eq = ""
+            if (~known).any():
+                ts = np.sort(best)
+                a = np.array([np.mean(best[~known] >= x) for x in ts])
+                b = np.array([np.mean(~right[known] | (best[known] < x)) for x in ts])
+                j = int(np.argmin(np.abs(a - b)))
+                eq = f"{100 * a[j]:.1f}% / {100 * b[j]:.1f}% at {ts[j]:.2f}"
+            print(f"| {n_in} / {n_out} | {rule} | {missed:.1f}% | {wrong:.1f}% | {fa:.1f}% | "
+                  f"{eq} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--systems", type=Path, nargs="+", required=True,
+                        help="folders of wideband.npz built with recipes/systems/run.sh "
+                             "--split dev (with or without --augment)")
+    parser.add_argument("--corpora", type=Path, default=REPO.parent / "shared" / "corpora")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=CONDITIONS)
+    parser.add_argument("--speakers", type=int, default=None,
+                        help="only the first N evaluation speakers (a quick run)")
+    parser.add_argument("--identify", action="store_true",
+                        help="also open-set identification at several enrolled / unknown "
+                             "shares, clean tests")
+    parser.add_argument("--priors", type=float, nargs="+", default=[0.5, 0.8, 0.9],
+                        help="identify's --prior values to compare")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # (the store notes its calibration as it grows)
+    table = {}
+    with tempfile.TemporaryDirectory() as work:
+        for folder in args.systems:
+            table[str(folder)] = run(folder / "wideband.npz", args, Path(work))
+            if args.identify:
+                identification(folder / "wideband.npz", args, Path(work))
+    print("\n| test recordings | " + " | ".join(
+        f"{name}: EER | miss / FA | identification" for name in table) + " |")
+    print("|---|" + "---|---|---|" * len(table))
+    for condition in args.conditions:
+        cells = []
+        for results in table.values():
+            r = results[condition]
+            cells.append(f"{r['eer']:.1f}% | {r['miss']:.1f}% / {r['fa']:.1f}% | "
+                         f"{r['ident']:.1f}%")
+        print(f"| {condition} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
