@@ -25,6 +25,14 @@ DEFAULT_THRESHOLD = 0.1
 #: dev speakers (tests/benchmarks/bench_enroll_duration.py), the EER is 1.2% at 20 s, 2.9% at
 #: 12 s, 4.6% at 8 s, 7.4% at 5 s, 11.7% at 3 s and 22% at 1 s.
 MIN_ENROLL_SECONDS = 5.0
+#: ``identify``'s default prior probability that the voice is one of the enrolled speakers
+#: (verify's default prior of a claim stays 0.5). Chosen on the speechocean762 dev speakers,
+#: unseen by the dev-split wideband system (tests/benchmarks/bench_conditions.py --identify:
+#: 20 draws of who is enrolled; enrolled tests missed or misnamed / strangers named): all 62
+#: enrolled 8.8% / -; 50 enrolled, 12 strangers 7.9% / 12.3%; 31 / 31 5.5% / 9.6%; 15 / 15
+#: 3.5% / 9.4%. At 0.5 (a voice named only above LLR log M) the enrolled lost 17.2%, 15.6%,
+#: 12.6%, 9.8%; at 0.95 strangers were named 20-26% of the time.
+IDENTIFY_PRIOR = 0.85
 
 #: Bytes of stacked enrollment models (a ModelSet's kernel: M x K x (D+1) float32 for
 #: means-only models) that trial-list scoring holds in each process. Models beyond it are

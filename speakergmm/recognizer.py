@@ -19,7 +19,7 @@ import numpy as np
 from .backend.calibration import bayes_threshold
 from .backend.models import stack_models
 from .backend.scoring import prepare_test, score
-from .constants import DEFAULT_THRESHOLD, MIN_ENROLL_SECONDS
+from .constants import DEFAULT_THRESHOLD, IDENTIFY_PRIOR, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
 from .errors import CalibrationError, FeatureError, SpeakerGMMError, SpeakerGMMWarning
 from .exec import one_blas_thread
@@ -126,7 +126,7 @@ class Identification:
     llrs: list[float] | None = None      # calibrated LLR of each ranked speaker, if any
     posteriors: list[float] | None = None  # P(ranked speaker | audio), if calibrated
     p_unknown: float | None = None       # P(nobody enrolled | audio), if calibrated
-    prior: float = 0.5                   # prior probability that the voice is enrolled
+    prior: float = IDENTIFY_PRIOR        # prior probability that the voice is enrolled
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -457,15 +457,20 @@ class Recognizer:
         return StoreScores(ids, raw, llrs, len(x), self.system.seconds(len(x)))
 
     def identify(self, audio: str | os.PathLike, *, top: int = 5,
-                 threshold: float | None = None, prior: float = 0.5, method: str = "topc",
-                 c: int | None = None) -> Identification:
+                 threshold: float | None = None, prior: float = IDENTIFY_PRIOR,
+                 method: str = "topc", c: int | None = None) -> Identification:
         """Rank all enrolled speakers for one recording, open set.
 
         With a calibration in force (top-C scoring with the system's C) each speaker's
         calibrated LLR gives its posterior among the M enrolled speakers and "unknown":
         ``prior`` is the prior probability that the voice is enrolled at all, shared
         equally by the M speakers, so that the more speakers are enrolled, the more
-        evidence naming one takes. The answer is the most probable of the M + 1, unless
+        evidence naming one takes: a speaker is named when its LLR exceeds
+        log(M (1 - prior) / prior). The default, 0.85
+        (:data:`~speakergmm.constants.IDENTIFY_PRIOR`), names the right speaker for about
+        91% of tests when every voice is enrolled and names about 10-12% of strangers
+        (measured on unseen speakers); 0.5 would leave 17% of enrolled voices "unknown".
+        The answer is the most probable of the M + 1, unless
         ``threshold`` is given (then: the best speaker if its LLR reaches it). Without a
         calibration: the best speaker, or "unknown" below ``threshold`` on the raw score.
         """

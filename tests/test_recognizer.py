@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from speakergmm.cli import main
+from speakergmm.constants import IDENTIFY_PRIOR
 from speakergmm.errors import SpeakerGMMError
 from speakergmm.frontend.features import FeatureConfig, extract_features
 from speakergmm.gmm.ubm import train_ubm
@@ -478,6 +479,14 @@ def test_calibrated_identification_says_unknown_for_a_voice_not_enrolled(setup, 
     out = json.loads(r.output)
     assert r.exit_code == 1 and out["speaker"] is None and 0.5 < out["p_unknown"] <= 1
     assert {"speaker", "score", "llr", "posterior"} <= set(out["ranking"][0])
+    # the command's default prior is the library's, and the rule is the Bayes decision
+    # among the M enrolled and "unknown": named above LLR log(M (1 - P) / P)
+    assert out["prior"] == IDENTIFY_PRIOR == rec.identify(files[(7, 3)]).prior
+    for prior in (0.05, 0.5, IDENTIFY_PRIOR, 0.99):
+        for s in range(8):
+            found = rec.identify(files[(s, 3)], prior=prior)
+            bar = np.log(6 * (1 - prior) / prior)
+            assert (found.speaker is not None) == (found.llrs[0] > bar), (prior, found)
 
 
 def test_a_new_store_takes_the_telephone_system_for_8_khz_audio(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..constants import DEFAULT_THRESHOLD
+from ..constants import DEFAULT_THRESHOLD, IDENTIFY_PRIOR
 from .app import (
     Finite,
     channel_option,
@@ -113,8 +113,11 @@ def verify_cmd(speaker, audio, ubm, store, threshold, prior, method, as_json,
               help="Name the best speaker only if its calibrated LLR (raw score, in a store "
                    "not calibrated) reaches this [default: calibrated stores name the most "
                    "probable of the enrolled speakers and 'unknown'; others the best].")
-@prior_option(0.5, "Prior probability that the voice is one of the enrolled speakers "
-                   "(calibrated stores).")
+@prior_option(IDENTIFY_PRIOR,
+              "Prior probability that the voice is one of the enrolled speakers (calibrated "
+              "stores): a speaker is named when its LLR exceeds log(M (1 - P) / P) for M "
+              "enrolled. The default names the right speaker for ~91% of tests when every "
+              "voice is enrolled, and ~10% of strangers; lower it when strangers are common.")
 @method_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @channel_option(_CHANNEL_HELP)
