@@ -18,11 +18,12 @@ import numpy as np
 
 from .backend.calibration import bayes_threshold
 from .backend.models import stack_models
-from .backend.scoring import prepare_test, score
+from .backend.scoring import TestUtterance, prepare_test, score
 from .constants import DEFAULT_THRESHOLD, IDENTIFY_PRIOR, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
 from .errors import CalibrationError, FeatureError, SpeakerGMMError, SpeakerGMMWarning
 from .exec import one_blas_thread
+from .frontend.quality import Quality, SignalMeter
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
@@ -74,6 +75,7 @@ class StoreScores:
     llrs: np.ndarray | None       # [shape=(M,)] calibrated LLRs, if a calibration is in force
     frames: int
     seconds: float
+    quality: Quality | None = None  # the recording's seconds of speech and SNR estimate
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class Verification:
     llr: float | None = None        # calibrated log-likelihood ratio (natural log), if any
     posterior: float | None = None  # P(speaker | audio) at ``prior``, if calibrated
     prior: float = 0.5              # prior probability of the claim
+    snr_db: float | None = None     # blind SNR estimate of the recording (WADA)
+    caution: str | None = None      # why the decision is unreliable (too short, too noisy)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,11 +107,12 @@ class Verification:
                         "top-C is")
             return (f"{verdict}: {self.audio} vs {self.speaker}: score {self.score:.4f} "
                     f"(threshold {self.threshold + 0.0:g}, {self.method}, {self.frames} "
-                    f"frames; {why})")
+                    f"frames; {why})" + _caution(self.caution))
         # (+ 0.0: the Bayes threshold at prior 0.5 is -0.0, shown as "-0.00")
         return (f"{verdict}: {self.audio} vs {self.speaker}: LLR {self.llr:.2f}, "
                 f"P = {self.posterior:.3f} at prior {self.prior:g} (threshold "
-                f"{self.threshold + 0.0:.2f}; raw score {self.score:.4f}, {self.seconds:.1f} s)")
+                f"{self.threshold + 0.0:.2f}; raw score {self.score:.4f}, {self.seconds:.1f} s)"
+                + _caution(self.caution))
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ class Identification:
     posteriors: list[float] | None = None  # P(ranked speaker | audio), if calibrated
     p_unknown: float | None = None       # P(nobody enrolled | audio), if calibrated
     prior: float = IDENTIFY_PRIOR        # prior probability that the voice is enrolled
+    snr_db: float | None = None          # blind SNR estimate of the recording (WADA)
+    caution: str | None = None           # why the answer is unreliable (too short, noisy)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -149,7 +156,11 @@ class Identification:
             rows = [f"{i + 1:3d}. {s:24s} LLR {lr:7.2f}  P {p:.3f}  (raw {v:.4f})"
                     for i, ((s, v), lr, p) in enumerate(zip(self.ranking, self.llrs,
                                                             self.posteriors))]
-        return "\n".join([head, *rows])
+        return "\n".join([head + _caution(self.caution), *rows])
+
+
+def _caution(note: str | None) -> str:
+    return "" if note is None else f"\n  caution: {note}"
 
 
 class Recognizer:
@@ -232,10 +243,17 @@ class Recognizer:
     config = property(lambda self: self.system.config)
     channel = property(lambda self: self.system.channel)
 
-    def features(self, path: str | os.PathLike) -> np.ndarray:
+    def features(self, path: str | os.PathLike, *, meter=None) -> np.ndarray:
         """Features of one recording with the system's feature config (channel-compensated
-        when the system has a channel)."""
-        return self.system.features(path)
+        when the system has a channel); ``meter`` as :meth:`System.features`."""
+        return self.system.features(path, meter=meter)
+
+    def _test(self, audio, method: str, c: int) -> tuple[np.ndarray, TestUtterance, Quality]:
+        """A test recording's features, made ready for ``method``, and its quality."""
+        meter = SignalMeter()
+        x = self.features(audio, meter=meter)
+        test = prepare_test(self.ubm, x, method=method, c=c)
+        return x, test, Quality(self.system.seconds(len(x)), round(meter.snr_db, 1))
 
     def _check_store(self) -> None:
         self.store.check_system(self._record)  # first: naming the system says more
@@ -418,21 +436,21 @@ class Recognizer:
         self._check_store()
         self.store.info(speaker)  # names a speaker not enrolled
         models = next(self.store.model_sets(self.ubm, self._channel_fp, ids=[speaker]))
-        x = self.features(audio)
-        test = prepare_test(self.ubm, x, method=method, c=c)
+        x, test, quality = self._test(audio, method, c)
         raw = float(score(self.ubm, models, test)[0])
-        seconds = self.system.seconds(len(x))
         cal = self.calibration() if own else None
+        measures = {"snr_db": quality.snr_db, "caution": quality.note}
         if cal is None:
             limit = DEFAULT_THRESHOLD if threshold is None else threshold
             return Verification(speaker, str(audio), raw, limit, raw >= limit, method, len(x),
-                                seconds, prior=prior)
+                                quality.seconds, prior=prior, **measures)
         value = float(self.system.finish([raw], self._norms_of([speaker], self.store.norms()),
                                          self.system.test_norm(test), calibration=cal)[0])
         limit = bayes_threshold(prior) if threshold is None else threshold
         posterior = float(1.0 / (1.0 + np.exp(-(value - bayes_threshold(prior)))))
         return Verification(speaker, str(audio), raw, limit, value >= limit, method, len(x),
-                            seconds, llr=value, posterior=posterior, prior=prior)
+                            quality.seconds, llr=value, posterior=posterior, prior=prior,
+                            **measures)
 
     def scores(self, audio: str | os.PathLike, *, method: str = "topc",
                c: int | None = None) -> StoreScores:
@@ -441,8 +459,7 @@ class Recognizer:
         the system's C; S-normalised first when the system has a cohort)."""
         c, own = self._scored(method, c)
         self._check_store()
-        x = self.features(audio)
-        test = prepare_test(self.ubm, x, method=method, c=c)  # selection once, all blocks
+        x, test, quality = self._test(audio, method, c)  # selection once, all blocks
         ids, parts = [], []
         with one_blas_thread():
             for models in self.store.model_sets(self.ubm, self._channel_fp):
@@ -454,7 +471,7 @@ class Recognizer:
         if cal is not None:
             llrs = self.system.finish(raw, self._norms_of(ids, self.store.norms()),
                                       self.system.test_norm(test), calibration=cal)
-        return StoreScores(ids, raw, llrs, len(x), self.system.seconds(len(x)))
+        return StoreScores(ids, raw, llrs, len(x), quality.seconds, quality)
 
     def identify(self, audio: str | os.PathLike, *, top: int = 5,
                  threshold: float | None = None, prior: float = IDENTIFY_PRIOR,
@@ -476,13 +493,14 @@ class Recognizer:
         """
         found = self.scores(audio, method=method, c=c)
         ids, scores, llrs = found.ids, found.raw, found.llrs
+        measures = {"snr_db": found.quality.snr_db, "caution": found.quality.note}
         order = np.argsort(-(scores if llrs is None else llrs), kind="stable")[: max(1, top)]
         ranking = [(ids[i], float(scores[i])) for i in order]
         frames, seconds = found.frames, found.seconds
         if llrs is None:
             best = ranking[0][0] if threshold is None or ranking[0][1] >= threshold else None
             return Identification(str(audio), best, ranking, threshold, method, frames,
-                                  seconds, prior=prior)
+                                  seconds, prior=prior, **measures)
         # log of prior x likelihood ratio for "unknown" (index 0) and each speaker
         joint = np.concatenate([[np.log1p(-prior)], np.log(prior / len(ids)) + llrs])
         posterior = np.exp(joint - np.logaddexp.reduce(joint))
@@ -493,7 +511,7 @@ class Recognizer:
         return Identification(str(audio), best, ranking, threshold, method, frames, seconds,
                               llrs=[float(llrs[i]) for i in order],
                               posteriors=[float(posterior[1 + i]) for i in order],
-                              p_unknown=float(posterior[0]), prior=prior)
+                              p_unknown=float(posterior[0]), prior=prior, **measures)
 
 
 def _one_band_note(read):

@@ -171,10 +171,12 @@ class System:
 
     # --- audio to scores -------------------------------------------------------------------
 
-    def features(self, path: str | os.PathLike) -> np.ndarray:
+    def features(self, path: str | os.PathLike, *, meter=None) -> np.ndarray:
         """Features of one recording with the system's feature config, channel-compensated.
 
-        Warns :class:`BandMismatch` for audio sampled below the system's rate.
+        Warns :class:`BandMismatch` for audio sampled below the system's rate. A
+        :class:`~speakergmm.frontend.quality.SignalMeter` given as ``meter`` sees the
+        signal on the way (for its SNR estimate).
         """
         from .frontend.audio import AudioBlocks
         from .frontend.features import features_from_blocks
@@ -189,7 +191,8 @@ class System:
                           f"for {native} Hz audio (--system telephone for 8 kHz)",
                           BandMismatch, stacklevel=3)
         with audio:
-            x, _, _ = features_from_blocks(audio, config=self.config, name=str(path))
+            x, _, _ = features_from_blocks(audio if meter is None else meter.watch(audio),
+                                           config=self.config, name=str(path))
         return x if self.channel is None else self.channel.compensate(x)
 
     def seconds(self, frames: int) -> float:

@@ -532,3 +532,33 @@ def test_one_recording_speakers_still_yield_target_trials(setup, tmp_path):
     short = write_audio(tmp_path / "short.wav", voice(9, 7, seconds=2.0), SR)
     rec.enroll("short", [short])
     assert rec.store.calibration_trials()[0].size == 4
+
+
+def test_verify_and_identify_report_the_recording_quality(setup, tmp_path):
+    """Seconds of speech and an SNR estimate come with every answer, and a short or noisy
+    test recording is flagged: in the result, its JSON and the command's text."""
+    from speakergmm.constants import MIN_TEST_SECONDS, MIN_TEST_SNR_DB
+
+    root, ubm_path, files = setup
+    store = tmp_path / "s.db"
+    rec = Recognizer(ubm_path, store)
+    for s in range(3):
+        rec.enroll(f"spk{s}", [files[(s, u)] for u in range(3)])
+    y = voice(1, 7, seconds=8.0)
+    noise = np.random.default_rng(0).standard_normal(len(y))
+    noise *= np.sqrt(np.mean(y ** 2) / np.mean(noise ** 2)) / 10 ** (3 / 20)  # 3 dB
+    long = write_audio(tmp_path / "long.wav", y, SR)
+    noisy = write_audio(tmp_path / "noisy.wav", 0.5 * (y + noise), SR)
+    clean = rec.verify("spk1", long)
+    assert clean.seconds >= MIN_TEST_SECONDS and clean.snr_db > MIN_TEST_SNR_DB
+    assert clean.caution is None and "caution" not in str(clean)
+    loud = rec.verify("spk1", noisy)
+    assert loud.snr_db < MIN_TEST_SNR_DB and loud.caution.startswith("too noisy")
+    short = rec.identify(files[(1, 3)])  # 2 s of audio, pauses included
+    assert short.seconds < MIN_TEST_SECONDS and short.caution.startswith("too short")
+    common = ["--ubm", str(ubm_path), "--store", str(store)]
+    r = CliRunner().invoke(main, ["verify", "spk1", str(noisy), *common, "--json"])
+    out = json.loads(r.output)
+    assert out["snr_db"] == loud.snr_db and out["caution"] == loud.caution
+    r = CliRunner().invoke(main, ["identify", str(files[(1, 3)]), *common])
+    assert f"caution: {short.caution}" in r.output, r.output

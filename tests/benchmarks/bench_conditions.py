@@ -1,7 +1,8 @@
 """The product path in the field (issue 22): verification and closed-set identification on
 test recordings degraded as they arrive from users, with clean 5-recording enrollment and
 every default (a store that calibrated itself from its own enrollments), for one or more
-systems side by side (before / after):
+systems side by side (before / after); and how many tests the product cautions about (too
+short or too noisy for a reliable decision):
 
     recipes/systems/run.sh --split dev --corpus-root ../shared/corpora/speechocean762 \\
         --work exp/systems
@@ -172,7 +173,7 @@ def run(system: Path, args, work: Path) -> dict[str, dict]:
     results = {}
     for condition in args.conditions:
         start = time.perf_counter()
-        llrs, ident = {}, []
+        llrs, ident, flagged = {}, [], []
         for u in utts:
             speaker = test.utt2spk[u]
             others = [audio[v] for v in utts if test.utt2spk[v] != speaker][::7]
@@ -181,13 +182,16 @@ def run(system: Path, args, work: Path) -> dict[str, dict]:
             found = rec.scores(path)
             llrs[u] = dict(zip(found.ids, found.llrs))
             ident.append(found.ids[int(np.argmax(found.llrs))] == speaker)
+            flagged.append(found.quality.note is not None)
         llr = np.array([llrs[t][e] for e, t in zip(trial_enroll, trial_test)])
         r = _rates(llr, is_target)
         r["ident"] = 100 * np.mean(ident)
+        r["flagged"] = 100 * np.mean(flagged)
         r["seconds"] = time.perf_counter() - start
         results[condition] = r
         print(f"  {condition}: EER {r['eer']:.2f}%, miss / FA {r['miss']:.1f}% / "
-              f"{r['fa']:.1f}%, identification {r['ident']:.1f}% ({r['seconds']:.0f} s)",
+              f"{r['fa']:.1f}%, identification {r['ident']:.1f}%, cautioned "
+              f"{r['flagged']:.0f}% ({r['seconds']:.0f} s)",
               flush=True)
     return results
 
@@ -263,14 +267,14 @@ def main() -> None:
             if args.identify:
                 identification(folder / "wideband.npz", args, Path(work))
     print("\n| test recordings | " + " | ".join(
-        f"{name}: EER | miss / FA | identification" for name in table) + " |")
-    print("|---|" + "---|---|---|" * len(table))
+        f"{name}: EER | miss / FA | identification | cautioned" for name in table) + " |")
+    print("|---|" + "---|---|---|---|" * len(table))
     for condition in args.conditions:
         cells = []
         for results in table.values():
             r = results[condition]
             cells.append(f"{r['eer']:.1f}% | {r['miss']:.1f}% / {r['fa']:.1f}% | "
-                         f"{r['ident']:.1f}%")
+                         f"{r['ident']:.1f}% | {r['flagged']:.0f}%")
         print(f"| {condition} | " + " | ".join(cells) + " |")
 
 
