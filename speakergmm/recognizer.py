@@ -21,20 +21,20 @@ from .backend.models import stack_models
 from .backend.scoring import TestUtterance, prepare_test, score
 from .constants import DEFAULT_THRESHOLD, IDENTIFY_PRIOR, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
-from .errors import CalibrationError, FeatureError, SpeakerGMMError, SpeakerGMMWarning
+from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning
 from .exec import one_blas_thread
 from .frontend.quality import Quality, SignalMeter
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
 from .store import (
-    AUTO_CALIBRATION,
     SpeakerInfo,
     SpeakerStore,
     StoreError,
     calibration_advice,
     check_speaker_id,
 )
+from .store.selfcal import relearn as relearn_calibration
 from .system import BUNDLED_SYSTEMS, DEFAULT_SYSTEM, BandMismatch, System, load_system
 
 __all__ = ["Recognizer", "Verification", "Identification", "StoreScores", "METHODS",
@@ -294,21 +294,28 @@ class Recognizer:
             earlier = self.store.model(speaker)
         whole = model if earlier is None else earlier.add(model)
         norm = self.system.model_norm(stack_models(self.ubm, [whole]))
+        current = self.store.calibration()
+        prior = 0.01 if current is None else current.prior_
+        problems = []
+
+        def relearn(rows):
+            kept, problem = relearn_calibration(rows, system=self.system.calibration,
+                                                prior=prior, source=self.store.path)
+            problems.append(problem)
+            return kept
+
         info = self.store.enroll(
             speaker, model, self.ubm, seconds=seconds, utterances=len(paths), mode=mode,
             channel=self._channel_fp, system=self._record,
             norm=None if norm is None else (float(norm[0][0]), float(norm[1][0])),
             files=self._files,
             trials=self._calibration_trials(speaker, feats, stats,
-                                            None if earlier is None else earlier.stats))
-        if self.store.has_trials(AUTO_CALIBRATION):
-            current = self.store.calibration()
-            try:
-                self.store.calibrate(prior=0.01 if current is None else current.prior_)
-            except CalibrationError as exc:  # the enrollment itself is kept
-                warnings.warn(f"the store's calibration was not learnt again: {exc}",
-                              UncalibratedStore, stacklevel=2)
-        else:
+                                            None if earlier is None else earlier.stats),
+            relearn=relearn)
+        if problems and problems[0] is not None:  # the enrollment itself is kept
+            warnings.warn(problems[0], UncalibratedStore, stacklevel=2)
+        elif self.system.calibration is None:  # (with one, a store learns its own when
+            # its trials predict themselves better than the system's calibration does)
             advice = calibration_advice(self.store)
             if advice is not None:
                 warnings.warn(advice, UncalibratedStore, stacklevel=2)

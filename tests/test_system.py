@@ -196,21 +196,58 @@ def test_recognizer_scores_through_the_system(parts, system_file, tmp_path):
 
 
 def test_store_calibrates_itself_once_it_has_enough_trials(system_file, tmp_path):
-    from speakergmm.store import AUTO_CALIBRATION
+    """A store learns its own calibration at AUTO_CALIBRATION trials, or before, from
+    MIN_CALIBRATION on, at the enrollment that finds its own trials predict themselves
+    better (held out by speaker) than the system's calibration does; never otherwise."""
+    from speakergmm.store import AUTO_CALIBRATION, MIN_CALIBRATION
+    from speakergmm.store.selfcal import own_predicts_better
 
     rec = Recognizer(system=system_file, store=tmp_path / "s.db")
     seen = []
     for s in range(AUTO_CALIBRATION["speakers"] + 3):
         files = [write_audio(tmp_path / f"{s}_{u}.wav", voice(s, u, seconds=1.0), SR)
                  for u in range(12)]
+        before = rec.store.calibration_json()
         rec.enroll(f"spk{s}", files)
         tar, non, n = rec.store.calibration_trials()
         ready = (tar.size >= AUTO_CALIBRATION["target"] and non.size
                  >= AUTO_CALIBRATION["nontarget"] and n >= AUTO_CALIBRATION["speakers"])
-        assert (rec.store.calibration() is not None) == ready
+        better, own, theirs = own_predicts_better(rec.store.calibration_trial_rows(),
+                                                  rec.system.calibration)
+        learnt = rec.store.calibration_json() != before
+        assert learnt == (ready or better), (s, ready, better, own, theirs)
+        if n < MIN_CALIBRATION["speakers"]:
+            assert not learnt and not better and np.isnan(own)
         seen.append(ready)
     assert seen[0] is False and seen[-1] is True
     assert rec.calibration().to_json() == rec.store.calibration().to_json()
+
+
+def test_own_calibration_wins_only_where_it_predicts_better():
+    """own_predicts_better on trials drawn so that the system's calibration is right, and
+    so that it is off by a shift: held out by speaker, the store's own wins only the
+    second."""
+    from speakergmm.backend.calibration import Calibration
+    from speakergmm.store.selfcal import own_predicts_better
+
+    rng = np.random.default_rng(3)
+    system = Calibration().fit(rng.normal(2, 1, 400), rng.normal(-2, 1, 4000), prior=0.01)
+    speakers = [f"s{i}" for i in range(6)]
+
+    def rows(shift):
+        out = []
+        for who in speakers:
+            out += [(who, who, rng.normal(2, 1) + shift, True) for _ in range(10)]
+            out += [(who, other, rng.normal(-2, 1) + shift, False)
+                    for other in speakers if other != who for _ in range(6)]
+        return tuple(np.array(c, dtype=d) for c, d in zip(
+            zip(*out), (object, object, np.float64, bool)))
+
+    assert not own_predicts_better(rows(0.0), system)[0]
+    better, own, theirs = own_predicts_better(rows(3.0), system)
+    assert better and own < theirs
+    few = rows(3.0)
+    assert not own_predicts_better(tuple(c[:40] for c in few), system)[0]  # one speaker
 
 
 def test_cli_system_option_and_build_system(parts, system_file, tmp_path):

@@ -165,7 +165,8 @@ class SpeakerRecords(Database):
                utterances: int, mode: str = "new", channel: str | None = None,
                trials=(), system: dict | None = None,
                norm: tuple[float, float] | None = None,
-               files: dict | None = None) -> SpeakerInfo:
+               files: dict | None = None,
+               relearn: Callable[[tuple], str | None] | None = None) -> SpeakerInfo:
         """Add a speaker, or add audio to one, in one transaction.
 
         Parameters
@@ -198,6 +199,11 @@ class SpeakerRecords(Database):
             ``{"ubm": path, "channel": path or None}``: the files of a bare UBM (no
             system), recorded so that later commands need not name them again
             (:meth:`files`); the latest enrollment's are kept.
+        relearn : callable, optional
+            Called in the same transaction, after the new trials are stored, with every
+            trial (as :meth:`calibration_trial_rows`); the calibration it returns (JSON) is
+            kept as the store's own, None keeps the store's as it is: a crash never leaves
+            an enrollment without the calibration learnt from it.
         """
         check_speaker_id(speaker_id)
         if mode not in ("new", "append", "replace"):
@@ -268,6 +274,11 @@ class SpeakerRecords(Database):
             conn.executemany("INSERT INTO trials VALUES (?,?,?,?,?)", [
                 (speaker_id, first + int(r), m, float(sc), int(bool(t)))
                 for r, m, sc, t in trials])
+            if relearn is not None:
+                kept = relearn(_trial_rows(conn.execute(
+                    "SELECT speaker, model, score, target FROM trials")))
+                if kept is not None:
+                    _keep_calibration(conn, kept)
         return self.info(speaker_id)
 
 
@@ -305,6 +316,13 @@ class SpeakerRecords(Database):
         if not self.path.exists():
             return np.zeros(0), np.zeros(0), 0
         return _split_trials(self._rows("SELECT speaker, score, target FROM trials"))
+
+    def calibration_trial_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                              np.ndarray]:
+        """Every self-calibration trial: the recording's speaker, the model's speaker,
+        the score and whether it is a target trial (arrays of one length)."""
+        return _trial_rows([] if not self.path.exists() else
+                           self._rows("SELECT speaker, model, score, target FROM trials"))
 
     def calibration_json(self) -> str | None:
         """The calibration the store learnt from its trials, as kept (JSON), or None."""
@@ -519,6 +537,15 @@ def _split_trials(rows) -> tuple[np.ndarray, np.ndarray, int]:
     scores = np.array([r[1] for r in rows], dtype=np.float64)
     target = np.array([bool(r[2]) for r in rows], dtype=bool)
     return scores[target], scores[~target], len({r[0] for r in rows})
+
+
+def _trial_rows(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of (speaker, model, score, target) as four arrays."""
+    rows = [tuple(r) for r in rows]
+    return (np.array([r[0] for r in rows], dtype=object),
+            np.array([r[1] for r in rows], dtype=object),
+            np.array([r[2] for r in rows], dtype=np.float64),
+            np.array([bool(r[3]) for r in rows], dtype=bool))
 
 
 def _forget_trials(conn: sqlite3.Connection, speaker_id: str) -> None:

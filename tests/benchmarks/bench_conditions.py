@@ -244,6 +244,68 @@ def identification(system: Path, args, work: Path) -> None:
         print(f"| {prior:g} | " + " | ".join(cells) + " |", flush=True)
 
 
+def small_stores(system: Path, args, work: Path) -> None:
+    """Decisions in small stores, before they have AUTO_CALIBRATION trials: misses and
+    false alarms at the default decision with the calibration the store holds after its
+    enrollments (its own where its trials predicted themselves better, held out by
+    speaker, than the system's calibration did), against the system's calibration.
+    FSDD (8 kHz digits, 0.4 s tests: a corpus no system saw) through the bundled telephone
+    system; the speechocean762 dev speakers through ``system``."""
+    import re
+
+    from speakergmm.corpora.speechocean762 import prepare_speechocean762
+    from speakergmm.recognizer import Recognizer
+
+    def measure(label, rec, tests):
+        raw, target = [], []
+        cal = rec.calibration()
+        for speaker, path in tests:
+            found = rec.scores(path)
+            raw.extend((np.asarray(found.llrs) - cal.offset_) / cal.scale_)
+            target.extend(i == speaker for i in found.ids)
+        raw, target = np.array(raw), np.array(target)
+        tar, non, n = rec.store.calibration_trials()
+        cells = []
+        for c in (rec.system.calibration, cal):
+            llr = c.transform(raw)
+            cells.append(f"{100 * np.mean(llr[target] < 0):.1f}% / "
+                         f"{100 * np.mean(llr[~target] >= 0):.1f}%")
+        own = "its own" if rec.store.calibration() is not None else "the system's"
+        print(f"| {label} | {tar.size} / {non.size} / {n} | {cells[0]} | {cells[1]} ({own}) |",
+              flush=True)
+
+    print("\nsmall stores: misses / false alarms at the default decision")
+    print("| store | own trials (target / non-target / speakers) | system's calibration | "
+          "the store's after enrolling |")
+    print("|---|---|---|---|")
+    root = args.corpora / "fsdd" / "recordings"
+    by: dict = {}
+    for f in sorted(root.glob("*.wav")):
+        d, spk, i = re.fullmatch(r"(\d)_(\w+?)_(\d+)", f.stem).groups()
+        by.setdefault(spk, {})[(int(d), int(i))] = f
+    names = sorted(by)
+    for n, per in ((3, 1), (4, 2), (6, 1)):
+        rec = Recognizer(system="telephone", store=Path(tempfile.mkdtemp(dir=work)) / "f.db")
+        for spk in names[:n]:
+            rec.enroll(spk, [by[spk][(d, i)] for d in range(10) for i in range(per)])
+        measure(f"FSDD, {n} speakers x {10 * per} recordings", rec,
+                [(spk, by[spk][(d, i)]) for spk in names[:n] for d in range(10)
+                 for i in range(40, 45)])
+    corpus = args.corpora / "speechocean762"
+    protocol = prepare_speechocean762(corpus)
+    enroll, test = protocol.data["enroll"], protocol.data["test"]
+    emap = protocol.enroll_maps["enroll_map"]
+    speakers = sorted(emap)
+    for start, n, k in ((0, 3, 3), (10, 4, 5), (20, 6, 2), (30, 4, 3), (40, 8, 2)):
+        chosen = speakers[start:start + n]
+        rec = Recognizer(system=system, store=Path(tempfile.mkdtemp(dir=work)) / "s.db")
+        for spk in chosen:
+            rec.enroll(spk, [corpus / enroll.wav_scp[u] for u in emap[spk][:k]])
+        measure(f"speechocean762 dev, {n} speakers x {k} recordings", rec,
+                [(test.utt2spk[u], corpus / test.wav_scp[u]) for u in sorted(test.utt2spk)
+                 if test.utt2spk[u] in chosen])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", type=Path, nargs="+", required=True,
@@ -256,6 +318,8 @@ def main() -> None:
     parser.add_argument("--identify", action="store_true",
                         help="also open-set identification at several enrolled / unknown "
                              "shares, clean tests")
+    parser.add_argument("--stores", action="store_true",
+                        help="also decisions in small stores (FSDD, dev speakers)")
     parser.add_argument("--priors", type=float, nargs="+", default=[0.5, 0.8, 0.85, 0.9, 0.95],
                         help="identify's --prior values to compare")
     args = parser.parse_args()
@@ -266,6 +330,8 @@ def main() -> None:
             table[str(folder)] = run(folder / "wideband.npz", args, Path(work))
             if args.identify:
                 identification(folder / "wideband.npz", args, Path(work))
+            if args.stores:
+                small_stores(folder / "wideband.npz", args, Path(work))
     print("\n| test recordings | " + " | ".join(
         f"{name}: EER | miss / FA | identification | cautioned" for name in table) + " |")
     print("|---|" + "---|---|---|---|" * len(table))
