@@ -300,7 +300,8 @@ class Recognizer:
 
         def relearn(rows):
             kept, problem = relearn_calibration(rows, system=self.system.calibration,
-                                                prior=prior, source=self.store.path)
+                                                prior=prior, source=self.store.path,
+                                                own=current is not None)
             problems.append(problem)
             return kept
 

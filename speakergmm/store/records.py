@@ -275,8 +275,7 @@ class SpeakerRecords(Database):
                 (speaker_id, first + int(r), m, float(sc), int(bool(t)))
                 for r, m, sc, t in trials])
             if relearn is not None:
-                kept = relearn(_trial_rows(conn.execute(
-                    "SELECT speaker, model, score, target FROM trials")))
+                kept = relearn(_trial_rows(conn.execute(_TRIALS)))
                 if kept is not None:
                     _keep_calibration(conn, kept)
         return self.info(speaker_id)
@@ -301,8 +300,8 @@ class SpeakerRecords(Database):
             row = conn.execute("SELECT value FROM meta WHERE key='calibration'").fetchone()
             if row is None:
                 return None
-            kept = None if relearn is None else relearn(_split_trials(conn.execute(
-                "SELECT speaker, score, target FROM trials")), row[0])
+            kept = None if relearn is None else relearn(
+                _split_trials(conn.execute(_TRIALS)), row[0])
             if kept is None:
                 conn.execute("DELETE FROM meta WHERE key IN ('calibration', 'calibrated')")
             else:
@@ -315,14 +314,13 @@ class SpeakerRecords(Database):
         """Target scores, non-target scores, and the number of speakers they come from."""
         if not self.path.exists():
             return np.zeros(0), np.zeros(0), 0
-        return _split_trials(self._rows("SELECT speaker, score, target FROM trials"))
+        return _split_trials(self._rows(_TRIALS))
 
     def calibration_trial_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                               np.ndarray]:
         """Every self-calibration trial: the recording's speaker, the model's speaker,
         the score and whether it is a target trial (arrays of one length)."""
-        return _trial_rows([] if not self.path.exists() else
-                           self._rows("SELECT speaker, model, score, target FROM trials"))
+        return _trial_rows(self._rows(_TRIALS) if self.path.exists() else [])
 
     def calibration_json(self) -> str | None:
         """The calibration the store learnt from its trials, as kept (JSON), or None."""
@@ -479,6 +477,7 @@ class SpeakerRecords(Database):
 
 
 _NO_CHANNEL = "none"
+_TRIALS = "SELECT speaker, model, score, target FROM trials"
 
 
 def _bound_channel(conn: sqlite3.Connection, *, empty: bool | None = None) -> str | None:
@@ -531,12 +530,10 @@ def _check_system(path, bound: dict | None, system: dict | None) -> None:
 
 
 def _split_trials(rows) -> tuple[np.ndarray, np.ndarray, int]:
-    """Rows of (speaker, score, target) as target scores, non-target scores and the number
-    of speakers they come from."""
-    rows = [tuple(r) for r in rows]
-    scores = np.array([r[1] for r in rows], dtype=np.float64)
-    target = np.array([bool(r[2]) for r in rows], dtype=bool)
-    return scores[target], scores[~target], len({r[0] for r in rows})
+    """Rows of (speaker, model, score, target) as target scores, non-target scores and the
+    number of speakers they come from."""
+    speaker, _, score, target = _trial_rows(rows)
+    return score[target], score[~target], len(set(speaker))
 
 
 def _trial_rows(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -551,7 +548,6 @@ def _trial_rows(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def _forget_trials(conn: sqlite3.Connection, speaker_id: str) -> None:
     """A speaker's calibration trials, as recording owner or as model, are deleted."""
     conn.execute("DELETE FROM trials WHERE speaker=? OR model=?", (speaker_id, speaker_id))
-
 
 
 def _keep_calibration(conn: sqlite3.Connection, calibration_json: str) -> None:

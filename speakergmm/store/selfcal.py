@@ -119,12 +119,13 @@ def own_predicts_better(rows, system: Calibration, *,
     return bool(own < theirs), float(own), float(theirs)
 
 
-def relearn(rows, *, system: Calibration | None, prior: float, source) -> tuple[
-        str | None, str | None]:
+def relearn(rows, *, system: Calibration | None, prior: float, source,
+            own: bool = False) -> tuple[str | None, str | None]:
     """What an enrollment keeps as the store's calibration, given every trial ``rows``
     (as :func:`own_predicts_better`) once its own are stored: one learnt from them when
-    there are :data:`AUTO_CALIBRATION` trials, or fewer that predict themselves better
-    than the system's calibration ``system`` does; else None (the store's stays as it is).
+    the store has its own already (``own``), or :data:`AUTO_CALIBRATION` trials, or fewer
+    that predict themselves better than the system's calibration ``system`` does; else
+    None (the system's stays in force).
 
     Returns
     -------
@@ -135,7 +136,7 @@ def relearn(rows, *, system: Calibration | None, prior: float, source) -> tuple[
     """
     _, _, score, target = rows
     trials = (score[target], score[~target], len(set(rows[0])))
-    if not (has_trials(None, AUTO_CALIBRATION, trials) or (
+    if not (own or has_trials(None, AUTO_CALIBRATION, trials) or (
             system is not None and own_predicts_better(rows, system, prior=prior)[0])):
         return None, None
     try:
