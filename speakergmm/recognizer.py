@@ -94,7 +94,8 @@ class Verification:
     posterior: float | None = None  # P(speaker | audio) at ``prior``, if calibrated
     prior: float = 0.5              # prior probability of the claim
     snr_db: float | None = None     # blind SNR estimate of the recording (WADA)
-    caution: str | None = None      # why the decision is unreliable (too short, too noisy)
+    upper_band_db: float | None = None  # its energy above 4.5 kHz against the whole
+    caution: str | None = None      # why the decision is unreliable (short, noisy, phone)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,7 +134,8 @@ class Identification:
     p_unknown: float | None = None       # P(nobody enrolled | audio), if calibrated
     prior: float = IDENTIFY_PRIOR        # prior probability that the voice is enrolled
     snr_db: float | None = None          # blind SNR estimate of the recording (WADA)
-    caution: str | None = None           # why the answer is unreliable (too short, noisy)
+    upper_band_db: float | None = None   # its energy above 4.5 kHz against the whole
+    caution: str | None = None           # why the answer is unreliable (short, noisy, phone)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -157,6 +159,12 @@ class Identification:
                     for i, ((s, v), lr, p) in enumerate(zip(self.ranking, self.llrs,
                                                             self.posteriors))]
         return "\n".join([head + _caution(self.caution), *rows])
+
+
+def _measures(quality: Quality) -> dict[str, Any]:
+    """A result's quality fields."""
+    return {"snr_db": quality.snr_db, "upper_band_db": quality.upper_band_db,
+            "caution": quality.note}
 
 
 def _caution(note: str | None) -> str:
@@ -250,10 +258,12 @@ class Recognizer:
 
     def _test(self, audio, method: str, c: int) -> tuple[np.ndarray, TestUtterance, Quality]:
         """A test recording's features, made ready for ``method``, and its quality."""
-        meter = SignalMeter()
+        meter = SignalMeter(self.config.sample_rate)
         x = self.features(audio, meter=meter)
         test = prepare_test(self.ubm, x, method=method, c=c)
-        return x, test, Quality(self.system.seconds(len(x)), round(meter.snr_db, 1))
+        band = meter.upper_band_db
+        return x, test, Quality(self.system.seconds(len(x)), round(meter.snr_db, 1),
+                                None if band is None else round(band, 1))
 
     def _check_store(self) -> None:
         self.store.check_system(self._record)  # first: naming the system says more
@@ -447,7 +457,7 @@ class Recognizer:
         x, test, quality = self._test(audio, method, c)
         raw = float(score(self.ubm, models, test)[0])
         cal = self.calibration() if own else None
-        measures = {"snr_db": quality.snr_db, "caution": quality.note}
+        measures = _measures(quality)
         if cal is None:
             limit = DEFAULT_THRESHOLD if threshold is None else threshold
             return Verification(speaker, str(audio), raw, limit, raw >= limit, method, len(x),
@@ -501,7 +511,7 @@ class Recognizer:
         """
         found = self.scores(audio, method=method, c=c)
         ids, scores, llrs = found.ids, found.raw, found.llrs
-        measures = {"snr_db": found.quality.snr_db, "caution": found.quality.note}
+        measures = _measures(found.quality)
         order = np.argsort(-(scores if llrs is None else llrs), kind="stable")[: max(1, top)]
         ranking = [(ids[i], float(scores[i])) for i in order]
         frames, seconds = found.frames, found.seconds

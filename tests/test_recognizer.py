@@ -544,21 +544,36 @@ def test_verify_and_identify_report_the_recording_quality(setup, tmp_path):
     rec = Recognizer(ubm_path, store)
     for s in range(3):
         rec.enroll(f"spk{s}", [files[(s, u)] for u in range(3)])
+    from scipy.signal import butter, sosfilt
+
+    from speakergmm.frontend.augment import telephone
+
+    rng = np.random.default_rng(0)
     y = voice(1, 7, seconds=8.0)
-    noise = np.random.default_rng(0).standard_normal(len(y))
+    # the synthetic voice holds little above 4.5 kHz: a faint hiss (35 dB down) gives it
+    # the upper band of real speech
+    hiss = sosfilt(butter(4, 5000, btype="highpass", fs=SR, output="sos"),
+                   rng.standard_normal(len(y)))
+    y = y + hiss * np.sqrt(np.mean(y ** 2) / np.mean(hiss ** 2)) / 10 ** (35 / 20)
+    noise = rng.standard_normal(len(y))
     noise *= np.sqrt(np.mean(y ** 2) / np.mean(noise ** 2)) / 10 ** (3 / 20)  # 3 dB
     long = write_audio(tmp_path / "long.wav", y, SR)
     noisy = write_audio(tmp_path / "noisy.wav", 0.5 * (y + noise), SR)
+    phone = write_audio(tmp_path / "phone.wav", telephone(y=y, sr=SR), SR)
     clean = rec.verify("spk1", long)
     assert clean.seconds >= MIN_TEST_SECONDS and clean.snr_db > MIN_TEST_SNR_DB
-    assert clean.caution is None and "caution" not in str(clean)
+    assert clean.caution is None and "caution" not in str(clean), clean
     loud = rec.verify("spk1", noisy)
     assert loud.snr_db < MIN_TEST_SNR_DB and loud.caution.startswith("too noisy")
+    narrow = rec.verify("spk1", phone)  # 16 kHz audio of a phone call
+    assert narrow.upper_band_db < clean.upper_band_db and narrow.caution.startswith(
+        "too narrowband")
     short = rec.identify(files[(1, 3)])  # 2 s of audio, pauses included
     assert short.seconds < MIN_TEST_SECONDS and short.caution.startswith("too short")
     common = ["--ubm", str(ubm_path), "--store", str(store)]
     r = CliRunner().invoke(main, ["verify", "spk1", str(noisy), *common, "--json"])
     out = json.loads(r.output)
     assert out["snr_db"] == loud.snr_db and out["caution"] == loud.caution
+    assert out["upper_band_db"] == loud.upper_band_db
     r = CliRunner().invoke(main, ["identify", str(files[(1, 3)]), *common])
     assert f"caution: {short.caution}" in r.output, r.output

@@ -8,7 +8,8 @@ follows a Gamma distribution of shape 0.4, noise a Gaussian, and the statistic
 ``G = log E|x| - E log|x|`` of their sum falls monotonically from the speech's value to the
 Gaussian's as the SNR falls, so it reads off the SNR from a table. It needs no speech/noise
 segmentation and is scale-invariant; it is blind to reverberation and band-limiting, and it
-reads babble (speech-like noise) as cleaner than it is.
+reads babble (speech-like noise) as cleaner than it is. Band-limiting has its own measure:
+the energy above 4.5 kHz against the whole, which a phone channel removes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constants import MIN_TEST_SECONDS, MIN_TEST_SNR_DB
+from ..constants import MIN_TEST_SECONDS, MIN_TEST_SNR_DB, MIN_UPPER_BAND_DB
 
-__all__ = ["SignalMeter", "wada_snr", "Quality"]
+__all__ = ["SignalMeter", "wada_snr", "Quality", "UPPER_BAND_HZ"]
 
 #: SNRs (dB) of the WADA table, and ``G`` at each (``_wada_table()`` with 12 million samples
 #: in all: three seeds of 4 million); below -20 dB and above 100 dB the estimate is clipped.
@@ -41,6 +42,8 @@ _WADA_G = np.array([
     1.61337, 1.61480, 1.61614, 1.61745, 1.61871, 1.61990, 1.62104, 1.62209, 1.62311,
     1.62411, 1.62505, 1.62596, 1.62683
 ])
+#: The edge of the telephone band that full-band speech passes and a phone channel does not.
+UPPER_BAND_HZ = 4500.0
 # Amplitudes below this (full scale 1) count as this: digital silence would otherwise give
 # log 0. (Kim and Stern's code floors at 1e-10 after scaling the peak to 1.)
 _FLOOR = 1e-10
@@ -62,16 +65,32 @@ def _wada_table(n: int = 4_000_000, seed: int = 0) -> np.ndarray:
 
 class SignalMeter:
     """Accumulates what WADA needs (Σ|x|, Σ log|x|, the count) over a signal given block by
-    block: :meth:`watch` passes the blocks through unchanged."""
+    block, and, for a signal sampled at ``sr`` of 16 kHz or more, its energy above
+    :data:`UPPER_BAND_HZ` against its whole energy: :meth:`watch` passes the blocks through
+    unchanged."""
 
-    def __init__(self):
+    def __init__(self, sr: int | None = None):
         self.n, self._abs, self._log = 0, 0.0, 0.0
+        self._sos = self._zi = None
+        self._upper = self._total = 0.0
+        if sr is not None and sr >= 2 * UPPER_BAND_HZ + 2000:
+            from scipy.signal import butter, sosfilt_zi
+
+            self._sos = butter(8, UPPER_BAND_HZ, btype="highpass", fs=sr, output="sos")
+            self._zi = np.zeros_like(sosfilt_zi(self._sos))
 
     def add(self, block: np.ndarray) -> None:
-        a = np.maximum(np.abs(np.asarray(block, np.float64)), _FLOOR)
+        x = np.asarray(block, np.float64)
+        a = np.maximum(np.abs(x), _FLOOR)
         self.n += a.size
         self._abs += float(a.sum())
         self._log += float(np.log(a).sum())
+        if self._sos is not None:
+            from scipy.signal import sosfilt
+
+            high, self._zi = sosfilt(self._sos, x, zi=self._zi)
+            self._upper += float(np.dot(high, high))
+            self._total += float(np.dot(x, x))
 
     def watch(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for block in blocks:
@@ -85,6 +104,17 @@ class SignalMeter:
             return float("nan")
         g = np.log(self._abs / self.n) - self._log / self.n
         return float(np.interp(g, _WADA_G, _WADA_SNR_DB))
+
+    @property
+    def upper_band_db(self) -> float | None:
+        """Energy above :data:`UPPER_BAND_HZ` against the whole (dB): around -18 dB for
+        full-band speech, below -44 dB for speech that went through a phone band; None for
+        a signal sampled below 16 kHz (or not given its rate), NaN for silence."""
+        if self._sos is None:
+            return None
+        if self._total <= 0.0:
+            return float("nan")
+        return float(10.0 * np.log10(max(self._upper / self._total, 1e-30)))
 
 
 def wada_snr(*, y: np.ndarray) -> float:
@@ -111,17 +141,24 @@ class Quality:
 
     seconds: float      # speech scored (frames kept by the front end x frame shift)
     snr_db: float       # WADA estimate over the whole recording
+    upper_band_db: float | None = None  # energy above UPPER_BAND_HZ against the whole
 
     @property
     def note(self) -> str | None:
         """Why a decision on this recording is unreliable, or None."""
-        short = self.seconds < MIN_TEST_SECONDS
-        noisy = self.snr_db < MIN_TEST_SNR_DB
-        if not (short or noisy):
+        problems = []
+        if self.seconds < MIN_TEST_SECONDS:
+            problems.append(("too short", f"{self.seconds:.1f} s of speech "
+                                          f"({MIN_TEST_SECONDS:g} s or more advised)"))
+        if self.snr_db < MIN_TEST_SNR_DB:
+            problems.append(("too noisy", f"an estimated SNR of {self.snr_db:.0f} dB "
+                                          f"({MIN_TEST_SNR_DB:g} dB or more advised)"))
+        if self.upper_band_db is not None and self.upper_band_db < MIN_UPPER_BAND_DB:
+            problems.append(("too narrowband", f"nothing above {UPPER_BAND_HZ / 1000:g} kHz "
+                             f"({self.upper_band_db:.0f} dB of the energy): a phone channel, "
+                             "which a wideband system scores badly (--system telephone is "
+                             "made for it)"))
+        if not problems:
             return None
-        what = " and ".join(w for w, bad in (("too short", short), ("too noisy", noisy)) if bad)
-        found = [f for f, bad in (
-            (f"{self.seconds:.1f} s of speech ({MIN_TEST_SECONDS:g} s or more advised)", short),
-            (f"an estimated SNR of {self.snr_db:.0f} dB ({MIN_TEST_SNR_DB:g} dB or more "
-             "advised)", noisy)) if bad]
-        return f"{what} for a reliable decision: {'; '.join(found)}"
+        what = " and ".join(p[0] for p in problems)
+        return f"{what} for a reliable decision: {'; '.join(p[1] for p in problems)}"

@@ -8,7 +8,7 @@ import pytest
 from speakergmm.constants import MIN_TEST_SECONDS, MIN_TEST_SNR_DB
 from speakergmm.frontend import quality as q
 
-from conftest import voice
+from conftest import speechlike, voice
 
 
 def _gamma_speech(n, seed=0):
@@ -57,3 +57,27 @@ def test_the_note_says_what_is_wrong():
     assert noisy.startswith("too noisy for") and "estimated SNR of 4 dB" in noisy
     both = q.Quality(seconds=0.5, snr_db=0.0).note
     assert both.startswith("too short and too noisy for") and "; an estimated SNR" in both
+
+
+def test_the_upper_band_tells_a_phone_channel_from_full_band_speech():
+    from speakergmm.constants import MIN_UPPER_BAND_DB
+    from speakergmm.frontend.augment import telephone
+
+    # (the synthetic voices of the tests hold little above 4.5 kHz: noise-excited speech)
+    y = speechlike(16000, seconds=3.0, seed=2)
+    full, phone = q.SignalMeter(16000), q.SignalMeter(16000)
+    full.add(y)
+    for block in np.array_split(telephone(y=y, sr=16000), 7):  # state carried over blocks
+        phone.add(block)
+    assert full.upper_band_db > MIN_UPPER_BAND_DB > phone.upper_band_db
+    whole = q.SignalMeter(16000)
+    whole.add(telephone(y=y, sr=16000))
+    assert whole.upper_band_db == pytest.approx(phone.upper_band_db, abs=1e-6)
+    # an 8 kHz signal has no band above 4.5 kHz to measure; silence gives NaN, not an error
+    assert q.SignalMeter(8000).upper_band_db is None and q.SignalMeter().upper_band_db is None
+    silent = q.SignalMeter(16000)
+    silent.add(np.zeros(1600))
+    assert np.isnan(silent.upper_band_db)
+    note = q.Quality(seconds=5.0, snr_db=40.0, upper_band_db=-60.0).note
+    assert note.startswith("too narrowband for") and "--system telephone" in note
+    assert q.Quality(seconds=5.0, snr_db=40.0, upper_band_db=-20.0).note is None
