@@ -176,7 +176,7 @@ class System:
 
         Warns :class:`BandMismatch` for audio sampled below the system's rate. A
         :class:`~speakergmm.frontend.quality.SignalMeter` given as ``meter`` sees the
-        signal on the way (for its SNR estimate).
+        signal on the way (for its SNR and band measures).
         """
         from .frontend.audio import AudioBlocks
         from .frontend.features import features_from_blocks

@@ -301,7 +301,7 @@ class SpeakerRecords(Database):
             if row is None:
                 return None
             kept = None if relearn is None else relearn(
-                _split_trials(conn.execute(_TRIALS)), row[0])
+                counted_trials(_trial_rows(conn.execute(_TRIALS))), row[0])
             if kept is None:
                 conn.execute("DELETE FROM meta WHERE key IN ('calibration', 'calibrated')")
             else:
@@ -314,7 +314,7 @@ class SpeakerRecords(Database):
         """Target scores, non-target scores, and the number of speakers they come from."""
         if not self.path.exists():
             return np.zeros(0), np.zeros(0), 0
-        return _split_trials(self._rows(_TRIALS))
+        return counted_trials(_trial_rows(self._rows(_TRIALS)))
 
     def calibration_trial_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                               np.ndarray]:
@@ -529,10 +529,10 @@ def _check_system(path, bound: dict | None, system: dict | None) -> None:
                      f"{bound.get('name')}, or another --store")
 
 
-def _split_trials(rows) -> tuple[np.ndarray, np.ndarray, int]:
-    """Rows of (speaker, model, score, target) as target scores, non-target scores and the
-    number of speakers they come from."""
-    speaker, _, score, target = _trial_rows(rows)
+def counted_trials(arrays) -> tuple[np.ndarray, np.ndarray, int]:
+    """Trials as (speaker, model, score, target) arrays (:func:`_trial_rows`) as target
+    scores, non-target scores and the number of speakers they come from."""
+    speaker, _, score, target = arrays
     return score[target], score[~target], len(set(speaker))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..backend.calibration import MIN_CALIBRATION, Calibration
 from ..errors import SpeakerGMMError, SpeakerGMMWarning
 from .database import StoreError
-from .records import SpeakerRecords
+from .records import SpeakerRecords, counted_trials
 
 __all__ = ["AUTO_CALIBRATION", "MIN_CALIBRATION", "calibrate", "calibration", "has_trials",
            "own_predicts_better", "relearn", "remove", "describe_store", "calibration_advice"]
@@ -96,8 +96,7 @@ def own_predicts_better(rows, system: Calibration, *,
 
     speaker, model, score, target = rows
     nothing = (False, float("nan"), float("nan"))
-    if not has_trials(None, MIN_CALIBRATION, (score[target], score[~target],
-                                              len(set(speaker)))):
+    if not has_trials(None, MIN_CALIBRATION, counted_trials(rows)):
         return nothing
     held = np.empty(len(score))
     for who in sorted(set(speaker)):
@@ -134,8 +133,7 @@ def relearn(rows, *, system: Calibration | None, prior: float, source,
     problem : str or None
         Why a calibration that should have been learnt was not (the enrollment is kept).
     """
-    _, _, score, target = rows
-    trials = (score[target], score[~target], len(set(rows[0])))
+    trials = counted_trials(rows)
     if not (own or has_trials(None, AUTO_CALIBRATION, trials) or (
             system is not None and own_predicts_better(rows, system, prior=prior)[0])):
         return None, None
