@@ -230,7 +230,7 @@ class Recognizer:
                 self._by_default = True
         if system is not None:
             self.system = load_system(system)
-            self._record = {"name": self.system.name, "fingerprint": self.system.fingerprint()}
+            self._record = _system_record(self.system)
             if not isinstance(system, System) and str(system) not in BUNDLED_SYSTEMS:
                 self._record["path"] = str(Path(system).resolve())
         else:
@@ -265,6 +265,15 @@ class Recognizer:
         return x, test, Quality(self.system.seconds(len(x)), round(meter.snr_db, 1),
                                 None if band is None else round(band, 1))
 
+    def _adjusts(self) -> bool:
+        """Whether scores are adjusted for the test's quality: with a system that has a
+        quality calibration, in a store made with it (a store made before keeps scoring
+        as it did: its own calibration was learnt on unadjusted trials)."""
+        if self.system.quality_calibration is None:
+            return False
+        bound = self.store.system()
+        return bool((self._record if bound is None else bound).get("quality"))
+
     def _check_store(self) -> None:
         self.store.check_system(self._record)  # first: naming the system says more
         self.store.check_ubm(self.ubm, self._channel_fp)
@@ -289,8 +298,13 @@ class Recognizer:
         if self._by_default and not len(self.store):
             self._system_for_band(paths)
         self._check_store()
+        qualities = []
+
         def read(path):
-            x = self.features(path)
+            meter = SignalMeter(self.config.sample_rate)
+            x = self.features(path, meter=meter)
+            qualities.append(Quality(self.system.seconds(len(x)), meter.snr_db,
+                                     meter.upper_band_db))
             if progress is not None:
                 progress(1, len(paths))
             return x
@@ -321,7 +335,8 @@ class Recognizer:
             norm=None if norm is None else (float(norm[0][0]), float(norm[1][0])),
             files=self._files,
             trials=self._calibration_trials(speaker, feats, stats,
-                                            None if earlier is None else earlier.stats),
+                                            None if earlier is None else earlier.stats,
+                                            qualities if self._adjusts() else None),
             relearn=relearn)
         if problems and problems[0] is not None:  # the enrollment itself is kept
             warnings.warn(problems[0], UncalibratedStore, stacklevel=2)
@@ -360,19 +375,30 @@ class Recognizer:
                       "give --system wideband to keep the default", SystemChosen,
                       stacklevel=3)
         self.system = telephone
-        self._record = {"name": telephone.name, "fingerprint": telephone.fingerprint()}
+        self._record = _system_record(telephone)
         self.relevance = telephone.relevance if self._relevance is None else self._relevance
         self._channel_fp = (telephone.channel.fingerprint()
                             if telephone.channel is not None else None)
         self._by_default = False
 
-    def _calibration_trials(self, speaker: str, feats, stats, earlier) -> list:
+    def _calibration_trials(self, speaker: str, feats, stats, earlier,
+                            qualities=None) -> list:
         """Self-calibration trials of new recordings, scored now that their frames are at
-        hand, as :meth:`verify` scores (top-C, S-norm when the system has a cohort): each
-        against its speaker's model without it (the speaker's earlier audio when
-        appending, plus the other new recordings), and against up to
-        :data:`NONTARGET_MODELS` other speakers spread over the store."""
+        hand, as :meth:`verify` scores (top-C, S-norm when the system has a cohort, the
+        score adjusted for each recording's ``qualities`` when given, so that the store's
+        own calibration is learnt on what it will calibrate): each against its speaker's
+        model without it (the speaker's earlier audio when appending, plus the other new
+        recordings), and against up to :data:`NONTARGET_MODELS` other speakers spread over
+        the store."""
         system = self.system
+
+        def adjusted(values, i, seconds=None):
+            if qualities is None:
+                return values
+            q = qualities[i]
+            return system.adjust(values, q if seconds is None else Quality(
+                seconds, q.snr_db, q.upper_band_db))
+
         tests = [system.prepare(x) for x in feats]
         t_norms = [system.test_norm(t) for t in tests]
         without = []
@@ -398,8 +424,9 @@ class Recognizer:
                 self.ubm, [first], relevance=self.relevance * half / len(feats[0]),
                 adapt=self.adapt)])
             second = system.prepare(feats[0][half:])
-            value = system.finish(score(self.ubm, models, second), system.model_norm(models),
-                                  system.test_norm(second))
+            value = adjusted(system.finish(score(self.ubm, models, second),
+                                           system.model_norm(models), system.test_norm(second)),
+                             0, system.seconds(len(feats[0]) - half))
             trials.append((0, speaker, float(value[0]), True))
         if without:
             models = stack_models(self.ubm, [m for _, m in without])
@@ -407,8 +434,8 @@ class Recognizer:
             for row, (i, _) in enumerate(without):
                 raw = score(self.ubm, models, tests[i])[row:row + 1]
                 zi = None if z is None else (z[0][row:row + 1], z[1][row:row + 1])
-                trials.append((i, speaker, float(system.finish(raw, zi, t_norms[i])[0]),
-                               True))
+                trials.append((i, speaker,
+                               float(adjusted(system.finish(raw, zi, t_norms[i]), i)[0]), True))
         others = [s.id for s in self.store.list() if s.id != speaker]
         if others:
             pick = np.unique(np.linspace(0, len(others) - 1,
@@ -418,7 +445,8 @@ class Recognizer:
                                                 ids=[others[j] for j in pick]):
                 z = self._norms_of(models.ids, norms)
                 for i, test in enumerate(tests):
-                    values = system.finish(score(self.ubm, models, test), z, t_norms[i])
+                    values = adjusted(system.finish(score(self.ubm, models, test), z,
+                                                    t_norms[i]), i)
                     trials.extend((i, m, float(v), False) for m, v in zip(models.ids, values))
         return trials
 
@@ -463,7 +491,8 @@ class Recognizer:
             return Verification(speaker, str(audio), raw, limit, raw >= limit, method, len(x),
                                 quality.seconds, prior=prior, **measures)
         value = float(self.system.finish([raw], self._norms_of([speaker], self.store.norms()),
-                                         self.system.test_norm(test), calibration=cal)[0])
+                                         self.system.test_norm(test), calibration=cal,
+                                         quality=quality if self._adjusts() else None)[0])
         limit = bayes_threshold(prior) if threshold is None else threshold
         posterior = float(1.0 / (1.0 + np.exp(-(value - bayes_threshold(prior)))))
         return Verification(speaker, str(audio), raw, limit, value >= limit, method, len(x),
@@ -488,7 +517,8 @@ class Recognizer:
         llrs = None
         if cal is not None:
             llrs = self.system.finish(raw, self._norms_of(ids, self.store.norms()),
-                                      self.system.test_norm(test), calibration=cal)
+                                      self.system.test_norm(test), calibration=cal,
+                                      quality=quality if self._adjusts() else None)
         return StoreScores(ids, raw, llrs, len(x), quality.seconds, quality)
 
     def identify(self, audio: str | os.PathLike, *, top: int = 5,
@@ -530,6 +560,13 @@ class Recognizer:
                               llrs=[float(llrs[i]) for i in order],
                               posteriors=[float(posterior[1 + i]) for i in order],
                               p_unknown=float(posterior[0]), prior=prior, **measures)
+
+
+def _system_record(system: System) -> dict:
+    """What a new store records of its system: its name and fingerprint, and whether its
+    scores are adjusted for the test's quality (Recognizer._adjusts)."""
+    return {"name": system.name, "fingerprint": system.fingerprint(),
+            "quality": system.quality_calibration is not None}
 
 
 def _one_band_note(read):

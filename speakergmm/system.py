@@ -13,6 +13,10 @@ an S-norm cohort and a calibration, in one ``.npz`` file with a JSON header:
 - the **calibration** maps that score to a natural-log likelihood ratio; it is trained on
   trials among calibration speakers held out of the cohort and of the subspace (scored by
   this module, exactly as the product path scores), so that it describes new speakers.
+- the **quality calibration** (:mod:`~speakergmm.backend.qmf`) adjusts the score of a
+  test recording that is short, noisy or narrowband before it is calibrated, learnt on the
+  same trials with degraded copies of their test recordings; it goes with whichever
+  calibration is in force (the system's, or a store's own).
 
 :func:`build_system` assembles one from a UBM, a subspace and a feature archive of
 background speakers (``speakergmm build-system``); the bundled ones are ``wideband``
@@ -36,6 +40,7 @@ import numpy as np
 from ._io import read_npz, write_npz
 from .backend.calibration import Calibration
 from .backend.enrollment import Cohort
+from .backend.qmf import QualityCalibration, deficits
 from .backend.scorenorm import finish_scores
 from .backend.scoring import ModelSet, TestUtterance, prepare_test
 from .backend.trials import (
@@ -50,7 +55,7 @@ from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
 
 __all__ = ["System", "BandMismatch", "BUNDLED_SYSTEMS", "DEFAULT_SYSTEM", "load_system",
-           "build_system", "system_path"]
+           "build_system", "calibrate_system", "system_path"]
 
 FORMAT_NAME = "speakergmm-system"
 FORMAT_VERSION = 1
@@ -79,6 +84,8 @@ class System:
         The cohort recordings (channel-compensated). Needed with ``cohort_means``.
     calibration : Calibration, optional
         Maps the (normalised) score to a log-likelihood ratio.
+    quality_calibration : QualityCalibration, optional
+        Adjusts that LLR for the test recording's quality measures (:meth:`finish`).
     relevance : float
         MAP relevance (means) of the speakers enrolled with it.
     c : int
@@ -90,8 +97,9 @@ class System:
 
     def __init__(self, ubm: DiagGMM, *, channel: EigenChannel | None = None,
                  cohort_means=None, cohort_frames: Sequence[np.ndarray] = (),
-                 calibration: Calibration | None = None, relevance: float = 16.0,
-                 c: int = DEFAULT_C, name: str = "custom",
+                 calibration: Calibration | None = None,
+                 quality_calibration: QualityCalibration | None = None,
+                 relevance: float = 16.0, c: int = DEFAULT_C, name: str = "custom",
                  metadata: Mapping[str, Any] | None = None):
         try:
             self.config = FeatureConfig.from_dict(ubm.metadata["feature_config"])
@@ -116,6 +124,7 @@ class System:
         # float32 on the speechocean762 dev protocol, half the size), so that a system
         # scores the same before and after it is written (build_system rounds the channel).
         self.ubm, self.channel, self.calibration = ubm, channel, calibration
+        self.quality_calibration = quality_calibration
         self.relevance, self.c, self.name = float(relevance), int(c), name
         self.metadata = dict(metadata or {})
         self.cohort_models = None
@@ -166,7 +175,9 @@ class System:
         if self.normalises:
             parts.append(f"S-norm cohort of {len(self.cohort_models)} models, "
                          f"{len(self._frames16)} recordings")
-        parts.append("calibrated" if self.calibration is not None else "uncalibrated")
+        parts.append("uncalibrated" if self.calibration is None else
+                     "calibrated" if self.quality_calibration is None else
+                     "calibrated (quality-aware)")
         return f"system '{self.name}' ({self.fingerprint()}): " + ", ".join(parts)
 
     # --- audio to scores -------------------------------------------------------------------
@@ -219,20 +230,37 @@ class System:
             self._cohort_tests = [self.prepare(x) for x in self.cohort_frames]
         return model_cohort_stats(self.ubm, models, self._cohort_tests)
 
-    def finish(self, raw, model_norm, test_norm, calibration=None) -> np.ndarray:
+    def finish(self, raw, model_norm, test_norm, calibration=None, quality=None) -> np.ndarray:
         """The system's score of raw scores (of models against one test): S-normalised
         given each model's Z-side (mean, std) arrays and the test's T-side (mean, std)
         when the system has a cohort, then calibrated by ``calibration`` if given
         (:func:`~speakergmm.backend.scorenorm.finish_scores`, the tail of every scorer).
+        Given the test's :class:`~speakergmm.frontend.quality.Quality` as ``quality``, a
+        calibrated score is first adjusted for it by the system's quality calibration, if
+        it has one.
         """
         raw = np.asarray(raw, np.float64)
+        adjust = calibration is not None and quality is not None \
+            and self.quality_calibration is not None
         if not self.normalises:
-            return finish_scores(raw, calibration=calibration)
-        (zm, zs), (tm, ts) = model_norm, test_norm
-        return finish_scores(
-            raw, norm="snorm", calibration=calibration,
-            enroll_stats=(np.broadcast_to(zm, raw.shape), np.broadcast_to(zs, raw.shape)),
-            test_stats=(np.full(raw.shape, tm), np.full(raw.shape, ts)))
+            out = finish_scores(raw, calibration=None if adjust else calibration)
+        else:
+            (zm, zs), (tm, ts) = model_norm, test_norm
+            out = finish_scores(
+                raw, norm="snorm", calibration=None if adjust else calibration,
+                enroll_stats=(np.broadcast_to(zm, raw.shape), np.broadcast_to(zs, raw.shape)),
+                test_stats=(np.full(raw.shape, tm), np.full(raw.shape, ts)))
+        return calibration.transform(self.adjust(out, quality)) if adjust else out
+
+    def adjust(self, scores, quality) -> np.ndarray:
+        """(Normalised, uncalibrated) scores of one test adjusted for its
+        :class:`~speakergmm.frontend.quality.Quality` by the quality calibration; as they
+        are without one."""
+        if self.quality_calibration is None or quality is None:
+            return np.asarray(scores, np.float64)
+        return self.quality_calibration.transform(scores, deficits(
+            snr_db=quality.snr_db, seconds=quality.seconds,
+            upper_band_db=quality.upper_band_db))
 
     def cohort(self) -> Cohort | None:
         """The S-norm cohort as the trial scorer takes it (None without one)."""
@@ -269,6 +297,8 @@ class System:
                   "channel_metadata": None if self.channel is None else self.channel.metadata,
                   "calibration": None if self.calibration is None
                   else json.loads(self.calibration.to_json()),
+                  "quality_calibration": None if self.quality_calibration is None
+                  else self.quality_calibration.to_dict(),
                   "fingerprint": self.fingerprint(), "training": self.metadata}
         write_npz(path, arrays, format_name=FORMAT_NAME, format_version=FORMAT_VERSION,
                   metadata=header)
@@ -313,8 +343,12 @@ class System:
             calibration = None
             if meta.get("calibration") is not None:
                 calibration = Calibration.from_json(json.dumps(meta["calibration"]))
+            quality = None
+            if meta.get("quality_calibration") is not None:
+                quality = QualityCalibration.from_dict(meta["quality_calibration"])
             system = cls(ubm, channel=channel, cohort_means=means, cohort_frames=frames,
-                         calibration=calibration, relevance=meta["relevance"], c=meta["c"],
+                         calibration=calibration, quality_calibration=quality,
+                         relevance=meta["relevance"], c=meta["c"],
                          name=meta.get("name", path.stem), metadata=meta.get("training"))
         except (KeyError, TypeError, ValueError, SpeakerGMMError) as exc:
             raise ModelError(f"{path}: not a valid speakergmm system ({exc})") from None
@@ -337,11 +371,13 @@ class System:
                              f"{meta.get('fingerprint')}; the file is damaged")
         return system
 
-    def with_calibration(self, calibration: Calibration | None) -> "System":
-        """The same system with another calibration (the fingerprint is unchanged)."""
+    def with_calibration(self, calibration: Calibration | None,
+                         quality_calibration: QualityCalibration | None = None) -> "System":
+        """The same system with another calibration and quality calibration (the
+        fingerprint is unchanged)."""
         new = object.__new__(System)
         new.__dict__.update(self.__dict__)
-        new.calibration = calibration
+        new.calibration, new.quality_calibration = calibration, quality_calibration
         return new
 
 
@@ -379,7 +415,9 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
                  cohort_utt2spk: Mapping[str, str], channel: EigenChannel | None = None,
                  cohort_utterances: int = 240, cohort_enroll_utterances: int | None = 5,
                  frame_step: int = 2, calibration_enroll_map=None, calibration_trials=None,
-                 prior: float = 0.01, relevance: float = 16.0, c: int = DEFAULT_C,
+                 prior: float = 0.01, quality_trials=None,
+                 quality: Mapping[str, tuple[float, float | None]] | None = None,
+                 relevance: float = 16.0, c: int = DEFAULT_C,
                  name: str = "custom", metadata: Mapping[str, Any] | None = None,
                  executor=None, log: Callable[[str], None] | None = None) -> System:
     """Assemble a system from a UBM, a subspace and background speakers' features.
@@ -404,6 +442,14 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
         Trials among calibration speakers held out of the cohort and of the subspace,
         scored as the product path scores them (MAP, top-C, S-norm), to train the
         calibration at ``prior``. Without them the system is uncalibrated.
+    quality_trials : Trials, optional
+        The calibration trials again, with degraded copies of their test recordings
+        (``speakergmm augment``, in ``features`` too) as further tests: the quality
+        calibration (:class:`~speakergmm.backend.qmf.QualityCalibration`) is learnt on
+        them, at prior 0.5. Needs ``quality``.
+    quality : mapping utt -> (snr_db, upper_band_db)
+        Each of their test recordings' measures (:func:`~speakergmm.frontend.quality.
+        measure_data_dir`); the seconds of speech are the features'.
     relevance, c : MAP relevance (means) and top-C of the product path.
     name, metadata : the system's name and training record.
     executor : int, Executor or dask.distributed.Client, optional
@@ -413,7 +459,6 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
     """
     log = log or (lambda message: None)
     from .backend.enrollment import enroll_speakers, spread
-    from .backend.models import stack_models
     from .data.datadir import spk2utt as _spk2utt
     from .gmm.eigenchannel import CompensatedFeatures
 
@@ -440,23 +485,72 @@ def build_system(ubm: DiagGMM, features: Mapping[str, np.ndarray], *,
                     relevance=relevance, c=c, name=name, metadata=record)
     if calibration_trials is None:
         return system
-    if calibration_enroll_map is None:
-        raise SpeakerGMMError("calibration trials need their enroll map")
-    overlap = sorted({u for us in calibration_enroll_map.values() for u in us}
+    overlap = sorted({u for us in (calibration_enroll_map or {}).values() for u in us}
                      & set(cohort_utt2spk))
     if overlap:
         raise SpeakerGMMError(f"calibration utterance '{overlap[0]}' is in the cohort: "
                               "calibration speakers must be held out of it")
+    return calibrate_system(system, features, calibration_enroll_map=calibration_enroll_map,
+                            calibration_trials=calibration_trials, prior=prior,
+                            quality_trials=quality_trials, quality=quality,
+                            executor=executor, log=log)
+
+
+def calibrate_system(system: System, features: Mapping[str, np.ndarray], *,
+                     calibration_enroll_map, calibration_trials, prior: float = 0.01,
+                     quality_trials=None,
+                     quality: Mapping[str, tuple[float, float | None]] | None = None,
+                     executor=None, log: Callable[[str], None] | None = None) -> System:
+    """``system`` with a calibration (and a quality calibration) learnt anew on held-out
+    speakers' trials scored as the product path scores them; its UBM, subspace and cohort,
+    and so its fingerprint and the stores enrolled with it, are kept.
+
+    Parameters are those of :func:`build_system`: ``features`` (uncompensated) holds the
+    calibration speakers' enrollment and test recordings, the degraded copies of
+    ``quality_trials`` included.
+    """
+    from .backend.enrollment import enroll_speakers
+    from .backend.models import stack_models
+    from .gmm.eigenchannel import CompensatedFeatures
+
+    log = log or (lambda message: None)
+    if calibration_enroll_map is None:
+        raise SpeakerGMMError("calibration trials need their enroll map")
+    if quality_trials is not None and quality is None:
+        raise SpeakerGMMError("quality trials need their test recordings' measures")
+    feats = features if system.channel is None else CompensatedFeatures(features,
+                                                                         system.channel)
     log(f"calibration: enrolling {len(calibration_enroll_map)} models, scoring "
         f"{len(calibration_trials)} trials")
-    models = enroll_speakers(ubm, feats, calibration_enroll_map, relevance=relevance,
-                             executor=executor)
     ids = list(calibration_enroll_map)
-    model_set = stack_models(ubm, models, ids)
+    models = enroll_speakers(system.ubm, feats, calibration_enroll_map,
+                             relevance=system.relevance, executor=executor)
+    model_set = stack_models(system.ubm, models, ids)
     scores = system.trial_scores(model_set, calibration_trials, feats)
     target = calibration_trials.is_target
     cal = Calibration().fit(scores[target], scores[~target], prior=prior)
-    system.metadata["calibration_trials"] = {"target": int(target.sum()),
-                                             "nontarget": int((~target).sum()),
-                                             "speakers": len(ids)}
-    return system.with_calibration(cal)
+    record = {"target": int(target.sum()), "nontarget": int((~target).sum()),
+              "speakers": len(ids)}
+    system = system.with_calibration(cal)
+    system.metadata = {**system.metadata, "calibration_trials": record}
+    if quality_trials is None:
+        system.metadata.pop("quality_trials", None)
+        return system
+    log(f"quality calibration: scoring {len(quality_trials)} trials")
+    tests = [str(u) for u in quality_trials.test]
+    missing = sorted(set(tests) - set(quality))
+    if missing:
+        raise SpeakerGMMError(f"quality trial test recording '{missing[0]}' has no quality "
+                              f"measures ({len(missing)} have none): measure the data "
+                              "directories that hold them")
+    seconds = {u: system.seconds(len(features[u])) for u in set(tests)}
+    D = deficits(snr_db=[quality[u][0] for u in tests], seconds=[seconds[u] for u in tests],
+                 upper_band_db=[quality[u][1] for u in tests])
+    q_scores = system.trial_scores(model_set, quality_trials, feats)
+    target = np.asarray(quality_trials.is_target, bool)
+    qmf = QualityCalibration().fit(q_scores, target, D, calibration=cal, prior=0.5)
+    system = system.with_calibration(cal, qmf)
+    system.metadata["quality_trials"] = {"target": int(target.sum()),
+                                         "nontarget": int((~target).sum()),
+                                         "degraded": int(np.count_nonzero(D.any(axis=1)))}
+    return system

@@ -48,12 +48,12 @@ def parts(tmp_path_factory):
     return root, ubm, channel, feats, cohort, cal_map, cal_trials
 
 
-def _build(parts, **kw):
+def _build(parts, features=None, **kw):
     _, ubm, channel, feats, cohort, cal_map, cal_trials = parts
     options = dict(cohort_utt2spk=cohort, channel=channel, cohort_utterances=40,
                    cohort_enroll_utterances=3, calibration_enroll_map=cal_map,
                    calibration_trials=cal_trials, relevance=8, name="synthetic")
-    return build_system(ubm, feats, **{**options, **kw})
+    return build_system(ubm, feats if features is None else features, **{**options, **kw})
 
 
 def test_system_snorm_equals_the_batch_snorm(parts):
@@ -293,3 +293,182 @@ def test_stores_from_before_systems_keep_their_bundled_ubm(tmp_path):
     assert again.ubm.fingerprint() == old.ubm.fingerprint() and not again.system.normalises
     assert again.verify("carol", files[2]).score == old.verify("carol", files[2]).score
     assert Recognizer(store=tmp_path / "new.db").system.name == "wideband"
+
+
+def _noisy(s: int, u: int, snr_db: float) -> np.ndarray:
+    y = voice(s, u).astype(np.float64)
+    noise = np.random.default_rng(7 * s + u).standard_normal(len(y))
+    noise *= np.sqrt(np.mean(y ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
+    return (y + noise).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def quality_parts(parts):
+    """The calibration trials again against noisy copies of their test recordings, the
+    copies' features, and every test's measures as the product path takes them."""
+    from speakergmm.frontend.quality import SignalMeter
+
+    _, ubm, _, feats, _, cal_map, cal_trials = parts
+    cfg = FeatureConfig.from_dict(ubm.metadata["feature_config"])
+    tests = sorted(set(cal_trials.test.tolist()))
+    audio = {t: voice(int(t[1:4]), int(t.split("-")[1])) for t in tests}
+    for t in tests:
+        for snr in (0, 10):
+            audio[f"{t}-n{snr}"] = _noisy(int(t[1:4]), int(t.split("-")[1]), snr)
+    extra = {u: extract_features(y=y, sr=SR, config=cfg) for u, y in audio.items()
+             if u not in feats}
+    quality = {}
+    for u, y in audio.items():
+        meter = SignalMeter(SR)
+        meter.add(y)
+        quality[u] = (meter.snr_db, meter.upper_band_db)
+    rows = [(m, t, target) for m, t, target in zip(cal_trials.enroll, cal_trials.test,
+                                                    cal_trials.is_target)]
+    rows += [(m, f"{t}-n{snr}", target) for m, t, target in rows for snr in (0, 10)]
+    trials = Trials(*(np.array(c) for c in zip(*rows)))
+    return {**feats, **extra}, trials, quality
+
+
+def test_a_quality_calibration_is_learnt_kept_and_acts_on_the_test(parts, quality_parts,
+                                                                   tmp_path):
+    """Issue 22, item 4: build_system learns how the calibrated LLR depends on the test's
+    measures; it travels with the system file, acts only on a test with a deficit, and
+    calibrate_system learns it anew without touching the fingerprint."""
+    from speakergmm.backend.qmf import deficits
+    from speakergmm.frontend.quality import Quality
+    from speakergmm.system import calibrate_system
+
+    feats, trials, quality = quality_parts
+    plain = _build(parts)
+    system = _build(parts, feats, quality_trials=trials, quality=quality)
+    assert plain.quality_calibration is None and "quality-aware" in system.describe()
+    assert system.fingerprint() == plain.fingerprint()
+    assert system.calibration.to_json() == plain.calibration.to_json()
+    record = system.metadata["quality_trials"]
+    assert record["target"] == 3 * 18 and record["nontarget"] == 3 * 90
+    assert record["degraded"] >= 2 * 108  # every noisy copy has an SNR deficit
+    path = tmp_path / "q.npz"
+    system.save(path)
+    loaded = System.load(path)
+    assert loaded.quality_calibration.to_dict() == system.quality_calibration.to_dict()
+    raw, z, t = np.array([0.5, -0.3]), (np.zeros(2), np.ones(2)), (0.0, 1.0)
+    long_clean = Quality(seconds=8.0, snr_db=40.0, upper_band_db=-18.0)
+    short_noisy = Quality(seconds=1.0, snr_db=3.0, upper_band_db=-18.0)
+    base = loaded.finish(raw, z, t, calibration=loaded.calibration)
+    np.testing.assert_array_equal(
+        loaded.finish(raw, z, t, calibration=loaded.calibration, quality=long_clean), base)
+    adjusted = loaded.finish(raw, z, t, calibration=loaded.calibration, quality=short_noisy)
+    assert not np.allclose(adjusted, base)
+    # the score is adjusted, then calibrated
+    np.testing.assert_allclose(adjusted, loaded.calibration.transform(
+        loaded.quality_calibration.transform(loaded.finish(raw, z, t), deficits(
+            snr_db=3.0, seconds=1.0, upper_band_db=-18.0))), rtol=1e-12)
+    # uncalibrated scores are never adjusted
+    np.testing.assert_array_equal(loaded.finish(raw, z, t, quality=short_noisy),
+                                  loaded.finish(raw, z, t))
+    _, _, _, _, _, cal_map, cal_trials = parts
+    again = calibrate_system(plain, feats, calibration_enroll_map=cal_map,
+                             calibration_trials=cal_trials, quality_trials=trials,
+                             quality=quality)
+    assert again.fingerprint() == plain.fingerprint()
+    assert again.quality_calibration.to_dict() == system.quality_calibration.to_dict()
+    with pytest.raises(SpeakerGMMError, match="no quality measures"):
+        _build(parts, feats, quality_trials=trials, quality={})
+
+
+def test_cli_calibrate_system_keeps_the_stores_and_measures_the_audio(parts, system_file,
+                                                                      tmp_path):
+    """calibrate-system: a calibration and quality calibration learnt anew from data
+    directories of audio (measured as the product path measures a test); the system's
+    fingerprint is kept, so a store enrolled with it goes on; its own input is refused as
+    output."""
+    from speakergmm.data import DataDir, write_data_dir
+
+    _, ubm, _, feats, _, cal_map, cal_trials = parts
+    wav, utt2spk = {}, {}
+    for u in sorted({*cal_trials.test.tolist(), *(x for us in cal_map.values() for x in us)}):
+        s, i = int(u[1:4]), int(u.split("-")[1])
+        wav[u] = str(write_audio(tmp_path / "audio" / f"{u}.wav", voice(s, i), SR))
+        utt2spk[u] = u.split("-")[0]
+        if u in cal_trials.test:
+            wav[f"{u}-n5"] = str(write_audio(tmp_path / "audio" / f"{u}-n5.wav",
+                                             _noisy(s, i, 5), SR))
+            utt2spk[f"{u}-n5"] = u.split("-")[0]
+    write_data_dir(tmp_path / "data", DataDir(wav_scp=wav, utt2spk=utt2spk))
+    (tmp_path / "enroll_map").write_text(
+        "".join(f"{m} {' '.join(us)}\n" for m, us in cal_map.items()))
+    rows = [f"{m} {t} {'target' if k else 'nontarget'}\n"
+            for m, t, k in zip(cal_trials.enroll, cal_trials.test, cal_trials.is_target)]
+    (tmp_path / "trials").write_text("".join(rows))
+    (tmp_path / "q_trials").write_text("".join(
+        rows + [f"{m} {t}-n5 {k}\n" for m, t, k in (r.split() for r in rows)]))
+    run = lambda *a: CliRunner().invoke(main, [*map(str, a)])  # noqa: E731
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(ubm.metadata["feature_config"]))
+    r = run("extract", tmp_path / "data", tmp_path / "feats", "--config", config)
+    assert r.exit_code == 0, r.output
+    common = ["--cal-enroll-map", tmp_path / "enroll_map", "--cal-trials", tmp_path / "trials"]
+    r = run("calibrate-system", system_file, tmp_path / "feats", *common, "--quality-trials",
+            tmp_path / "q_trials", "--quality-audio", tmp_path / "data", "-q",
+            "-o", tmp_path / "new.npz")
+    assert r.exit_code == 0, r.output
+    new = System.load(tmp_path / "new.npz")
+    assert new.fingerprint() == System.load(system_file).fingerprint()
+    assert new.quality_calibration is not None
+    assert new.metadata["quality_trials"]["degraded"] >= len(rows)
+    r = run("calibrate-system", system_file, tmp_path / "feats", *common,
+            "--quality-trials", tmp_path / "q_trials", "-o", tmp_path / "x.npz")
+    assert r.exit_code == 2 and "go together" in r.output
+    r = run("calibrate-system", system_file, tmp_path / "feats", *common, "-o", system_file)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_a_store_made_with_a_quality_calibration_learns_its_own_on_adjusted_trials(
+        parts, quality_parts, tmp_path):
+    """A store's own calibration is learnt on its trials adjusted for each recording's
+    quality, as the tests it calibrates are (else a store of short recordings counts
+    their shortness twice: FSDD's misses went from 12% to 47%); a store made with the same
+    system before it had a quality calibration keeps scoring unadjusted."""
+    import sqlite3
+
+    from speakergmm.frontend.quality import Quality, measure
+
+    feats, trials, quality = quality_parts
+    system = _build(parts, feats, quality_trials=trials, quality=quality)
+    with_q, without = tmp_path / "q.npz", tmp_path / "plain.npz"
+    system.save(with_q)
+    system.with_calibration(system.calibration, None).save(without)
+    audio = {s: [write_audio(tmp_path / f"v{s}-{u}.wav", voice(s, u), SR) for u in range(3)]
+             for s in (1, 2, 3)}
+    noisy = write_audio(tmp_path / "noisy.wav", _noisy(1, 5, 0), SR)
+    recs = {}
+    for name, path in (("q", with_q), ("plain", without)):
+        recs[name] = Recognizer(system=path, store=tmp_path / f"{name}.db")
+        for s, files in audio.items():
+            recs[name].enroll(f"s{s}", files)
+    assert recs["q"].store.system()["quality"] is True
+    assert recs["plain"].store.system()["quality"] is False
+    spk_q, model_q, score_q, target_q = recs["q"].store.calibration_trial_rows()
+    spk_p, model_p, score_p, target_p = recs["plain"].store.calibration_trial_rows()
+    np.testing.assert_array_equal(model_q, model_p)
+    assert not np.allclose(score_q, score_p)
+    # each trial of the last enrollment, adjusted for its recording's measures
+    order = [audio[3][i] for i in range(3)]
+    last = np.flatnonzero(np.isin(spk_p, ["s3"]) | np.isin(model_p, ["s3"]))
+    assert len(last)
+    measured = [Quality(system.seconds(len(system.features(f))), *measure(f, sr=SR))
+                for f in order]
+    adjusted = [system.adjust(np.array([score_p[i]]), q)[0] for i in last for q in measured]
+    assert all(np.isclose(score_q[i], adjusted, rtol=0, atol=1e-9).any() for i in last)
+    # the test's score is adjusted too, in the store made with it only
+    v_q, v_p = recs["q"].verify("s1", noisy), recs["plain"].verify("s1", noisy)
+    assert v_q.llr != v_p.llr
+    # a store made before the system had a quality calibration: its record says nothing
+    with sqlite3.connect(tmp_path / "plain.db") as conn:
+        conn.execute("UPDATE meta SET value=? WHERE key='system'", (json.dumps(
+            {"name": system.name, "fingerprint": system.fingerprint(),
+             "path": str(with_q.resolve())}),))
+    conn.close()
+    old = Recognizer(store=tmp_path / "plain.db")  # the system from its record: with_q
+    assert old.system.quality_calibration is not None
+    assert old.verify("s1", noisy).llr == pytest.approx(v_p.llr, abs=1e-9)

@@ -14,6 +14,8 @@
 #                per kind (speakergmm augment --kind) beside the clean ones, for the UBM,
 #                the eigenchannel subspace and the calibration's test side ("" for clean
 #                only); tests/benchmarks/bench_conditions.py measures what it buys.
+#   --quality:   the kinds of degraded copies of the calibration speakers' test recordings
+#                the quality calibration is learnt on ("" for none).
 set -euo pipefail
 
 # --- settings ---------------------------------------------------------------------------
@@ -30,6 +32,7 @@ cohort_utts=240          # S-norm cohort recordings, every frame_step-th frame k
 frame_step=2
 prior=0.01               # target prior the calibration is trained for
 augment=""               # degradations to train on, e.g. "noise babble reverb mulaw ogg"
+quality="noise babble reverb mulaw ogg excerpt"  # what the quality calibration learns from
 # -------------------------------------------------------------------------------------
 
 . "$(dirname "$0")/../parse_options.sh"
@@ -66,6 +69,25 @@ if [ -n "$augment" ]; then
     > "$data/cal_trials_mc"
   cal_trials="$data/cal_trials_mc"
 fi
+quality_flags=()
+if [ -n "$quality" ]; then
+  # the calibration speakers' test recordings, degraded; each calibration trial is also
+  # scored against every degraded copy of its test recording
+  mkdir -p "$data/cal_test"
+  awk 'NR == FNR { keep[$2] = 1; next } $1 in keep' "$data/cal_trials" "$data/ubm/wav.scp" \
+    > "$data/cal_test/wav.scp"
+  awk 'NR == FNR { keep[$2] = 1; next } $1 in keep' "$data/cal_trials" "$data/ubm/utt2spk" \
+    > "$data/cal_test/utt2spk"
+  kinds=()
+  for kind in $quality; do kinds+=(--kind "$kind"); done
+  speakergmm augment "$data/cal_test" "$data/cal_quality" "${kinds[@]}" \
+    --audio-root "$corpus_root" --seed 1 -q
+  awk -v kinds="$quality" '{ print; n = split(kinds, k, " ")
+    for (i = 1; i <= n; i++) print $1, $2 "-" k[i], $3 }' "$data/cal_trials" \
+    > "$data/quality_trials"
+  quality_flags=(--quality-trials "$data/quality_trials" --quality-audio "$data/cal_test"
+                 --quality-audio "$data/cal_quality" --audio-root "$corpus_root")
+fi
 licence="licence=speechocean762: CC BY 4.0, Zhang et al., Interspeech 2021, OpenSLR 101"
 for band in $bands; do
   echo "== $band ($split)"
@@ -79,7 +101,14 @@ for band in $bands; do
     -j "$nj" -q -o "$dir/stats"
   speakergmm train-channel "$dir/stats" --ubm "$dir/ubm.npz" -r "$channel_factors" \
     --relevance "$relevance" -j "$nj" -o "$dir/channel.npz"
-  speakergmm build-system "$dir/feats" --ubm "$dir/ubm.npz" --channel "$dir/channel.npz" \
+  quality_feats=()
+  if [ -n "$quality" ]; then
+    speakergmm extract "$data/cal_quality" "$dir/quality_feats" --config "$conf/$band.json" \
+      -j "$nj"
+    quality_feats=("$dir/quality_feats")
+  fi
+  speakergmm build-system "$dir/feats" "${quality_feats[@]}" --ubm "$dir/ubm.npz" \
+    --channel "$dir/channel.npz" "${quality_flags[@]}" \
     --cohort-utt2spk "$data/cohort/utt2spk" --cohort-utts "$cohort_utts" \
     --frame-step "$frame_step" --cal-enroll-map "$data/cal_enroll_map" \
     --cal-trials "$cal_trials" --prior "$prior" --relevance "$relevance" \

@@ -12,7 +12,8 @@ from .app import jobs_option, main, quiet_option, writes
 
 # frontend.augment's KINDS (tests/frontend/test_augment.py checks it): importing that module
 # here would add 0.1 s to the start of every command.
-AUGMENT_KINDS = ("noise", "babble", "reverb", "mulaw", "alaw", "ogg", "mp3", "level")
+AUGMENT_KINDS = ("noise", "babble", "reverb", "mulaw", "alaw", "ogg", "mp3", "level",
+                 "excerpt")
 
 
 @main.command("validate-data-dir")
@@ -93,7 +94,7 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, execut
                    "(noise: stationary noise, 0-15 dB SNR; babble: 3-7 other speakers, "
                    "13-20 dB; reverb: a simulated room, RT60 0.2-0.9 s, needs the extra "
                    "[rooms]; mulaw, alaw: G.711 telephone; ogg, mp3: low bit rate; level: "
-                   "gain -20..+6 dB and a DC offset).")
+                   "gain -20..+6 dB and a DC offset; excerpt: 0.8-3.5 s of the speech).")
 @click.option("--noise-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="A data directory of noise recordings for --kind noise "
                                  "(e.g. MUSAN's noise part) [default: synthetic coloured "

@@ -347,8 +347,69 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, executor, output, q
                + ("" if comp is None else f", channel {comp.fingerprint()}"))
 
 
+def _calibration_options(command):
+    """The options of the trials a system's calibration (and quality calibration) is
+    learnt on: build-system's and calibrate-system's."""
+    def a_file(name, help_):
+        return click.option(name, type=click.Path(dir_okay=False, exists=True,
+                                                  path_type=Path), default=None, help=help_)
+
+    options = [
+        a_file("--cal-enroll-map", "Calibration speakers' enrollment (held out of cohort "
+                                   "and channel)."),
+        a_file("--cal-trials", "Calibration trials among them [default: uncalibrated]."),
+        prior_option(0.01, "Target prior the calibration is trained for."),
+        a_file("--quality-trials", "The calibration trials with degraded copies of their "
+                                   "test recordings (speakergmm augment) as further tests: a "
+                                   "quality calibration is learnt on them, so that a short, "
+                                   "noisy or narrowband test gets a smaller LLR [default: "
+                                   "none]. Needs --quality-audio."),
+        click.option("--quality-audio", type=click.Path(exists=True, file_okay=False,
+                                                        path_type=Path), multiple=True,
+                     help="Data directories holding those test recordings, whose SNR and "
+                          "band are measured; repeatable."),
+        click.option("--audio-root", type=click.Path(exists=True, file_okay=False,
+                                                     path_type=Path), default=None,
+                     help="Directory that relative wav.scp paths of --quality-audio "
+                          "resolve against [default: current directory]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _calibration_inputs(model, cal_enroll_map, cal_trials, quality_trials, quality_audio,
+                        audio_root) -> dict:
+    """build_system's / calibrate_system's calibration arguments from the options."""
+    from ..data.trials import read_enroll_map, read_trials
+    from ..errors import ParameterError
+    from ..frontend.quality import measure_data_dir
+    from ..sources import feature_config_of
+
+    if (quality_trials is None) != (not quality_audio):
+        raise ParameterError("--quality-trials and --quality-audio go together: the trials, "
+                             "and the data directories of their test recordings")
+    quality = q_trials = None
+    if quality_trials is not None:
+        q_trials = read_trials(quality_trials)
+        tests = sorted(set(q_trials.test))
+        rate = feature_config_of(model).sample_rate
+        quality = {}
+        for data in quality_audio:
+            quality.update(measure_data_dir(data, sr=rate, utts=tests, audio_root=audio_root))
+    return {"calibration_enroll_map": None if cal_enroll_map is None
+            else read_enroll_map(cal_enroll_map),
+            "calibration_trials": None if cal_trials is None else read_trials(cal_trials),
+            "quality_trials": q_trials, "quality": quality}
+
+
+def _log(command: str, quiet: bool):
+    return None if quiet else lambda message: click.echo(f"{command}: {message}", err=True)
+
+
 @main.command("build-system")
-@click.argument("feats_dir", type=FeatureSource())
+@click.argument("feats_dirs", metavar="FEATS_DIR...", nargs=-1, required=True,
+                type=FeatureSource())
 @ubm_option(required=True)
 @click.option("--channel", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Eigenchannel file (learnt on the cohort speakers only).")
@@ -362,12 +423,7 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, executor, output, q
                                       "as users enroll).")
 @click.option("--frame-step", type=click.IntRange(min=1), default=2, show_default=True,
               help="Keep every N-th frame of the cohort recordings.")
-@click.option("--cal-enroll-map", type=click.Path(dir_okay=False, exists=True,
-                                                  path_type=Path), default=None,
-              help="Calibration speakers' enrollment (held out of cohort and channel).")
-@click.option("--cal-trials", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="Calibration trials among them [default: uncalibrated].")
-@prior_option(0.01, "Target prior the calibration is trained for.")
+@_calibration_options
 @click.option("--relevance", type=Finite(min=0, min_open=True), default=16.0,
               show_default=True, help="MAP relevance (means) of the speakers it enrolls.")
 @click.option("--top-c", "c", type=click.IntRange(min=1), default=5, show_default=True,
@@ -379,15 +435,15 @@ def stats_cmd(feats_dir, ubm, channel, second_order, subset, executor, output, q
               help="System file to write (.npz).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress notes.")
 @writes("output")
-def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohort_enroll_utts,
-                     frame_step, cal_enroll_map, cal_trials, prior, relevance, c, name, meta,
-                     executor, output, quiet) -> None:
+def build_system_cmd(feats_dirs, ubm, channel, cohort_utt2spk, cohort_utts, cohort_enroll_utts,
+                     frame_step, cal_enroll_map, cal_trials, prior, quality_trials,
+                     quality_audio, audio_root, relevance, c, name, meta, executor, output,
+                     quiet) -> None:
     """Assemble a recognition system for enroll / verify / identify (--system) from a UBM,
-    an eigenchannel subspace and the background feature archive FEATS_DIR: an S-norm
-    cohort, and a calibration trained on held-out speakers' trials scored as the product
-    path scores them."""
+    an eigenchannel subspace and the background feature archives FEATS_DIR...: an S-norm
+    cohort, a calibration trained on held-out speakers' trials scored as the product
+    path scores them, and optionally a quality calibration."""
     from ..data.textmap import read_kaldi_map
-    from ..data.trials import read_enroll_map, read_trials
     from ..gmm.eigenchannel import EigenChannel
     from ..gmm.mixture import DiagGMM
     from ..sources import open_features
@@ -395,16 +451,49 @@ def build_system_cmd(feats_dir, ubm, channel, cohort_utt2spk, cohort_utts, cohor
 
     model = DiagGMM.load(ubm)
     system = build_system(
-        model, open_features(feats_dir, model, stats_ok=False),
+        model, open_features(list(feats_dirs), model, stats_ok=False),
         cohort_utt2spk=read_kaldi_map(cohort_utt2spk),
         channel=None if channel is None else EigenChannel.load(channel, model),
         cohort_utterances=cohort_utts, cohort_enroll_utterances=cohort_enroll_utts,
-        frame_step=frame_step,
-        calibration_enroll_map=None if cal_enroll_map is None else read_enroll_map(
-            cal_enroll_map),
-        calibration_trials=None if cal_trials is None else read_trials(cal_trials),
-        prior=prior, relevance=relevance, c=c, name=name, metadata=_meta(meta), executor=executor,
-        log=None if quiet else lambda message: click.echo(f"build-system: {message}",
-                                                          err=True))
+        frame_step=frame_step, prior=prior, relevance=relevance, c=c, name=name,
+        metadata=_meta(meta), executor=executor, log=_log("build-system", quiet),
+        **_calibration_inputs(model, cal_enroll_map, cal_trials, quality_trials,
+                              quality_audio, audio_root))
+    system.save(output)
+    click.echo(f"wrote {output}: {system.describe()}")
+
+
+@main.command("calibrate-system")
+@click.argument("system_file", metavar="SYSTEM",
+                # a file is an input no output may overwrite; a bundled name is not a file
+                callback=lambda ctx, param, value: Path(value) if Path(value).exists()
+                else value)
+@click.argument("feats_dirs", metavar="FEATS_DIR...", nargs=-1, required=True,
+                type=FeatureSource())
+@_calibration_options
+@jobs_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="System file to write (.npz).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress notes.")
+@writes("output")
+def calibrate_system_cmd(system_file, feats_dirs, cal_enroll_map, cal_trials, prior,
+                         quality_trials, quality_audio, audio_root, executor, output,
+                         quiet) -> None:
+    """Learn a system's calibration (and quality calibration) anew on held-out speakers'
+    trials, keeping its UBM, subspace and cohort: its fingerprint, and the stores enrolled
+    with it, stay valid. SYSTEM is a system file or a bundled name (wideband, telephone);
+    FEATS_DIR... hold the trials' recordings."""
+    from ..errors import ParameterError
+    from ..sources import open_features
+    from ..system import calibrate_system, load_system
+
+    system = load_system(system_file)
+    if cal_trials is None:
+        raise ParameterError("--cal-trials is needed: the trials the calibration is learnt on")
+    system = calibrate_system(
+        system, open_features(list(feats_dirs), system.ubm, stats_ok=False), prior=prior,
+        executor=executor, log=_log("calibrate-system", quiet),
+        **_calibration_inputs(system.ubm, cal_enroll_map, cal_trials, quality_trials,
+                              quality_audio, audio_root))
     system.save(output)
     click.echo(f"wrote {output}: {system.describe()}")

@@ -27,6 +27,9 @@ Kinds (:data:`KINDS`):
     lossy compression at a low bit rate, through libsndfile (soundfile).
 ``level``
     a gain drawn from ``gain_db`` and a DC offset.
+``excerpt``
+    a short test: an excerpt of ``excerpt_seconds`` from the recording's active part (what
+    a quality-aware calibration learns the effect of a test's length from).
 
 Copies keep the source's sampling rate (a telephone copy of 16 kHz audio is 16 kHz audio
 with nothing above 4 kHz, as a phone call recorded at 16 kHz is).
@@ -49,10 +52,11 @@ from ..data.datadir import DataDir, read_data_dir, spk2utt
 from ..errors import AudioError, ParameterError, SpeakerGMMError
 
 __all__ = ["KINDS", "add_noise", "coloured_noise", "babble", "reverberate",
-           "room_impulse_response", "telephone", "compress", "change_level", "AugmentConfig",
+           "room_impulse_response", "telephone", "compress", "change_level", "excerpt",
+           "AugmentConfig",
            "augment_data_dir"]
 
-KINDS = ("noise", "babble", "reverb", "mulaw", "alaw", "ogg", "mp3", "level")
+KINDS = ("noise", "babble", "reverb", "mulaw", "alaw", "ogg", "mp3", "level", "excerpt")
 
 _EXTRA_ROOMS = "pip install -e '.[rooms]' (pyroomacoustics)"
 
@@ -249,6 +253,28 @@ def compress(*, y: np.ndarray, sr: int, codec: str = "ogg",
     return _same_length(out, len(y))
 
 
+def excerpt(*, y: np.ndarray, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """``seconds`` of ``y`` from within its active part (the 10 ms frames within 35 dB of
+    the loudest), placed at random; all of it when it is shorter.
+
+    Returns
+    -------
+    np.ndarray [shape=(min(len(y), seconds * sr),), dtype=float32]
+    """
+    y = np.asarray(y, np.float32)
+    n = min(int(round(seconds * sr)), len(y))
+    hop = max(sr // 100, 1)
+    frames = y[: len(y) // hop * hop].astype(np.float64).reshape(-1, hop)
+    if len(frames) == 0:
+        return y[:n]
+    db = 10.0 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    on = np.flatnonzero(db > db.max() - 35.0)
+    a, b = int(on[0]) * hop, int(on[-1] + 1) * hop
+    lo, hi = (a, b - n) if b - a >= n else (max(0, b - n), min(a, len(y) - n))
+    start = int(rng.integers(lo, max(hi, lo) + 1))
+    return y[start:start + n]
+
+
 def change_level(*, y: np.ndarray, gain_db: float, dc: float = 0.0) -> np.ndarray:
     """``y`` scaled by ``gain_db`` with ``dc`` added (clipped at full scale, as a
     recorder with its gain set too high clips).
@@ -272,6 +298,7 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-20.0, 6.0)
     codec_quality: tuple[float, float] = (0.0, 0.6)
     babble_talkers: tuple[int, int] = (3, 7)
+    excerpt_seconds: tuple[float, float] = (0.8, 3.5)
 
 
 def _rng(seed: int, utt: str, kind: str) -> np.random.Generator:
@@ -447,6 +474,9 @@ def _one(kind, y, sr, rng, config, noises, speakers, by_speaker, speaker, read):
     if kind in ("ogg", "mp3"):
         quality = uniform(config.codec_quality)
         return compress(y=y, sr=sr, codec=kind, quality=quality), {"quality": quality}
+    if kind == "excerpt":
+        seconds = uniform(config.excerpt_seconds)
+        return excerpt(y=y, sr=sr, seconds=seconds, rng=rng), {"seconds": seconds}
     gain = uniform(config.gain_db)
     dc = round(float(rng.uniform(-0.02, 0.02)), 4)
     return change_level(y=y, gain_db=gain, dc=dc), {"gain_db": gain, "dc": dc}

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..constants import MIN_TEST_SECONDS, MIN_TEST_SNR_DB, MIN_UPPER_BAND_DB
 
-__all__ = ["SignalMeter", "wada_snr", "Quality", "UPPER_BAND_HZ"]
+__all__ = ["measure", "measure_data_dir", "SignalMeter", "wada_snr", "Quality", "UPPER_BAND_HZ"]
 
 #: SNRs (dB) of the WADA table, and ``G`` at each (``_wada_table()`` with 12 million samples
 #: in all: three seeds of 4 million); below -20 dB and above 100 dB the estimate is clipped.
@@ -144,6 +144,41 @@ def wada_snr(*, y: np.ndarray) -> float:
     meter = SignalMeter()
     meter.add(y)
     return meter.snr_db
+
+
+def measure(source, *, sr: int, offset: float = 0.0, duration: float | None = None,
+            pipe: bool = False) -> tuple[float, float | None]:
+    """A recording's SNR estimate and upper band (:class:`SignalMeter`) at the rate ``sr``
+    a system reads it at, as the product path measures a test.
+
+    Returns
+    -------
+    snr_db : float
+    upper_band_db : float or None
+    """
+    from .audio import AudioBlocks
+
+    meter = SignalMeter(sr)
+    with AudioBlocks(source, sr=sr, offset=offset, duration=duration, pipe=pipe) as audio:
+        for block in audio:
+            meter.add(block)
+    return meter.snr_db, meter.upper_band_db
+
+
+def measure_data_dir(data, *, sr: int, utts=None, audio_root=None
+                     ) -> dict[str, tuple[float, float | None]]:
+    """:func:`measure` of each utterance of a data directory (or of those of ``utts`` it
+    holds)."""
+    from ..data.datadir import DataDir, read_data_dir
+
+    data = data if isinstance(data, DataDir) else read_data_dir(data)
+    wanted = data.utt2spk if utts is None else [u for u in utts if u in data.utt2spk]
+    found = {}
+    for utt in wanted:
+        ref = data.audio_of(utt, audio_root)
+        found[utt] = measure(ref.path_or_command, sr=sr, offset=ref.start,
+                             duration=ref.duration, pipe=ref.is_pipe)
+    return found
 
 
 @dataclass(frozen=True)

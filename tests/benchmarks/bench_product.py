@@ -53,19 +53,19 @@ def _row(name: str, r: dict) -> str:
 
 def _score_tests(rec, tests: dict[str, Path]):
     """Every test recording against every enrolled speaker, as identify scores it; also the
-    S-norm ingredients, to measure what each part buys."""
+    S-norm ingredients, to measure what each part buys, and each test's quality."""
     from speakergmm.backend.scoring import score
 
     system = rec.system
     ids = [s.id for s in rec.store.list()]
     z = rec._norms_of(ids, rec.store.norms())
     models = list(rec.store.model_sets(rec.ubm, rec._channel_fp))
-    raw, cohort = {}, {}
+    raw, cohort, quality = {}, {}, {}
     for utt, path in tests.items():
-        test = system.prepare(rec.features(path))
+        _, test, quality[utt] = rec._test(path, "topc", system.c)
         raw[utt] = np.concatenate([score(rec.ubm, m, test) for m in models])
         cohort[utt] = score(rec.ubm, system.cohort_models, test)
-    return ids, z, raw, cohort
+    return ids, z, raw, cohort, quality
 
 
 def verification(args, system_path: Path, work: Path) -> None:
@@ -84,7 +84,7 @@ def verification(args, system_path: Path, work: Path) -> None:
     trials = protocol.trials["trials"]
     tests = {u: corpus / test.wav_scp[u] for u in sorted(set(trials.test.tolist()))}
     start = time.perf_counter()
-    ids, z, raw, cohort = _score_tests(rec, tests)
+    ids, z, raw, cohort, quality = _score_tests(rec, tests)
     scored = time.perf_counter() - start
     print(f"speechocean762 dev protocol, system {system_path}: {len(ids)} speakers enrolled "
           f"in {enrolled:.1f} s, {len(tests)} test recordings scored in {scored:.1f} s")
@@ -98,6 +98,10 @@ def verification(args, system_path: Path, work: Path) -> None:
 
     raw_t = gather(raw)
     snorm = {u: system.finish(raw[u], z, cohort_stats(cohort[u][None, :])) for u in tests}
+    if rec._adjusts():  # each test's score adjusted for its quality, as the store does
+        print("(the S-norm scores below are adjusted for each test's quality before they "
+              "are calibrated)")
+        snorm = {u: system.adjust(snorm[u], quality[u]) for u in tests}
     print("| scores | EER | miss / false alarm at the default decision (LLR >= 0) | "
           "minDCF 0.01 | actDCF 0.01 | Cllr |")
     print("|---|---|---|---|---|---|")

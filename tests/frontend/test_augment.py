@@ -106,6 +106,25 @@ def test_level_and_dc():
     assert aug.change_level(y=y, gain_db=40).max() == 1.0  # clipped, as a recorder clips
 
 
+def test_an_excerpt_is_taken_from_the_active_part():
+    rng = np.random.default_rng(0)
+    y = np.zeros(5 * SR, np.float32)
+    # "speech" only in [2, 4) s, every sample a value of its own (so its place is known)
+    y[2 * SR:4 * SR] = np.linspace(0.05, 0.5, 2 * SR, dtype=np.float32)
+    starts = set()
+    for seed in range(20):
+        x = aug.excerpt(y=y, sr=SR, seconds=1.5, rng=np.random.default_rng(seed))
+        start = int(np.flatnonzero(y == x[0])[0])
+        np.testing.assert_array_equal(x, y[start:start + len(x)])
+        assert len(x) == int(1.5 * SR) and 2 * SR <= start <= int(2.5 * SR)
+        starts.add(start)
+    assert len(starts) > 10  # placed at random
+    # longer than the active part: the part is inside it; longer than the whole: all of it
+    x = aug.excerpt(y=y, sr=SR, seconds=3.0, rng=rng)
+    assert len(x) == 3 * SR and np.count_nonzero(x) >= 2 * SR - 10
+    assert len(aug.excerpt(y=y, sr=SR, seconds=9.0, rng=rng)) == len(y)
+
+
 def test_a_data_directory_augmented_twice_with_one_seed_is_the_same(tmp_path):
     data = make_data_dir(tmp_path, n_spk=4, n_utt=2)
     kinds = [k for k in aug.KINDS if k != "reverb"]
