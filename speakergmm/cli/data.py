@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..constants import FEATURE_PRESETS
-from .app import jobs_option, main, quiet_option, writes
+from .app import Finite, jobs_option, main, quiet_option, writes
 
 # frontend.augment's KINDS (tests/frontend/test_augment.py checks it): importing that module
 # here would add 0.1 s to the start of every command.
@@ -92,13 +92,20 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, execut
               type=click.Choice(AUGMENT_KINDS),
               help="A degraded copy of every utterance of this kind; repeat for several "
                    "(noise: stationary noise, 0-15 dB SNR; babble: 3-7 other speakers, "
-                   "13-20 dB; reverb: a simulated room, RT60 0.2-0.9 s, needs the extra "
-                   "[rooms]; mulaw, alaw: G.711 telephone; ogg, mp3: low bit rate; level: "
-                   "gain -20..+6 dB and a DC offset; excerpt: 0.8-3.5 s of the speech).")
+                   "13-20 dB (--snr-noise, --snr-babble); reverb: a simulated room, RT60 "
+                   "0.2-0.9 s, needs the extra [rooms]; mulaw, alaw: G.711 telephone; ogg, "
+                   "mp3: low bit rate; level: gain -20..+6 dB and a DC offset; excerpt: "
+                   "0.8-3.5 s of the speech).")
 @click.option("--noise-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="A data directory of noise recordings for --kind noise "
                                  "(e.g. MUSAN's noise part) [default: synthetic coloured "
                                  "noise].")
+@click.option("--snr-noise", type=(Finite(), Finite()), default=(0.0, 15.0),
+              show_default=True, metavar="LO HI",
+              help="SNRs (dB) drawn for --kind noise.")
+@click.option("--snr-babble", type=(Finite(), Finite()), default=(13.0, 20.0),
+              show_default=True, metavar="LO HI",
+              help="SNRs (dB) drawn for --kind babble.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="The same seed makes the same copies, bit for bit.")
 @click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -109,19 +116,26 @@ def extract_cmd(data_dir: Path, feats_dir: Path, audio_root: Path | None, execut
                    "--include-original-data): clean and degraded in one data directory.")
 @quiet_option
 @writes("out_dir")
-def augment_cmd(data_dir: Path, out_dir: Path, kinds, noise_dir, seed, audio_root,
-                include_original, quiet) -> None:
+def augment_cmd(data_dir: Path, out_dir: Path, kinds, noise_dir, snr_noise, snr_babble, seed,
+                audio_root, include_original, quiet) -> None:
     """Write degraded copies of every utterance of DATA_DIR into the data directory
     OUT_DIR (FLAC files, utterance ids with Kaldi's suffixes such as -noise, the same
     speakers; OUT_DIR/utt2aug says what was drawn for each copy), for multi-condition
     training: extract it as any data directory."""
     from ..data.datadir import read_data_dir
-    from ..frontend.augment import augment_data_dir
+    from ..errors import ParameterError
+    from ..frontend.augment import AugmentConfig, augment_data_dir
 
+    for name, (lo, hi) in (("--snr-noise", snr_noise), ("--snr-babble", snr_babble)):
+        if lo > hi:
+            raise ParameterError(f"{name} {lo:g} {hi:g}: the first is the lowest SNR, the "
+                                 f"second the highest; give {name} {hi:g} {lo:g}")
     data = read_data_dir(data_dir)
     with click.progressbar(length=len(data.utt2spk) * len(kinds), label="augment",
                            file=sys.stderr, hidden=quiet or not sys.stderr.isatty()) as bar:
         result = augment_data_dir(data, out_dir, kinds=kinds, noise_dir=noise_dir, seed=seed,
+                                  config=AugmentConfig(snr_noise=tuple(snr_noise),
+                                                       snr_babble=tuple(snr_babble)),
                                   audio_root=audio_root, include_original=include_original,
                                   progress=bar.update)
     original = f" and the {len(data.utt2spk)} originals" if include_original else ""

@@ -179,6 +179,20 @@ def test_the_augment_command_writes_a_data_directory_extract_reads(tmp_path):
     assert result.exit_code == 0, result.output
     result = run(main, ["augment", str(data), str(tmp_path / "x"), "--kind", "echo"])
     assert result.exit_code == 2
+    # the SNR ranges drawn from are the user's, and recorded
+    result = run(main, ["augment", str(data), str(tmp_path / "loud"), "--kind", "babble",
+                        "--kind", "noise", "--snr-babble", "5", "6", "--snr-noise", "-3",
+                        "-2", "--audio-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    drawn = [json.loads(line.split(" ", 1)[1])
+             for line in (tmp_path / "loud" / "utt2aug").read_text().splitlines()]
+    assert all(5 <= d["snr"] <= 6 for d in drawn if d["kind"] == "babble")
+    assert all(-3 <= d["snr"] <= -2 for d in drawn if d["kind"] == "noise")
+    config = json.loads((tmp_path / "loud" / "augment.json").read_text())["config"]
+    assert config["snr_babble"] == [5, 6] and config["snr_noise"] == [-3, -2]
+    result = run(main, ["augment", str(data), str(tmp_path / "y"), "--kind", "babble",
+                        "--snr-babble", "20", "13"])
+    assert result.exit_code == 2 and "--snr-babble 13 20" in result.output
 
 
 def test_originals_are_listed_beside_their_copies_when_asked(tmp_path):
