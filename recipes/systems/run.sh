@@ -80,7 +80,9 @@ if [ -n "$quality" ]; then
     > "$data/cal_test/utt2spk"
   kinds=()
   for kind in $quality; do kinds+=(--kind "$kind"); done
-  speakergmm augment "$data/cal_test" "$data/cal_quality" "${kinds[@]}" \
+  # (babble down to 5 dB: the SNR estimate reads babble as cleaner than it is, and the
+  # calibration learns what it does to the scores only from copies that are noisy enough)
+  speakergmm augment "$data/cal_test" "$data/cal_quality" "${kinds[@]}" --snr-babble 5 20 \
     --audio-root "$corpus_root" --seed 1 -q
   awk -v kinds="$quality" '{ print; n = split(kinds, k, " ")
     for (i = 1; i <= n; i++) print $1, $2 "-" k[i], $3 }' "$data/cal_trials" \
