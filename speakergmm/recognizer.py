@@ -256,14 +256,18 @@ class Recognizer:
         when the system has a channel); ``meter`` as :meth:`System.features`."""
         return self.system.features(path, meter=meter)
 
-    def _test(self, audio, method: str, c: int) -> tuple[np.ndarray, TestUtterance, Quality]:
-        """A test recording's features, made ready for ``method``, and its quality."""
+    def _measured(self, audio) -> tuple[np.ndarray, Quality]:
+        """A recording's features and its quality measures, taken on the way."""
         meter = SignalMeter(self.config.sample_rate)
         x = self.features(audio, meter=meter)
-        test = prepare_test(self.ubm, x, method=method, c=c)
         band = meter.upper_band_db
-        return x, test, Quality(self.system.seconds(len(x)), round(meter.snr_db, 1),
-                                None if band is None else round(band, 1))
+        return x, Quality(self.system.seconds(len(x)), round(meter.snr_db, 1),
+                          None if band is None else round(band, 1))
+
+    def _test(self, audio, method: str, c: int) -> tuple[np.ndarray, TestUtterance, Quality]:
+        """A test recording's features, made ready for ``method``, and its quality."""
+        x, quality = self._measured(audio)
+        return x, prepare_test(self.ubm, x, method=method, c=c), quality
 
     def _adjusts(self) -> bool:
         """Whether scores are adjusted for the test's quality: with a system that has a
@@ -301,10 +305,8 @@ class Recognizer:
         qualities = []
 
         def read(path):
-            meter = SignalMeter(self.config.sample_rate)
-            x = self.features(path, meter=meter)
-            qualities.append(Quality(self.system.seconds(len(x)), meter.snr_db,
-                                     meter.upper_band_db))
+            x, quality = self._measured(path)
+            qualities.append(quality)
             if progress is not None:
                 progress(1, len(paths))
             return x
