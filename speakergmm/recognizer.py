@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -398,8 +398,7 @@ class Recognizer:
             if qualities is None:
                 return values
             q = qualities[i]
-            return system.adjust(values, q if seconds is None else Quality(
-                seconds, q.snr_db, q.upper_band_db))
+            return system.adjust(values, q if seconds is None else replace(q, seconds=seconds))
 
         tests = [system.prepare(x) for x in feats]
         t_norms = [system.test_norm(t) for t in tests]
