@@ -6,7 +6,7 @@
 # as the product path scores them). The telephone system is the same speech resampled to
 # 8 kHz by its feature config. See speakergmm/models/README.md.
 # Usage: recipes/systems/run.sh [--corpus-root DIR] [--work DIR] [--split all|dev] [--nj N]
-#                               [--augment "KIND ..."]
+#                               [--augment "KIND ..."] [--quality "KIND ..."]
 #   --split all: every train speaker is background (what ships);
 #   --split dev: only the dev protocol's background speakers, so that the dev protocol's
 #                evaluation speakers stay unseen (tests/benchmarks/bench_product.py).
