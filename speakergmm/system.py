@@ -85,7 +85,8 @@ class System:
     calibration : Calibration, optional
         Maps the (normalised) score to a log-likelihood ratio.
     quality_calibration : QualityCalibration, optional
-        Adjusts that LLR for the test recording's quality measures (:meth:`finish`).
+        Adjusts the score of a test for its quality measures before it is calibrated
+        (:meth:`finish`).
     relevance : float
         MAP relevance (means) of the speakers enrolled with it.
     c : int
