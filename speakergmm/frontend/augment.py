@@ -52,9 +52,8 @@ from ..data.datadir import DataDir, read_data_dir, spk2utt
 from ..errors import AudioError, ParameterError, SpeakerGMMError
 
 __all__ = ["KINDS", "add_noise", "coloured_noise", "babble", "reverberate",
-           "room_impulse_response", "telephone", "compress", "change_level", "excerpt",
-           "AugmentConfig",
-           "augment_data_dir"]
+           "room_impulse_response", "telephone", "compress", "change_level", "active_part",
+           "excerpt", "AugmentConfig", "augment_data_dir"]
 
 KINDS = ("noise", "babble", "reverb", "mulaw", "alaw", "ogg", "mp3", "level", "excerpt")
 
@@ -253,9 +252,22 @@ def compress(*, y: np.ndarray, sr: int, codec: str = "ogg",
     return _same_length(out, len(y))
 
 
+def active_part(*, y: np.ndarray, sr: int) -> tuple[int, int]:
+    """First sample and end (exclusive) of a recording's active part: from the first to the
+    last 10 ms frame within 35 dB of its loudest; the whole of a recording shorter than a
+    frame."""
+    hop = max(sr // 100, 1)
+    frames = np.asarray(y)[: len(y) // hop * hop].astype(np.float64).reshape(-1, hop)
+    if len(frames) == 0:
+        return 0, len(y)
+    db = 10.0 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    on = np.flatnonzero(db > db.max() - 35.0)
+    return int(on[0]) * hop, int(on[-1] + 1) * hop
+
+
 def excerpt(*, y: np.ndarray, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """``seconds`` of ``y`` from within its active part (the 10 ms frames within 35 dB of
-    the loudest), placed at random; all of it when it is shorter.
+    """``seconds`` of ``y`` from within its :func:`active_part`, placed at random; all of
+    it when it is shorter.
 
     Returns
     -------
@@ -263,13 +275,7 @@ def excerpt(*, y: np.ndarray, sr: int, seconds: float, rng: np.random.Generator)
     """
     y = np.asarray(y, np.float32)
     n = min(int(round(seconds * sr)), len(y))
-    hop = max(sr // 100, 1)
-    frames = y[: len(y) // hop * hop].astype(np.float64).reshape(-1, hop)
-    if len(frames) == 0:
-        return y[:n]
-    db = 10.0 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
-    on = np.flatnonzero(db > db.max() - 35.0)
-    a, b = int(on[0]) * hop, int(on[-1] + 1) * hop
+    a, b = active_part(y=y, sr=sr)
     lo, hi = (a, b - n) if b - a >= n else (max(0, b - n), min(a, len(y) - n))
     start = int(rng.integers(lo, max(hi, lo) + 1))
     return y[start:start + n]

@@ -49,18 +49,11 @@ def _rng(utt: str, condition: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(f"{utt}/{condition}".encode()))
 
 
-def _active(y: np.ndarray) -> tuple[int, int]:
-    """First and last sample of the recording's active part (10 ms frames within 35 dB of
-    the loudest)."""
-    hop = SR // 100
-    frames = y[: len(y) // hop * hop].reshape(-1, hop)
-    db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-    on = np.flatnonzero(db > db.max() - 35)
-    return int(on[0] * hop), int((on[-1] + 1) * hop)
-
-
 def _excerpt(y: np.ndarray, seconds: float) -> np.ndarray:
-    a, b = _active(y)
+    """The middle ``seconds`` of the recording's active part."""
+    from speakergmm.frontend.augment import active_part
+
+    a, b = active_part(y=y, sr=SR)
     n = int(seconds * SR)
     mid = (a + b) // 2
     start = int(np.clip(mid - n // 2, 0, max(len(y) - n, 0)))
