@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .gmm.mixture import DiagGMM
 
-__all__ = ["DEFAULT_UBM", "default_ubm_path", "load_default_ubm"]
+__all__ = ["DEFAULT_UBM", "default_ubm_path", "load_default_ubm", "speech_detector_path",
+           "load_speech_detector"]
 
 DEFAULT_UBM = "ubm-speechocean762-k512.npz"
 
@@ -29,3 +30,20 @@ def default_ubm_path() -> Path:
 def load_default_ubm() -> DiagGMM:
     """The bundled default UBM (its metadata holds the feature config to use with it)."""
     return DiagGMM.load(default_ubm_path())
+
+
+def speech_detector_path(band: str) -> Path:
+    """Path of the bundled speech detector of a band (``"wideband"`` or ``"telephone"``)."""
+    return Path(str(resources.files("speakergmm") / "models" / f"sad-{band}.npz"))
+
+
+def load_speech_detector(band: str = "wideband"):
+    """The bundled :class:`~speakergmm.gmm.sad.SpeechDetector` of a band: trained on every
+    speechocean762 train speaker's recordings, degraded (``speakergmm/models/README.md``)."""
+    from .errors import ParameterError
+    from .gmm.sad import DETECTOR_FEATURES, SpeechDetector
+
+    if band not in DETECTOR_FEATURES:
+        raise ParameterError(f"no bundled speech detector for {band!r}; choose "
+                             f"{' or '.join(DETECTOR_FEATURES)}")
+    return SpeechDetector.load(speech_detector_path(band))

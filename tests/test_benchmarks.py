@@ -36,6 +36,7 @@ TINY = {
     "bench_conditions.py": ["--systems", str(REPO / "speakergmm" / "models"), "--speakers",
                             "2", "--conditions", "clean", "babble", "noise", "room", "phone",
                             "1s"],
+    "bench_vad.py": ["--speakers", "3", "--conditions", "clean", "car5"],
 }
 # These need what only a full setup has; each says what when run without it.
 NEEDS = {
@@ -55,9 +56,9 @@ def test_benchmark_runs_at_a_tiny_size(script, tmp_path):
     if script == "bench_features.py" and not (corpora_root() / "fsdd").is_dir():
         pytest.skip("bench_features reads the shared corpora")
     args = [a.format(tmp=tmp_path) for a in TINY[script]]
-    if script == "bench_conditions.py":
+    if script in ("bench_conditions.py", "bench_vad.py"):
         if not (corpora_root() / "speechocean762").is_dir():
-            pytest.skip("bench_conditions reads speechocean762 from the shared corpora")
+            pytest.skip(f"{script} reads speechocean762 from the shared corpora")
         args += ["--corpora", str(corpora_root())]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))

@@ -102,11 +102,13 @@ def _meta(items) -> dict[str, str]:
 def info_cmd(model: Path) -> None:
     """Describe a model file: a UBM, an eigenchannel, an i-vector extractor, a recognition
     system (a file of 'speakergmm build-system', or the name of a bundled one: wideband,
-    telephone) or a vector back-end (speakergmm train-plda)."""
+    telephone), a vector back-end (speakergmm train-plda) or a speech detector
+    (speakergmm train-sad)."""
     from ..backend.vectors import VectorBackend
     from ..errors import ModelError
     from ..gmm import factor
     from ..gmm.mixture import DiagGMM
+    from ..gmm.sad import SpeechDetector
     from ..system import BUNDLED_SYSTEMS, load_system
 
     if str(model) in BUNDLED_SYSTEMS and not model.exists():
@@ -114,7 +116,8 @@ def info_cmd(model: Path) -> None:
         return
     kinds = ((lambda: DiagGMM.load(model).describe()), (lambda: factor.describe_file(model)),
              (lambda: load_system(model).describe()),
-             (lambda: _describe_backend(VectorBackend.load(model))))
+             (lambda: _describe_backend(VectorBackend.load(model))),
+             (lambda: SpeechDetector.load(model).describe()))
     for describe in kinds:
         try:
             click.echo(describe())
@@ -124,7 +127,38 @@ def info_cmd(model: Path) -> None:
             if "format is " not in str(exc) or "expected" not in str(exc):
                 raise
     raise ModelError(f"{model}: not a model file info describes (a UBM, eigenchannel, "
-                     "i-vector extractor, system or vector back-end of speakergmm)")
+                     "i-vector extractor, system, vector back-end or speech detector of "
+                     "speakergmm)")
+
+
+@main.command("train-sad")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The speech detector file to write (.npz).")
+@click.option("--band", type=click.Choice(["wideband", "telephone"]), default="wideband",
+              show_default=True, help="16 kHz or 8 kHz audio (the audio is resampled).")
+@click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Directory that relative wav.scp paths resolve against "
+                                 "[default: current directory].")
+@click.option("-c", "--components", type=click.IntRange(min=1), default=64,
+              show_default=True, help="Gaussians of each of the two models.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@quiet_option
+@writes("output")
+def train_sad_cmd(data_dir: Path, output: Path, band, audio_root, components, seed,
+                  quiet) -> None:
+    """Train a speech detector that holds in noise on DATA_DIR's clean speech: mixtures of
+    its recordings with pauses, degraded by coloured noise, babble of its other
+    recordings, simulated rooms and G.711, labelled by each clean recording's energy VAD
+    (speakergmm.gmm.sad)."""
+    from ..gmm.sad import train_speech_detector
+
+    detector = train_speech_detector(
+        data_dir, band=band, audio_root=audio_root, seed=seed, n_components=components,
+        progress=None if quiet else (lambda line: click.echo(f"train-sad: {line}",
+                                                             err=True)))
+    detector.save(output)
+    click.echo(f"wrote {output}: {detector!r}")
 
 
 def _describe_backend(backend) -> str:

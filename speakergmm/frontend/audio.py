@@ -20,7 +20,7 @@ import soundfile as sf
 from ..errors import AudioError
 from .signal import sample_problem
 
-__all__ = ["load", "load_pipe", "AudioBlocks", "resample", "duration", "SAMPLE_RATES",
+__all__ = ["load", "load_pipe", "load_ref", "AudioBlocks", "resample", "duration", "SAMPLE_RATES",
            "BLOCK_SECONDS"]
 
 #: Sampling rates accepted from a file's header, in Hz: below, no speech band is left; above,
@@ -64,6 +64,14 @@ def load(
     """
     with AudioBlocks(path, sr=sr, offset=offset, duration=duration) as audio:
         return _joined(audio), audio.rate
+
+
+def load_ref(ref, *, sr: int | None = None) -> tuple[np.ndarray, int]:
+    """:func:`load` (or :func:`load_pipe`) of a data directory's audio reference
+    (:meth:`speakergmm.data.datadir.DataDir.audio_of`: a file or a pipe, and a segment of
+    it)."""
+    reader = load_pipe if ref.is_pipe else load
+    return reader(ref.path_or_command, sr=sr, offset=ref.start, duration=ref.duration)
 
 
 def load_pipe(

@@ -349,7 +349,7 @@ def augment_data_dir(data: DataDir | str | os.PathLike, out: str | os.PathLike, 
     DataDir
         The augmented data directory.
     """
-    from .audio import load, load_pipe
+    from .audio import load_ref
 
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
@@ -360,9 +360,7 @@ def augment_data_dir(data: DataDir | str | os.PathLike, out: str | os.PathLike, 
     utts = data.utterances
 
     def read(d: DataDir, utt: str, root) -> tuple[np.ndarray, int]:
-        ref = d.audio_of(utt, root)
-        reader = load_pipe if ref.is_pipe else load
-        return reader(ref.path_or_command, offset=ref.start, duration=ref.duration)
+        return load_ref(d.audio_of(utt, root))
 
     noises = None
     if "noise" in kinds and noise_dir is not None:

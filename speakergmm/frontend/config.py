@@ -15,7 +15,10 @@ from typing import Any
 from ..constants import NORMALISATIONS
 from ..errors import FeatureError, printable
 
-__all__ = ["FeatureConfig", "PRESETS"]
+__all__ = ["FeatureConfig", "PRESETS", "DENOISERS"]
+
+#: Noise suppression methods of :attr:`FeatureConfig.denoise`.
+DENOISERS = ("none", "spectral_subtraction")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ class FeatureConfig:
         Normalisation applied to the kept frames.
     norm_window : int or None
         Window in frames for the sliding methods (None: 300 for CMN/CMVN, 301 for warping).
+    denoise : {"none", "spectral_subtraction"}
+        Noise suppression on the mel power spectrum before the log (see
+        :func:`~speakergmm.frontend.features.subtract_noise`).
+    rasta : bool
+        RASTA-filter the static cepstra over time (Hermansky and Morgan 1994; see
+        :func:`~speakergmm.frontend.features.rasta_filter`).
     """
 
     sample_rate: int = 16000
@@ -83,6 +92,8 @@ class FeatureConfig:
     min_speech_frames: int = 10
     norm: str = "cmvn"
     norm_window: int | None = None
+    denoise: str = "none"
+    rasta: bool = False
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
@@ -127,6 +138,9 @@ class FeatureConfig:
             problems.append(f"delta_width must be odd and >= 3, got {self.delta_width}")
         if self.vad not in ("energy", "none"):
             problems.append(f"vad must be 'energy' or 'none', got {self.vad!r}")
+        if self.denoise not in DENOISERS:
+            problems.append(f"denoise must be one of {', '.join(DENOISERS)}, got "
+                            f"{self.denoise!r}")
         if self.norm not in NORMALISATIONS:
             problems.append(f"norm must be one of {', '.join(NORMALISATIONS)}, got {self.norm!r}")
         if self.norm_window is not None and self.norm_window < 2:
@@ -267,14 +281,16 @@ def _type_problems(config: FeatureConfig) -> list[str]:
             continue
         if "str" in kinds:
             ok = isinstance(value, str)
+        elif "bool" in kinds:
+            ok = isinstance(value, bool)
         elif "float" in kinds:
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
                   and math.isfinite(value))
         else:  # int
             ok = isinstance(value, int) and not isinstance(value, bool)
         if not ok:
-            want = "a string" if "str" in kinds else ("a finite number" if "float" in kinds
-                                                     else "an integer")
+            want = ("a string" if "str" in kinds else "true or false" if "bool" in kinds
+                    else "a finite number" if "float" in kinds else "an integer")
             problems.append(f"{field.name} must be {want}"
                             f"{' or null' if 'None' in kinds else ''}, got "
                             f"{type(value).__name__} {printable(value)}")

@@ -29,7 +29,7 @@ from .signal import GROUP, frame_view, sample_problem
 from .vad import MIN_LEVEL_DBFS, MIN_RANGE_DB, energy_spread, energy_vad, frames_energy_db
 
 __all__ = ["FeatureConfig", "extract_features", "features_from_blocks", "mfcc", "deltas",
-           "preemphasis", "PRESETS"]
+           "preemphasis", "subtract_noise", "rasta_filter", "PRESETS"]
 
 
 # --- signal processing ------------------------------------------------------------------
@@ -231,10 +231,99 @@ class _FramePass:
             self.energies.append(frames_energy_db(raw))
 
 
+#: Spectral subtraction: the noise estimate is the mean mel power of the quietest
+#: ``_NOISE_SHARE`` of frames; ``_OVERSUBTRACT`` times it is subtracted, and no band falls
+#: below ``_SPECTRAL_FLOOR`` times it (Berouti, Schwartz and Makhoul 1979).
+_NOISE_SHARE = 0.1
+_OVERSUBTRACT = 2.0
+_SPECTRAL_FLOOR = 0.01
+
+
+def subtract_noise(*, mel_power: list[np.ndarray], share: float = _NOISE_SHARE,
+                   oversubtract: float = _OVERSUBTRACT,
+                   floor: float = _SPECTRAL_FLOOR) -> None:
+    """Spectral subtraction on the mel power spectrum, in place.
+
+    The noise is taken as stationary over the recording: its power in each band is the
+    mean over the ``share`` of frames of least total power (the pauses of speech). Each
+    band keeps ``max(P - oversubtract * N, floor * N)``: over-subtraction removes the
+    noise's peaks as well as its mean, and the floor keeps the log finite and the musical
+    noise low (Berouti, Schwartz and Makhoul 1979).
+
+    Parameters
+    ----------
+    mel_power : list of np.ndarray [shape=(frames_i, n_mels), dtype=float32]
+        Consecutive groups of frames of one recording, modified in place.
+    share, oversubtract, floor : float
+    """
+    total = np.concatenate([g.sum(axis=1, dtype=np.float64) for g in mel_power])
+    if total.size == 0:
+        return
+    quiet = total <= np.quantile(total, share)
+    noise = np.zeros(mel_power[0].shape[1], np.float64)
+    row = 0
+    for g in mel_power:
+        noise += g[quiet[row:row + len(g)]].sum(axis=0, dtype=np.float64)
+        row += len(g)
+    noise = (noise / max(int(quiet.sum()), 1)).astype(np.float32)
+    for g in mel_power:
+        np.maximum(g - np.float32(oversubtract) * noise, np.float32(floor) * noise, out=g)
+
+
+#: RASTA band-pass (Hermansky and Morgan 1994, as rastamat's ``rastafilt`` and SIDEKIT):
+#: a 5-tap regression numerator and a pole at 0.94.
+_RASTA_NUMERATOR = np.array([0.2, 0.1, 0.0, -0.1, -0.2])
+_RASTA_POLE = 0.94
+_RASTA_BLOCK = 128  # frames of the recursion solved at once
+
+
+def rasta_filter(x: np.ndarray) -> np.ndarray:
+    """RASTA-filter feature trajectories over time (each column on its own).
+
+    ``y[t] = 0.94 y[t-1] + 0.2 x[t] + 0.1 x[t-1] - 0.1 x[t-3] - 0.2 x[t-4]``; the first
+    four frames give 0 and only prime the numerator, as in rastamat and SIDEKIT. It removes
+    what changes slower than speech (a channel's constant colouring, like mean
+    normalisation) and what changes faster than syllables (about 1-12 Hz are kept). The
+    same on log mel energies or on the cepstra made from them: the DCT is linear.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(frames, d)]
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, d), dtype=x.dtype]
+    """
+    x = np.asarray(x)
+    t = len(x)
+    out = np.zeros(x.shape, x.dtype)
+    if t <= 4:
+        return out
+    xf = x.astype(np.float64)
+    fir = sum(c * xf[4 - k:t - k] for k, c in enumerate(_RASTA_NUMERATOR) if c)
+    # The one-pole recursion a block at a time, exactly: within a block of n frames
+    # y = L @ fir + p^(k+1) y_prev, with L[k, j] = p^(k-j) for j <= k.
+    p, n = _RASTA_POLE, _RASTA_BLOCK
+    k = np.arange(n)
+    powers = p ** np.maximum(k[:, None] - k[None, :], 0) * (k[:, None] >= k[None, :])
+    carry = p ** (k + 1.0)
+    prev = np.zeros(x.shape[1])
+    y = np.empty_like(fir)
+    for a in range(0, len(fir), n):
+        b = min(a + n, len(fir))
+        m = b - a
+        y[a:b] = powers[:m, :m] @ fir[a:b] + carry[:m, None] * prev
+        prev = y[b - 1]
+    out[4:] = y
+    return out
+
+
 def _cepstra(mel: list[np.ndarray], config: FeatureConfig) -> np.ndarray:
     """Static MFCCs ``(frames, n_mfcc)`` from the mel power of every frame, given as the
     frame pass's groups (each consumed in place and released as it is used: the mel
     power of a long recording is never held twice)."""
+    if config.denoise == "spectral_subtraction" and mel:
+        subtract_noise(mel_power=mel)
     # librosa.power_to_db(mel) (amin 1e-10, ref 1, top_db 80), written out in float32 in
     # place because librosa's version costs more than the FFT; finite on digital silence.
     top = -np.inf
@@ -256,6 +345,8 @@ def _cepstra(mel: list[np.ndarray], config: FeatureConfig) -> np.ndarray:
         # (~0.2 s) costs more than a recording's transform, and every verify pays it.
         cep[row:row + len(group)] = group @ dct
         row += len(group)
+    if config.rasta:
+        cep = rasta_filter(cep)
     if config.lifter > 0:
         n = np.arange(1, 1 + config.n_mfcc, dtype=cep.dtype)
         cep *= 1 + (config.lifter / 2) * np.sin(np.pi * n / config.lifter)

@@ -235,3 +235,63 @@ def test_blocks_with_bad_samples_are_named():
         block[10] = bad
         with pytest.raises(FeatureError, match="utt3: .*(non-finite|samples reach)"):
             features_from_blocks([good, block], config=FeatureConfig(), name="utt3")
+
+
+def test_rasta_filter_equals_the_rastamat_recursion():
+    """rastamat / SIDEKIT: the first 4 frames prime the numerator and give 0, then
+    lfilter([.2, .1, 0, -.1, -.2], [1, -.94]) from that state."""
+    from scipy.signal import lfilter
+
+    from speakergmm.frontend.features import rasta_filter
+
+    x = np.random.default_rng(0).standard_normal((700, 3)) + np.array([5.0, -2.0, 0.0])
+    ref = np.zeros_like(x)
+    num = [0.2, 0.1, 0.0, -0.1, -0.2]
+    for j in range(3):
+        _, state = lfilter(num, 1, x[:4, j], zi=np.zeros(4))
+        ref[4:, j] = lfilter(num, [1, -0.94], x[4:, j], zi=state)[0]
+    np.testing.assert_allclose(rasta_filter(x), ref, atol=1e-12)
+    assert not rasta_filter(x[:4]).any()
+
+
+def test_rasta_removes_a_constant_channel():
+    from speakergmm.frontend.features import rasta_filter
+
+    x = np.random.default_rng(1).standard_normal((400, 2))
+    np.testing.assert_allclose(rasta_filter(x + 7.0), rasta_filter(x), atol=1e-9)
+
+
+def test_spectral_subtraction_removes_stationary_noise():
+    """Speech in the middle of a recording, white noise throughout: subtraction takes the
+    noise's power out of the pauses (down to the floor) and leaves the speech's."""
+    from speakergmm.frontend.features import subtract_noise
+
+    rng = np.random.default_rng(2)
+    noise = np.full(8, 1.0, np.float32)
+    power = np.tile(noise, (200, 1)) * rng.uniform(0.8, 1.2, (200, 8)).astype(np.float32)
+    power[80:120] += 100.0
+    groups = [power[:70].copy(), power[70:].copy()]
+    subtract_noise(mel_power=groups)
+    out = np.concatenate(groups)
+    assert np.all(out[:60] <= 0.011)            # pauses at the floor, 1% of the noise
+    # twice the noise estimate taken off: the quietest tenth of frames, a little under 1
+    removed = power[80:120] - out[80:120]
+    assert np.all((removed > 1.6) & (removed < 2.0))
+    assert np.all(out >= 0.008)
+
+
+@pytest.mark.parametrize("options", [dict(rasta=True), dict(denoise="spectral_subtraction")])
+def test_front_end_options_give_finite_features_and_change_them(options):
+    y = speechlike(16000, seconds=2.0, seed=4)
+    plain = extract_features(y=y, sr=16000, config=FeatureConfig())
+    other = extract_features(y=y, sr=16000, config=FeatureConfig(**options))
+    assert other.shape == plain.shape and np.isfinite(other).all()
+    assert not np.allclose(other, plain)
+
+
+def test_front_end_options_are_checked():
+    with pytest.raises(FeatureError, match="denoise must be one of"):
+        FeatureConfig(denoise="wiener")
+    with pytest.raises(FeatureError, match="rasta must be true or false"):
+        FeatureConfig.from_dict({"rasta": 1})
+    assert FeatureConfig.from_json(FeatureConfig(rasta=True).to_json()).rasta is True
