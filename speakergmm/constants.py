@@ -54,3 +54,6 @@ MIN_UPPER_BAND_DB = -40.0
 MODEL_MEMORY = 256 << 20
 #: Vector back-ends of ``speakergmm score --backend`` (:mod:`speakergmm.backend.vectors`).
 VECTOR_BACKENDS = ("plda", "cosine")
+#: Seconds of no-score zone on each side of a reference boundary when diarization is
+#: scored (NIST's md-eval and Kaldi's recipes use 0.25).
+DIARIZATION_COLLAR = 0.25

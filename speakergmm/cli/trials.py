@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from ..constants import DEFAULT_C, MODEL_MEMORY, NORM_METHODS, VECTOR_BACKENDS
+from ..constants import (
+    DEFAULT_C,
+    DIARIZATION_COLLAR,
+    MODEL_MEMORY,
+    NORM_METHODS,
+    VECTOR_BACKENDS,
+)
 from .app import (
     FeatureSource,
     channel_option,
@@ -226,6 +232,55 @@ def apply_calibration_cmd(calibration, score_files, output) -> None:
     enroll, test, S = aligned_scores(score_files)
     write_scores(output, enroll, test, mapping.transform(S if wanted > 1 else S[:, 0]))
     click.echo(f"wrote {len(enroll)} calibrated scores to {output}", err=True)
+
+
+@main.command("evaluate-diarization")
+@click.option("-r", "--ref", "refs", multiple=True, required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Reference RTTM file(s); repeat, or give one with every recording.")
+@click.option("-s", "--hyp", "hyps", multiple=True, required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Hypothesis RTTM file(s) (speakergmm diarize, or any system's).")
+@click.option("--collar", type=click.FloatRange(min=0), default=DIARIZATION_COLLAR,
+              show_default=True,
+              help="Seconds not scored on each side of every reference boundary (md-eval's "
+                   "-c; pyannote.metrics' collar is twice it).")
+@click.option("--skip-overlap", is_flag=True,
+              help="Do not score where reference speakers overlap (md-eval's -1).")
+@click.option("--uem", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="NIST UEM file: the stretches of each recording to score "
+                                 "[default: from the first turn to the last].")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Report directory (report.json, report.md, report.html, der.png).")
+@writes("output")
+def evaluate_diarization_cmd(refs, hyps, collar, skip_overlap, uem, output) -> None:
+    """Diarization error rate (missed speech, false alarm, speaker confusion) and Jaccard
+    error rate of hypothesis RTTMs against reference RTTMs, per recording and pooled, with
+    and without the collar, overlap scored and not."""
+    from ..data.rttm import read_rttm, read_uem
+    from ..errors import DataDirError
+    from ..eval.diarization import diarization_report, scoring_label, write_diarization_report
+
+    def turns(paths):
+        out = {}
+        for path in paths:
+            for rec, t in read_rttm(path).items():
+                if rec in out:
+                    raise DataDirError(f"{path}: recording {rec} is in another of the files "
+                                       "too; give each recording's turns in one file")
+                out[rec] = t
+        return out
+
+    report = diarization_report(turns(refs), turns(hyps), collar=collar,
+                                skip_overlap=skip_overlap,
+                                uem=None if uem is None else read_uem(uem))
+    files = write_diarization_report(report, output)
+    for c in report["conditions"]:
+        click.echo(f"{scoring_label(c['collar'], c['skip_overlap'])}: "
+                   f"DER {100 * c['der']:.2f}% (missed {100 * c['missed_rate']:.2f}%, "
+                   f"false alarm {100 * c['false_alarm_rate']:.2f}%, confusion "
+                   f"{100 * c['confusion_rate']:.2f}%), JER {100 * c['jer']:.2f}%")
+    click.echo(f"report: {files['html']}")
 
 
 @main.command("evaluate")

@@ -204,7 +204,7 @@ def _det_plot(results: dict[str, Any], names: dict[str, str], path: Path) -> dic
     ax.set_title("DET curve (o: EER, □: minDCF vox)")
     ax.grid(True, which="both", lw=0.3)
     ax.legend(loc="upper right", fontsize=8, handlelength=3.5)
-    _save(fig, path)
+    save_figure(fig, path)
     return {"limits": (lo, hi), "points": points}
 
 
@@ -225,10 +225,11 @@ def _histogram(results: dict[str, Any], names: dict[str, str], path: Path) -> No
         ax.legend(fontsize=8)
     axes[-1, 0].set_xlabel("score")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG, atomically, and close it."""
     import matplotlib.pyplot as plt
 
     with atomic_write(path, "wb") as fh:
@@ -332,14 +333,24 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
             "<section><h2>Results</h2>", f"<div class='scroll'>{_html_table(rows)}</div>",
             f"<p class='note'>{esc(CALIBRATION_NOTE)}</p></section>"]
     for heading, key, caption in figures:
-        data = base64.b64encode(files[key].read_bytes()).decode()
-        body += [f"<section><h2>{esc(heading)}</h2><figure>",
-                 f"<img alt='{esc(heading)}' src='data:image/png;base64,{data}'>",
-                 f"<figcaption>{esc(caption)}</figcaption></figure></section>"]
+        body += figure_html(heading, files[key], caption)
     body += ["<section><h2>Notes</h2>"] + [f"<p>{esc(n)}</p>" for n in notes] + ["</section>"]
-    page = ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{esc(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
-    write_text_atomic(files["html"], page)
+    write_text_atomic(files["html"], html_page(title, body))
     return files
+
+
+def figure_html(heading: str, png: Path, caption: str) -> list[str]:
+    """A report section holding a PNG figure (embedded: the page is one file)."""
+    esc = html.escape
+    data = base64.b64encode(png.read_bytes()).decode()
+    return [f"<section><h2>{esc(heading)}</h2><figure>",
+            f"<img alt='{esc(heading)}' src='data:image/png;base64,{data}'>",
+            f"<figcaption>{esc(caption)}</figcaption></figure></section>"]
+
+
+def html_page(title: str, body: Sequence[str]) -> str:
+    """A report's self-contained HTML page around ``body`` (HTML fragments)."""
+    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
