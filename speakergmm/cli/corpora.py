@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .app import main, writes
+from .app import Finite, main, writes
 
 
 def _corpus_function(corpus: str, verb: str):
@@ -148,15 +148,34 @@ def download_cmd(corpus: str, target_dir: Path, no_checksums: bool) -> None:
               help="The dev protocol's mirror image: its background and evaluation speakers "
                    "swapped, so that a setting is chosen on two disjoint sets of evaluation "
                    "speakers (speechocean762).")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Conversations to simulate [20] (conversations).")
+@click.option("--speakers", type=(click.IntRange(min=1), click.IntRange(min=1)), default=None,
+              metavar="LO HI", help="Speakers per conversation [2 5] (conversations).")
+@click.option("--seconds", type=(Finite(), Finite()), default=None, metavar="LO HI",
+              help="Length of each conversation [40 60] (conversations).")
+@click.option("--overlap", type=click.FloatRange(0, 1), default=None,
+              help="Share of turns that overlap the one before [0.1] (conversations).")
+@click.option("--snr", type=(Finite(), Finite()), default=None, metavar="LO HI",
+              help="SNR of the noise floor, dB [30 40] (conversations).")
+@click.option("--seed", type=int, default=None, help="Seed [0] (conversations).")
+@click.option("--audio-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="What the data directory's relative wav.scp paths resolve "
+                                 "against (conversations).")
 @writes("out_dir")
 def prepare_cmd(corpus: str, corpus_root: Path, out_dir: Path, allow_incomplete: bool,
-                background_only: bool, mirror: bool) -> None:
+                background_only: bool, mirror: bool, count, speakers, seconds, overlap, snr,
+                seed, audio_root) -> None:
     """Write data directories, enrollment map and trials of CORPUS's protocol into OUT_DIR.
 
     CORPUS: fsdd, librispeech, speechocean762, timit or voxceleb1 (README.md, "Corpora and
-    recipes", gives each protocol)."""
+    recipes", gives each protocol); or conversations: CORPUS_ROOT is then a data directory
+    of single-speaker recordings, and OUT_DIR gets simulated conversations of its speakers
+    with their reference RTTM, for diarization."""
     prepare = _corpus_function(corpus, "prepare")
-    flags = {}
+    flags = {f"--{name.replace('_', '-')}": (name, value) for name, value in (
+        ("count", count), ("speakers", speakers), ("seconds", seconds), ("overlap", overlap),
+        ("snr", snr), ("seed", seed), ("audio_root", audio_root)) if value is not None}
     if allow_incomplete:
         flags["--allow-incomplete"] = ("complete", False)
     if background_only:

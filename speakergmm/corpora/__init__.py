@@ -13,12 +13,15 @@ from types import ModuleType
 
 #: Corpora speakergmm can prepare.
 CORPORA = ("fsdd", "librispeech", "speechocean762", "timit", "voxceleb1")
+#: Data ``speakergmm prepare`` makes from another data directory rather than a corpus.
+SIMULATED = ("conversations",)
 
 
 def corpus_module(name: str) -> ModuleType:
     """The module of corpus ``name`` (one of :data:`CORPORA`)."""
     from ..errors import SpeakerGMMError
 
-    if name not in CORPORA:
-        raise SpeakerGMMError(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)}")
+    if name not in CORPORA + SIMULATED:
+        raise SpeakerGMMError(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)} "
+                              f"(and {', '.join(SIMULATED)} from a data directory)")
     return importlib.import_module(f"{__name__}.{name}")
