@@ -250,12 +250,10 @@ def diarization_report(reference: Mapping[str, Sequence[Turn]],
     conditions = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the extra recordings were named once above
-        for c, skip in _CONDITIONS:
-            c = collar if c is None else c
-            if (c, skip) in [(x["collar"], x["skip_overlap"]) for x in conditions]:
-                continue
-            _, p = evaluate_diarization(reference, hypothesis, collar=c, skip_overlap=skip,
-                                        uem=uem)
+        for c, skip in dict.fromkeys((collar if c is None else c, skip)
+                                     for c, skip in _CONDITIONS):
+            p = pooled if (c, skip) == (collar, skip_overlap) else evaluate_diarization(
+                reference, hypothesis, collar=c, skip_overlap=skip, uem=uem)[1]
             conditions.append({"collar": c, "skip_overlap": skip, **p.as_dict()})
     return {"speakergmm_version": __version__, "date": time.strftime("%Y-%m-%d"),
             "collar": collar, "skip_overlap": skip_overlap, "pooled": pooled.as_dict(),

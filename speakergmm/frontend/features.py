@@ -5,6 +5,9 @@ The pipeline for one utterance (``extract_features``)::
     waveform ─▶ pre-emphasis ─▶ |STFT|² ─▶ mel filterbank ─▶ log ─▶ DCT  (MFCC, librosa)
              ─▶ Δ, ΔΔ (HTK regression) ─▶ energy VAD (frame selection) ─▶ normalisation
 
+and, where the config asks, spectral subtraction on the mel power before the log
+(``denoise``) and RASTA filtering of the cepstra before the Δs (``rasta``).
+
 The mel filterbank is librosa's (``librosa.filters.mel``, cached on disk); the framing,
 dB conversion and DCT are those of ``librosa.stft(center=True)``, ``librosa.power_to_db``
 and ``librosa.feature.mfcc``, written out in numpy/scipy because librosa's per-call checks

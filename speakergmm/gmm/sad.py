@@ -437,7 +437,8 @@ def training_examples(recordings: Sequence[np.ndarray], *, config: FeatureConfig
             lo = 0.0 if kind == "noise" else 20.0
             y = A.add_noise(y=y, noise=noise, snr_db=rng.uniform(lo, lo + 20.0), rng=rng)
         elif kind == "babble":
-            others = [j for j in range(len(recordings)) if j not in set(chosen.tolist())]
+            taken = set(chosen.tolist())
+            others = [j for j in range(len(recordings)) if j not in taken]
             talkers = rng.choice(others, min(int(rng.integers(3, 8)), len(others)),
                                  replace=False)
             noise = A.babble(talkers=[recordings[j] for j in talkers], n=len(y), rng=rng)
