@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speakergmm"
 # independent of each other.
 LAYERS = {
     "cli": 6,
-    "recognizer": 5, "store": 5, "batch": 5, "pretrained": 5, "corpora": 5, "system": 5,
+    "recognizer": 5, "diarization": 5, "store": 5, "batch": 5, "pretrained": 5,
+    "corpora": 5, "system": 5,
     "sources": 4.5,
     "eval": 4, "backend": 4,
     "gmm": 3,

@@ -1,0 +1,292 @@
+"""Who spoke when: speaker diarization of a recording with the classical back-end (issue 23).
+
+The pipeline of Kaldi's CALLHOME i-vector recipe, on the statistics this toolkit has:
+
+1. **Speech**: a :class:`~speakergmm.gmm.sad.SpeechDetector` marks the speech frames.
+2. **Windows**: within each stretch of speech, windows of ``window`` frames every ``hop``
+   (1.5 s every 0.75 s; a stretch's last window ends with it).
+3. **Representation**: each window's Baum-Welch statistics under the system's UBM give an
+   i-vector (:class:`~speakergmm.gmm.ivector.IVectorExtractor`), scored against every other
+   window by PLDA (:class:`~speakergmm.backend.vectors.VectorBackend`).
+4. **Clustering**: agglomerative, average linkage of the PLDA scores, merging while the
+   best pair scores above ``threshold`` (or down to ``num_speakers`` clusters, or at most
+   ``max_speakers``).
+5. **Resegmentation** at frame resolution: a MAP model per cluster (relevance
+   ``relevance``) from its windows' statistics; each speech frame scored against each
+   model (top-C components of the UBM); a Viterbi pass over the clusters, each change of
+   speaker costing ``penalty`` nats.
+
+The result is a list of turns (RTTM) with, for each, the mean posterior of its speaker
+over its frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data.rttm import Turn
+from .errors import ParameterError
+
+__all__ = ["Diarizer", "Diarization", "viterbi_labels", "speech_windows"]
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """Turns of one recording, each with the mean posterior of its speaker.
+
+    Attributes
+    ----------
+    turns : list of Turn
+        Sorted by start; speakers ``spk0``, ``spk1``, ... in order of first appearance.
+    posteriors : list of float
+        For each turn, the mean over its frames of its speaker's posterior among the
+        clusters (frame likelihoods under equal priors).
+    seconds : float
+        The recording's length.
+    """
+
+    turns: list[Turn]
+    posteriors: list[float]
+    seconds: float
+    speakers: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"seconds": self.seconds, "speakers": self.speakers,
+                "turns": [{"start": t.start, "end": t.end, "speaker": t.speaker,
+                           "posterior": round(p, 4)}
+                          for t, p in zip(self.turns, self.posteriors)]}
+
+
+def speech_windows(speech: np.ndarray, *, window: int, hop: int, shortest: int
+                   ) -> list[tuple[int, int]]:
+    """``[start, end)`` frame ranges of the windows over the stretches of speech: every
+    ``hop`` frames from each stretch's start, ``window`` long, the last one ending with the
+    stretch; stretches shorter than ``shortest`` frames give none."""
+    edges = np.flatnonzero(np.diff(np.r_[0, np.asarray(speech, np.int8), 0]))
+    out = []
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        if b - a < shortest:
+            continue
+        starts = list(range(a, max(a + 1, b - window + 1), hop))
+        out += [(s, min(b, s + window)) for s in starts]
+        if out[-1][1] < b:
+            out.append((max(a, b - window), b))
+    return out
+
+
+def viterbi_labels(loglik: np.ndarray, *, penalty: float) -> np.ndarray:
+    """The best sequence of states for per-frame log-likelihoods ``(frames, states)``, each
+    change of state costing ``penalty``.
+
+    Returns
+    -------
+    np.ndarray [shape=(frames,), dtype=int]
+    """
+    ll = np.asarray(loglik, np.float64)
+    if ll.ndim != 2 or ll.shape[1] < 1:
+        raise ParameterError(f"log-likelihoods of shape {ll.shape}: expected (frames, states)")
+    if not np.isfinite(penalty) or penalty < 0:
+        raise ParameterError(f"penalty must be a finite number >= 0, got {penalty}")
+    n, c = ll.shape
+    if n == 0:
+        return np.zeros(0, int)
+    back = np.empty((n, c), np.int32)
+    states = np.arange(c, dtype=np.int32)
+    v = ll[0].copy()
+    for t in range(1, n):
+        best = int(np.argmax(v))
+        jump = v[best] - penalty
+        take = jump > v
+        back[t] = np.where(take, best, states)
+        v = np.where(take, jump, v) + ll[t]
+    out = np.empty(n, int)
+    s = int(np.argmax(v))
+    for t in range(n - 1, -1, -1):
+        out[t] = s
+        s = back[t, s]
+    return out
+
+
+class Diarizer:
+    """Diarization with a recognition system's UBM (module docstring).
+
+    Parameters
+    ----------
+    system : System
+        Its UBM and feature config (which must keep every frame: ``vad`` "none").
+    detector : SpeechDetector
+        Of the same frame shift as the system's features.
+    extractor : IVectorExtractor
+        Trained on the system's UBM.
+    backend : VectorBackend
+        PLDA on the extractor's i-vectors of windows.
+    threshold : float
+        Clusters merge while their average PLDA score exceeds it.
+    window, hop, shortest : int
+        Frames (10 ms): 150, 75, and the shortest stretch of speech that gets a window, 30.
+    relevance : float
+        MAP relevance of the resegmentation's speaker models.
+    penalty : float
+        Cost of a change of speaker in the resegmentation, nats.
+    top_c : int
+        UBM components each frame is scored on.
+    """
+
+    def __init__(self, system, detector, extractor, backend, *, threshold: float = -10.0,
+                 window: int = 150, hop: int = 75, shortest: int = 30,
+                 relevance: float = 16.0, penalty: float = 20.0, top_c: int = 5):
+        if system.config.vad != "none":
+            raise ParameterError("diarization needs a system whose features keep every frame "
+                                 f"(vad 'none'); this one's VAD is {system.config.vad!r}")
+        if detector.config.frame_shift_ms != system.config.frame_shift_ms:
+            raise ParameterError(f"the speech detector's frames ({detector.config.frame_shift_ms}"
+                                 f" ms) are not the system's ({system.config.frame_shift_ms} ms)")
+        if extractor.ubm.fingerprint() != system.ubm.fingerprint():
+            raise ParameterError("the i-vector extractor was trained on another UBM than the "
+                                 "system's")
+        if not 0 < hop <= window or shortest < 1:
+            raise ParameterError(f"need 0 < hop <= window and shortest >= 1, got {hop}, "
+                                 f"{window}, {shortest}")
+        self.system, self.detector = system, detector
+        self.extractor, self.backend = extractor, backend
+        self.threshold, self.window, self.hop, self.shortest = threshold, window, hop, shortest
+        self.relevance, self.penalty, self.top_c = relevance, penalty, top_c
+
+    def __call__(self, y: np.ndarray, sr: int, *, num_speakers: int | None = None,
+                 max_speakers: int | None = None) -> Diarization:
+        """Diarize one recording.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n,)]
+            Mono signal.
+        sr : int
+        num_speakers : int, optional
+            Exactly this many speakers (when known).
+        max_speakers : int, optional
+            At most this many.
+        """
+        from .frontend.audio import resample
+        from .frontend.features import extract_features
+
+        for name, value in (("num_speakers", num_speakers), ("max_speakers", max_speakers)):
+            if value is not None and value < 1:
+                raise ParameterError(f"{name} must be >= 1, got {value}")
+        config = self.system.config
+        y = np.asarray(y, np.float32)
+        if sr != config.sample_rate:
+            y, sr = resample(y, orig_sr=sr, target_sr=config.sample_rate), config.sample_rate
+        seconds = len(y) / sr
+        speech = self.detector.detect(y=y, sr=sr)
+        windows = speech_windows(speech, window=self.window, hop=self.hop,
+                                 shortest=self.shortest)
+        if not windows or _flat(y, config):
+            return Diarization([], [], seconds)
+        x = extract_features(y=y, sr=sr, config=config)
+        n = min(len(x), len(speech))
+        x, speech = x[:n], speech[:n]
+        ubm = self.system.ubm
+        stats = [ubm.accumulate(x[a:b]) for a, b in windows]
+        labels = self._clusters(stats, num_speakers, max_speakers)
+        frames, posterior = self._resegment(x, speech, stats, labels)
+        return _turns(frames, posterior, seconds, config.frame_shift_ms / 1000)
+
+    def _clusters(self, stats, num_speakers, max_speakers) -> np.ndarray:
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+
+        if len(stats) == 1:
+            return np.zeros(1, int)
+        ivectors = self.extractor.extract(np.array([s.n for s in stats]),
+                                          np.array([s.f for s in stats]))
+        models = self.backend.models([[v] for v in ivectors])
+        scores = models.scores(self.backend.transform(ivectors))
+        scores = (scores + scores.T) / 2
+        # average linkage of scores as distances from the best score: a cut at distance
+        # top - threshold merges while the average score stays above the threshold
+        top = float(scores.max())
+        distance = top - scores
+        np.fill_diagonal(distance, 0.0)
+        tree = linkage(squareform(distance, checks=False), method="average")
+        if num_speakers is not None:
+            return fcluster(tree, t=num_speakers, criterion="maxclust") - 1
+        labels = fcluster(tree, t=top - self.threshold, criterion="distance") - 1
+        if max_speakers is not None and labels.max() + 1 > max_speakers:
+            labels = fcluster(tree, t=max_speakers, criterion="maxclust") - 1
+        return labels
+
+    def _resegment(self, x, speech, stats, labels) -> tuple[np.ndarray, np.ndarray]:
+        """Each frame's cluster (-1 for non-speech) and its posterior."""
+        ubm = self.system.ubm
+        k, d = ubm.means.shape
+        c = int(labels.max()) + 1
+        n = np.zeros((c, k))
+        f = np.zeros((c, k, d))
+        for s, label in zip(stats, labels):
+            n[label] += s.n
+            f[label] += s.f
+        alpha = (n / (n + self.relevance))[..., None]
+        means = alpha * f / np.maximum(n[..., None], 1e-10) + (1 - alpha) * ubm.means
+        xs = x[speech].astype(np.float64)
+        top = ubm.top_components(xs, min(self.top_c, k))
+        log_w = np.log(ubm.weights)[top]
+        inv_var = 1.0 / ubm.variances[top]
+        log_norm = -0.5 * np.log(2 * np.pi * ubm.variances).sum(axis=1)[top]
+        loglik = np.empty((len(xs), c))
+        for j in range(c):
+            diff = xs[:, None, :] - means[j][top]
+            joint = log_w + log_norm - 0.5 * np.einsum("tcd,tcd->tc", diff * diff, inv_var)
+            peak = joint.max(axis=1)
+            loglik[:, j] = peak + np.log(np.exp(joint - peak[:, None]).sum(axis=1))
+        path = viterbi_labels(loglik, penalty=self.penalty) if c > 1 else \
+            np.zeros(len(xs), int)
+        post = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
+        frames = np.full(len(x), -1)
+        frames[speech] = path
+        posterior = np.zeros(len(x))
+        posterior[speech] = post[np.arange(len(xs)), path]
+        return frames, posterior
+
+
+def _flat(y: np.ndarray, config) -> bool:
+    """Whether the recording's energy stays flat, as no speech does (steady noise, a tone):
+    what feature extraction refuses (:data:`speakergmm.frontend.vad.MIN_RANGE_DB`)."""
+    from .frontend.vad import MIN_RANGE_DB, energy_spread, frame_energy_db
+
+    energy = frame_energy_db(y=y, hop_length=config.hop_length, win_length=config.win_length)
+    return energy_spread(energy) < MIN_RANGE_DB
+
+
+def _turns(frames: np.ndarray, posterior: np.ndarray, seconds: float, shift: float
+           ) -> Diarization:
+    """Turns from per-frame labels: runs of one label, frame t covering [t - 0.5, t + 0.5)
+    shifts; speakers renamed in order of first appearance."""
+    names: dict[int, str] = {}
+    turns, means = [], []
+    edges = np.flatnonzero(np.diff(np.r_[-2, frames, -2]))
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        label = int(frames[a])
+        if label < 0:
+            continue
+        name = names.setdefault(label, f"spk{len(names)}")
+        start, end = max(0.0, (a - 0.5) * shift), min(seconds, (b - 0.5) * shift)
+        turns.append(Turn(round(start, 3), round(end, 3), name))
+        means.append(float(posterior[a:b].mean()))
+    return Diarization(turns, means, seconds, list(names.values()))
+
+
+def diarize_files(diarizer: Diarizer, paths: Sequence, **kwargs) -> dict[str, Diarization]:
+    """:class:`Diarizer` of each audio file, keyed by the file's stem."""
+    from pathlib import Path
+
+    from .frontend.audio import load
+
+    out = {}
+    for path in paths:
+        y, sr = load(path)
+        out[Path(path).stem] = diarizer(y, sr, **kwargs)
+    return out

@@ -1,0 +1,123 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from speakergmm.diarization import Diarizer, speech_windows, viterbi_labels
+from speakergmm.errors import ParameterError
+
+from conftest import corpora_root
+
+
+def _best(ll, penalty):
+    best = -np.inf
+    for path in itertools.product(range(ll.shape[1]), repeat=len(ll)):
+        p = np.array(path)
+        total = ll[np.arange(len(ll)), p].sum() - penalty * np.sum(p[1:] != p[:-1])
+        best = max(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_viterbi_labels_finds_the_best_path(seed):
+    rng = np.random.default_rng(seed)
+    ll = rng.normal(0, 2, (int(rng.integers(1, 7)), int(rng.integers(1, 4))))
+    penalty = float(rng.uniform(0, 4))
+    path = viterbi_labels(ll, penalty=penalty)
+    total = ll[np.arange(len(ll)), path].sum() - penalty * np.sum(path[1:] != path[:-1])
+    assert total == pytest.approx(_best(ll, penalty), abs=1e-9)
+
+
+def test_viterbi_labels_limits():
+    ll = np.random.default_rng(0).normal(size=(200, 3))
+    np.testing.assert_array_equal(viterbi_labels(ll, penalty=0.0), ll.argmax(1))
+    assert len(set(viterbi_labels(ll, penalty=1e9).tolist())) == 1
+    with pytest.raises(ParameterError, match="penalty"):
+        viterbi_labels(ll, penalty=-1)
+
+
+def test_speech_windows_cover_each_stretch():
+    speech = np.zeros(1000, bool)
+    speech[100:400] = True      # 300 frames: windows at 100, 175, 250 and one ending at 400
+    speech[500:520] = True      # too short
+    speech[600:700] = True      # shorter than a window: one window
+    assert speech_windows(speech, window=150, hop=75, shortest=30) == [
+        (100, 250), (175, 325), (250, 400), (600, 700)]
+
+
+@pytest.fixture(scope="module")
+def diarizer_and_conversations(tmp_path_factory):
+    """An extractor and PLDA on the dev protocol's 63 background speakers of
+    speechocean762 (5 recordings each) with the bundled system and detector;
+    conversations of 6 of its evaluation speakers."""
+    root = corpora_root() / "speechocean762"
+    if not root.is_dir():
+        pytest.skip("needs speechocean762 from the shared corpora")
+    from speakergmm.backend.vectors import VectorBackend
+    from speakergmm.corpora.conversations import prepare_conversations
+    from speakergmm.corpora.speechocean762 import prepare_speechocean762
+    from speakergmm.data.datadir import DataDir, write_data_dir
+    from speakergmm.frontend.audio import load
+    from speakergmm.frontend.features import extract_features
+    from speakergmm.gmm.ivector import IVectorExtractor
+    from speakergmm.pretrained import load_speech_detector
+    from speakergmm.system import load_system
+
+    system = load_system("wideband")
+    protocol = prepare_speechocean762(root)
+    ubm_data, test = protocol.data["ubm"], protocol.data["test"]
+    by_spk = ubm_data.spk2utt
+    train = {u: extract_features(y=load(root / ubm_data.wav_scp[u], sr=16000)[0], sr=16000,
+                                 config=system.config)
+             for s in sorted(by_spk) for u in by_spk[s]}
+    extractor = IVectorExtractor.fit(system.ubm, train, n_factors=100, n_iterations=6)
+    windows, labels = [], []
+    for u, x in train.items():
+        for a in range(0, len(x) - 149, 150):
+            s = system.ubm.accumulate(x[a:a + 150])
+            windows.append(extractor.extract(s.n, s.f))
+            labels.append(ubm_data.utt2spk[u])
+    backend = VectorBackend.train(np.array(windows), np.array(labels), lda=50)
+    speakers = sorted(test.spk2utt)[:6]
+    keep = {u: test.wav_scp[u] for s in speakers for u in test.spk2utt[s]}
+    src = tmp_path_factory.mktemp("conv")
+    write_data_dir(src / "data", DataDir(wav_scp=keep, utt2spk={u: test.utt2spk[u]
+                                                                 for u in keep}))
+    conv = prepare_conversations(src / "data", src / "conv", count=3, audio_root=root,
+                                 speakers=(2, 3), seconds=(30.0, 40.0), seed=2)
+    diarizer = Diarizer(system, load_speech_detector("wideband"), extractor, backend,
+                        threshold=0.0)
+    return diarizer, conv
+
+
+def test_diarizes_simulated_conversations_better_than_chance(diarizer_and_conversations):
+    """Three conversations of 2-3 unseen speakers: with the speaker count given, most of
+    the speech goes to the right speaker (one speaker for all would confuse 40-60%)."""
+    from speakergmm.eval.diarization import evaluate_diarization
+    from speakergmm.frontend.audio import load
+
+    diarizer, conv = diarizer_and_conversations
+    hyp = {}
+    for c, path in conv.data.wav_scp.items():
+        y, sr = load(path)
+        n = len({t.speaker for t in conv.reference[c]})
+        result = diarizer(y, sr, num_speakers=n)
+        assert len(result.speakers) <= n and len(result.turns) == len(result.posteriors)
+        assert all(0 <= p <= 1 for p in result.posteriors)
+        hyp[c] = result.turns
+    _, pooled = evaluate_diarization(conv.reference, hyp, collar=0.25, skip_overlap=True)
+    assert pooled.der < 0.25, pooled
+
+
+def test_speaker_limits(diarizer_and_conversations):
+    from speakergmm.frontend.audio import load
+
+    diarizer, conv = diarizer_and_conversations
+    y, sr = load(next(iter(conv.data.wav_scp.values())))
+    assert len(diarizer(y, sr, max_speakers=1).speakers) == 1
+    assert len(diarizer(y, sr, num_speakers=1).speakers) == 1
+    with pytest.raises(ParameterError, match="num_speakers"):
+        diarizer(y, sr, num_speakers=0)
+    silent = diarizer(np.zeros(16000, np.float32) + 1e-4 * np.random.default_rng(0)
+                      .standard_normal(16000).astype(np.float32), 16000)
+    assert silent.turns == [] and silent.seconds == 1.0
