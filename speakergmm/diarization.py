@@ -30,7 +30,11 @@ import numpy as np
 from .data.rttm import Turn
 from .errors import ParameterError
 
-__all__ = ["Diarizer", "Diarization", "viterbi_labels", "speech_windows"]
+__all__ = ["Diarizer", "Diarization", "viterbi_labels", "speech_windows", "calibrate_pairs",
+           "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "speakergmm.diarization"
+FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,13 @@ class Diarizer:
         Trained on the system's UBM.
     backend : VectorBackend
         PLDA on the extractor's i-vectors of windows.
+    calibration : (float, float)
+        ``(a, b)``: a pair of windows' PLDA score ``s`` as a calibrated log-likelihood
+        ratio ``a s + b`` that the two are of one speaker (learnt on dev conversations'
+        window pairs: :func:`calibrate_pairs`).
     threshold : float
-        Clusters merge while their average PLDA score exceeds it.
+        Clusters merge while the average calibrated LLR of their pairs of windows exceeds
+        it: 0, the Bayes decision at even odds.
     window, hop, shortest : int
         Frames (10 ms): 150, 75, and the shortest stretch of speech that gets a window, 30.
     relevance : float
@@ -135,7 +144,8 @@ class Diarizer:
         UBM components each frame is scored on.
     """
 
-    def __init__(self, system, detector, extractor, backend, *, threshold: float = -10.0,
+    def __init__(self, system, detector, extractor, backend, *,
+                 calibration: tuple[float, float] = (1.0, 0.0), threshold: float = 0.0,
                  window: int = 150, hop: int = 75, shortest: int = 30,
                  relevance: float = 16.0, penalty: float = 20.0, top_c: int = 5):
         if system.config.vad != "none":
@@ -152,8 +162,82 @@ class Diarizer:
                                  f"{window}, {shortest}")
         self.system, self.detector = system, detector
         self.extractor, self.backend = extractor, backend
+        a, b = (float(v) for v in calibration)
+        if not (np.isfinite(a) and np.isfinite(b) and a > 0 and np.isfinite(threshold)):
+            raise ParameterError(f"calibration (a, b) needs a finite a > 0 and b, and a "
+                                 f"finite threshold; got {calibration}, {threshold}")
+        self.calibration = (a, b)
         self.threshold, self.window, self.hop, self.shortest = threshold, window, hop, shortest
         self.relevance, self.penalty, self.top_c = relevance, penalty, top_c
+
+    # --- files ---------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write what diarization adds to the system and the detector (the i-vector
+        extractor, float16 as the systems' subspaces, the PLDA back-end, the calibration
+        and the settings) to ``path`` (``.npz``) atomically. It names the fingerprints of
+        the system's UBM and of the detector it goes with."""
+        from ._io import write_npz
+
+        meta, arrays = self.backend.state()
+        arrays["T"] = self.extractor.T.astype(np.float16)
+        write_npz(path, arrays, format_name=FORMAT_NAME, format_version=FORMAT_VERSION,
+                  metadata={"backend": meta, "ubm_fingerprint": self.system.ubm.fingerprint(),
+                            "detector_fingerprint": self.detector.fingerprint(),
+                            "calibration": list(self.calibration), **self.settings()})
+
+    def settings(self) -> dict:
+        return {"threshold": self.threshold, "window": self.window, "hop": self.hop,
+                "shortest": self.shortest, "relevance": self.relevance,
+                "penalty": self.penalty, "top_c": self.top_c}
+
+    @classmethod
+    def load(cls, path, system, detector) -> "Diarizer":
+        """Read a file of :meth:`save` for ``system`` and ``detector``.
+
+        Raises
+        ------
+        ModelError
+            Naming the file: not one, damaged, or made for another UBM or detector.
+        """
+        from ._io import read_npz
+        from .backend.vectors import VectorBackend
+        from .errors import ModelError
+        from .gmm.ivector import IVectorExtractor
+
+        _, header = read_npz(path, (), format_name=FORMAT_NAME, format_version=FORMAT_VERSION,
+                             what="diarization model")
+        meta = header["metadata"]
+        try:
+            keys = VectorBackend.state_keys(meta["backend"])
+            arrays, _ = read_npz(path, (*keys, "T"), format_name=FORMAT_NAME,
+                                 format_version=FORMAT_VERSION, what="diarization model")
+            if meta["ubm_fingerprint"] != system.ubm.fingerprint():
+                raise ModelError(f"made for the UBM {meta['ubm_fingerprint']}, not this "
+                                 f"system's {system.ubm.fingerprint()}")
+            if meta["detector_fingerprint"] != detector.fingerprint():
+                raise ModelError(f"made with the speech detector {meta['detector_fingerprint']}"
+                                 f", not {detector.fingerprint()}")
+            extractor = IVectorExtractor(system.ubm, arrays["T"].astype(np.float32),
+                                         metadata={"ubm_fingerprint": meta["ubm_fingerprint"]})
+            backend = VectorBackend.from_state(meta["backend"], arrays)
+            settings = {k: meta[k] for k in ("threshold", "window", "hop", "shortest",
+                                             "relevance", "penalty", "top_c")}
+            return cls(system, detector, extractor, backend,
+                       calibration=tuple(meta["calibration"]), **settings)
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"{path}: its metadata lacks {exc}; the file is damaged") from None
+        except (ModelError, ParameterError, ValueError) as exc:
+            raise ModelError(f"{path}: {exc}") from None
+
+    @classmethod
+    def bundled(cls, band: str = "wideband") -> "Diarizer":
+        """The diarizer of a bundled system: ``speakergmm/models/diarization-<band>.npz``
+        with the bundled system and speech detector of that band."""
+        from .pretrained import diarization_path, load_speech_detector
+        from .system import load_system
+
+        return cls.load(diarization_path(band), load_system(band), load_speech_detector(band))
 
     def __call__(self, y: np.ndarray, sr: int, *, num_speakers: int | None = None,
                  max_speakers: int | None = None) -> Diarization:
@@ -170,7 +254,6 @@ class Diarizer:
             At most this many.
         """
         from .frontend.audio import resample
-        from .frontend.features import extract_features
 
         for name, value in (("num_speakers", num_speakers), ("max_speakers", max_speakers)):
             if value is not None and value < 1:
@@ -180,19 +263,38 @@ class Diarizer:
         if sr != config.sample_rate:
             y, sr = resample(y, orig_sr=sr, target_sr=config.sample_rate), config.sample_rate
         seconds = len(y) / sr
-        speech = self.detector.detect(y=y, sr=sr)
-        windows = speech_windows(speech, window=self.window, hop=self.hop,
-                                 shortest=self.shortest)
-        if not windows or _flat(y, config):
+        windows, stats, x, speech = self.windows(y, sr)
+        if not windows:
             return Diarization([], [], seconds)
-        x = extract_features(y=y, sr=sr, config=config)
-        n = min(len(x), len(speech))
-        x, speech = x[:n], speech[:n]
-        ubm = self.system.ubm
-        stats = [ubm.accumulate(x[a:b]) for a, b in windows]
         labels = self._clusters(stats, num_speakers, max_speakers)
         frames, posterior = self._resegment(x, speech, stats, labels)
         return _turns(frames, posterior, seconds, config.frame_shift_ms / 1000)
+
+    def pair_scores(self, stats) -> np.ndarray:
+        """The raw (uncalibrated) PLDA scores of every pair of windows, symmetric,
+        ``(windows, windows)``, from the windows' statistics."""
+        ivectors = self.extractor.extract(np.array([s.n for s in stats]),
+                                          np.array([s.f for s in stats]))
+        models = self.backend.models([[v] for v in ivectors])
+        scores = models.scores(self.backend.transform(ivectors))
+        return (scores + scores.T) / 2
+
+    def windows(self, y: np.ndarray, sr: int) -> tuple[list, list, np.ndarray | None,
+                                                     np.ndarray]:
+        """``(windows, their statistics, features, speech)`` of a recording at the
+        system's rate (no windows: empty lists and None features)."""
+        from .frontend.features import extract_features
+
+        config = self.system.config
+        speech = self.detector.detect(y=y, sr=sr)
+        windows = speech_windows(speech, window=self.window, hop=self.hop,
+                                 shortest=self.shortest)
+        if not windows or _flat(y, config):  # (whose features would be refused)
+            return [], [], None, speech
+        x = extract_features(y=y, sr=sr, config=config)
+        n = min(len(x), len(speech))
+        x, speech = x[:n], speech[:n]
+        return windows, [self.system.ubm.accumulate(x[a:b]) for a, b in windows], x, speech
 
     def _clusters(self, stats, num_speakers, max_speakers) -> np.ndarray:
         from scipy.cluster.hierarchy import fcluster, linkage
@@ -200,11 +302,8 @@ class Diarizer:
 
         if len(stats) == 1:
             return np.zeros(1, int)
-        ivectors = self.extractor.extract(np.array([s.n for s in stats]),
-                                          np.array([s.f for s in stats]))
-        models = self.backend.models([[v] for v in ivectors])
-        scores = models.scores(self.backend.transform(ivectors))
-        scores = (scores + scores.T) / 2
+        a, b = self.calibration
+        scores = a * self.pair_scores(stats) + b
         # average linkage of scores as distances from the best score: a cut at distance
         # top - threshold merges while the average score stays above the threshold
         top = float(scores.max())
@@ -290,3 +389,46 @@ def diarize_files(diarizer: Diarizer, paths: Sequence, **kwargs) -> dict[str, Di
         y, sr = load(path)
         out[Path(path).stem] = diarizer(y, sr, **kwargs)
     return out
+
+
+def calibrate_pairs(diarizer: Diarizer,
+                    recordings: Sequence[tuple[np.ndarray, int, Sequence[Turn]]], *,
+                    purity: float = 0.8) -> tuple[float, float]:
+    """``(a, b)`` calibrating a diarizer's pair scores: logistic regression at even odds
+    (:func:`~speakergmm.backend.calibration.train_logistic`) of the PLDA scores of every
+    pair of windows within each recording, a pair being of one speaker or of two by the
+    reference. Windows under ``purity`` of one reference speaker are left out.
+
+    Parameters
+    ----------
+    diarizer : Diarizer
+    recordings : sequence of (signal, rate, reference turns)
+        Dev conversations (at the system's rate).
+    """
+    from .backend.calibration import train_logistic
+
+    same, different = [], []
+    for y, sr, turns in recordings:
+        windows, stats, _, _ = diarizer.windows(np.asarray(y, np.float32), sr)
+        if len(windows) < 2:
+            continue
+        scores = diarizer.pair_scores(stats)
+        shift = diarizer.system.config.frame_shift_ms / 1000
+        who = []
+        for a, b in windows:
+            t = np.arange(a, b) * shift
+            time = {s: 0 for s in {x.speaker for x in turns}}
+            for x in turns:
+                time[x.speaker] += int(np.sum((t >= x.start) & (t < x.end)))
+            best = max(time, key=time.get) if time else None
+            who.append(best if best is not None and time[best] >= purity * (b - a) else None)
+        for i in range(len(windows)):
+            for j in range(i + 1, len(windows)):
+                if who[i] is not None and who[j] is not None:
+                    (same if who[i] == who[j] else different).append(scores[i, j])
+    if not same or not different:
+        raise ParameterError("calibration needs pairs of windows of one speaker and of two: "
+                             f"got {len(same)} and {len(different)}")
+    weights, offset = train_logistic(np.array(same)[:, None], np.array(different)[:, None],
+                                     0.5)[:2]
+    return float(weights[0]), float(offset)

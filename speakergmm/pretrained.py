@@ -17,7 +17,7 @@ from pathlib import Path
 from .gmm.mixture import DiagGMM
 
 __all__ = ["DEFAULT_UBM", "default_ubm_path", "load_default_ubm", "speech_detector_path",
-           "load_speech_detector"]
+           "load_speech_detector", "diarization_path"]
 
 DEFAULT_UBM = "ubm-speechocean762-k512.npz"
 
@@ -47,3 +47,14 @@ def load_speech_detector(band: str = "wideband"):
         raise ParameterError(f"no bundled speech detector for {band!r}; choose "
                              f"{' or '.join(DETECTOR_FEATURES)}")
     return SpeechDetector.load(speech_detector_path(band))
+
+
+def diarization_path(band: str) -> Path:
+    """Path of the bundled diarization model of a band (:meth:`Diarizer.bundled
+    <speakergmm.diarization.Diarizer.bundled>`)."""
+    from .errors import ParameterError
+
+    if band not in ("wideband", "telephone"):
+        raise ParameterError(f"no bundled diarization model for {band!r}; choose wideband "
+                             "or telephone")
+    return Path(str(resources.files("speakergmm") / "models" / f"diarization-{band}.npz"))

@@ -121,3 +121,59 @@ def test_speaker_limits(diarizer_and_conversations):
     silent = diarizer(np.zeros(16000, np.float32) + 1e-4 * np.random.default_rng(0)
                       .standard_normal(16000).astype(np.float32), 16000)
     assert silent.turns == [] and silent.seconds == 1.0
+
+
+def test_round_trip_and_files_for_another_model(diarizer_and_conversations, tmp_path):
+    from speakergmm.errors import ModelError
+    from speakergmm.frontend.audio import load
+    from speakergmm.pretrained import load_speech_detector
+    from speakergmm.system import load_system
+
+    diarizer, conv = diarizer_and_conversations
+    diarizer.save(tmp_path / "d.npz")
+    again = Diarizer.load(tmp_path / "d.npz", diarizer.system, diarizer.detector)
+    y, sr = load(next(iter(conv.data.wav_scp.values())))
+    # the extractor is stored in float16: the same turns, or all but a frame's worth
+    a, b = diarizer(y, sr), again(y, sr)
+    assert a.speakers == b.speakers and len(a.turns) == len(b.turns)
+    assert all(abs(x.start - z.start) <= 0.02 and abs(x.end - z.end) <= 0.02
+               for x, z in zip(a.turns, b.turns))
+    with pytest.raises(ModelError, match="speech detector"):
+        Diarizer.load(tmp_path / "d.npz", diarizer.system, load_speech_detector("telephone"))
+    with pytest.raises(ModelError, match="UBM"):
+        Diarizer.load(tmp_path / "d.npz", load_system("telephone"), diarizer.detector)
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ModelError, match="bad.npz"):
+        Diarizer.load(tmp_path / "bad.npz", diarizer.system, diarizer.detector)
+
+
+def test_diarize_command_equals_the_bundled_library(diarizer_and_conversations, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from speakergmm.cli import main
+    from speakergmm.data.rttm import read_rttm
+    from speakergmm.frontend.audio import load
+
+    _, conv = diarizer_and_conversations
+    path = next(iter(conv.data.wav_scp.values()))
+    result = CliRunner().invoke(main, ["diarize", path, "-o", str(tmp_path / "h.rttm"),
+                                       "--json", str(tmp_path / "h.json")])
+    assert result.exit_code == 0, result.output
+    y, sr = load(path)
+    lib = Diarizer.bundled("wideband")(y, sr)
+    from pathlib import Path
+
+    stem = Path(path).stem
+    def rounded(turns):  # RTTM holds onset and duration to the millisecond
+        return [(round(t.start, 3), round(t.end, 3), t.speaker) for t in turns]
+
+    assert rounded(read_rttm(tmp_path / "h.rttm")[stem]) == rounded(lib.turns)
+    assert json.loads((tmp_path / "h.json").read_text())[stem]["speakers"] == lib.speakers
+
+
+@pytest.mark.parametrize("band", ["wideband", "telephone"])
+def test_bundled_diarizers_load(band):
+    diarizer = Diarizer.bundled(band)
+    assert diarizer.system.name == band and diarizer.calibration[0] > 0

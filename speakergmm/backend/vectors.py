@@ -419,39 +419,59 @@ class VectorBackend:
     def __repr__(self) -> str:
         return f"VectorBackend({self.pipeline!r}, {self.plda!r})"
 
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(metadata, arrays)`` that :meth:`from_state` makes the back-end again from
+        (what :meth:`save` writes; other files embed it)."""
+        description, arrays = self.pipeline.state()
+        arrays.update({"plda.mean": self.plda.mean, "plda.between": self.plda.between,
+                       "plda.within": self.plda.within})
+        return {**self.metadata, "pipeline": description}, arrays
+
+    @staticmethod
+    def state_keys(meta: Mapping) -> tuple[str, ...]:
+        """The array names :meth:`from_state` needs for ``meta``; ModelError if ``meta``
+        describes no pipeline."""
+        description = meta.get("pipeline")
+        if not isinstance(description, list) or not all(isinstance(e, dict)
+                                                        for e in description):
+            raise ModelError("a vector back-end without its transforms")
+        return (*(f"step{i}.{name}" for i, entry in enumerate(description)
+                  for name in STEPS.get(entry.get("kind"), _Step)._ARRAYS),
+                "plda.mean", "plda.between", "plda.within")
+
+    @classmethod
+    def from_state(cls, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> "VectorBackend":
+        from .plda import PLDA
+
+        pipeline = VectorPipeline.from_state(meta["pipeline"], arrays)
+        plda = PLDA(arrays["plda.mean"], arrays["plda.between"], arrays["plda.within"])
+        return cls(pipeline, plda, metadata=meta)
+
     def save(self, path) -> None:
         """Write to ``path`` (``.npz`` arrays and a JSON header) atomically."""
         from .._io import write_npz
 
-        description, arrays = self.pipeline.state()
-        arrays.update({"plda.mean": self.plda.mean, "plda.between": self.plda.between,
-                       "plda.within": self.plda.within})
-        write_npz(path, arrays, format_name=BACKEND_FORMAT, format_version=1,
-                  metadata={**self.metadata, "pipeline": description})
+        meta, arrays = self.state()
+        write_npz(path, arrays, format_name=BACKEND_FORMAT, format_version=1, metadata=meta)
 
     @classmethod
     def load(cls, path) -> "VectorBackend":
         """Read a file written by :meth:`save`; ModelError if it is not one."""
         from .._io import read_npz
-        from .plda import PLDA
 
         _, header = read_npz(path, (), format_name=BACKEND_FORMAT, format_version=1,
                              what="vector back-end")
         meta = header["metadata"]
-        description = meta.get("pipeline")
-        if not isinstance(description, list):
-            raise ModelError(f"{path}: a vector back-end without its transforms")
-        names = [f"step{i}.{name}" for i, entry in enumerate(description)
-                 for name in STEPS.get(entry.get("kind"), _Step)._ARRAYS]
-        arrays, _ = read_npz(path, (*names, "plda.mean", "plda.between", "plda.within"),
-                             format_name=BACKEND_FORMAT, format_version=1,
-                             what="vector back-end")
         try:
-            pipeline = VectorPipeline.from_state(description, arrays)
-            plda = PLDA(arrays["plda.mean"], arrays["plda.between"], arrays["plda.within"])
+            keys = cls.state_keys(meta)
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from None
-        return cls(pipeline, plda, metadata=meta)
+        arrays, _ = read_npz(path, keys, format_name=BACKEND_FORMAT, format_version=1,
+                             what="vector back-end")
+        try:
+            return cls.from_state(meta, arrays)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None
 
 
 class CosineModels:

@@ -308,3 +308,58 @@ def evaluate_cmd(score_files, trials_file, output) -> None:
                       f"; closed-set identification {100 * f['identification_accuracy']:.1f}%"))
     click.echo(f"report: {files['html']}")
 
+
+
+@main.command("diarize")
+@click.argument("audio", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="RTTM file to write (one recording per audio file, named by its stem).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the turns with their posteriors as JSON.")
+@click.option("--band", type=click.Choice(["auto", "wideband", "telephone"]), default="auto",
+              show_default=True,
+              help="The bundled models to use: auto takes telephone for audio of 8 kHz or "
+                   "less, wideband otherwise.")
+@click.option("--num-speakers", type=click.IntRange(min=1), default=None,
+              help="Exactly this many speakers, when known.")
+@click.option("--max-speakers", type=click.IntRange(min=1), default=None,
+              help="At most this many speakers.")
+@writes("output", "json_path")
+def diarize_cmd(audio, output, json_path, band, num_speakers, max_speakers) -> None:
+    """Who spoke when in each AUDIO file: speech detection, i-vectors of 1.5 s windows,
+    PLDA, clustering stopped at a calibrated threshold and a Viterbi resegmentation
+    (speakergmm.diarization), written as RTTM."""
+    import json
+
+    from .._io import write_text_atomic
+    from ..data.rttm import write_rttm
+    from ..diarization import Diarizer
+    from ..errors import DataDirError
+    from ..frontend.audio import AudioBlocks, load
+
+    stems = [p.stem for p in audio]
+    if len(set(stems)) != len(stems):
+        raise DataDirError("two audio files share a name (" + ", ".join(
+            sorted({s for s in stems if stems.count(s) > 1})) + "): the RTTM names each "
+            "recording by its file's stem")
+    diarizers: dict[str, Diarizer] = {}
+    results = {}
+    for path in audio:
+        with AudioBlocks(path) as blocks:
+            rate = blocks.native_rate
+        which = band if band != "auto" else ("telephone" if rate <= 8000 else "wideband")
+        if which not in diarizers:
+            diarizers[which] = Diarizer.bundled(which)
+        y, sr = load(path)
+        results[path.stem] = diarizers[which](y, sr, num_speakers=num_speakers,
+                                              max_speakers=max_speakers)
+        found = results[path.stem]
+        click.echo(f"{path}: {len(found.speakers)} speaker(s), {len(found.turns)} turns, "
+                   f"{sum(t.duration for t in found.turns):.1f} s of speech of "
+                   f"{found.seconds:.1f} s", err=True)
+    write_rttm(output, {stem: r.turns for stem, r in results.items()})
+    if json_path is not None:
+        write_text_atomic(json_path, json.dumps({stem: r.as_dict() for stem, r in
+                                                 results.items()}, indent=2) + "\n")
+    click.echo(f"wrote {output}")
