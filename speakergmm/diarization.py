@@ -191,11 +191,13 @@ class Diarizer:
                             "detector_fingerprint": self.detector.fingerprint(),
                             "calibration": list(self.calibration), **self.settings()})
 
+    #: The settings a diarization file records (:meth:`settings`).
+    SETTINGS = ("threshold", "window", "hop", "shortest", "relevance", "penalty", "passes",
+                "min_speech")
+
     def settings(self) -> dict:
-        return {"threshold": self.threshold, "window": self.window, "hop": self.hop,
-                "shortest": self.shortest, "relevance": self.relevance,
-                "penalty": self.penalty, "passes": self.passes,
-                "min_speech": self.min_speech}
+        """The settings beside the models, as keyword arguments of the constructor."""
+        return {k: getattr(self, k) for k in self.SETTINGS}
 
     @classmethod
     def load(cls, path, system, detector) -> "Diarizer":
@@ -227,9 +229,7 @@ class Diarizer:
             extractor = IVectorExtractor(system.ubm, arrays["T"].astype(np.float32),
                                          metadata={"ubm_fingerprint": meta["ubm_fingerprint"]})
             backend = VectorBackend.from_state(meta["backend"], arrays)
-            settings = {k: meta[k] for k in ("threshold", "window", "hop", "shortest",
-                                             "relevance", "penalty", "passes",
-                                             "min_speech")}
+            settings = {k: meta[k] for k in cls.SETTINGS}
             return cls(system, detector, extractor, backend,
                        calibration=tuple(meta["calibration"]), **settings)
         except (KeyError, TypeError) as exc:
@@ -396,19 +396,6 @@ def _turns(frames: np.ndarray, posterior: np.ndarray, seconds: float, shift: flo
         turns.append(Turn(round(start, 3), round(end, 3), name))
         means.append(float(posterior[a:b].mean()))
     return Diarization(turns, means, seconds, list(names.values()))
-
-
-def diarize_files(diarizer: Diarizer, paths: Sequence, **kwargs) -> dict[str, Diarization]:
-    """:class:`Diarizer` of each audio file, keyed by the file's stem."""
-    from pathlib import Path
-
-    from .frontend.audio import load
-
-    out = {}
-    for path in paths:
-        y, sr = load(path)
-        out[Path(path).stem] = diarizer(y, sr, **kwargs)
-    return out
 
 
 def calibrate_pairs(diarizer: Diarizer,
