@@ -159,8 +159,10 @@ def test_diarize_command_equals_the_bundled_library(diarizer_and_conversations, 
     _, conv = diarizer_and_conversations
     path = next(iter(conv.data.wav_scp.values()))
     result = CliRunner().invoke(main, ["diarize", path, "-o", str(tmp_path / "h.rttm"),
-                                       "--json", str(tmp_path / "h.json")])
+                                       "--json", str(tmp_path / "h.json"),
+                                       "--plot", str(tmp_path / "h.png")])
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
     y, sr = load(path)
     lib = Diarizer.bundled("wideband")(y, sr)
     from pathlib import Path

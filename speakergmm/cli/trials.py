@@ -325,8 +325,11 @@ def evaluate_cmd(score_files, trials_file, output) -> None:
               help="Exactly this many speakers, when known.")
 @click.option("--max-speakers", type=click.IntRange(min=1), default=None,
               help="At most this many speakers.")
-@writes("output", "json_path")
-def diarize_cmd(audio, output, json_path, band, num_speakers, max_speakers) -> None:
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also draw a timeline (PNG): a lane per speaker.")
+@writes("output", "json_path", "plot_path")
+def diarize_cmd(audio, output, json_path, band, num_speakers, max_speakers,
+                plot_path) -> None:
     """Who spoke when in each AUDIO file: speech detection, i-vectors of 1.5 s windows,
     PLDA, clustering stopped at a calibrated threshold and a Viterbi resegmentation
     (speakergmm.diarization), written as RTTM."""
@@ -334,7 +337,7 @@ def diarize_cmd(audio, output, json_path, band, num_speakers, max_speakers) -> N
 
     from .._io import write_text_atomic
     from ..data.rttm import write_rttm
-    from ..diarization import Diarizer
+    from ..diarization import Diarizer, plot_timeline
     from ..errors import DataDirError
     from ..frontend.audio import AudioBlocks, load
 
@@ -362,4 +365,6 @@ def diarize_cmd(audio, output, json_path, band, num_speakers, max_speakers) -> N
     if json_path is not None:
         write_text_atomic(json_path, json.dumps({stem: r.as_dict() for stem, r in
                                                  results.items()}, indent=2) + "\n")
+    if plot_path is not None:
+        plot_timeline(results, plot_path)
     click.echo(f"wrote {output}")
