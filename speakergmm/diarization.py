@@ -71,9 +71,10 @@ def speech_windows(speech: np.ndarray, *, window: int, hop: int, shortest: int
     """``[start, end)`` frame ranges of the windows over the stretches of speech: every
     ``hop`` frames from each stretch's start, ``window`` long, the last one ending with the
     stretch; stretches shorter than ``shortest`` frames give none."""
-    edges = np.flatnonzero(np.diff(np.r_[0, np.asarray(speech, np.int8), 0]))
+    from .frontend.vad import speech_runs
+
     out = []
-    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+    for a, b in speech_runs(speech):
         if b - a < shortest:
             continue
         starts = list(range(a, max(a + 1, b - window + 1), hop))

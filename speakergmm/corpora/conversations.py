@@ -74,17 +74,16 @@ def speech_turns(*, y: np.ndarray, sr: int, bridge: float = BRIDGE_SECONDS
                  ) -> list[tuple[float, float]]:
     """Where a clean recording holds speech, as ``(start, end)`` seconds: the energy VAD's
     frames (:mod:`speakergmm.frontend.vad`), pauses under ``bridge`` seconds bridged."""
-    from ..frontend.vad import energy_vad, frame_energy_db
+    from ..frontend.vad import energy_vad, frame_energy_db, speech_runs
 
     hop, win = sr // 100, int(0.025 * sr)
     speech = energy_vad(energy_db=frame_energy_db(y=y, hop_length=hop, win_length=win))
     if not speech.any():
         return []
-    edges = np.flatnonzero(np.diff(np.r_[0, speech.astype(np.int8), 0]))
     # frame t is centred on sample t * hop: a run of frames [a, b) covers
     # [a - 0.5, b - 0.5) hops
     spans = [(max(0.0, (a - 0.5) * hop / sr), min(len(y) / sr, (b - 0.5) * hop / sr))
-             for a, b in zip(edges[::2], edges[1::2])]
+             for a, b in speech_runs(speech)]
     merged = [spans[0]]
     for start, end in spans[1:]:
         if start - merged[-1][1] < bridge:

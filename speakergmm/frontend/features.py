@@ -126,7 +126,8 @@ def _analysis(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     return padded, np.ascontiguousarray(mel.T, dtype=np.float32)
 
 
-def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = GROUP) -> np.ndarray:
+def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = GROUP,
+         return_energy: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Static MFCCs of a signal already at ``config.sample_rate``.
 
     Parameters
@@ -135,14 +136,21 @@ def mfcc(*, y: np.ndarray, config: FeatureConfig, block: int = GROUP) -> np.ndar
     config : FeatureConfig
     block : int
         Frames transformed at once; bounds memory on long recordings.
+    return_energy : bool
+        Also return each frame's energy (:func:`~.vad.frame_energy_db`'s), from the
+        same pass over the signal.
 
     Returns
     -------
     np.ndarray [shape=(1 + n // hop_length, n_mfcc), dtype=float32]
+    energy : np.ndarray [shape=(1 + n // hop_length,), dtype=float64]
+        Only with ``return_energy``.
     """
-    frames = _FramePass(config, block=block, energy=False)
+    frames = _FramePass(config, block=block, energy=return_energy)
     frames.push(np.asarray(y, dtype=np.float32))
-    return _cepstra(frames.finish()[0], config)
+    mel, energy, _ = frames.finish()
+    cep = _cepstra(mel, config)
+    return (cep, energy) if return_energy else cep
 
 
 class _FramePass:

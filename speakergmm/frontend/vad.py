@@ -37,7 +37,8 @@ import numpy as np
 
 from .signal import GROUP, frame_signal
 
-__all__ = ["frame_energy_db", "energy_vad", "energy_spread", "MIN_RANGE_DB", "MIN_LEVEL_DBFS"]
+__all__ = ["frame_energy_db", "energy_vad", "energy_spread", "speech_runs", "MIN_RANGE_DB",
+           "MIN_LEVEL_DBFS"]
 
 _TINY = 1e-20  # -200 dBFS: what digital silence measures, finite and far below any floor
 #: Least spread (dB) of the energy contour of speech; flatter recordings are not speech.
@@ -137,3 +138,9 @@ def energy_vad(
                               np.ones(width, dtype=np.int32), mode="same")
         speech = 2 * votes > covered
     return speech
+
+
+def speech_runs(speech: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of speech frames of a decision, as ``[start, end)`` frame indices."""
+    edges = np.flatnonzero(np.diff(np.r_[0, np.asarray(speech, np.int8), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))

@@ -73,10 +73,8 @@ def detector_features(*, y: np.ndarray, config: FeatureConfig) -> np.ndarray:
         99th percentile) less its 99th and less its 5th percentile, over 10 dB.
     """
     from ..frontend.features import deltas, mfcc
-    from ..frontend.vad import frame_energy_db
 
-    static = mfcc(y=y, config=config)
-    energy = frame_energy_db(y=y, hop_length=config.hop_length, win_length=config.win_length)
+    static, energy = mfcc(y=y, config=config, return_energy=True)
     x = deltas(static, width=config.delta_width, order=2).astype(np.float64)
     x -= x.mean(axis=0)
     x /= x.std(axis=0) + _EPS

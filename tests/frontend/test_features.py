@@ -295,3 +295,14 @@ def test_front_end_options_are_checked():
     with pytest.raises(FeatureError, match="rasta must be true or false"):
         FeatureConfig.from_dict({"rasta": 1})
     assert FeatureConfig.from_json(FeatureConfig(rasta=True).to_json()).rasta is True
+
+
+def test_mfcc_energies_are_the_vads_from_the_same_pass():
+    from speakergmm.frontend.vad import frame_energy_db
+
+    cfg = FeatureConfig(**RAW)
+    y = speechlike(16000, seconds=1.3, seed=8)
+    cep, energy = mfcc(y=y, config=cfg, return_energy=True)
+    np.testing.assert_array_equal(cep, mfcc(y=y, config=cfg))
+    np.testing.assert_array_equal(energy, frame_energy_db(y=y, hop_length=cfg.hop_length,
+                                                          win_length=cfg.win_length))

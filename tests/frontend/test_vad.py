@@ -123,3 +123,10 @@ def test_speech_moves_more_than_the_threshold():
     energy = frame_energy_db(y=vowel.astype(np.float32), hop_length=160, win_length=400)
     assert energy_spread(energy) > MIN_RANGE_DB
     assert energy_vad(energy_db=energy).sum() > 15
+
+
+def test_speech_runs():
+    from speakergmm.frontend.vad import speech_runs
+
+    assert speech_runs(np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], bool)) == [(0, 2), (4, 5), (6, 9)]
+    assert speech_runs(np.zeros(4, bool)) == [] and speech_runs(np.zeros(0, bool)) == []
