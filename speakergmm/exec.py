@@ -309,23 +309,51 @@ class _DaskSession(Session):
         futures = self.client.map(_dask_chunk, chunks, fn=fn, state=self.state,
                                   shared=shared_future, has_shared=shared is not None,
                                   pure=False)
-        return self._in_order(futures, shared_future)
+
+        def again(i, lost):
+            """Chunk ``i`` submitted again, the shared value broadcast again if it went
+            with a worker."""
+            nonlocal shared_future
+            if shared is not None and shared_future.status != "finished":
+                shared_future = _scatter(self.client, shared)
+            if lost >= _RESUBMITS:
+                raise SpeakerGMMError(f"a Dask task was lost {lost} times (workers dying or "
+                                      "leaving the cluster); check the workers' logs")
+            return self.client.submit(_dask_chunk, chunks[i], fn=fn, state=self.state,
+                                      shared=shared_future, has_shared=shared is not None,
+                                      pure=False)
+
+        return self._in_order(futures, again, lambda: shared_future)
 
     @staticmethod
-    def _in_order(futures, shared_future):
+    def _in_order(futures, again, shared_future):
+        from concurrent.futures import CancelledError
+
         try:
-            for future in futures:
-                try:
-                    results = future.result()
-                except ImportError as exc:
-                    raise _worker_import_error(exc) from None
-                future.release()  # the client holds one chunk's results at a time
+            for i in range(len(futures)):
+                lost = 0
+                while True:
+                    try:
+                        results = futures[i].result()
+                        break
+                    except ImportError as exc:
+                        raise _worker_import_error(exc) from None
+                    except CancelledError:
+                        # the scheduler forgot it: a worker died holding what it needed
+                        lost += 1
+                        futures[i] = again(i, lost)
+                futures[i].release()  # the client holds one chunk's results at a time
                 yield from results
         finally:
             for future in futures:
                 future.cancel()
-            if shared_future is not None:
-                shared_future.release()
+            if shared_future() is not None:
+                shared_future().release()
+
+
+#: Times a chunk whose task the scheduler lost (``FutureCancelledError``: a worker died
+#: holding what it needed) is submitted again before the run fails.
+_RESUBMITS = 3
 
 
 #: Seconds one broadcast may take before it is tried again (a worker that died unnoticed

@@ -162,6 +162,36 @@ def test_a_worker_killed_during_training_changes_nothing(cluster, rng):
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the other tests
 
 
+def _slow_square(state, shared, x):
+    time.sleep(0.05)
+    return shared * x * x
+
+
+def test_a_task_the_scheduler_forgets_is_submitted_again(cluster):
+    """A chunk's future cancelled under the map (what a worker's death mid-task can leave:
+    "cancelled for reason: already forgotten") is submitted again: the results are all
+    there, in order."""
+    from speakergmm.exec import DaskExecutor
+
+    _, client = cluster
+    cancelled = threading.Event()
+
+    def cancel_the_running_chunks():
+        for _ in range(2000):
+            keys = [k for k in client.futures if str(k).startswith("_dask_chunk")]
+            if keys:
+                client.cancel([distributed.Future(k, client) for k in keys[:2]])
+                cancelled.set()
+                return
+            time.sleep(0.002)
+
+    threading.Thread(target=cancel_the_running_chunks, daemon=True).start()
+    with DaskExecutor(client).start(None) as session:
+        got = list(session.map(_slow_square, range(40), shared=3))
+    assert cancelled.is_set()
+    assert got == [3 * x * x for x in range(40)]
+
+
 def test_without_the_extra_one_line_says_what_to_install(monkeypatch, data, tmp_path):
     from speakergmm.exec import DaskExecutor
 
