@@ -37,16 +37,21 @@ def speech_detector_path(band: str) -> Path:
     return Path(str(resources.files("speakergmm") / "models" / f"sad-{band}.npz"))
 
 
-def load_speech_detector(band: str = "wideband"):
-    """The bundled :class:`~speakergmm.gmm.sad.SpeechDetector` of a band: trained on every
-    speechocean762 train speaker's recordings, degraded (``speakergmm/models/README.md``)."""
+def load_speech_detector(spec="wideband"):
+    """A :class:`~speakergmm.gmm.sad.SpeechDetector`: the bundled one of a band
+    (``"wideband"`` or ``"telephone"``: trained on every speechocean762 train speaker's
+    recordings, degraded; ``speakergmm/models/README.md``) or a file of
+    ``speakergmm train-sad``."""
     from .errors import ParameterError
     from .gmm.sad import DETECTOR_FEATURES, SpeechDetector
 
-    if band not in DETECTOR_FEATURES:
-        raise ParameterError(f"no bundled speech detector for {band!r}; choose "
-                             f"{' or '.join(DETECTOR_FEATURES)}")
-    return SpeechDetector.load(speech_detector_path(band))
+    if str(spec) in DETECTOR_FEATURES and not Path(spec).exists():
+        return SpeechDetector.load(speech_detector_path(str(spec)))
+    if not Path(spec).is_file():
+        raise ParameterError(f"no speech detector {str(spec)!r}: give a band with a bundled "
+                             f"one ({' or '.join(DETECTOR_FEATURES)}) or a file of "
+                             "speakergmm train-sad")
+    return SpeechDetector.load(spec)
 
 
 def diarization_path(band: str) -> Path:

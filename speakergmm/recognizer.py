@@ -35,7 +35,15 @@ from .store import (
     check_speaker_id,
 )
 from .store.selfcal import relearn as relearn_calibration
-from .system import BUNDLED_SYSTEMS, DEFAULT_SYSTEM, BandMismatch, System, load_system
+from .system import (
+    BUNDLED_SYSTEMS,
+    DEFAULT_SYSTEM,
+    BandMismatch,
+    System,
+    load_system,
+    one_band_note,
+    system_record,
+)
 
 __all__ = ["Recognizer", "Verification", "Identification", "StoreScores", "METHODS",
            "BandMismatch", "SystemChosen", "ShortEnrollment", "UncalibratedStore"]
@@ -230,7 +238,7 @@ class Recognizer:
                 self._by_default = True
         if system is not None:
             self.system = load_system(system)
-            self._record = _system_record(self.system)
+            self._record = system_record(self.system)
             if not isinstance(system, System) and str(system) not in BUNDLED_SYSTEMS:
                 self._record["path"] = str(Path(system).resolve())
         else:
@@ -251,22 +259,24 @@ class Recognizer:
     config = property(lambda self: self.system.config)
     channel = property(lambda self: self.system.channel)
 
-    def features(self, path: str | os.PathLike, *, meter=None) -> np.ndarray:
-        """Features of one recording with the system's feature config (channel-compensated
-        when the system has a channel); ``meter`` as :meth:`System.features`."""
-        return self.system.features(path, meter=meter)
+    def features(self, path, *, meter=None, sr: int | None = None) -> np.ndarray:
+        """Features of one recording (a file, or a signal at ``sr``) with the system's
+        feature config (channel-compensated when the system has a channel); ``meter`` as
+        :meth:`System.features`."""
+        return self.system.features(path, meter=meter, sr=sr)
 
-    def _measured(self, audio) -> tuple[np.ndarray, Quality]:
+    def _measured(self, audio, sr=None) -> tuple[np.ndarray, Quality]:
         """A recording's features and its quality measures, taken on the way."""
         meter = SignalMeter(self.config.sample_rate)
-        x = self.features(audio, meter=meter)
+        x = self.features(audio, meter=meter, sr=sr)
         band = meter.upper_band_db
         return x, Quality(self.system.seconds(len(x)), round(meter.snr_db, 1),
                           None if band is None else round(band, 1))
 
-    def _test(self, audio, method: str, c: int) -> tuple[np.ndarray, TestUtterance, Quality]:
+    def _test(self, audio, method: str, c: int, sr=None
+              ) -> tuple[np.ndarray, TestUtterance, Quality]:
         """A test recording's features, made ready for ``method``, and its quality."""
-        x, quality = self._measured(audio)
+        x, quality = self._measured(audio, sr)
         return x, prepare_test(self.ubm, x, method=method, c=c), quality
 
     def _adjusts(self) -> bool:
@@ -281,6 +291,11 @@ class Recognizer:
     def _check_store(self) -> None:
         self.store.check_system(self._record)  # first: naming the system says more
         self.store.check_ubm(self.ubm, self._channel_fp)
+
+    def speaker_model(self, speaker: str) -> DiagGMM:
+        """An enrolled speaker's MAP model, in the space of :meth:`features`."""
+        self._check_store()
+        return self.store.adapted(speaker, self.ubm, self._channel_fp)
 
     def calibration(self):
         """The calibration in force: the store's own (``speakers calibrate``), else the
@@ -311,7 +326,7 @@ class Recognizer:
                 progress(1, len(paths))
             return x
 
-        feats = _one_band_note(lambda: [read(p) for p in paths])
+        feats = one_band_note(lambda: [read(p) for p in paths])
         stats = [self.ubm.accumulate(x) for x in feats]
         model = SpeakerModel.enroll(self.ubm, stats, relevance=self.relevance, adapt=self.adapt)
         seconds = self.system.seconds(sum(len(f) for f in feats))
@@ -377,7 +392,7 @@ class Recognizer:
                       "give --system wideband to keep the default", SystemChosen,
                       stacklevel=3)
         self.system = telephone
-        self._record = _system_record(telephone)
+        self._record = system_record(telephone)
         self.relevance = telephone.relevance if self._relevance is None else self._relevance
         self._channel_fp = (telephone.channel.fingerprint()
                             if telephone.channel is not None else None)
@@ -500,14 +515,15 @@ class Recognizer:
                             quality.seconds, llr=value, posterior=posterior, prior=prior,
                             **measures)
 
-    def scores(self, audio: str | os.PathLike, *, method: str = "topc",
-               c: int | None = None) -> StoreScores:
-        """One recording scored against every enrolled speaker (read from the store in
-        blocks): raw scores, and calibrated LLRs when a calibration is in force (top-C with
-        the system's C; S-normalised first when the system has a cohort)."""
+    def scores(self, audio, *, method: str = "topc", c: int | None = None,
+               sr: int | None = None) -> StoreScores:
+        """One recording (a file, or a signal at ``sr``) scored against every enrolled
+        speaker (read from the store in blocks): raw scores, and calibrated LLRs when a
+        calibration is in force (top-C with the system's C; S-normalised first when the
+        system has a cohort)."""
         c, own = self._scored(method, c)
         self._check_store()
-        x, test, quality = self._test(audio, method, c)  # selection once, all blocks
+        x, test, quality = self._test(audio, method, c, sr)  # selection once, all blocks
         ids, parts = [], []
         with one_blas_thread():
             for models in self.store.model_sets(self.ubm, self._channel_fp):
@@ -522,10 +538,11 @@ class Recognizer:
                                       quality=quality if self._adjusts() else None)
         return StoreScores(ids, raw, llrs, len(x), quality.seconds, quality)
 
-    def identify(self, audio: str | os.PathLike, *, top: int = 5,
-                 threshold: float | None = None, prior: float = IDENTIFY_PRIOR,
-                 method: str = "topc", c: int | None = None) -> Identification:
-        """Rank all enrolled speakers for one recording, open set.
+    def identify(self, audio, *, top: int = 5, threshold: float | None = None,
+                 prior: float = IDENTIFY_PRIOR, method: str = "topc", c: int | None = None,
+                 sr: int | None = None) -> Identification:
+        """Rank all enrolled speakers for one recording (a file, or a signal at ``sr``),
+        open set.
 
         With a calibration in force (top-C scoring with the system's C) each speaker's
         calibrated LLR gives its posterior among the M enrolled speakers and "unknown":
@@ -540,7 +557,8 @@ class Recognizer:
         ``threshold`` is given (then: the best speaker if its LLR reaches it). Without a
         calibration: the best speaker, or "unknown" below ``threshold`` on the raw score.
         """
-        found = self.scores(audio, method=method, c=c)
+        found = self.scores(audio, method=method, c=c, sr=sr)
+        audio = "<signal>" if isinstance(audio, np.ndarray) else audio
         ids, scores, llrs = found.ids, found.raw, found.llrs
         measures = _measures(found.quality)
         order = np.argsort(-(scores if llrs is None else llrs), kind="stable")[: max(1, top)]
@@ -561,30 +579,6 @@ class Recognizer:
                               llrs=[float(llrs[i]) for i in order],
                               posteriors=[float(posterior[1 + i]) for i in order],
                               p_unknown=float(posterior[0]), prior=prior, **measures)
-
-
-def _system_record(system: System) -> dict:
-    """What a new store records of its system: its name and fingerprint, and whether its
-    scores are adjusted for the test's quality (Recognizer._adjusts)."""
-    return {"name": system.name, "fingerprint": system.fingerprint(),
-            "quality": system.quality_calibration is not None}
-
-
-def _one_band_note(read):
-    """``read()``, with the :class:`BandMismatch` notes of its recordings as one note (the
-    first, and how many more recordings it concerns) rather than one per file; other
-    warnings pass as they are."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = read()
-    band = [w for w in caught if issubclass(w.category, BandMismatch)]
-    for w in caught:
-        if not issubclass(w.category, BandMismatch):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if band:
-        more = f" (and {len(band) - 1} more recording(s) like it)" if len(band) > 1 else ""
-        warnings.warn(f"{band[0].message}{more}", BandMismatch, stacklevel=3)
-    return result
 
 
 def _check_method(method: str) -> None:

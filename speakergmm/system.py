@@ -183,28 +183,36 @@ class System:
 
     # --- audio to scores -------------------------------------------------------------------
 
-    def features(self, path: str | os.PathLike, *, meter=None) -> np.ndarray:
+    def features(self, path, *, meter=None, sr: int | None = None) -> np.ndarray:
         """Features of one recording with the system's feature config, channel-compensated.
 
-        Warns :class:`BandMismatch` for audio sampled below the system's rate. A
+        ``path`` is a file, or a mono signal (``np.ndarray``) sampled at ``sr``. Warns
+        :class:`BandMismatch` for audio sampled below the system's rate. A
         :class:`~speakergmm.frontend.quality.SignalMeter` given as ``meter`` sees the
         signal on the way (for its SNR and band measures).
         """
-        from .frontend.audio import AudioBlocks
+        from .frontend.audio import AudioBlocks, SignalBlocks, resample
         from .frontend.features import features_from_blocks
 
         rate = self.config.sample_rate
-        audio = AudioBlocks(path, sr=rate)
-        native = audio.native_rate
+        if isinstance(path, np.ndarray):
+            if sr is None:
+                raise ParameterError("a signal's features need its sampling rate (sr)")
+            audio, native, name = SignalBlocks(resample(np.asarray(path, np.float32), orig_sr=sr,
+                                                   target_sr=rate) if sr != rate else path), \
+                sr, "the signal"
+        else:
+            audio = AudioBlocks(path, sr=rate)
+            native, name = audio.native_rate, str(path)
         if native < rate:
-            warnings.warn(f"{path}: {native} Hz audio for a system of {rate} Hz features: "
+            warnings.warn(f"{name}: {native} Hz audio for a system of {rate} Hz features: "
                           f"nothing above {native // 2} Hz was recorded, and upsampling does "
                           f"not bring it back, so its scores mislead; score it with a system "
                           f"for {native} Hz audio (--system telephone for 8 kHz)",
                           BandMismatch, stacklevel=3)
         with audio:
             x, _, _ = features_from_blocks(audio if meter is None else meter.watch(audio),
-                                           config=self.config, name=str(path))
+                                           config=self.config, name=name)
         return x if self.channel is None else self.channel.compensate(x)
 
     def seconds(self, frames: int) -> float:
@@ -555,3 +563,27 @@ def calibrate_system(system: System, features: Mapping[str, np.ndarray], *,
                                          "nontarget": int((~target).sum()),
                                          "degraded": int(np.count_nonzero(D.any(axis=1)))}
     return system
+
+
+def system_record(system: System) -> dict:
+    """What a new store records of its system: its name and fingerprint, and whether its
+    scores are adjusted for the test's quality (the recognizer's ``_adjusts``)."""
+    return {"name": system.name, "fingerprint": system.fingerprint(),
+            "quality": system.quality_calibration is not None}
+
+
+def one_band_note(read):
+    """``read()``, with the :class:`BandMismatch` notes of its recordings as one note (the
+    first, and how many more recordings it concerns) rather than one per file; other
+    warnings pass as they are."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = read()
+    band = [w for w in caught if issubclass(w.category, BandMismatch)]
+    for w in caught:
+        if not issubclass(w.category, BandMismatch):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if band:
+        more = f" (and {len(band) - 1} more recording(s) like it)" if len(band) > 1 else ""
+        warnings.warn(f"{band[0].message}{more}", BandMismatch, stacklevel=3)
+    return result

@@ -37,6 +37,7 @@ TINY = {
                             "2", "--conditions", "clean", "babble", "noise", "room", "phone",
                             "1s"],
     "bench_vad.py": ["--speakers", "3", "--conditions", "clean", "car5"],
+    "bench_diarization.py": ["--count", "1", "--minutes", "0.2"],
 }
 # These need what only a full setup has; each says what when run without it.
 NEEDS = {
@@ -56,7 +57,7 @@ def test_benchmark_runs_at_a_tiny_size(script, tmp_path):
     if script == "bench_features.py" and not (corpora_root() / "fsdd").is_dir():
         pytest.skip("bench_features reads the shared corpora")
     args = [a.format(tmp=tmp_path) for a in TINY[script]]
-    if script in ("bench_conditions.py", "bench_vad.py"):
+    if script in ("bench_conditions.py", "bench_vad.py", "bench_diarization.py"):
         if not (corpora_root() / "speechocean762").is_dir():
             pytest.skip(f"{script} reads speechocean762 from the shared corpora")
         args += ["--corpora", str(corpora_root())]

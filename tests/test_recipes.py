@@ -365,3 +365,31 @@ def test_voxceleb1_recipe_without_the_corpus_says_where_to_get_it(tmp_path):
     assert out.returncode == 2
     assert "registration" in out.stderr and "robots.ox.ac.uk" in out.stderr
     assert not (tmp_path / "exp").exists()
+
+
+def test_diarization_recipe_on_simulated_conversations(tmp_path):
+    """The diarization recipe's whole chain (corpus, diarize, evaluate) on three simulated
+    conversations of speechocean762's dev evaluation speakers."""
+    root = corpus("speechocean762")
+    work = tmp_path / "diar"
+    out = subprocess.run(["bash", str(REPO / "recipes" / "diarization" / "run.sh"),
+                          "--corpus", "conversations", "--speechocean762", str(root),
+                          "--count", "3", "--work", str(work)],
+                         capture_output=True, text=True, env=_recipe_env())
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "anchor:" in out.stdout
+    report = json.loads((work / "report" / "report.json").read_text())
+    assert report["collar"] == 0.25 and report["skip_overlap"]
+    assert len(report["recordings"]) == 3 and report["pooled"]["der"] < 0.3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--corpus", "callhome"], "CALLHOME (LDC97S42) is licensed"),
+    (["--corpus", "timit"], "--corpus must be"),
+    (["--corpus", "conversations"], "give --corpus-root"),
+])
+def test_diarization_recipe_says_what_it_needs(tmp_path, args, message):
+    out = subprocess.run(["bash", str(REPO / "recipes" / "diarization" / "run.sh"), *args,
+                          "--work", str(tmp_path / "w")], capture_output=True, text=True,
+                         env=_recipe_env())
+    assert out.returncode == 2 and message in out.stderr, out.stderr

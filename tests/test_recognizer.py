@@ -53,6 +53,28 @@ def test_enroll_verify_identify_api(setup, tmp_path):
     assert unknown.speaker is None and unknown.ranking
 
 
+def test_a_signal_in_memory_scores_as_its_file(setup, channel_file, tmp_path):
+    """identify / scores of a signal (tracking's excerpts) equal those of its file, at the
+    file's rate or another (resampled as a file is), with channel compensation too."""
+    from speakergmm.frontend.audio import load, resample
+    from speakergmm.system import BandMismatch
+
+    _, ubm_path, files = setup
+    rec = Recognizer(ubm_path, tmp_path / "s.db", channel=channel_file[0])
+    for s in range(3):
+        rec.enroll(f"spk{s}", [files[(s, 0)], files[(s, 1)]])
+    y, sr = load(files[(1, 3)])
+    by_file, by_signal = rec.identify(files[(1, 3)]), rec.identify(y, sr=sr)
+    assert by_signal.ranking == by_file.ranking and by_signal.audio == "<signal>"
+    np.testing.assert_array_equal(rec.features(y, sr=sr), rec.features(files[(1, 3)]))
+    up = resample(y, orig_sr=sr, target_sr=2 * sr)
+    assert rec.scores(up, sr=2 * sr).ids == rec.scores(files[(1, 3)]).ids
+    with pytest.warns(BandMismatch, match="the signal: 8000 Hz audio"):
+        rec.scores(resample(y, orig_sr=sr, target_sr=8000), sr=8000)
+    with pytest.raises(SpeakerGMMError, match="sampling rate"):
+        rec.features(y)
+
+
 def test_cli_end_to_end(setup, tmp_path):
     root, ubm_path, files = setup
     store = tmp_path / "cli.db"

@@ -3,8 +3,9 @@
 # with speakergmm's own commands on the train half of speechocean762: features, UBM, the
 # cohort's statistics, eigenchannel subspace (cohort speakers only), then build-system
 # (S-norm cohort, and a calibration trained on held-out calibration speakers' trials scored
-# as the product path scores them). The telephone system is the same speech resampled to
-# 8 kHz by its feature config. See speakergmm/models/README.md.
+# as the product path scores them); then each system's diarization models
+# (diarization-<band>.npz). The telephone system is the same speech resampled to 8 kHz by
+# its feature config. See speakergmm/models/README.md.
 # Usage: recipes/systems/run.sh [--corpus-root DIR] [--work DIR] [--split all|dev] [--nj N]
 #                               [--augment "KIND ..."] [--quality "KIND ..."]
 #   --split all: every train speaker is background (what ships);
@@ -33,6 +34,7 @@ frame_step=2
 prior=0.01               # target prior the calibration is trained for
 augment=""               # degradations to train on, e.g. "noise babble reverb mulaw ogg"
 quality="noise babble reverb mulaw ogg excerpt"  # what the quality calibration learns from
+diar_lda=50              # LDA dimension of the diarization PLDA (at most the speakers - 1)
 # -------------------------------------------------------------------------------------
 
 . "$(dirname "$0")/../parse_options.sh"
@@ -116,4 +118,21 @@ for band in $bands; do
     --cal-trials "$cal_trials" --prior "$prior" --relevance "$relevance" \
     --name "$band" --meta "corpus=speechocean762 train, $split background speakers" \
     --meta "$licence" -j "$nj" -o "$out/$band.npz"
+done
+# diarization models of each band (speakergmm diarize / track): an i-vector extractor and a
+# PLDA of 1.5 s windows of the cohort speakers' speech, the clustering threshold calibrated
+# on simulated conversations of the calibration speakers, whom those models never saw
+mkdir -p "$data/cal_speakers"
+awk 'NR == FNR { c[$1] = 1; next } !($1 in c)' "$data/cohort/utt2spk" "$data/ubm/utt2spk" \
+  > "$data/cal_speakers/utt2spk"
+awk 'NR == FNR { k[$1] = 1; next } $1 in k' "$data/cal_speakers/utt2spk" "$data/ubm/wav.scp" \
+  > "$data/cal_speakers/wav.scp"
+speakergmm prepare conversations "$data/cal_speakers" "$out/cal_conversations" \
+  --audio-root "$corpus_root" --count 20 --seed 3 >/dev/null
+speakers=$(cut -d' ' -f2 "$data/cohort/utt2spk" | sort -u | wc -l)
+lda=$(( speakers - 1 < diar_lda ? speakers - 1 : diar_lda ))
+for band in $bands; do
+  speakergmm train-diarization "$data/cohort" --system "$out/$band.npz" --lda "$lda" \
+    --calibrate "$out/cal_conversations" --audio-root "$corpus_root" -j "$nj" -q \
+    -o "$out/diarization-$band.npz"
 done

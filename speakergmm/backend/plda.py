@@ -168,6 +168,29 @@ class PLDA:
                        axis=1)
         return PLDAModels(self, quad, lin, const)
 
+    def diagonal(self, X) -> np.ndarray:
+        """Vectors ``(n, dim)`` in the diagonal space the scores are computed in."""
+        X = np.atleast_2d(np.asarray(X, np.float64))
+        if X.shape[1] != self.dim:
+            raise ModelError(f"vectors of dimension {X.shape[1]}, PLDA of {self.dim}")
+        return (X - self.mean) @ self.transform_.T
+
+    def pair_form(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(alpha, beta, c)``: the symmetric LLR of two single vectors, the mean of
+        either enrolled and the other tested, as a form of their diagonal-space images
+        ``u``, ``v`` (:meth:`diagonal`): ``alpha·(u² + v²) + beta·(u∘v) + c``.
+
+        Sums of it over pairs of two groups need only each group's size, ``Σu`` and
+        ``Σ alpha·u²``: average-linkage clustering of many vectors without their matrix of
+        pairs (:mod:`speakergmm.diarization.clustering`).
+        """
+        psi = self.psi
+        gain = psi / (psi + 1.0)            # models' terms for one enrollment vector
+        var = 1.0 + psi / (psi + 1.0)
+        quad = 0.5 / (1.0 + psi) - 0.5 / var
+        alpha = 0.5 * (quad - 0.5 * gain ** 2 / var)
+        return alpha, gain / var, float(np.sum(-0.5 * np.log(var) + 0.5 * np.log1p(psi)))
+
     def llr(self, enroll, test) -> float:
         """By-the-book LLR of one test vector against the enrollment vectors ``enroll``
         (n, dim) of one speaker."""
@@ -204,11 +227,7 @@ class PLDAModels:
         return PLDAModels(self.plda, self.quad[rows], self.lin[rows], self.const[rows])
 
     def _diagonal(self, test) -> np.ndarray:
-        test = np.atleast_2d(np.asarray(test, np.float64))
-        if test.shape[1] != self.plda.dim:
-            raise ModelError(f"test vectors of dimension {test.shape[1]}, PLDA of "
-                             f"{self.plda.dim}")
-        return (test - self.plda.mean) @ self.plda.transform_.T
+        return self.plda.diagonal(test)
 
     def scores(self, test) -> np.ndarray:
         """LLRs of every model against every test vector, (m, t)."""

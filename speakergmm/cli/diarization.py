@@ -141,9 +141,8 @@ class _Diarizers:
 
 
 def _each_recording(audio, run) -> dict:
-    """``{stem: run(path, signal, rate)}`` for each audio file, one line for each."""
+    """``{stem: run(path)}`` for each audio file, one line for each."""
     from ..errors import DataDirError
-    from ..frontend.audio import load
 
     stems = [p.stem for p in audio]
     if len(set(stems)) != len(stems):
@@ -152,8 +151,7 @@ def _each_recording(audio, run) -> dict:
             "recording by its file's stem")
     results = {}
     for path in audio:
-        y, sr = load(path)
-        found = results[path.stem] = run(path, y, sr)
+        found = results[path.stem] = run(path)
         click.echo(f"{path}: {', '.join(found.speakers) or 'no speaker'}; "
                    f"{len(found.turns)} turns, "
                    f"{sum(t.duration for t in found.turns):.1f} s of speech of "
@@ -185,8 +183,8 @@ def diarize_cmd(audio, output, json_path, plot_path, num_speakers, max_speakers,
     PLDA, clustering stopped at a calibrated threshold and a Viterbi resegmentation
     (speakergmm.diarization), written as RTTM."""
     diarizer_of = _Diarizers(band, model, diar_system, detector)
-    results = _each_recording(audio, lambda path, y, sr: diarizer_of(path)(
-        y, sr, num_speakers=num_speakers, max_speakers=max_speakers))
+    results = _each_recording(audio, lambda path: diarizer_of(path).diarize_file(
+        path, num_speakers=num_speakers, max_speakers=max_speakers))
     _write(results, output, json_path, plot_path)
 
 
@@ -206,7 +204,7 @@ def track_cmd(audio, output, json_path, plot_path, num_speakers, max_speakers, b
 
     recognizer = _recognizer(None, store, None)
     diarizer_of = _Diarizers(band, model, diar_system, detector)
-    results = _each_recording(audio, lambda path, y, sr: track(
-        recognizer, diarizer_of(path), y, sr, prior=prior, num_speakers=num_speakers,
+    results = _each_recording(audio, lambda path: track(
+        recognizer, diarizer_of(path), path, prior=prior, num_speakers=num_speakers,
         max_speakers=max_speakers))
     _write(results, output, json_path, plot_path)

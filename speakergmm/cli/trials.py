@@ -247,13 +247,18 @@ def apply_calibration_cmd(calibration, score_files, output) -> None:
                    "-c; pyannote.metrics' collar is twice it).")
 @click.option("--skip-overlap", is_flag=True,
               help="Do not score where reference speakers overlap (md-eval's -1).")
+@click.option("--by-name", is_flag=True,
+              help="Map reference speakers to hypothesis speakers of the same name (to score "
+                   "'speakergmm track' against a reference of the enrolled ids), not by the "
+                   "best overlap; also reports the share of speech attributed right.")
 @click.option("--uem", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="NIST UEM file: the stretches of each recording to score "
                                  "[default: from the first turn to the last].")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Report directory (report.json, report.md, report.html, der.png).")
 @writes("output")
-def evaluate_diarization_cmd(refs, hyps, collar, skip_overlap, uem, output) -> None:
+def evaluate_diarization_cmd(refs, hyps, collar, skip_overlap, by_name, uem,
+                             output) -> None:
     """Diarization error rate (missed speech, false alarm, speaker confusion) and Jaccard
     error rate of hypothesis RTTMs against reference RTTMs, per recording and pooled, with
     and without the collar, overlap scored and not."""
@@ -272,14 +277,15 @@ def evaluate_diarization_cmd(refs, hyps, collar, skip_overlap, uem, output) -> N
         return out
 
     report = diarization_report(turns(refs), turns(hyps), collar=collar,
-                                skip_overlap=skip_overlap,
+                                skip_overlap=skip_overlap, by_name=by_name,
                                 uem=None if uem is None else read_uem(uem))
     files = write_diarization_report(report, output)
     for c in report["conditions"]:
         click.echo(f"{scoring_label(c['collar'], c['skip_overlap'])}: "
                    f"DER {100 * c['der']:.2f}% (missed {100 * c['missed_rate']:.2f}%, "
                    f"false alarm {100 * c['false_alarm_rate']:.2f}%, confusion "
-                   f"{100 * c['confusion_rate']:.2f}%), JER {100 * c['jer']:.2f}%")
+                   f"{100 * c['confusion_rate']:.2f}%), JER {100 * c['jer']:.2f}%"
+                   + (f", attributed right {100 * c['attributed']:.2f}%" if by_name else ""))
     click.echo(f"report: {files['html']}")
 
 
@@ -307,64 +313,3 @@ def evaluate_cmd(score_files, trials_file, output) -> None:
                    + ("" if f["identification_accuracy"] is None else
                       f"; closed-set identification {100 * f['identification_accuracy']:.1f}%"))
     click.echo(f"report: {files['html']}")
-
-
-
-@main.command("diarize")
-@click.argument("audio", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="RTTM file to write (one recording per audio file, named by its stem).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Also write the turns with their posteriors as JSON.")
-@click.option("--band", type=click.Choice(["auto", "wideband", "telephone"]), default="auto",
-              show_default=True,
-              help="The bundled models to use: auto takes telephone for audio of 8 kHz or "
-                   "less, wideband otherwise.")
-@click.option("--num-speakers", type=click.IntRange(min=1), default=None,
-              help="Exactly this many speakers, when known.")
-@click.option("--max-speakers", type=click.IntRange(min=1), default=None,
-              help="At most this many speakers.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Also draw a timeline (PNG): a lane per speaker.")
-@writes("output", "json_path", "plot_path")
-def diarize_cmd(audio, output, json_path, band, num_speakers, max_speakers,
-                plot_path) -> None:
-    """Who spoke when in each AUDIO file: speech detection, i-vectors of 1.5 s windows,
-    PLDA, clustering stopped at a calibrated threshold and a Viterbi resegmentation
-    (speakergmm.diarization), written as RTTM."""
-    import json
-
-    from .._io import write_text_atomic
-    from ..data.rttm import write_rttm
-    from ..diarization import Diarizer, plot_timeline
-    from ..errors import DataDirError
-    from ..frontend.audio import AudioBlocks, load
-
-    stems = [p.stem for p in audio]
-    if len(set(stems)) != len(stems):
-        raise DataDirError("two audio files share a name (" + ", ".join(
-            sorted({s for s in stems if stems.count(s) > 1})) + "): the RTTM names each "
-            "recording by its file's stem")
-    diarizers: dict[str, Diarizer] = {}
-    results = {}
-    for path in audio:
-        with AudioBlocks(path) as blocks:
-            rate = blocks.native_rate
-        which = band if band != "auto" else ("telephone" if rate <= 8000 else "wideband")
-        if which not in diarizers:
-            diarizers[which] = Diarizer.bundled(which)
-        y, sr = load(path)
-        results[path.stem] = diarizers[which](y, sr, num_speakers=num_speakers,
-                                              max_speakers=max_speakers)
-        found = results[path.stem]
-        click.echo(f"{path}: {len(found.speakers)} speaker(s), {len(found.turns)} turns, "
-                   f"{sum(t.duration for t in found.turns):.1f} s of speech of "
-                   f"{found.seconds:.1f} s", err=True)
-    write_rttm(output, {stem: r.turns for stem, r in results.items()})
-    if json_path is not None:
-        write_text_atomic(json_path, json.dumps({stem: r.as_dict() for stem, r in
-                                                 results.items()}, indent=2) + "\n")
-    if plot_path is not None:
-        plot_timeline(results, plot_path)
-    click.echo(f"wrote {output}")

@@ -10,7 +10,8 @@ The pipeline of Kaldi's CALLHOME i-vector recipe, on the statistics this toolkit
    window by PLDA (:class:`~speakergmm.backend.vectors.VectorBackend`).
 4. **Clustering**: agglomerative, average linkage of the PLDA scores, merging while the
    best pair scores above ``threshold`` (or down to ``num_speakers`` clusters, or at most
-   ``max_speakers``).
+   ``max_speakers``); on summaries of the pair scores, in two stages for a recording of
+   several chunks (:mod:`.clustering`).
 5. **Resegmentation** at frame resolution: a MAP model per cluster (relevance
    ``relevance``) from its windows' statistics; each speech frame scored against each
    model; a Viterbi pass over the clusters, each change of
@@ -18,7 +19,10 @@ The pipeline of Kaldi's CALLHOME i-vector recipe, on the statistics this toolkit
    frames each cluster got, a cluster left with under ``min_speech`` frames dropped.
 
 The result is a list of turns (RTTM) with, for each, the mean posterior of its speaker
-over its frames.
+over its frames. Steps 1-3 and the first stage of 4 run on chunks of
+:attr:`Diarizer.CHUNK_SECONDS` (:meth:`Diarizer.diarize_file` reads a file in blocks), so
+that a recording of hours is never held whole: only its windows' i-vectors and its speech
+frames' features are kept.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..constants import IDENTIFY_PRIOR
 from ..data.rttm import Turn
+from ..errors import ParameterError
 
 __all__ = ["Tracking", "track", "UNKNOWN"]
 
@@ -77,13 +78,14 @@ class Tracking:
                           for t, llr, who in zip(self.turns, self.llrs, self.candidates)]}
 
 
-def track(recognizer, diarizer, y: np.ndarray, sr: int, *, prior: float = IDENTIFY_PRIOR,
-          num_speakers: int | None = None, max_speakers: int | None = None) -> Tracking:
+def track(recognizer, diarizer, audio, sr: int | None = None, *,
+          prior: float = IDENTIFY_PRIOR, num_speakers: int | None = None,
+          max_speakers: int | None = None) -> Tracking:
     """Name who speaks when in one recording from a store's enrolled speakers.
 
-    Diarization finds the voices and their turns; each voice's whole speech is
-    identified against the store, open set at ``prior``: named, or
-    ``"unknown-<label>"`` (module docstring). The turns stay diarization's: a
+    Diarization finds the voices and their turns; each voice's speech (its longest turns,
+    up to :data:`VOICE_SECONDS`) is identified against the store, open set at ``prior``:
+    named, or ``"unknown-<label>"`` (module docstring). The turns stay diarization's: a
     resegmentation of the frames with the enrolled speakers' models (learnt in other
     sessions) placed the boundaries worse than the diarizer's models of the recording's
     own voices (dev conversations: 75.7% of speech named right against 78.3%).
@@ -94,9 +96,11 @@ def track(recognizer, diarizer, y: np.ndarray, sr: int, *, prior: float = IDENTI
         The store, its system and its calibration.
     diarizer : Diarizer
         Finds the voices (it need not share the store's system).
-    y : np.ndarray [shape=(n,)]
-        Mono signal.
-    sr : int
+    audio : path or np.ndarray [shape=(n,)]
+        An audio file (read in blocks, and again turn by turn: a long recording is never
+        held whole), or a mono signal at ``sr``.
+    sr : int, optional
+        The signal's rate.
     prior : float
         The prior probability that a voice is enrolled, shared by the enrolled speakers, as
         :meth:`~speakergmm.recognizer.Recognizer.identify`'s.
@@ -107,17 +111,37 @@ def track(recognizer, diarizer, y: np.ndarray, sr: int, *, prior: float = IDENTI
     -------
     Tracking
     """
-    y = np.asarray(y, np.float32)
-    found = diarizer(y, sr, num_speakers=num_speakers, max_speakers=max_speakers)
+    recognizer.store.check_enrolled()  # before the diarization, not after it
+    if isinstance(audio, np.ndarray):
+        if sr is None:
+            raise ParameterError("a signal needs its sampling rate (sr)")
+        y = np.asarray(audio, np.float32)
+        found = diarizer(y, sr, num_speakers=num_speakers, max_speakers=max_speakers)
+
+        def excerpt(turns):
+            return np.concatenate([y[int(round(t.start * sr)):int(round(t.end * sr))]
+                                   for t in turns]), sr
+    else:
+        found = diarizer.diarize_file(audio, num_speakers=num_speakers,
+                                      max_speakers=max_speakers)
+
+        def excerpt(turns):
+            from ..frontend.audio import load
+
+            parts = [load(audio, offset=t.start, duration=t.duration) for t in turns]
+            return np.concatenate([p[0] for p in parts]), parts[0][1]
+
     turns = found.turns
     voices, names = [], {}
     for label in dict.fromkeys(t.speaker for t in turns):
-        mine = [t for t in turns if t.speaker == label]
-        answer = recognizer.identify(_excerpt(y, sr, mine), sr=sr, top=1, prior=prior)
+        mine = _longest([t for t in turns if t.speaker == label], VOICE_SECONDS)
+        signal, rate = excerpt(mine)
+        answer = recognizer.identify(signal, sr=rate, top=1, prior=prior)
         # voices of nobody enrolled stay apart: "unknown-spk1" is not "unknown-spk2"
         names[label] = answer.speaker or f"{UNKNOWN}-{label}"
         voices.append({"label": label, "speaker": names[label],
-                       "seconds": round(sum(t.duration for t in mine), 3),
+                       "seconds": round(sum(t.duration for t in turns
+                                            if t.speaker == label), 3),
                        "best": answer.ranking[0][0],
                        "llr": answer.llrs and round(answer.llrs[0], 3),
                        "posterior": answer.posteriors and round(answer.posteriors[0], 4),
@@ -125,27 +149,38 @@ def track(recognizer, diarizer, y: np.ndarray, sr: int, *, prior: float = IDENTI
     best = {v["label"]: v["best"] for v in voices}
     named = _merged([Turn(t.start, t.end, names[t.speaker]) for t in turns],
                     [best[t.speaker] for t in turns])
-    llrs = [_turn_llr(recognizer, y, sr, turn, who) for turn, who in named]
+    llrs = [_turn_llr(recognizer, excerpt([turn]), who) for turn, who in named]
     return Tracking([t for t, _ in named], llrs, [who for _, who in named], voices,
                     found.seconds)
 
 
-def _turn_llr(recognizer, y, sr, turn: Turn, who: str) -> float | None:
-    """The calibrated LLR of ``who`` on the turn's audio alone (None: no calibration, or
-    too little speech to score)."""
+#: At most this much of a voice's speech (its longest turns) is identified: more adds
+#: little evidence, and a voice of hours is not read whole.
+VOICE_SECONDS = 120.0
+
+
+def _longest(turns: list[Turn], seconds: float) -> list[Turn]:
+    """The longest turns whose total reaches ``seconds`` (all if they do not), in time
+    order."""
+    chosen, total = [], 0.0
+    for t in sorted(turns, key=lambda t: -t.duration):
+        if total >= seconds:
+            break
+        chosen.append(t)
+        total += t.duration
+    return sorted(chosen, key=lambda t: t.start)
+
+
+def _turn_llr(recognizer, signal, who: str) -> float | None:
+    """The calibrated LLR of ``who`` on a turn's ``(signal, rate)`` alone (None: no
+    calibration, or too little speech to score)."""
     from ..errors import AudioError, FeatureError
 
     try:
-        scores = recognizer.scores(_excerpt(y, sr, [turn]), sr=sr)
+        scores = recognizer.scores(signal[0], sr=signal[1])
     except (AudioError, FeatureError):
         return None
     return None if scores.llrs is None else float(scores.llrs[scores.ids.index(who)])
-
-
-def _excerpt(y: np.ndarray, sr: int, turns) -> np.ndarray:
-    """The samples of ``turns``, joined."""
-    return np.concatenate([y[int(round(t.start * sr)):int(round(t.end * sr))]
-                           for t in turns])
 
 
 def _merged(turns: list[Turn], closest: list[str]) -> list[tuple[Turn, str]]:

@@ -79,12 +79,19 @@ class DiarizationErrors:
             return self.jer_sum / self.jer_speakers
         return 0.0 if self.false_alarm == 0 else 1.0
 
+    @property
+    def attributed(self) -> float:
+        """The share of scored reference speech given to its speaker (neither missed nor
+        confused): with ``by_name`` mapping, what tracking names right."""
+        return 1.0 - (self.missed + self.confusion) / self.scored if self.scored > 0 else 1.0
+
     def __add__(self, other: "DiarizationErrors") -> "DiarizationErrors":
         return DiarizationErrors(*(getattr(self, f.name) + getattr(other, f.name)
                                    for f in dataclasses.fields(self)))
 
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "der": self.der, "jer": self.jer,
+                "attributed": self.attributed,
                 **{f"{k}_rate": (getattr(self, k) / self.scored if self.scored else 0.0)
                    for k in ("missed", "false_alarm", "confusion")}}
 
@@ -122,7 +129,8 @@ def _inside(intervals: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def diarization_errors(reference: Sequence[Turn], hypothesis: Sequence[Turn], *,
                        collar: float = DEFAULT_COLLAR, skip_overlap: bool = False,
-                       uem: Sequence[tuple[float, float]] | None = None) -> DiarizationErrors:
+                       uem: Sequence[tuple[float, float]] | None = None,
+                       by_name: bool = False) -> DiarizationErrors:
     """DER and JER components of one recording (module docstring).
 
     Parameters
@@ -135,6 +143,10 @@ def diarization_errors(reference: Sequence[Turn], hypothesis: Sequence[Turn], *,
         Leave out where two or more reference speakers speak at once.
     uem : sequence of (start, end), optional
         The stretches to score; by default from the first to the last turn of either side.
+    by_name : bool
+        Map each reference speaker to the hypothesis speaker of the same name, not to the
+        one that maximises the overlap: the errors of tracking enrolled speakers, where a
+        name is a claim (:attr:`DiarizationErrors.attributed`).
 
     Returns
     -------
@@ -168,7 +180,10 @@ def diarization_errors(reference: Sequence[Turn], hypothesis: Sequence[Turn], *,
 
     both = (a_ref * dur[:, None]).T @ a_hyp  # (R, H) seconds spoken by both
     pairs = []
-    if both.size:
+    if by_name:
+        hyp_index = {s: i for i, s in enumerate(hyp)}
+        pairs = [(r, hyp_index[s]) for r, s in enumerate(ref) if s in hyp_index]
+    elif both.size:
         from scipy.optimize import linear_sum_assignment
 
         rows, cols = linear_sum_assignment(-both)
@@ -201,6 +216,7 @@ def evaluate_diarization(reference: Mapping[str, Sequence[Turn]],
                          hypothesis: Mapping[str, Sequence[Turn]], *,
                          collar: float = DEFAULT_COLLAR, skip_overlap: bool = False,
                          uem: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+                         by_name: bool = False,
                          ) -> tuple[dict[str, DiarizationErrors], DiarizationErrors]:
     """:func:`diarization_errors` of every reference recording, and of all pooled.
 
@@ -223,7 +239,8 @@ def evaluate_diarization(reference: Mapping[str, Sequence[Turn]],
         raise ParameterError("the reference holds no recording with a SPEAKER turn")
     per = {rec: diarization_errors(reference[rec], hypothesis.get(rec, ()), collar=collar,
                                    skip_overlap=skip_overlap,
-                                   uem=None if uem is None else uem.get(rec))
+                                   uem=None if uem is None else uem.get(rec),
+                                   by_name=by_name)
            for rec in sorted(reference)}
     pooled = sum(per.values(), DiarizationErrors(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0))
     return per, pooled
@@ -237,26 +254,29 @@ _CONDITIONS = ((None, True), (None, False), (0.0, True), (0.0, False))
 def diarization_report(reference: Mapping[str, Sequence[Turn]],
                        hypothesis: Mapping[str, Sequence[Turn]], *,
                        collar: float = DEFAULT_COLLAR, skip_overlap: bool = False,
-                       uem: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> dict:
+                       uem: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+                       by_name: bool = False) -> dict:
     """What ``speakergmm evaluate-diarization`` reports: the pooled errors under the asked
     collar and without one, overlap scored and skipped; and each recording's under the
-    asked settings. JSON-serialisable."""
+    asked settings (speakers mapped by name with ``by_name``). JSON-serialisable."""
     import time
 
     from .._version import __version__
 
     per, pooled = evaluate_diarization(reference, hypothesis, collar=collar,
-                                       skip_overlap=skip_overlap, uem=uem)
+                                       skip_overlap=skip_overlap, uem=uem, by_name=by_name)
     conditions = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the extra recordings were named once above
         for c, skip in dict.fromkeys((collar if c is None else c, skip)
                                      for c, skip in _CONDITIONS):
             p = pooled if (c, skip) == (collar, skip_overlap) else evaluate_diarization(
-                reference, hypothesis, collar=c, skip_overlap=skip, uem=uem)[1]
+                reference, hypothesis, collar=c, skip_overlap=skip, uem=uem,
+                by_name=by_name)[1]
             conditions.append({"collar": c, "skip_overlap": skip, **p.as_dict()})
     return {"speakergmm_version": __version__, "date": time.strftime("%Y-%m-%d"),
-            "collar": collar, "skip_overlap": skip_overlap, "pooled": pooled.as_dict(),
+            "collar": collar, "skip_overlap": skip_overlap, "by_name": by_name,
+            "pooled": pooled.as_dict(),
             "conditions": conditions,
             "recordings": {r: e.as_dict() for r, e in per.items()},
             "speaker_count_right": sum(e.ref_speakers == e.hyp_speakers

@@ -20,8 +20,8 @@ import soundfile as sf
 from ..errors import AudioError
 from .signal import sample_problem
 
-__all__ = ["load", "load_pipe", "load_ref", "AudioBlocks", "resample", "duration", "SAMPLE_RATES",
-           "BLOCK_SECONDS"]
+__all__ = ["load", "load_pipe", "load_ref", "AudioBlocks", "SignalBlocks", "resample",
+           "duration", "SAMPLE_RATES", "BLOCK_SECONDS"]
 
 #: Sampling rates accepted from a file's header, in Hz: below, no speech band is left; above,
 #: no audio hardware records. A header claiming 1 Hz (a damaged file) would otherwise be
@@ -306,3 +306,17 @@ def _check_wav_complete(path: Path) -> None:
                         f"audio, the file holds {available})")
                 return
             pos += 8 + csize + (csize & 1)
+
+
+class SignalBlocks(list):
+    """A signal already in memory as one block, to use where :class:`AudioBlocks` are
+    (iterated, and as a context manager)."""
+
+    def __init__(self, y):
+        super().__init__([np.asarray(y, np.float32)])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -327,7 +327,7 @@ def _em_step(session, shape, class_n, D, U, X, starts, relevance, cls_of):
         A += a
         C += c
         objective += obj
-    return solve_loadings(A, C, K, D), X, objective / H
+    return solve_loadings(A, C, K, D, U), X, objective / H
 
 
 def _residual_sums(state, U, item):

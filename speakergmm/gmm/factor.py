@@ -422,13 +422,27 @@ def posterior_terms(N: np.ndarray, centred: np.ndarray, V: np.ndarray, VtV: np.n
     return x, a, centred.T @ x, unpack(second, R), objective
 
 
-def solve_loadings(A: np.ndarray, C: np.ndarray, K: int, D: int) -> np.ndarray:
+def solve_loadings(A: np.ndarray, C: np.ndarray, K: int, D: int,
+                   previous: np.ndarray | None = None) -> np.ndarray:
     """The M-step ``V_k = C_k A_k⁻¹`` from the summed (K, R(R+1)/2) (packed) and (K·D, R)
-    terms."""
+    terms.
+
+    A component no training frame reached (``A_k`` zero, e.g. a UBM's silence component
+    under windows of speech only) keeps its ``previous`` loadings, as Kaldi's i-vector
+    estimation leaves a Gaussian under its minimum count; the others get a ridge of
+    1e-9 of their mean eigenvalue, far below what changes a solution.
+    """
     R = C.shape[1]
     A = unpack(A, R)
     C = C.reshape(K, D, R)
-    return np.linalg.solve(A, C.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(K * D, R)
+    scale = np.trace(A, axis1=1, axis2=2) / R
+    used = scale > 1e-12 * max(float(scale.max()), np.finfo(float).tiny)
+    out = np.zeros((K, D, R)) if previous is None else \
+        np.array(previous, np.float64).reshape(K, D, R)
+    ridge = 1e-9 * scale[used, None, None] * np.eye(R)
+    out[used] = np.linalg.solve(A[used] + ridge,
+                                C[used].transpose(0, 2, 1)).transpose(0, 2, 1)
+    return out.reshape(K * D, R)
 
 
 # -- initialisation: randomised SVD of the MAP offsets ---------------------------------------

@@ -382,7 +382,7 @@ def _em_step(session, H: int, K: int, D: int, V: np.ndarray, min_divergence: boo
         C += c
         second += s
         objective += obj
-    V = solve_loadings(A, C, K, D)
+    V = solve_loadings(A, C, K, D, V)
     if min_divergence:
         # w ~ N(0, E[wwᵀ]) is w = G z with z ~ N(0, I), G Gᵀ = E[wwᵀ]: T w = (T G) z.
         V = V @ np.linalg.cholesky(second / H)

@@ -11,7 +11,6 @@ import numpy as np
 from ..backend.scoring import ModelSet
 from ..gmm.adapt import map_parameters
 from ..gmm.mixture import DiagGMM
-from .database import StoreError
 from .records import SpeakerRecords, StatisticsBlock
 
 __all__ = ["BLOCK", "model_sets", "model_set", "adapted", "parameters"]
@@ -78,8 +77,7 @@ def parameters(store: SpeakerRecords, ubm: DiagGMM, channel: str | None = None
     variances : np.ndarray [shape=(M, K, D), dtype=float32]
     """
     store.check_ubm(ubm, channel)
-    if len(store) == 0:
-        raise StoreError(f"{store.path}: no speakers enrolled; enroll some first")
+    store.check_enrolled()
     ids, weights, means, variances = [], [], [], []
     for speaker in (s.id for s in store.list()):
         g = store.model(speaker).adapted(ubm)

@@ -99,15 +99,13 @@ class SpeakerRecords(Database):
         return row[0] if row else None
 
     def channel_fingerprint(self) -> str | None:
-        """Fingerprint of the eigenchannel compensation this store's speakers were enrolled
-        with: ``"none"`` without one, None while the store is empty."""
+        """Fingerprint of the speakers' eigenchannel compensation ("none"; None if empty)."""
         if not self.path.exists():
             return None
         return _bound_channel(self._connect(create=False))
 
     def system(self) -> dict | None:
-        """``{"name", "fingerprint"}`` of the system the store's speakers were enrolled
-        with; None for an empty store or one written before systems (a bare UBM)."""
+        """``{"name", "fingerprint"}`` of the speakers' system (None: empty, or a bare UBM)."""
         return self._json_record("system", "fingerprint", "system record", "")
 
     def files(self) -> dict | None:
@@ -428,17 +426,20 @@ class SpeakerRecords(Database):
             return 0
         return next(self._rows("SELECT COUNT(*) AS n FROM speakers"))["n"]
 
+    def check_enrolled(self) -> None:
+        """StoreError saying what to do if there is no store yet, or nobody in it."""
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first "
+                             "('speakergmm enroll SPEAKER AUDIO...')")
+        if len(self) == 0:
+            raise StoreError(f"{self.path}: no speakers enrolled; enroll some first")
 
     def statistics_blocks(self, k: int, d: int, *, block: int,
                           ids=None) -> Iterator[StatisticsBlock]:
         """Every speaker's statistics (or those of ``ids``) in blocks of at most ``block``
         speakers sorted by id, checked against the store's shape (K, D) = ``(k, d)``:
         memory is bounded by the block, not by the store."""
-        if not self.path.exists():
-            raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first "
-                             "('speakergmm enroll SPEAKER AUDIO...')")
-        if len(self) == 0:
-            raise StoreError(f"{self.path}: no speakers enrolled; enroll some first")
+        self.check_enrolled()
         if (k, d) != self._shape():
             raise StoreError(f"{self.path}: the store records models of shape {self._shape()}, "
                              f"its UBM has (K, D) = {(k, d)}: the store is damaged")

@@ -175,3 +175,42 @@ def test_diarize_command_equals_the_bundled_library(diarizer_and_conversations, 
 def test_bundled_diarizers_load(band):
     diarizer = Diarizer.bundled(band)
     assert diarizer.system.name == band and diarizer.calibration[0] > 0
+
+
+def test_chunks_cover_the_signal_in_whole_chunks():
+    from speakergmm.diarization.diarizer import _chunks
+
+    y = np.arange(1050, dtype=np.float32)
+    blocks = [y[i:i + 37] for i in range(0, len(y), 37)]
+    got = list(_chunks(blocks, 100))
+    assert [len(c) for c, _ in got] == [100] * 9 + [150]
+    assert [last for _, last in got] == [False] * 9 + [True]
+    np.testing.assert_array_equal(np.concatenate([c for c, _ in got]), y)
+    assert [len(c) for c, _ in _chunks([y[:150]], 100)] == [150]
+    assert [(len(c), last) for c, last in _chunks([], 100)] == [(0, True)]
+
+
+def test_a_file_read_in_blocks_and_in_chunks(diarizer_and_conversations):
+    """diarize_file equals the call on the signal; in chunks of 12 s (a long recording's
+    two-stage clustering, here 3 chunks a conversation) the DER grows by little."""
+    from speakergmm.eval.diarization import evaluate_diarization
+    from speakergmm.frontend.audio import load
+
+    diarizer, conv = diarizer_and_conversations
+    short = Diarizer(diarizer.system, diarizer.detector, diarizer.extractor,
+                     diarizer.backend, calibration=diarizer.calibration)
+    short.CHUNK_SECONDS = 12.0
+    whole, chunked = {}, {}
+    for rec, path in sorted(conv.data.wav_scp.items()):
+        y, sr = load(path)
+        n = len({t.speaker for t in conv.reference[rec]})
+        found = diarizer(y, sr, num_speakers=n)
+        assert diarizer.diarize_file(path, num_speakers=n) == found
+        whole[rec] = found.turns
+        got = short.diarize_file(path, num_speakers=n)
+        assert got.seconds == found.seconds
+        assert all(0 <= t.start < t.end <= got.seconds for t in got.turns)
+        chunked[rec] = got.turns
+    one = evaluate_diarization(conv.reference, whole, collar=0.25, skip_overlap=True)[1]
+    two = evaluate_diarization(conv.reference, chunked, collar=0.25, skip_overlap=True)[1]
+    assert two.der <= one.der + 0.1, (one, two)

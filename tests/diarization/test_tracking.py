@@ -92,3 +92,19 @@ def test_track_command_equals_the_library(store_and_conversations, tmp_path):
     assert [t["llr"] for t in got["turns"]] == [None if v is None else round(v, 3)
                                                 for v in lib.llrs]
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tracking_without_speakers_is_one_line_before_any_work(tmp_path):
+    from click.testing import CliRunner
+
+    from speakergmm.cli import main
+
+    from conftest import voice, write_audio
+
+    audio = write_audio(tmp_path / "a.wav", voice(0, 0), 16000)
+    store = tmp_path / "none.db"
+    r = CliRunner().invoke(main, ["track", str(audio), "--store", str(store), "-o",
+                                  str(tmp_path / "t.rttm")])
+    assert r.exit_code == 2 and "no speaker store yet" in r.output, r.output
+    assert r.output.count("\n") == 1
+    assert not store.exists() and not (tmp_path / "t.rttm").exists()

@@ -148,3 +148,19 @@ def test_evaluate_diarization_command(tmp_path):
                                       "-r", str(tmp_path / "ref.rttm"), "-s",
                                       str(tmp_path / "hyp.rttm"), "-o", str(tmp_path / "r2")])
     assert twice.exit_code == 2 and "in another of the files" in twice.output
+
+
+def test_by_name_scores_names_as_claims():
+    """The same turns under swapped names: the optimal mapping forgives it, by name not."""
+    from speakergmm.data.rttm import Turn
+    from speakergmm.eval.diarization import diarization_errors
+
+    ref = [Turn(0, 10, "a"), Turn(10, 20, "b")]
+    swapped = [Turn(0, 10, "b"), Turn(10, 20, "a")]
+    assert diarization_errors(ref, swapped, collar=0).der == 0
+    named = diarization_errors(ref, swapped, collar=0, by_name=True)
+    assert named.confusion == 20 and named.attributed == 0
+    half = diarization_errors(ref, [Turn(0, 10, "a"), Turn(10, 20, "unknown-spk1")],
+                              collar=0, by_name=True)
+    assert half.attributed == 0.5 and half.confusion == 10
+    assert diarization_errors(ref, ref, collar=0, by_name=True).attributed == 1.0

@@ -193,3 +193,21 @@ def test_vector_archive_round_trip_resume_and_refusal(world, fitted, tmp_path):
         extract_ivectors(other, stats, tmp_path / "iv")
     with pytest.raises(ArchiveError, match="not a vector archive|no vectors.json"):
         read_vectors(tmp_path)
+
+
+def test_a_component_no_frame_reaches_keeps_its_loadings(world):
+    """Statistics that never reach component 0 (a silence component under windows of
+    speech only) used to make the M-step's A_0 singular: it keeps its loadings, and the
+    others still recover T."""
+    ubm, T, stats, *_ = world
+    cut = {}
+    for utt, s in stats.items():
+        n, f = s.n.copy(), s.f.copy()
+        n[0], f[0] = 0.0, 0.0
+        cut[utt] = GMMStats(n, f, np.zeros_like(f), 0.0, s.frames)
+    fitted = IVectorExtractor.fit(ubm, cut, n_factors=R, n_iterations=5)
+    assert np.all(np.isfinite(fitted.T))
+    cos = _cosines(T[1:].reshape(-1, R), fitted.T[1:].reshape(-1, R))
+    assert cos.min() > 0.95, cos
+    w = fitted.extract(cut["s000-0"].n, cut["s000-0"].f)
+    assert np.all(np.isfinite(w))

@@ -170,5 +170,5 @@ def test_bundled_detectors_load(band, rate):
     detector = load_speech_detector(band)
     assert detector.config.sample_rate == rate
     assert detector.config == DETECTOR_FEATURES[band]
-    with pytest.raises(ParameterError, match="no bundled speech detector"):
+    with pytest.raises(ParameterError, match="no speech detector"):
         load_speech_detector("fullband")
