@@ -482,10 +482,11 @@ class Recognizer:
         c = self.system.c if c is None else c
         return c, method == "topc" and c == self.system.c
 
-    def verify(self, speaker: str, audio: str | os.PathLike, *, method: str = "topc",
-               threshold: float | None = None, prior: float = 0.5,
-               c: int | None = None) -> Verification:
-        """Score one recording against one enrolled speaker and decide.
+    def verify(self, speaker: str, audio, *, method: str = "topc",
+               threshold: float | None = None, prior: float = 0.5, c: int | None = None,
+               sr: int | None = None) -> Verification:
+        """Score one recording (a file, or a signal at ``sr``) against one enrolled speaker
+        and decide.
 
         With a calibration in force (:meth:`calibration`; top-C scoring with the system's
         C) the result carries the calibrated log-likelihood ratio and the posterior
@@ -498,7 +499,8 @@ class Recognizer:
         self._check_store()
         self.store.info(speaker)  # names a speaker not enrolled
         models = next(self.store.model_sets(self.ubm, self._channel_fp, ids=[speaker]))
-        x, test, quality = self._test(audio, method, c)
+        x, test, quality = self._test(audio, method, c, sr)
+        audio = "<signal>" if isinstance(audio, np.ndarray) else audio
         raw = float(score(self.ubm, models, test)[0])
         cal = self.calibration() if own else None
         measures = _measures(quality)

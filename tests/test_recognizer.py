@@ -66,6 +66,9 @@ def test_a_signal_in_memory_scores_as_its_file(setup, channel_file, tmp_path):
     y, sr = load(files[(1, 3)])
     by_file, by_signal = rec.identify(files[(1, 3)]), rec.identify(y, sr=sr)
     assert by_signal.ranking == by_file.ranking and by_signal.audio == "<signal>"
+    claim = rec.verify("spk1", y, sr=sr)
+    assert claim.score == rec.verify("spk1", files[(1, 3)]).score
+    assert claim.audio == "<signal>"
     np.testing.assert_array_equal(rec.features(y, sr=sr), rec.features(files[(1, 3)]))
     up = resample(y, orig_sr=sr, target_sr=2 * sr)
     assert rec.scores(up, sr=2 * sr).ids == rec.scores(files[(1, 3)]).ids

@@ -177,10 +177,9 @@ def _turn_llr(recognizer, signal, who: str) -> float | None:
     from ..errors import AudioError, FeatureError
 
     try:
-        scores = recognizer.scores(signal[0], sr=signal[1])
+        return recognizer.verify(who, signal[0], sr=signal[1]).llr
     except (AudioError, FeatureError):
         return None
-    return None if scores.llrs is None else float(scores.llrs[scores.ids.index(who)])
 
 
 def _merged(turns: list[Turn], closest: list[str]) -> list[tuple[Turn, str]]:
