@@ -102,9 +102,10 @@ def _meta(items) -> dict[str, str]:
 def info_cmd(model: Path) -> None:
     """Describe a model file: a UBM, an eigenchannel, an i-vector extractor, a recognition
     system (a file of 'speakergmm build-system', or the name of a bundled one: wideband,
-    telephone), a vector back-end (speakergmm train-plda) or a speech detector
-    (speakergmm train-sad)."""
+    telephone), a vector back-end (speakergmm train-plda), a speech detector
+    (speakergmm train-sad) or a diarization model (speakergmm train-diarization)."""
     from ..backend.vectors import VectorBackend
+    from ..diarization import Diarizer
     from ..errors import ModelError
     from ..gmm import factor
     from ..gmm.mixture import DiagGMM
@@ -117,7 +118,8 @@ def info_cmd(model: Path) -> None:
     kinds = ((lambda: DiagGMM.load(model).describe()), (lambda: factor.describe_file(model)),
              (lambda: load_system(model).describe()),
              (lambda: _describe_backend(VectorBackend.load(model))),
-             (lambda: SpeechDetector.load(model).describe()))
+             (lambda: SpeechDetector.load(model).describe()),
+             (lambda: Diarizer.describe_file(model)))
     for describe in kinds:
         try:
             click.echo(describe())
@@ -127,8 +129,8 @@ def info_cmd(model: Path) -> None:
             if "format is " not in str(exc) or "expected" not in str(exc):
                 raise
     raise ModelError(f"{model}: not a model file info describes (a UBM, eigenchannel, "
-                     "i-vector extractor, system, vector back-end or speech detector of "
-                     "speakergmm)")
+                     "i-vector extractor, system, vector back-end, speech detector or "
+                     "diarization model of speakergmm)")
 
 
 @main.command("train-sad")

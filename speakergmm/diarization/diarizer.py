@@ -260,6 +260,25 @@ class Diarizer:
         except (ModelError, ParameterError, ValueError) as exc:
             raise ModelError(f"{path}: {exc}") from None
 
+    @staticmethod
+    def describe_file(path) -> str:
+        """A human-readable summary of a file of :meth:`save` (``speakergmm info``), read
+        without the system and detector it goes with."""
+        from .._io import read_npz
+
+        arrays, header = read_npz(path, ("T",), format_name=FORMAT_NAME,
+                                  format_version=FORMAT_VERSION, what="diarization model")
+        meta = header["metadata"]
+        k, d, r = arrays["T"].shape
+        a, b = meta.get("calibration", (1.0, 0.0))
+        return "\n".join([
+            f"diarization model: i-vector extractor R={r} on a UBM of K={k}, D={d} "
+            f"({meta.get('ubm_fingerprint')}), speech detector {meta.get('detector_fingerprint')}",
+            f"window pairs calibrated as LLR = {a:.4g} s + {b:.4g}; clustering stops at "
+            f"{meta.get('threshold')}",
+            "settings: " + ", ".join(f"{k_}={meta[k_]}" for k_ in Diarizer.SETTINGS
+                                     if k_ != "threshold" and k_ in meta)])
+
     @classmethod
     def bundled(cls, band: str = "wideband") -> "Diarizer":
         """The diarizer of a bundled system: ``speakergmm/models/diarization-<band>.npz``

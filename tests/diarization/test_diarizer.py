@@ -214,3 +214,17 @@ def test_a_file_read_in_blocks_and_in_chunks(diarizer_and_conversations):
     one = evaluate_diarization(conv.reference, whole, collar=0.25, skip_overlap=True)[1]
     two = evaluate_diarization(conv.reference, chunked, collar=0.25, skip_overlap=True)[1]
     assert two.der <= one.der + 0.1, (one, two)
+
+
+def test_info_describes_a_diarization_model():
+    from click.testing import CliRunner
+
+    from speakergmm.cli import main
+    from speakergmm.pretrained import diarization_path
+
+    r = CliRunner().invoke(main, ["info", str(diarization_path("telephone"))])
+    assert r.exit_code == 0, r.output
+    assert "diarization model: i-vector extractor R=100" in r.output
+    calibration = Diarizer.bundled("telephone").calibration
+    assert f"LLR = {calibration[0]:.4g} s + {calibration[1]:.4g}" in r.output
+
