@@ -6,11 +6,13 @@
 # as the product path scores them); then each system's diarization models
 # (diarization-<band>.npz). The telephone system is the same speech resampled to 8 kHz by
 # its feature config. See speakergmm/models/README.md.
-# Usage: recipes/systems/run.sh [--corpus-root DIR] [--work DIR] [--split all|dev] [--nj N]
+# Usage: recipes/systems/run.sh [--corpus-root DIR] [--work DIR] [--split all|dev|mirror] [--nj N]
 #                               [--augment "KIND ..."] [--quality "KIND ..."]
 #   --split all: every train speaker is background (what ships);
 #   --split dev: only the dev protocol's background speakers, so that the dev protocol's
-#                evaluation speakers stay unseen (tests/benchmarks/bench_product.py).
+#                evaluation speakers stay unseen (tests/benchmarks/bench_product.py);
+#   --split mirror: the dev protocol's mirror image (its evaluation speakers are the
+#                background), to check a setting on a second set of unseen speakers.
 #   --augment:   multi-condition training: a degraded copy of every background recording
 #                per kind (speakergmm augment --kind) beside the clean ones, for the UBM,
 #                the eigenchannel subspace and the calibration's test side ("" for clean
@@ -46,7 +48,8 @@ fi
 case "$split" in
   all) prepare_flags=(--background-only) ;;
   dev) prepare_flags=() ;;
-  *) echo "$(basename "$0"): --split must be all or dev" >&2; exit 2 ;;
+  mirror) prepare_flags=(--mirror) ;;
+  *) echo "$(basename "$0"): --split must be all, dev or mirror" >&2; exit 2 ;;
 esac
 out="$work/$split"
 mkdir -p "$out"

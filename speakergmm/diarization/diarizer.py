@@ -174,19 +174,11 @@ class Diarizer:
                  window: int = 150, hop: int = 75, shortest: int = 30,
                  relevance: float = 16.0, penalty: float = 20.0,
                  passes: int = 2, min_speech: int = 150):
-        if system.config.vad != "none":
-            raise ParameterError("diarization needs a system whose features keep every frame "
-                                 f"(vad 'none'); this one's VAD is {system.config.vad!r}")
-        if detector.config.frame_shift_ms != system.config.frame_shift_ms:
-            raise ParameterError(f"the speech detector's frames ({detector.config.frame_shift_ms}"
-                                 f" ms) are not the system's ({system.config.frame_shift_ms} ms)")
+        self.check(system, detector, window=window, hop=hop, shortest=shortest,
+                   passes=passes, min_speech=min_speech)
         if extractor.ubm.fingerprint() != system.ubm.fingerprint():
             raise ParameterError("the i-vector extractor was trained on another UBM than the "
                                  "system's")
-        if not 0 < hop <= window or shortest < 1 or passes < 0 or min_speech < 1:
-            raise ParameterError(f"need 0 < hop <= window, shortest >= 1, passes >= 0 and "
-                                 f"min_speech >= 1; got hop {hop}, window {window}, shortest "
-                                 f"{shortest}, passes {passes}, min_speech {min_speech}")
         self.system, self.detector = system, detector
         self.extractor, self.backend = extractor, backend
         a, b = (float(v) for v in calibration)
@@ -197,6 +189,22 @@ class Diarizer:
         self.threshold, self.window, self.hop, self.shortest = threshold, window, hop, shortest
         self.relevance, self.penalty = relevance, penalty
         self.passes, self.min_speech = passes, min_speech
+
+    @staticmethod
+    def check(system, detector, *, window: int = 150, hop: int = 75, shortest: int = 30,
+              passes: int = 2, min_speech: int = 150, **_) -> None:
+        """ParameterError if a diarizer of ``system`` and ``detector`` with these settings
+        cannot be made (before training one: :func:`~.training.train_diarizer`)."""
+        if system.config.vad != "none":
+            raise ParameterError("diarization needs a system whose features keep every frame "
+                                 f"(vad 'none'); this one's VAD is {system.config.vad!r}")
+        if detector.config.frame_shift_ms != system.config.frame_shift_ms:
+            raise ParameterError(f"the speech detector's frames ({detector.config.frame_shift_ms}"
+                                 f" ms) are not the system's ({system.config.frame_shift_ms} ms)")
+        if not 0 < hop <= window or shortest < 1 or passes < 0 or min_speech < 1:
+            raise ParameterError(f"need 0 < hop <= window, shortest >= 1, passes >= 0 and "
+                                 f"min_speech >= 1; got hop {hop}, window {window}, shortest "
+                                 f"{shortest}, passes {passes}, min_speech {min_speech}")
 
     # --- files ---------------------------------------------------------------------------
 

@@ -76,6 +76,7 @@ def train_diarizer(system, detector, data, *, audio_root: str | os.PathLike | No
     if unknown:
         raise ParameterError(f"unknown diarizer setting(s) {sorted(unknown)}: the settings are "
                              f"{', '.join(Diarizer.SETTINGS)}")
+    Diarizer.check(system, detector, **{**Diarizer.DEFAULTS, **settings})
     cut = {k: settings.get(k, Diarizer.DEFAULTS[k]) for k in ("window", "hop", "shortest")}
     data = data if isinstance(data, DataDir) else read_data_dir(data)
     items = [(u, data.audio_of(u, audio_root)) for u in data.utterances]

@@ -57,6 +57,15 @@ def test_refuses_what_it_cannot_train_on(small_data, tmp_path):
     system, detector = load_system("wideband"), load_speech_detector("wideband")
     with pytest.raises(ParameterError, match="unknown diarizer setting"):
         train_diarizer(system, detector, data, audio_root=root, settings={"windw": 100})
+    # refused before any recording is read: a bad setting, a system that drops frames
+    with pytest.raises(ParameterError, match="hop"):
+        train_diarizer(system, detector, tmp_path / "nowhere", settings={"hop": 0})
+    import dataclasses
+    from types import SimpleNamespace
+
+    vad = SimpleNamespace(config=dataclasses.replace(system.config, vad="energy"))
+    with pytest.raises(ParameterError, match="keep every frame"):
+        train_diarizer(vad, detector, tmp_path / "nowhere")
     one = read_data_dir(data)
     first = sorted(one.utt2spk)[:5]
     write_data_dir(tmp_path / "one", DataDir(wav_scp={u: one.wav_scp[u] for u in first},
