@@ -90,9 +90,15 @@ def train_diarizer(system, detector, data, *, audio_root: str | os.PathLike | No
     if progress:
         progress(f"{len(features)} windows of {len(set(labels))} speakers from {len(items)} "
                  "recordings")
-    if len(set(labels)) < 2:
+    speakers = len(set(labels))
+    if speakers < 2:
         raise ParameterError(f"{data.path}: diarization models need windows of at least two "
-                             f"speakers; got {len(set(labels))}")
+                             f"speakers; got {speakers}")
+    if lda and lda > min(speakers - 1, n_factors):
+        # (said now, not after the extractor's training)
+        raise ParameterError(f"{data.path}: LDA to {lda} dimensions needs more speakers and "
+                             f"factors: {speakers} speakers and {n_factors} factors allow at "
+                             f"most {min(speakers - 1, n_factors)} (--lda)")
     keys = list(features)
     extractor = IVectorExtractor.fit(
         system.ubm, features, utterances=keys, n_factors=n_factors, n_iterations=n_iterations,

@@ -72,6 +72,8 @@ def test_refuses_what_it_cannot_train_on(small_data, tmp_path):
                                             utt2spk={u: one.utt2spk[u] for u in first}))
     with pytest.raises(ParameterError, match="at least two speakers"):
         train_diarizer(system, detector, tmp_path / "one", audio_root=root, n_factors=5)
+    with pytest.raises(ParameterError, match="allow at most 3"):
+        train_diarizer(system, detector, data, audio_root=root, n_factors=10, lda=5)
     with pytest.raises(DataDirError, match="no rttm"):
         train_diarizer(system, detector, data, audio_root=root, n_factors=10,
                        n_iterations=1, lda=3, conversations=[tmp_path / "one"])
