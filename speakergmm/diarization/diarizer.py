@@ -357,11 +357,10 @@ class Diarizer:
             found, x, sp = speech_features(self.system, self.detector, y, config.sample_rate,
                                            window=self.window, hop=self.hop,
                                            shortest=self.shortest)
-            # a chunk's frames, but for the last, stop where the next chunk's start
+            # a chunk's frames, but for the last, stop where the next chunk starts (no
+            # features, as for a flat chunk: no speech)
             n = len(sp) if last else len(y) // config.hop_length
             sp = sp[:n] if x is not None else np.zeros(min(n, len(sp)), bool)
-            if x is not None and len(x) < len(sp):
-                sp = sp[:len(x)]
             found = [(a, min(b, len(sp))) for a, b in found if a < len(sp)]
             if found:
                 stats = [self.system.ubm.accumulate(x[a:b]) for a, b in found]
@@ -385,7 +384,8 @@ class Diarizer:
                                  threshold=self.threshold, sure=self.SURE,
                                  num_speakers=num_speakers, max_speakers=max_speakers)
         # each cluster's windows' statistics (frames of two windows count twice), from the
-        # speech frames: a window lies within a run of speech
+        # speech frames (a window lies within a run of speech): the windows' own were not
+        # kept, K x D floats each
         at = np.cumsum(speech) - 1
         n, f = [], []
         for label in range(int(labels.max()) + 1):
