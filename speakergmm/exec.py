@@ -301,38 +301,30 @@ class _DaskSession(Session):
         items = list(items)
         if not items:
             return iter(())
-        shared_future = None
-        if shared is not None:
-            shared_future = _scatter(self.client, shared)
         size = max(1, math.ceil(len(items) / (_CHUNKS_PER_WORKER * self.n_workers)))
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        futures = self.client.map(_dask_chunk, chunks, fn=fn, state=self.state,
-                                  shared=shared_future, has_shared=shared is not None,
-                                  pure=False)
+        # the shared value broadcast again if it goes with a worker (_in_order)
+        held = {"shared": None if shared is None else _scatter(self.client, shared)}
 
-        def again(i, lost):
-            """Chunk ``i`` submitted again, the shared value broadcast again if it went
-            with a worker."""
-            nonlocal shared_future
-            if shared is not None and shared_future.status != "finished":
-                shared_future = _scatter(self.client, shared)
-            if lost >= _RESUBMITS:
-                raise SpeakerGMMError(f"a Dask task was lost {lost} times (workers dying or "
-                                      "leaving the cluster); check the workers' logs")
-            return self.client.submit(_dask_chunk, chunks[i], fn=fn, state=self.state,
-                                      shared=shared_future, has_shared=shared is not None,
+        def submit(chunk):
+            return self.client.submit(_dask_chunk, chunk, fn=fn, state=self.state,
+                                      shared=held["shared"], has_shared=shared is not None,
                                       pure=False)
 
-        return self._in_order(futures, again, lambda: shared_future)
+        def rescatter():
+            if shared is not None and held["shared"].status != "finished":
+                held["shared"] = _scatter(self.client, shared)
+
+        # submitted now, not at the first result asked for
+        return self._in_order(chunks, [submit(c) for c in chunks], submit, rescatter, held)
 
     @staticmethod
-    def _in_order(futures, again, shared_future):
+    def _in_order(chunks, futures, submit, rescatter, held):
         from concurrent.futures import CancelledError
 
         try:
-            for i in range(len(futures)):
-                lost = 0
-                while True:
+            for i, chunk in enumerate(chunks):
+                for _ in range(_RESUBMITS + 1):
                     try:
                         results = futures[i].result()
                         break
@@ -340,15 +332,19 @@ class _DaskSession(Session):
                         raise _worker_import_error(exc) from None
                     except CancelledError:
                         # the scheduler forgot it: a worker died holding what it needed
-                        lost += 1
-                        futures[i] = again(i, lost)
+                        rescatter()
+                        futures[i] = submit(chunk)
+                else:
+                    raise SpeakerGMMError(f"a Dask task was lost {_RESUBMITS + 1} times "
+                                          "(workers dying or leaving the cluster); check the "
+                                          "workers' logs")
                 futures[i].release()  # the client holds one chunk's results at a time
                 yield from results
         finally:
             for future in futures:
                 future.cancel()
-            if shared_future() is not None:
-                shared_future().release()
+            if held["shared"] is not None:
+                held["shared"].release()
 
 
 #: Times a chunk whose task the scheduler lost (``FutureCancelledError``: a worker died
