@@ -26,7 +26,8 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = False) -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = False,
+                 private: bool = False) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
     The temporary file lives in the same directory (so the rename is atomic on POSIX) and
@@ -44,6 +45,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
         Text or binary.
     fsync : bool
         Flush to disk before the rename (survives power loss, not only process death).
+    private : bool
+        Readable by its owner only (mode 0600: secrets), from its first byte on.
 
     Raises
     ------
@@ -64,7 +67,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, fsync: bool = Fals
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, 0o600 if private else 0o666 & ~_UMASK)
         try:
             os.replace(tmp, path)
         except OSError as exc:

@@ -302,9 +302,10 @@ class Recognizer:
         system's; None if neither."""
         return self.store.calibration() or self.system.calibration
 
-    def enroll(self, speaker: str, audio: Iterable[str | os.PathLike], *,
-               mode: str = "new", progress=None) -> SpeakerInfo:
-        """Enroll ``speaker`` from recordings (``mode``: "new", "append" or "replace").
+    def enroll(self, speaker: str, audio: Iterable, *, mode: str = "new", progress=None,
+               sr: int | Iterable[int] | None = None) -> SpeakerInfo:
+        """Enroll ``speaker`` from recordings (``mode``: "new", "append" or "replace"):
+        files, or mono signals sampled at ``sr`` (one rate for all, or one per signal).
 
         Every recording is read and checked before the store is touched, so a bad file
         leaves the store as it was. ``progress(step, total)``, if given, is called as
@@ -314,19 +315,20 @@ class Recognizer:
         paths = list(audio)
         if not paths:
             raise FeatureError("no enrollment audio given")
+        rates = list(sr) if isinstance(sr, (list, tuple)) else [sr] * len(paths)
         if self._by_default and not len(self.store):
-            self._system_for_band(paths)
+            self._system_for_band(paths, rates)
         self._check_store()
         qualities = []
 
-        def read(path):
-            x, quality = self._measured(path)
+        def read(path, rate):
+            x, quality = self._measured(path, rate)
             qualities.append(quality)
             if progress is not None:
                 progress(1, len(paths))
             return x
 
-        feats = one_band_note(lambda: [read(p) for p in paths])
+        feats = one_band_note(lambda: [read(p, r) for p, r in zip(paths, rates)])
         stats = [self.ubm.accumulate(x) for x in feats]
         model = SpeakerModel.enroll(self.ubm, stats, relevance=self.relevance, adapt=self.adapt)
         seconds = self.system.seconds(sum(len(f) for f in feats))
@@ -369,14 +371,19 @@ class Recognizer:
                           "enroll more audio with --append", ShortEnrollment, stacklevel=2)
         return info
 
-    def _system_for_band(self, paths) -> None:
+    def _system_for_band(self, paths, given) -> None:
         """A new store given no system whose first enrollment is all telephone-band audio
         (8 kHz or less) takes the telephone system, and says so in one line: the default
         (wideband) would score it with an empty upper band, and accept impostors."""
         from .frontend.audio import AudioBlocks
 
         rates = []
-        for path in paths:
+        for path, rate in zip(paths, given):
+            if isinstance(path, np.ndarray):
+                if rate is None:
+                    return  # (the features say a signal needs its rate)
+                rates.append(rate)
+                continue
             try:
                 with AudioBlocks(path) as audio:
                     rates.append(audio.native_rate)

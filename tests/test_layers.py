@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speakergmm"
 # import each other (without cycles); ``eval`` and ``backend`` share a layer but are
 # independent of each other.
 LAYERS = {
-    "cli": 6,
+    "cli": 6, "serve": 6,
     "recognizer": 5, "diarization": 5, "store": 5, "batch": 5, "pretrained": 5,
     "corpora": 5, "system": 5,
     "sources": 4.5,

@@ -42,14 +42,29 @@ from ..backend.calibration import Calibration
 from ..gmm.mixture import DiagGMM
 from . import models as _models
 from . import selfcal as _selfcal
-from .database import SCHEMA_VERSION, StoreError, StoreMigrated, default_store_path
+from .database import (
+    SCHEMA_VERSION,
+    BadSpeakerId,
+    SpeakerExists,
+    StoreError,
+    StoreMigrated,
+    UnknownSpeaker,
+    default_store_path,
+)
 from .models import BLOCK
 from .records import SpeakerInfo, SpeakerRecords, StatisticsBlock, check_speaker_id
-from .selfcal import AUTO_CALIBRATION, MIN_CALIBRATION, calibration_advice, describe_store
+from .selfcal import (
+    AUTO_CALIBRATION,
+    MIN_CALIBRATION,
+    calibration_advice,
+    describe_store,
+    store_summary,
+)
 
 __all__ = ["SpeakerStore", "SpeakerInfo", "StatisticsBlock", "StoreError", "StoreMigrated",
+           "UnknownSpeaker", "SpeakerExists", "BadSpeakerId",
            "default_store_path", "check_speaker_id", "MIN_CALIBRATION", "AUTO_CALIBRATION",
-           "SCHEMA_VERSION", "describe_store", "calibration_advice"]
+           "SCHEMA_VERSION", "describe_store", "store_summary", "calibration_advice"]
 
 
 class SpeakerStore(SpeakerRecords):

@@ -20,6 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import SpeakerGMMError, SpeakerGMMWarning, printable
+from ..gmm.adapt import map_offset_bias
+from ..gmm.mixture import DiagGMM
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "StoreMigrated", "Database", "default_store_path"]
 
@@ -75,6 +77,18 @@ class StoreMigrated(SpeakerGMMWarning):
 
 class StoreError(SpeakerGMMError):
     """The store is unreadable, of another UBM, or asked for a speaker it lacks."""
+
+
+class UnknownSpeaker(StoreError):
+    """A speaker asked for is not enrolled (the service answers 404)."""
+
+
+class BadSpeakerId(StoreError):
+    """A speaker id that is not 1-64 safe characters (the service answers 400)."""
+
+
+class SpeakerExists(StoreError):
+    """A new enrollment names a speaker already enrolled (the service answers 409)."""
 
 
 
@@ -360,3 +374,25 @@ def _migrate_from_1(conn: sqlite3.Connection) -> int:
     conn.execute("DROP TABLE speakers_v1")
     conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
     return len(rows)
+
+
+def _biases(ubm: DiagGMM, n, f, relevance: float) -> np.ndarray:
+    return map_offset_bias(ubm, np.stack(n), np.stack(f), relevance=relevance)
+
+
+def _fill_biases(conn: sqlite3.Connection, ubm: DiagGMM) -> None:
+    """Make the biases a store migrated from schema 2 lacks, in the caller's transaction:
+    once, at its first enrollment (the first that has the UBM)."""
+    if conn.execute("SELECT 1 FROM meta WHERE key='biases_pending'").fetchone() is None:
+        return
+    conn.execute("DELETE FROM meta WHERE key='biases_pending'")
+    k, d = ubm.n_components, ubm.dim
+    rows = conn.execute("SELECT id, relevance, stat_n, stat_f FROM speakers WHERE "
+                        "stat_bias IS NULL AND adapt='means'").fetchall()
+    for row in rows:
+        n, f = row["stat_n"], row["stat_f"]
+        if len(n) != 4 * k or len(f) != 4 * k * d:
+            continue  # a damaged record: refused, naming the speaker, when it is read
+        bias = _biases(ubm, [np.frombuffer(n, "<f4")], [np.frombuffer(f, "<f4").reshape(k, d)],
+                       row["relevance"])[0]
+        conn.execute("UPDATE speakers SET stat_bias=? WHERE id=?", (_blob(bias, "<f4"), row["id"]))

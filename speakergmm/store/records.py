@@ -18,10 +18,24 @@ import numpy as np
 
 from ..constants import ADAPTABLE
 from ..errors import ParameterError, printable
-from ..gmm.adapt import SpeakerModel, map_offset_bias
+from ..gmm.adapt import SpeakerModel
 from ..gmm.mixture import DiagGMM
 from ..gmm.stats import GMMStats
-from .database import _INSERTED, _NORMS, _SPEAKER_COLUMNS, Database, StoreError, _blob, _dtype, _now
+from .database import (
+    _INSERTED,
+    _NORMS,
+    _SPEAKER_COLUMNS,
+    BadSpeakerId,
+    Database,
+    SpeakerExists,
+    StoreError,
+    UnknownSpeaker,
+    _biases,
+    _blob,
+    _dtype,
+    _fill_biases,
+    _now,
+)
 
 __all__ = ["SpeakerRecords", "SpeakerInfo", "StatisticsBlock", "check_speaker_id"]
 
@@ -47,7 +61,7 @@ def check_speaker_id(speaker_id: str) -> str:
     """Return ``speaker_id`` if valid: 1-64 characters from ``A-Z a-z 0-9 _ . @ + -``,
     starting with a letter or digit; otherwise raise :class:`StoreError` saying so."""
     if not isinstance(speaker_id, str) or not _ID.fullmatch(speaker_id):
-        raise StoreError(f"invalid speaker id {speaker_id!r}: use 1-64 characters from "
+        raise BadSpeakerId(f"invalid speaker id {speaker_id!r}: use 1-64 characters from "
                          "letters, digits and _ . @ + -, starting with a letter or digit")
     return speaker_id
 
@@ -232,7 +246,7 @@ class SpeakerRecords(Database):
             created, first = now, 0
             if old is not None:
                 if mode == "new":
-                    raise StoreError(f"speaker '{speaker_id}' is already enrolled; use --append "
+                    raise SpeakerExists(f"speaker '{speaker_id}' is already enrolled; use --append "
                                      "to add audio to it or --replace to start again")
                 if mode == "append":
                     previous = self._model_from_row(old)
@@ -291,7 +305,7 @@ class SpeakerRecords(Database):
         """
         with self._transaction() as conn:
             if conn.execute("DELETE FROM speakers WHERE id=?", (speaker_id,)).rowcount == 0:
-                raise StoreError(f"no speaker {printable(speaker_id)} in {self.path}")
+                raise UnknownSpeaker(f"no speaker {printable(speaker_id)} in {self.path}")
             _forget_trials(conn, speaker_id)
             conn.execute(_NORMS)
             conn.execute("DELETE FROM norms WHERE speaker=?", (speaker_id,))
@@ -398,12 +412,12 @@ class SpeakerRecords(Database):
 
     def _row(self, speaker_id: str):
         if not self.path.exists():
-            raise StoreError(f"{self.path}: no speaker store yet; enroll a speaker first")
+            raise UnknownSpeaker(f"{self.path}: no speaker store yet; enroll a speaker first")
         for row in self._rows("SELECT * FROM speakers WHERE id=?", (speaker_id,)):
             return row
         known = len(self)
-        raise StoreError(f"no speaker {printable(speaker_id)} in {self.path} ({known} enrolled; "
-                         "'speakergmm speakers list' shows them)")
+        raise UnknownSpeaker(f"no speaker {printable(speaker_id)} in {self.path} ({known} "
+                             "enrolled; 'speakergmm speakers list' shows them)")
 
     def info(self, speaker_id: str) -> SpeakerInfo:
         return self._info_from_row(self._row(speaker_id), self.ubm_fingerprint())
@@ -574,27 +588,3 @@ _ROW_CHECKS = {
     "created": lambda v: isinstance(v, str),
     "updated": lambda v: isinstance(v, str),
 }
-
-
-def _biases(ubm: DiagGMM, n, f, relevance: float) -> np.ndarray:
-    return map_offset_bias(ubm, np.stack(n), np.stack(f), relevance=relevance)
-
-
-def _fill_biases(conn: sqlite3.Connection, ubm: DiagGMM) -> None:
-    """Make the biases a store migrated from schema 2 lacks, in the caller's transaction:
-    once, at its first enrollment (the first that has the UBM)."""
-    if conn.execute("SELECT 1 FROM meta WHERE key='biases_pending'").fetchone() is None:
-        return
-    conn.execute("DELETE FROM meta WHERE key='biases_pending'")
-    k, d = ubm.n_components, ubm.dim
-    rows = conn.execute("SELECT id, relevance, stat_n, stat_f FROM speakers WHERE "
-                        "stat_bias IS NULL AND adapt='means'").fetchall()
-    for row in rows:
-        n, f = row["stat_n"], row["stat_f"]
-        if len(n) != 4 * k or len(f) != 4 * k * d:
-            continue  # a damaged record: refused, naming the speaker, when it is read
-        bias = _biases(ubm, [np.frombuffer(n, "<f4")], [np.frombuffer(f, "<f4").reshape(k, d)],
-                       row["relevance"])[0]
-        conn.execute("UPDATE speakers SET stat_bias=? WHERE id=?", (_blob(bias, "<f4"), row["id"]))
-
-

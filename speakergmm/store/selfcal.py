@@ -19,7 +19,8 @@ from .database import StoreError
 from .records import SpeakerRecords, counted_trials
 
 __all__ = ["AUTO_CALIBRATION", "MIN_CALIBRATION", "calibrate", "calibration", "has_trials",
-           "own_predicts_better", "relearn", "remove", "describe_store", "calibration_advice"]
+           "own_predicts_better", "relearn", "remove", "describe_store", "store_summary",
+           "calibration_advice"]
 
 #: Enrollment re-learns the store's calibration by itself once it has this many trials.
 AUTO_CALIBRATION = {"target": 50, "nontarget": 200, "speakers": 5}
@@ -160,6 +161,23 @@ def remove(store: SpeakerRecords, speaker_id: str) -> Calibration | None:
 
     kept = store.delete(speaker_id, relearn=relearn)
     return None if kept is None else Calibration.from_json(kept)
+
+
+def store_summary(store: SpeakerRecords) -> dict:
+    """What ``speakers list`` says of a store but its rows, as JSON-ready values: its
+    speakers' count, system, calibration trials and the calibration in force (``source``:
+    "store", its own; "system", the system's; None, none: raw scores)."""
+    cal = calibration(store)
+    system = store.system()
+    tar, non, speakers = store.calibration_trials()
+    source = "store" if cal is not None else "system" if system is not None else None
+    return {"speakers": len(store), "system": system,
+            "trials": {"target": int(tar.size), "nontarget": int(non.size),
+                       "speakers": int(speakers)},
+            "calibration": {"source": source} if cal is None else {
+                "source": source, "scale": cal.scale_, "offset": cal.offset_,
+                "prior": cal.prior_, "target": cal.n_target_, "nontarget": cal.n_nontarget_},
+            "advice": calibration_advice(store, (tar, non, speakers))}
 
 
 def describe_store(store: SpeakerRecords) -> str:

@@ -1,0 +1,136 @@
+"""What stands between the network and the recognizer: the request-size limit, read as
+the body arrives; per-token rate limits; and the headers every answer carries."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+__all__ = ["BodyLimit", "RateLimiter", "SECURITY_HEADERS", "error_body"]
+
+#: On every answer: the page runs only its own scripts and styles, is never framed, and
+#: nothing is guessed from content.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; media-src 'self' blob:; "
+                                 b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The JSON every error answer holds: ``{"error": one line, "status": code}``."""
+    return json.dumps({"error": message, "status": status}).encode()
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is refused with 413, before it is
+    read whole. A declared ``Content-Length`` over the limit is refused before one byte of
+    the body is read; a body sent without one (chunked) is counted as it arrives and cut
+    off at the limit. Also adds :data:`SECURITY_HEADERS` to every answer."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        # (a request without a body has all of it from the start)
+        bodyless = declared in (None, b"0") and b"transfer-encoding" not in headers
+        state = {"received": 0, "over": False, "started": False, "whole": bodyless}
+
+        async def secured(message):
+            if message["type"] == "http.response.start":
+                extra = SECURITY_HEADERS
+                if not state["whole"]:
+                    # an answer before the whole body (an error, a refusal): the server
+                    # would read the rest to keep the connection; closing it reads none
+                    extra = extra + [(b"connection", b"close")]
+                message = {**message, "headers": [
+                    h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                    + extra}
+            await send(message)
+
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = -1
+            if size < 0:
+                return await self._refuse(secured, 400, "bad Content-Length header")
+            if size > self.max_bytes:
+                return await self._refuse(secured, 413, self._message(size))
+
+        async def counted():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                state["whole"] = not message.get("more_body", False)
+                if state["received"] > self.max_bytes:
+                    state["over"] = True
+                    # (the app sees the body end here; its answer is replaced below)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message):
+            if state["over"]:
+                if not state["started"]:
+                    state["started"] = True
+                    await self._refuse(secured, 413, self._message(None))
+                return
+            state["started"] = True
+            await secured(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not state["over"]:
+                raise
+        if state["over"] and not state["started"]:
+            await self._refuse(secured, 413, self._message(None))
+
+    def _message(self, size: int | None) -> str:
+        said = f"{size} bytes" if size is not None else f"over {self.max_bytes} bytes"
+        return (f"request too large ({said}); the service takes at most {self.max_bytes} "
+                "bytes per request (serve --max-bytes)")
+
+    @staticmethod
+    async def _refuse(send, status: int, message: str) -> None:
+        body = error_body(status, message)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class RateLimiter:
+    """A token bucket per API token: ``per_minute`` requests a minute on average, up to
+    ``burst`` at once. Each service worker process keeps its own buckets, so with N
+    workers a token gets up to N times the rate."""
+
+    def __init__(self, per_minute: float, burst: int):
+        self.rate = per_minute / 60.0
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str) -> float:
+        """0 if a request of ``key`` may go now (and it is counted), else the seconds to
+        wait before the next one may."""
+        now = time.monotonic()
+        with self._lock:
+            level, then = self._buckets.get(key, (float(self.burst), now))
+            level = min(float(self.burst), level + (now - then) * self.rate)
+            if level >= 1.0:
+                self._buckets[key] = (level - 1.0, now)
+                return 0.0
+            self._buckets[key] = (level, now)
+            return math.ceil((1.0 - level) / self.rate) if self.rate > 0 else math.inf
