@@ -38,6 +38,8 @@ TINY = {
                             "1s"],
     "bench_vad.py": ["--speakers", "3", "--conditions", "clean", "car5"],
     "bench_diarization.py": ["--count", "1", "--minutes", "0.2"],
+    "bench_service.py": ["--speakers", "20", "--clients", "3", "--seconds", "3", "--workers",
+                         "1", "--cli-runs", "1", "--work", "{tmp}/service"],
 }
 # These need what only a full setup has; each says what when run without it.
 NEEDS = {

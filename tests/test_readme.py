@@ -84,3 +84,33 @@ def test_the_feature_and_ubm_examples_give_a_ubm_that_a_system_accepts(tmp_path,
 
     with pytest.raises(speakergmm.ArchiveError, match="another feature config"):
         open_features(tmp_path / "feats" / "phone", ubm)
+
+
+def test_the_service_examples_call_routes_and_fields_that_exist(tmp_path):
+    """Every ``curl`` line of the README's serving section names a route of the API with
+    its method, and form fields the route takes."""
+    pytest.importorskip("fastapi")
+    import shlex
+
+    from speakergmm.serve import ServiceConfig, create_app
+
+    schema = create_app(ServiceConfig(tmp_path / "s.db")).openapi()
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Serving"):text.index("## Corpora and recipes")]
+    lines = [line.split("#")[0] for line in section.splitlines() if line.startswith("curl ")]
+    assert len(lines) >= 6
+    for line in lines:
+        words = shlex.split(line.replace('"$T"', "T"))
+        method = words[words.index("-X") + 1] if "-X" in words else (
+            "POST" if "-F" in words else "GET")
+        url = next(w for w in words if w.startswith("http://"))
+        path = "/" + url.split("/", 3)[3]
+        route = path.replace("/alice", "/{speaker}")
+        assert route in schema["paths"], line
+        operation = schema["paths"][route].get(method.lower())
+        assert operation is not None, line
+        fields = {words[i + 1].split("=")[0] for i, w in enumerate(words) if w == "-F"}
+        if fields:
+            ref = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+            body = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+            assert fields <= set(body["properties"]), (line, sorted(body["properties"]))

@@ -19,9 +19,8 @@ $("token-form").addEventListener("submit", async (event) => {
 });
 
 async function api(method, path, form) {
-  const response = await fetch(path, {
-    method, body: form, headers: { "Authorization": "Bearer " + token() },
-  });
+  const headers = token() ? { "Authorization": "Bearer " + token() } : {};
+  const response = await fetch(path, { method, body: form, headers });
   let body = null;
   try { body = await response.json(); } catch (e) { body = { error: response.statusText }; }
   if (!response.ok) {
@@ -225,10 +224,9 @@ function showVerdict(kind, text, probability) {
 // --- speakers ----------------------------------------------------------------------------
 
 async function refresh(select) {
-  if (!token()) { setStatus("token-status", "No token yet."); return; }
   try {
     const [list, store] = await Promise.all([api("GET", "/v1/speakers"), api("GET", "/v1/store")]);
-    setStatus("token-status", "Token accepted.");
+    setStatus("token-status", token() ? "Token accepted." : "No token needed here.");
     const body = $("speakers").querySelector("tbody");
     body.replaceChildren();
     const claim = $("verify-name");
@@ -251,7 +249,9 @@ async function refresh(select) {
     $("store-line").textContent = `${store.speakers} enrolled; system `
       + `${store.system ? store.system.name : "not chosen yet"}; ${cal}.`;
   } catch (e) {
-    setStatus("token-status", e.message, true);
+    // (a service started with --no-auth needs no token: it is asked for only when refused)
+    setStatus("token-status", e.status === 401 && !token() ? "This service needs a token."
+      : e.message, e.status !== 401 || Boolean(token()));
   }
 }
 
