@@ -26,7 +26,7 @@ from ..store import (
     check_speaker_id,
 )
 from .decode import BoundedDecoder, DecodeLimits
-from .guard import BodyLimit, RateLimiter, error_body
+from .guard import BodyLimit, Gate, RateLimiter, error_body
 from .tokens import TokenStore, tokens_path
 
 __all__ = ["ServiceConfig", "create_app", "app_from_environment", "CONFIG_VARIABLE"]
@@ -146,6 +146,16 @@ class _Engine:
             return self.decoder.decode(tmp.name, name=name)
 
 
+def _scope_of(method: str, path: str) -> str | None:
+    """The token scope a request needs: none for the page, its files, the description
+    and the health check; "write" to enroll or remove; "read" for the rest of the API."""
+    if not path.startswith("/v1/") or path == "/v1/health":
+        return None
+    if method in ("POST", "DELETE", "PUT", "PATCH") and path.startswith("/v1/speakers/"):
+        return "write"
+    return "read"
+
+
 def _client_name(name: str | None) -> str:
     """A client's file name as messages show it: its last part, printable, short."""
     from ..errors import printable
@@ -156,9 +166,10 @@ def _client_name(name: str | None) -> str:
 
 def create_app(config: ServiceConfig):
     """The ASGI application serving ``config.store``."""
-    from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+    from fastapi import Depends, FastAPI, File, Form, Security, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.security import HTTPBearer
     from starlette.exceptions import HTTPException
 
     engine = _Engine(config)
@@ -208,26 +219,11 @@ def create_app(config: ServiceConfig):
         return failure(500, f"internal error: {type(exc).__name__} (a bug in speakergmm; "
                             "the service's log has the details)")
 
+    # (the Gate enforces tokens before a request is read; this says so in the schema)
+    bearer = HTTPBearer(auto_error=False, description="speakergmm serve token create")
+
     def access(scope: str):
-        def check(request: Request):
-            if not config.auth:
-                return None
-            header = request.headers.get("authorization", "")
-            kind, _, presented = header.partition(" ")
-            token = tokens.check(presented.strip()) if kind.lower() == "bearer" else None
-            if token is None:
-                raise ServiceError(401, "a valid API token is needed: 'Authorization: Bearer "
-                                        "TOKEN' (speakergmm serve token create)",
-                                   {"WWW-Authenticate": "Bearer"})
-            if not token.allows(scope):
-                raise ServiceError(403, f"token {token.id} has scope '{token.scope}'; this "
-                                        f"needs '{scope}'")
-            wait = limiter.wait(token.id)
-            if wait:
-                raise ServiceError(429, f"too many requests for token {token.id}; retry in "
-                                        f"{wait:g} s", {"Retry-After": str(int(wait))})
-            return token
-        return Depends(check)
+        return Security(bearer, scopes=[scope])
 
     def store() -> SpeakerStore:
         return SpeakerStore(config.store)
@@ -339,7 +335,9 @@ def create_app(config: ServiceConfig):
         out = dataclasses.replace(result, audio=_client_name(audio.filename)).to_dict()
         return {**out, "notes": notes(caught)}
 
-    wrapped = BodyLimit(app, config.max_bytes)
+    wrapped = BodyLimit(Gate(app, tokens=tokens, limiter=limiter,
+                             scope_of=_scope_of if config.auth else lambda m, p: None),
+                        config.max_bytes)
     if config.cors:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -359,8 +357,13 @@ def _version() -> str:
 def app_from_environment():
     """The application of the :class:`ServiceConfig` in :data:`CONFIG_VARIABLE`: what each
     of uvicorn's worker processes builds (``speakergmm serve --workers N``)."""
+    from threadpoolctl import threadpool_limits
+
     text = os.environ.get(CONFIG_VARIABLE)
     if not text:
         raise SpeakerGMMError(f"{CONFIG_VARIABLE} is not set: start the service with "
                               "'speakergmm serve'")
+    # The workers are the parallelism, one per core: BLAS threads on top of them would
+    # only contend (and OpenBLAS's spin while they wait).
+    threadpool_limits(1)
     return create_app(ServiceConfig.from_json(text))

@@ -66,6 +66,7 @@ def _child() -> None:  # pragma: no cover  (runs in the child process)
     cap = int(limits["memory_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     cpu = int(limits["timeout"]) + 1
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     from ..frontend.audio import duration, load
 
     while True:
@@ -76,8 +77,9 @@ def _child() -> None:  # pragma: no cover  (runs in the child process)
         path, name = request["path"], request["name"]
         # CPU time of the whole process, raised with each request: a runaway decode dies
         # even if the parent, which also times it, is gone.
+        # (the soft limit only: lowering the hard one could not be undone unprivileged)
         used = int(sum(os.times()[:2]))
-        resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, used + cpu + 1))
+        resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, hard))
         try:
             seconds = duration(path)
             if seconds > limits["max_seconds"]:

@@ -1,5 +1,7 @@
-"""What stands between the network and the recognizer: the request-size limit, read as
-the body arrives; per-token rate limits; and the headers every answer carries."""
+"""What stands between the network and the recognizer, as ASGI middleware that answers
+before the application reads a byte of the body: the request-size limit, read as the body
+arrives (:class:`BodyLimit`); tokens, scopes and per-token rate limits (:class:`Gate`); and
+the headers every answer carries."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import math
 import threading
 import time
 
-__all__ = ["BodyLimit", "RateLimiter", "SECURITY_HEADERS", "error_body"]
+__all__ = ["BodyLimit", "Gate", "RateLimiter", "SECURITY_HEADERS", "error_body", "refuse"]
 
 #: On every answer: the page runs only its own scripts and styles, is never framed, and
 #: nothing is guessed from content.
@@ -65,9 +67,9 @@ class BodyLimit:
             except ValueError:
                 size = -1
             if size < 0:
-                return await self._refuse(secured, 400, "bad Content-Length header")
+                return await refuse(secured, 400, "bad Content-Length header")
             if size > self.max_bytes:
-                return await self._refuse(secured, 413, self._message(size))
+                return await refuse(secured, 413, self._message(size))
 
         async def counted():
             message = await receive()
@@ -84,7 +86,7 @@ class BodyLimit:
             if state["over"]:
                 if not state["started"]:
                     state["started"] = True
-                    await self._refuse(secured, 413, self._message(None))
+                    await refuse(secured, 413, self._message(None))
                 return
             state["started"] = True
             await secured(message)
@@ -95,20 +97,63 @@ class BodyLimit:
             if not state["over"]:
                 raise
         if state["over"] and not state["started"]:
-            await self._refuse(secured, 413, self._message(None))
+            await refuse(secured, 413, self._message(None))
 
     def _message(self, size: int | None) -> str:
         said = f"{size} bytes" if size is not None else f"over {self.max_bytes} bytes"
         return (f"request too large ({said}); the service takes at most {self.max_bytes} "
                 "bytes per request (serve --max-bytes)")
 
-    @staticmethod
-    async def _refuse(send, status: int, message: str) -> None:
-        body = error_body(status, message)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+
+
+async def refuse(send, status: int, message: str, headers: dict | None = None) -> None:
+    """Answer ``status`` with the error JSON, without reading the request."""
+    body = error_body(status, message)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]
+                + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """ASGI middleware: a request that needs a token (``scope_of(method, path)`` is
+    "read" or "write"; None: public) is refused before its body is read when the token is
+    missing or unknown (401), of too small a scope (403), or over its rate (429).
+
+    Parameters
+    ----------
+    app
+        The application behind it.
+    tokens : TokenStore
+    limiter : RateLimiter
+    scope_of : callable
+        ``(method, path) -> "read" | "write" | None``.
+    """
+
+    def __init__(self, app, *, tokens, limiter: "RateLimiter", scope_of):
+        self.app, self.tokens, self.limiter, self.scope_of = app, tokens, limiter, scope_of
+
+    async def __call__(self, scope, receive, send):
+        need = self.scope_of(scope["method"], scope["path"]) if scope["type"] == "http" \
+            else None
+        if need is None:
+            return await self.app(scope, receive, send)
+        header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+        kind, _, presented = header.partition(" ")
+        token = self.tokens.check(presented.strip()) if kind.lower() == "bearer" else None
+        if token is None:
+            return await refuse(send, 401, "a valid API token is needed: 'Authorization: "
+                                "Bearer TOKEN' (speakergmm serve token create)",
+                                {"WWW-Authenticate": "Bearer"})
+        if not token.allows(need):
+            return await refuse(send, 403, f"token {token.id} has scope '{token.scope}'; "
+                                f"this needs '{need}'")
+        wait = self.limiter.wait(token.id)
+        if wait:
+            return await refuse(send, 429, f"too many requests for token {token.id}; retry "
+                                f"in {wait:g} s", {"Retry-After": str(int(wait))})
+        return await self.app(scope, receive, send)
 
 
 class RateLimiter:

@@ -66,3 +66,19 @@ def test_a_decode_over_the_memory_limit_is_an_error_not_a_crash(tmp_path):
 def test_bad_limits_are_refused(bad):
     with pytest.raises(ValueError, match="must be a positive number"):
         DecodeLimits(**bad)
+
+
+def test_a_decoder_lasts_past_its_first_seconds_of_cpu(tmp_path):
+    """Each request moves the child's CPU limit on; it once failed to, and the decoder
+    died after its first second of CPU time (about 400 requests)."""
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 100, np.int16), 16000)
+    tick = os.sysconf("SC_CLK_TCK")
+    with BoundedDecoder() as decoder:
+        for _ in range(2000):
+            decoder.decode(tmp_path / "long.wav")
+            pid = decoder._all[0].process.pid
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            if (int(fields[11]) + int(fields[12])) / tick > 2.5:  # utime + stime
+                break
+        else:
+            pytest.fail("the child never used 2.5 s of CPU")
