@@ -57,3 +57,7 @@ VECTOR_BACKENDS = ("plda", "cosine")
 #: Seconds of no-score zone on each side of a reference boundary when diarization is
 #: scored (NIST's md-eval and Kaldi's recipes use 0.25).
 DIARIZATION_COLLAR = 0.25
+#: A speaker's pauses shorter than this are not turn boundaries, in the references
+#: ``prepare conversations`` writes and in the turns ``diarize`` finds (NIST's RT convention:
+#: pauses under 0.3 s do not end a segment).
+BRIDGE_SECONDS = 0.3

@@ -27,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import BRIDGE_SECONDS
 from ..errors import ParameterError, SpeakerGMMError
 
 __all__ = ["prepare_conversations", "Conversations", "ConversationSettings",
            "simulate_conversation",
            "speech_turns"]
 
-#: Pauses shorter than this within one speaker's speech are bridged in the reference.
-BRIDGE_SECONDS = 0.3
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..constants import BRIDGE_SECONDS
 from ..data.rttm import Turn
 from ..errors import ParameterError
 
@@ -332,6 +333,8 @@ class Diarizer:
     #: Seconds of audio taken at a time: speech detection, features and the first stage
     #: of clustering work on chunks of it (a last chunk up to twice as long).
     CHUNK_SECONDS = 600.0
+    #: A speaker's pauses shorter than this, in seconds, stay within the turn.
+    bridge = BRIDGE_SECONDS
     #: The calibrated LLR above which windows of one chunk merge before the chunks are
     #: clustered together (recordings of more than one chunk): posterior 0.99.
     SURE = 4.6
@@ -399,7 +402,9 @@ class Diarizer:
         labelled[speech] = path
         posterior = np.zeros(len(speech))
         posterior[speech] = post
-        return _turns(labelled, posterior, seconds, config.frame_shift_ms / 1000)
+        shift = config.frame_shift_ms / 1000
+        return _turns(*_bridged(labelled, posterior, round(self.bridge / shift)), seconds,
+                      shift)
 
     def pair_scores(self, stats) -> np.ndarray:
         """The raw (uncalibrated) PLDA scores of every pair of windows, symmetric,
@@ -471,6 +476,20 @@ def _flat(y: np.ndarray, config) -> bool:
 
     energy = frame_energy_db(y=y, hop_length=config.hop_length, win_length=config.win_length)
     return energy_spread(energy) < MIN_RANGE_DB
+
+
+def _bridged(frames: np.ndarray, posterior: np.ndarray, shortest: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame labels with each pause of fewer than ``shortest`` frames between two runs
+    of one speaker given to that speaker (its posterior: the frame before the pause's)."""
+    frames, posterior = frames.copy(), posterior.copy()
+    edges = np.flatnonzero(np.diff(np.r_[-2, frames, -2]))
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        if frames[a] < 0 and 0 < a and b < len(frames) and b - a < shortest \
+                and frames[a - 1] == frames[b]:
+            frames[a:b] = frames[a - 1]
+            posterior[a:b] = posterior[a - 1]
+    return frames, posterior
 
 
 def _turns(frames: np.ndarray, posterior: np.ndarray, seconds: float, shift: float

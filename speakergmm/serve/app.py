@@ -21,6 +21,7 @@ from ..store import (
     BadSpeakerId,
     SpeakerExists,
     SpeakerStore,
+    StoreBusy,
     StoreError,
     UnknownSpeaker,
     check_speaker_id,
@@ -104,10 +105,11 @@ def _status(exc: SpeakerGMMError) -> int:
         return 409
     if isinstance(exc, BadSpeakerId):
         return 400
+    if isinstance(exc, StoreBusy):
+        return 503
     if isinstance(exc, StoreError):
-        # another system, a damaged record, a busy store: the request was fine, the
-        # store's state refuses it
-        return 503 if "busy" in str(exc) else 409
+        # another system, a damaged record: the request was fine, the store refuses it
+        return 409
     return 400  # bad audio, no speech, bad parameters
 
 

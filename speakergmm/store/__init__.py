@@ -46,6 +46,7 @@ from .database import (
     SCHEMA_VERSION,
     BadSpeakerId,
     SpeakerExists,
+    StoreBusy,
     StoreError,
     StoreMigrated,
     UnknownSpeaker,
@@ -62,7 +63,7 @@ from .selfcal import (
 )
 
 __all__ = ["SpeakerStore", "SpeakerInfo", "StatisticsBlock", "StoreError", "StoreMigrated",
-           "UnknownSpeaker", "SpeakerExists", "BadSpeakerId",
+           "UnknownSpeaker", "SpeakerExists", "BadSpeakerId", "StoreBusy",
            "default_store_path", "check_speaker_id", "MIN_CALIBRATION", "AUTO_CALIBRATION",
            "SCHEMA_VERSION", "describe_store", "store_summary", "calibration_advice"]
 

@@ -83,6 +83,10 @@ class UnknownSpeaker(StoreError):
     """A speaker asked for is not enrolled (the service answers 404)."""
 
 
+class StoreBusy(StoreError):
+    """Another process held the store for longer than the wait allowed (503: try again)."""
+
+
 class BadSpeakerId(StoreError):
     """A speaker id that is not 1-64 safe characters (the service answers 400)."""
 
@@ -192,7 +196,7 @@ class Database:
             return StoreError(f"{self.path}: the store is read-only here ({exc}); enrolling and "
                               "removing need the right to write it and its folder")
         if "locked" in str(exc) or "busy" in str(exc):
-            return StoreError(f"{self.path}: store is busy ({exc})")
+            return StoreBusy(f"{self.path}: store is busy ({exc})")
         return StoreError(f"{self.path}: not a readable speaker store ({exc})")
 
     def _why_not_open(self) -> str:
@@ -251,7 +255,7 @@ class Database:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
                 if time.monotonic() > deadline:
-                    raise StoreError(f"{self.path}: store is busy ({exc})") from None
+                    raise StoreBusy(f"{self.path}: store is busy ({exc})") from None
                 time.sleep(delay)
                 delay = min(0.2, delay * 2)
 

@@ -45,6 +45,19 @@ def test_speech_windows_cover_each_stretch():
         (100, 250), (175, 325), (250, 400), (600, 700)]
 
 
+def test_a_speakers_short_pauses_stay_in_the_turn():
+    from speakergmm.diarization.diarizer import _bridged
+
+    labels = np.array([-1, 0, 0, -1, -1, 0, 1, -1, 1, -1, -1, -1, 1, -1, -1, 0, -1])
+    post = np.arange(len(labels), dtype=float)
+    got, p = _bridged(labels, post, 3)
+    # bridged: 0 _ _ 0 (2 frames) and 1 _ 1 (1); kept: a pause of 3, a pause between
+    # speakers, and the edges
+    assert got.tolist() == [-1, 0, 0, 0, 0, 0, 1, 1, 1, -1, -1, -1, 1, -1, -1, 0, -1]
+    assert p[3:5].tolist() == [2.0, 2.0] and p[7] == 6.0 and p[9] == 9.0
+    assert labels[3] == -1  # (the input is left as it was)
+
+
 @pytest.fixture(scope="module")
 def diarizer_and_conversations(tmp_path_factory):
     """train_diarizer on 10 recordings of each of the dev protocol's 63 background

@@ -245,3 +245,20 @@ def test_concurrent_enrollments_and_verifications_lose_nothing(audio, tmp_path):
                                         ).json()["speakers"]]
     assert set(results.values()) <= {200, 201} and len(results) == 12, results
     assert sorted(names) == sorted(["spk0"] + [f"new{i}" for i in range(6)])
+
+
+def test_each_library_refusal_has_its_status():
+    from speakergmm.errors import AudioError, FeatureError, ParameterError
+    from speakergmm.serve.app import _status
+    from speakergmm.store import (
+        BadSpeakerId,
+        SpeakerExists,
+        StoreBusy,
+        StoreError,
+        UnknownSpeaker,
+    )
+
+    for error, status in ((UnknownSpeaker, 404), (SpeakerExists, 409), (BadSpeakerId, 400),
+                          (StoreBusy, 503), (StoreError, 409), (AudioError, 400),
+                          (FeatureError, 400), (ParameterError, 400)):
+        assert _status(error("x")) == status, error

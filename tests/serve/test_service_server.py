@@ -37,6 +37,11 @@ def test_a_1_gb_upload_is_refused_before_it_is_read_whole(tmp_path):
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(head.format(keys["read"], "Content-Length: 1073741824\r\n").encode())
             assert _status_of(sock) == 413
+        # no token: refused on the headers alone, under the limit too
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head.replace("Authorization: Bearer {}\r\n", "").format(
+                "Content-Length: 900000\r\n").encode())
+            assert _status_of(sock) == 401
         # not declared (chunked): counted as it arrives, cut off at the limit
         sent = 0
         with socket.create_connection(("127.0.0.1", port)) as sock:
