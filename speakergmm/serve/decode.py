@@ -57,6 +57,7 @@ def _child() -> None:  # pragma: no cover  (runs in the child process)
     first argument (JSON), answering on stdout."""
     import resource
     import sys
+
     limits = json.loads(sys.argv[1])
     stdin, stdout = _Pipe(os.dup(0)), _Pipe(os.dup(1))
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -76,10 +77,11 @@ def _child() -> None:  # pragma: no cover  (runs in the child process)
             return
         path, name = request["path"], request["name"]
         # CPU time of the whole process, raised with each request: a runaway decode dies
-        # even if the parent, which also times it, is gone.
-        # (the soft limit only: lowering the hard one could not be undone unprivileged)
-        used = int(sum(os.times()[:2]))
-        resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, hard))
+        # even if the parent, which also times it, is gone. (The soft limit only: a hard
+        # one lowered could not be raised again without privilege.)
+        soft = int(sum(os.times()[:2])) + cpu
+        resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY
+                                                 else min(soft, hard), hard))
         try:
             seconds = duration(path)
             if seconds > limits["max_seconds"]:

@@ -6,9 +6,12 @@ the headers every answer carries."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
+
+from ..errors import SpeakerGMMError
 
 __all__ = ["BodyLimit", "Gate", "RateLimiter", "SECURITY_HEADERS", "error_body", "refuse"]
 
@@ -105,7 +108,6 @@ class BodyLimit:
                 "bytes per request (serve --max-bytes)")
 
 
-
 async def refuse(send, status: int, message: str, headers: dict | None = None) -> None:
     """Answer ``status`` with the error JSON, without reading the request."""
     body = error_body(status, message)
@@ -141,7 +143,12 @@ class Gate:
             return await self.app(scope, receive, send)
         header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
         kind, _, presented = header.partition(" ")
-        token = self.tokens.check(presented.strip()) if kind.lower() == "bearer" else None
+        try:
+            token = self.tokens.check(presented.strip()) if kind.lower() == "bearer" else None
+        except SpeakerGMMError:  # (a damaged token file: said in the log, not to clients)
+            logging.getLogger("speakergmm.serve").exception("cannot check a token")
+            return await refuse(send, 500, "the service cannot check tokens: its token file "
+                                "is unreadable; its administrator must create the tokens again")
         if token is None:
             return await refuse(send, 401, "a valid API token is needed: 'Authorization: "
                                 "Bearer TOKEN' (speakergmm serve token create)",

@@ -262,3 +262,19 @@ def test_each_library_refusal_has_its_status():
                           (StoreBusy, 503), (StoreError, 409), (AudioError, 400),
                           (FeatureError, 400), (ParameterError, 400)):
         assert _status(error("x")) == status, error
+
+
+def test_a_damaged_token_file_is_a_500_in_one_line_not_a_crash(enrolled, tmp_path):
+    import shutil
+
+    from speakergmm.serve import tokens_path
+
+    store, keys = enrolled
+    copy = tmp_path / "speakers.db"
+    shutil.copy(store, copy)
+    tokens_path(copy).write_text("{ damaged")
+    with client(copy) as c:
+        r = c.get("/v1/speakers", headers=bearer(keys["read"]))
+        assert r.status_code == 500 and "token file is unreadable" in r.json()["error"]
+        assert str(tmp_path) not in r.json()["error"]
+        assert c.get("/v1/health").status_code == 200
