@@ -138,6 +138,10 @@ class System:
             self.cohort_models = ModelSet(
                 ubm, (ubm.means + self._cohort_offsets.astype(np.float64)).astype(np.float32))
         self._cohort_tests: list[TestUtterance] | None = None
+        #: Keep the cohort recordings' whitened top-C pairs between enrollments (about
+        #: 50 MB for the bundled systems): a long-lived process (the service) enrolls
+        #: several times faster; a one-shot command need not hold them.
+        self.keep_cohort = False
         self._fingerprint = self._compute_fingerprint()
 
     # --- identity --------------------------------------------------------------------------
@@ -237,7 +241,7 @@ class System:
             return None
         if self._cohort_tests is None:
             self._cohort_tests = [self.prepare(x) for x in self.cohort_frames]
-        return model_cohort_stats(self.ubm, models, self._cohort_tests)
+        return model_cohort_stats(self.ubm, models, self._cohort_tests, keep=self.keep_cohort)
 
     def finish(self, raw, model_norm, test_norm, calibration=None, quality=None) -> np.ndarray:
         """The system's score of raw scores (of models against one test): S-normalised

@@ -84,6 +84,23 @@ def test_system_snorm_equals_the_batch_snorm(parts):
     assert len(system.cohort_frames) == 40 and len(system.cohort_models) == len(COHORT)
 
 
+def test_a_system_that_keeps_its_cohort_pairs_scores_the_same(parts):
+    """keep_cohort (the service's systems) trades memory for time, nothing else: the Z
+    side of every model, again and again, equals the one made from scratch."""
+    _, ubm, _, feats, _, cal_map, _ = parts
+    models = enroll_speakers(ubm, feats, cal_map, relevance=8)
+    model_set = ModelSet(ubm, np.stack([m.adapted(ubm).means.astype(np.float32)
+                                        for m in models]), ids=list(cal_map))
+    fresh = _build(parts, channel=None).model_norm(model_set)
+    kept = _build(parts, channel=None)
+    kept.keep_cohort = True
+    for _ in range(3):
+        again = kept.model_norm(model_set)
+        for a, b in zip(again, fresh):
+            np.testing.assert_array_equal(a, b)
+    assert all(t._pairs for t in kept._cohort_tests)  # (kept, as asked)
+
+
 def test_calibration_separates_and_is_trained_for_the_prior(parts):
     system = _build(parts)
     cal = system.calibration

@@ -219,13 +219,17 @@ def _cohort_block(state, item) -> tuple[np.ndarray, np.ndarray]:
 
 
 def model_cohort_stats(ubm: DiagGMM, models: ModelSet, cohort_tests: Sequence[TestUtterance],
-                       top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       top_n: int | None = None, *, keep: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """The Z side of a block of models: each model's scores on the prepared cohort
-    utterances reduced to their (mean, std) (:func:`cohort_stats`, top-N for AS-norm)."""
+    utterances reduced to their (mean, std) (:func:`cohort_stats`, top-N for AS-norm).
+    ``keep``: leave each utterance's whitened pairs for the next call (the memory of
+    :meth:`TestUtterance.release`, against the time of making them again)."""
     block = np.empty((len(models), len(cohort_tests)), np.float64)
     for j, test in enumerate(cohort_tests):
         block[:, j] = score(ubm, models, test)
-        test.release()  # the next block whitens them again: a copy of each would not fit
+        if not keep:
+            test.release()  # the next block whitens them again: a copy of each would not fit
     return cohort_stats(block, top_n)
 
 

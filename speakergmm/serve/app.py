@@ -136,6 +136,7 @@ class _Engine:
         with self._lock:
             if spec not in self._systems:
                 self._systems[spec] = load_system(spec)
+                self._systems[spec].keep_cohort = True  # (a worker enrolls many times)
         return Recognizer(None, store, system=self._systems[spec])
 
     def decode(self, upload) -> tuple:
