@@ -23,7 +23,7 @@ from .constants import DEFAULT_THRESHOLD, IDENTIFY_PRIOR, MIN_ENROLL_SECONDS
 from .constants import SCORING_METHODS as METHODS
 from .errors import FeatureError, SpeakerGMMError, SpeakerGMMWarning
 from .exec import one_blas_thread
-from .frontend.quality import Quality, SignalMeter
+from .frontend.quality import BandMismatch, Quality, SignalMeter, one_band_note
 from .gmm.adapt import SpeakerModel
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
@@ -38,10 +38,8 @@ from .store.selfcal import relearn as relearn_calibration
 from .system import (
     BUNDLED_SYSTEMS,
     DEFAULT_SYSTEM,
-    BandMismatch,
     System,
     load_system,
-    one_band_note,
     system_record,
 )
 
@@ -336,7 +334,11 @@ class Recognizer:
         if mode == "append" and speaker in {s.id for s in self.store.list()}:
             earlier = self.store.model(speaker)
         whole = model if earlier is None else earlier.add(model)
-        norm = self.system.model_norm(stack_models(self.ubm, [whole]))
+        with self.system.cohort_kept():  # (two Z sides in a row: the cohort whitened once)
+            norm = self.system.model_norm(stack_models(self.ubm, [whole]))
+            trials = self._calibration_trials(speaker, feats, stats,
+                                              None if earlier is None else earlier.stats,
+                                              qualities if self._adjusts() else None)
         current = self.store.calibration()
         prior = 0.01 if current is None else current.prior_
         problems = []
@@ -352,11 +354,7 @@ class Recognizer:
             speaker, model, self.ubm, seconds=seconds, utterances=len(paths), mode=mode,
             channel=self._channel_fp, system=self._record,
             norm=None if norm is None else (float(norm[0][0]), float(norm[1][0])),
-            files=self._files,
-            trials=self._calibration_trials(speaker, feats, stats,
-                                            None if earlier is None else earlier.stats,
-                                            qualities if self._adjusts() else None),
-            relearn=relearn)
+            files=self._files, trials=trials, relearn=relearn)
         if problems and problems[0] is not None:  # the enrollment itself is kept
             warnings.warn(problems[0], UncalibratedStore, stacklevel=2)
         elif self.system.calibration is None:  # (with one, a store learns its own when

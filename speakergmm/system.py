@@ -25,6 +25,7 @@ background speakers (``speakergmm build-system``); the bundled ones are ``wideba
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -49,8 +50,9 @@ from .backend.trials import (
     test_cohort_stats,
 )
 from .constants import DEFAULT_C
-from .errors import ModelError, ParameterError, SpeakerGMMError, SpeakerGMMWarning
+from .errors import ModelError, ParameterError, SpeakerGMMError
 from .frontend.config import FeatureConfig
+from .frontend.quality import BandMismatch
 from .gmm.eigenchannel import EigenChannel
 from .gmm.mixture import DiagGMM
 
@@ -62,11 +64,6 @@ FORMAT_VERSION = 1
 #: Systems shipped in ``speakergmm/models``: one per audio band.
 BUNDLED_SYSTEMS = ("wideband", "telephone")
 DEFAULT_SYSTEM = "wideband"
-
-
-class BandMismatch(SpeakerGMMWarning):
-    """A recording sampled below the rate of the system's features: its upper band is empty,
-    and its scores are not comparable with those of full-band audio."""
 
 
 class System:
@@ -242,6 +239,19 @@ class System:
         if self._cohort_tests is None:
             self._cohort_tests = [self.prepare(x) for x in self.cohort_frames]
         return model_cohort_stats(self.ubm, models, self._cohort_tests, keep=self.keep_cohort)
+
+    @contextlib.contextmanager
+    def cohort_kept(self):
+        """:attr:`keep_cohort` for the calls inside (several Z sides in a row), released
+        after unless the system keeps them anyway."""
+        before, self.keep_cohort = self.keep_cohort, True
+        try:
+            yield self
+        finally:
+            self.keep_cohort = before
+            if not before:
+                for test in self._cohort_tests or ():
+                    test.release()
 
     def finish(self, raw, model_norm, test_norm, calibration=None, quality=None) -> np.ndarray:
         """The system's score of raw scores (of models against one test): S-normalised
@@ -575,19 +585,3 @@ def system_record(system: System) -> dict:
     return {"name": system.name, "fingerprint": system.fingerprint(),
             "quality": system.quality_calibration is not None}
 
-
-def one_band_note(read):
-    """``read()``, with the :class:`BandMismatch` notes of its recordings as one note (the
-    first, and how many more recordings it concerns) rather than one per file; other
-    warnings pass as they are."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = read()
-    band = [w for w in caught if issubclass(w.category, BandMismatch)]
-    for w in caught:
-        if not issubclass(w.category, BandMismatch):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if band:
-        more = f" (and {len(band) - 1} more recording(s) like it)" if len(band) > 1 else ""
-        warnings.warn(f"{band[0].message}{more}", BandMismatch, stacklevel=3)
-    return result

@@ -99,6 +99,15 @@ def test_a_system_that_keeps_its_cohort_pairs_scores_the_same(parts):
         for a, b in zip(again, fresh):
             np.testing.assert_array_equal(a, b)
     assert all(t._pairs for t in kept._cohort_tests)  # (kept, as asked)
+    # for a few calls only (an enrollment's two Z sides), then let go
+    fresh_system = _build(parts, channel=None)
+    with fresh_system.cohort_kept():
+        for _ in range(2):
+            for a, b in zip(fresh_system.model_norm(model_set), fresh):
+                np.testing.assert_array_equal(a, b)
+        assert all(t._pairs for t in fresh_system._cohort_tests)
+    assert not fresh_system.keep_cohort
+    assert not any(t._pairs for t in fresh_system._cohort_tests)
 
 
 def test_calibration_separates_and_is_trained_for_the_prior(parts):

@@ -14,14 +14,17 @@ the energy above 4.5 kHz against the whole, which a phone channel removes.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..constants import MIN_TEST_SECONDS, MIN_TEST_SNR_DB, MIN_UPPER_BAND_DB
+from ..errors import SpeakerGMMWarning
 
-__all__ = ["measure", "measure_data_dir", "SignalMeter", "wada_snr", "Quality", "UPPER_BAND_HZ"]
+__all__ = ["measure", "measure_data_dir", "SignalMeter", "wada_snr", "Quality", "UPPER_BAND_HZ",
+           "BandMismatch", "one_band_note"]
 
 #: SNRs (dB) of the WADA table, and ``G`` at each (``_wada_table()`` with 12 million samples
 #: in all: three seeds of 4 million); below -20 dB and above 100 dB the estimate is clipped.
@@ -208,3 +211,25 @@ class Quality:
             return None
         what = " and ".join(p[0] for p in problems)
         return f"{what} for a reliable decision: {'; '.join(p[1] for p in problems)}"
+
+
+class BandMismatch(SpeakerGMMWarning):
+    """A recording sampled below the rate of the system's features: its upper band is empty,
+    and its scores are not comparable with those of full-band audio."""
+
+
+def one_band_note(read):
+    """``read()``, with the :class:`BandMismatch` notes of its recordings as one note (the
+    first, and how many more recordings it concerns) rather than one per file; other
+    warnings pass as they are."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = read()
+    band = [w for w in caught if issubclass(w.category, BandMismatch)]
+    for w in caught:
+        if not issubclass(w.category, BandMismatch):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if band:
+        more = f" (and {len(band) - 1} more recording(s) like it)" if len(band) > 1 else ""
+        warnings.warn(f"{band[0].message}{more}", BandMismatch, stacklevel=3)
+    return result

@@ -119,7 +119,6 @@ class _Engine:
     parallelism: one per core)."""
 
     def __init__(self, config: ServiceConfig):
-        self.config = config
         self.decoder = BoundedDecoder(config.limits, workers=config.decoders)
         self.compute = threading.Lock()
         self._systems: dict[str, object] = {}
