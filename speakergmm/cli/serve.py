@@ -46,7 +46,7 @@ def _loopback(host: str) -> bool:
 @click.option("--decode-memory", type=click.IntRange(min=256), default=1024,
               help="Memory limit of a decoding process, MiB.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=120.0,
-              help="Requests a minute per token, per worker (429 beyond).")
+              help="Requests a minute per token, all workers together (429 beyond).")
 @click.option("--burst", type=click.IntRange(min=1), default=30,
               help="Requests a token may make at once before --rate applies.")
 @click.option("--cors-origin", "cors", multiple=True, metavar="URL",

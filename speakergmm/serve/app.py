@@ -49,7 +49,7 @@ class ServiceConfig:
     limits : DecodeLimits
         Seconds of audio per recording, and the time and memory to decode one.
     rate : float
-        Requests a minute per token (each worker process counts its own).
+        Requests a minute per token, all worker processes together.
     burst : int
         Requests a token may make at once before the rate applies.
     auth : bool
@@ -176,7 +176,9 @@ def create_app(config: ServiceConfig):
 
     engine = _Engine(config)
     tokens = TokenStore(tokens_path(config.store))
-    limiter = RateLimiter(config.rate, config.burst)
+    # (beside the store and its tokens: every worker of the service counts in it)
+    limiter = RateLimiter(config.rate, config.burst,
+                          config.store.with_name(config.store.name + ".rates.db"))
     static = resources.files("speakergmm.serve") / "static"
 
     @contextlib.asynccontextmanager

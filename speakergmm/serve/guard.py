@@ -165,24 +165,67 @@ class Gate:
 
 class RateLimiter:
     """A token bucket per API token: ``per_minute`` requests a minute on average, up to
-    ``burst`` at once. Each service worker process keeps its own buckets, so with N
-    workers a token gets up to N times the rate."""
+    ``burst`` at once.
 
-    def __init__(self, per_minute: float, burst: int):
+    ``path``: an SQLite file holding the buckets, which every worker process of a service
+    shares, so that a token gets its rate whatever the number of workers (one short write
+    transaction per request); None keeps them in this process's memory.
+    """
+
+    def __init__(self, per_minute: float, burst: int, path=None):
         self.rate = per_minute / 60.0
         self.burst = burst
+        self.path = path
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _step(self, level: float, then: float, now: float) -> tuple[float, float]:
+        """The bucket's new level and the wait (0: the request goes, and is counted)."""
+        level = min(float(self.burst), level + max(0.0, now - then) * self.rate)
+        if level >= 1.0:
+            return level - 1.0, 0.0
+        return level, float(math.ceil((1.0 - level) / self.rate))
 
     def wait(self, key: str) -> float:
         """0 if a request of ``key`` may go now (and it is counted), else the seconds to
         wait before the next one may."""
+        if self.path is not None:
+            return self._shared(key)
         now = time.monotonic()
         with self._lock:
             level, then = self._buckets.get(key, (float(self.burst), now))
-            level = min(float(self.burst), level + (now - then) * self.rate)
-            if level >= 1.0:
-                self._buckets[key] = (level - 1.0, now)
-                return 0.0
+            level, wait = self._step(level, then, now)
             self._buckets[key] = (level, now)
-            return math.ceil((1.0 - level) / self.rate) if self.rate > 0 else math.inf
+            return wait
+
+    def _shared(self, key: str) -> float:
+        import sqlite3
+
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, "
+                         "level REAL NOT NULL, at REAL NOT NULL)")
+            self._local.conn = conn
+        now = time.time()  # (a clock every process shares)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT level, at FROM buckets WHERE key=?",
+                                   (key,)).fetchone()
+                level, wait = self._step(*(row or (float(self.burst), now)), now)
+                conn.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
+                             (key, level, now))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError:
+            # (the file held by another worker for seconds: a rate limit is no lock; the
+            # request goes, and the log says so)
+            logging.getLogger("speakergmm.serve").warning("rate limits not counted: %s busy",
+                                                          self.path)
+            return 0.0
+        return wait

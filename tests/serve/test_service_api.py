@@ -125,10 +125,15 @@ def test_verify_and_identify_answer_as_the_cli_does(enrolled, audio):
     assert [e["speaker"] for e in i.json()["ranking"]][0] == "spk1"
 
 
+def _kept(store):
+    """What the store's folder holds but the rate counts (which every request moves on)."""
+    return {k: v for k, v in tree_state(store.parent).items() if ".rates.db" not in k}
+
+
 @pytest.mark.parametrize("speaker", ["-x", "a b", "a\nb", "x" * 65, "a'--", "a;DROP"])
 def test_bad_speaker_ids_reach_nothing(enrolled, audio, speaker):
     store, keys = enrolled
-    before = tree_state(store.parent)
+    before = _kept(store)
     with client(store) as c:
         from urllib.parse import quote
 
@@ -139,7 +144,7 @@ def test_bad_speaker_ids_reach_nothing(enrolled, audio, speaker):
                          headers=bearer(keys["read"]))):
             assert r.status_code == 400 and "invalid speaker id" in r.json()["error"], r.text
             assert "\n" not in r.json()["error"]
-    assert tree_state(store.parent) == before
+    assert _kept(store) == before
 
 
 def test_bad_audio_and_bad_fields_are_400_with_one_line(enrolled, tmp_path):
@@ -278,3 +283,16 @@ def test_a_damaged_token_file_is_a_500_in_one_line_not_a_crash(enrolled, tmp_pat
         assert r.status_code == 500 and "token file is unreadable" in r.json()["error"]
         assert str(tmp_path) not in r.json()["error"]
         assert c.get("/v1/health").status_code == 200
+
+
+def test_workers_share_a_tokens_rate(tmp_path):
+    """Two limiters on one file (two worker processes) count one bucket per token."""
+    from speakergmm.serve.guard import RateLimiter
+
+    path = tmp_path / "s.db.rates.db"
+    first, second = RateLimiter(1.0, 3, path), RateLimiter(1.0, 3, path)
+    waits = [limiter.wait("t1") for limiter in (first, second, first, second, first)]
+    assert waits[:3] == [0, 0, 0] and waits[3] >= 1 and waits[4] >= 1
+    assert second.wait("t2") == 0  # another token, another bucket
+    alone = RateLimiter(1.0, 3)  # in memory: this process only
+    assert [alone.wait("t1") for _ in range(4)] == [0, 0, 0, 60]
