@@ -35,6 +35,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -224,11 +225,11 @@ class DaskExecutor(Executor):
 
     @contextlib.contextmanager
     def start(self, state=None, *, blas_threads=None):
-        future = _scatter(self.client, state)
+        session = _DaskSession(self.client, state, self.n_workers)
         try:
-            yield _DaskSession(self.client, future, self.n_workers)
+            yield session
         finally:
-            future.release()
+            session.state.release()
 
     def close(self) -> None:
         """Disconnect a client this executor opened (one passed in is left open)."""
@@ -295,7 +296,9 @@ def _worker_import_error(exc: ImportError) -> SpeakerGMMError:
 
 class _DaskSession(Session):
     def __init__(self, client, state, n_workers: int):
-        self.client, self.state, self.n_workers = client, state, n_workers
+        self.client, self.n_workers = client, n_workers
+        self._value = state
+        self.state = _scatter(client, state)  # (a future: broadcast again if it is lost)
 
     def map(self, fn, items, *, shared=None):
         items = list(items)
@@ -312,8 +315,15 @@ class _DaskSession(Session):
                                       pure=False)
 
         def rescatter():
-            if shared is not None and held["shared"].status != "finished":
+            # Whatever the futures' status says yet (the scheduler tells the client of a
+            # loss a moment later): the shared value anew, under a new key, and the
+            # session's state if it went too.
+            if shared is not None:
+                held["shared"].release()
                 held["shared"] = _scatter(self.client, shared)
+            if self.state.status != "finished":
+                self.state.release()
+                self.state = _scatter(self.client, self._value)
 
         # submitted now, not at the first result asked for
         return self._in_order(chunks, [submit(c) for c in chunks], submit, rescatter, held)
@@ -324,14 +334,16 @@ class _DaskSession(Session):
 
         try:
             for i, chunk in enumerate(chunks):
-                for _ in range(_RESUBMITS + 1):
+                for attempt in range(_RESUBMITS + 1):
                     try:
                         results = futures[i].result()
                         break
                     except ImportError as exc:
                         raise _worker_import_error(exc) from None
                     except CancelledError:
-                        # the scheduler forgot it: a worker died holding what it needed
+                        # the scheduler forgot it: a worker died holding what it needed;
+                        # a moment for the scheduler to drop that worker, then again
+                        time.sleep(0.2 * (attempt + 1))
                         rescatter()
                         futures[i] = submit(chunk)
                 else:
