@@ -92,9 +92,11 @@ class ServiceConfig:
 
 
 class ServiceError(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None):
+    """A refusal of the service's own (not the library's): its HTTP status and one line."""
+
+    def __init__(self, status: int, message: str):
         super().__init__(message)
-        self.status, self.headers = status, headers or {}
+        self.status = status
 
 
 def _status(exc: SpeakerGMMError) -> int:
@@ -160,10 +162,11 @@ def _scope_of(method: str, path: str) -> str | None:
 
 def _client_name(name: str | None) -> str:
     """A client's file name as messages show it: its last part, printable, short."""
-    from ..errors import printable
+    from ..errors import plain
 
     base = (name or "upload").replace("\\", "/").rsplit("/", 1)[-1] or "upload"
-    return printable(base, 60).strip("'\"")
+    base = plain(base)
+    return base if len(base) <= 60 else base[:57] + "..."
 
 
 def create_app(config: ServiceConfig):
@@ -201,7 +204,7 @@ def create_app(config: ServiceConfig):
 
     @app.exception_handler(ServiceError)
     async def _service_error(request, exc: ServiceError):
-        return failure(exc.status, str(exc), exc.headers)
+        return failure(exc.status, str(exc))
 
     @app.exception_handler(SpeakerGMMError)
     async def _library_error(request, exc: SpeakerGMMError):
