@@ -108,8 +108,13 @@ def test_the_page_enrolls_and_verifies_from_the_microphone(browser, tmp_path):
         browser.find_element("id", "enroll-name").send_keys("bob")
         browser.find_element("css selector", "#enroll-form button").click()
         _wait_text(browser, "verdict", "Enrolled bob")
-        assert [r.text.split()[0] for r in browser.find_elements(
-            "css selector", "#speakers tbody tr")] == ["alice", "bob"]
+        # (the list is rebuilt after the verdict shows: read it whole, once it is)
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        listed = "return [...document.querySelectorAll('#speakers tbody tr')]" \
+                 ".map(r => r.cells[0].textContent)"
+        WebDriverWait(browser, 30).until(lambda d: len(d.execute_script(listed)) == 2)
+        assert browser.execute_script(listed) == ["alice", "bob"]
         # the microphone again: alice is accepted, a claim to be bob is rejected
         _record(browser, 6)
         claim = Select(browser.find_element("id", "verify-name"))
