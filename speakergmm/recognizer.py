@@ -34,6 +34,7 @@ from .store import (
     calibration_advice,
     check_speaker_id,
 )
+from .store.selfcal import adapted
 from .store.selfcal import relearn as relearn_calibration
 from .system import (
     BUNDLED_SYSTEMS,
@@ -297,8 +298,12 @@ class Recognizer:
 
     def calibration(self):
         """The calibration in force: the store's own (``speakers calibrate``), else the
-        system's; None if neither."""
-        return self.store.calibration() or self.system.calibration
+        system's, adapted to the store's impostor trials when the system S-normalises
+        (:func:`~speakergmm.store.selfcal.adapted`); None if neither."""
+        own = self.store.calibration()
+        if own is not None or self.system.calibration is None or not self.system.normalises:
+            return own or self.system.calibration
+        return adapted(self.system.calibration, self.store.calibration_trial_rows())
 
     def enroll(self, speaker: str, audio: Iterable, *, mode: str = "new", progress=None,
                sr: int | Iterable[int] | None = None) -> SpeakerInfo:

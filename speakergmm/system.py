@@ -580,8 +580,10 @@ def calibrate_system(system: System, features: Mapping[str, np.ndarray], *,
 
 
 def system_record(system: System) -> dict:
-    """What a new store records of its system: its name and fingerprint, and whether its
-    scores are adjusted for the test's quality (the recognizer's ``_adjusts``)."""
+    """What a new store records of its system: its name and fingerprint, whether its
+    scores are adjusted for the test's quality (the recognizer's ``_adjusts``), and
+    whether they are S-normalised (its calibration is then adapted to the store)."""
     return {"name": system.name, "fingerprint": system.fingerprint(),
-            "quality": system.quality_calibration is not None}
+            "quality": system.quality_calibration is not None,
+            "normalises": system.normalises}
 

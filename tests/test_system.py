@@ -278,6 +278,71 @@ def test_own_calibration_wins_only_where_it_predicts_better():
     assert not own_predicts_better(tuple(c[:40] for c in few), system)[0]  # one speaker
 
 
+def _trial_rows(rng, speakers, shift, per_pair=6):
+    out = []
+    for who in speakers:
+        out += [(who, who, rng.normal(2, 1) + shift, True) for _ in range(10)]
+        out += [(who, other, rng.normal(0, 1) + shift, False)
+                for other in speakers if other != who for _ in range(per_pair)]
+    return tuple(np.array(c, dtype=d) for c, d in zip(zip(*out),
+                                                      (object, object, np.float64, bool)))
+
+
+def test_store_shift_moves_down_only_what_sits_above_the_systems_audio():
+    """store_shift: 0 for impostor trials where S-norm puts the system's own (about 0),
+    never negative, the excess over IN_DOMAIN_NONTARGET shrunk by the speaker pairs'
+    evidence (closer to it with more pairs), and the same whichever way a pair was
+    scored; adapted() applies the system's calibration to the shifted score."""
+    from speakergmm.backend.calibration import Calibration
+    from speakergmm.store.selfcal import IN_DOMAIN_NONTARGET, adapted, store_shift
+
+    rng = np.random.default_rng(5)
+    many = [f"s{i}" for i in range(8)]
+    assert store_shift(_trial_rows(rng, many, 0.0)).shift == 0.0
+    assert store_shift(_trial_rows(rng, many, -3.0)).shift == 0.0
+    few, lots = (store_shift(_trial_rows(rng, many[:n], 3.0, per_pair=40)) for n in (2, 8))
+    assert few.pairs == 1 and lots.pairs == 28
+    for moved in (few, lots):
+        assert 0 < moved.shift < moved.mean - IN_DOMAIN_NONTARGET
+    assert few.shift < lots.shift and lots.shift == pytest.approx(
+        lots.mean - IN_DOMAIN_NONTARGET, abs=0.05)
+    speaker, model, score, target = _trial_rows(rng, many[:3], 2.0)
+    assert store_shift((model, speaker, score, target)) == store_shift(
+        (speaker, model, score, target))
+    assert store_shift(tuple(c[target] for c in (speaker, model, score, target))).pairs == 0
+    system = Calibration().fit(rng.normal(2, 1, 400), rng.normal(-2, 1, 4000), prior=0.01)
+    rows = _trial_rows(rng, many, 3.0)
+    s = rng.normal(0, 3, 50)
+    np.testing.assert_allclose(adapted(system, rows).transform(s),
+                               system.transform(s - store_shift(rows).shift))
+    assert adapted(system, _trial_rows(rng, many, 0.0)) is system
+
+
+def test_a_store_on_other_audio_is_decided_with_the_adapted_calibration(system_file,
+                                                                        tmp_path):
+    """Until a store learns its own calibration, the recognizer decides with the system's
+    adapted to the store's impostor trials, and `speakers list` says by how much."""
+    from speakergmm.store.selfcal import adapted, store_shift
+
+    rec = Recognizer(system=system_file, store=tmp_path / "s.db")
+    for s in range(3):
+        rec.enroll(f"spk{s}", [write_audio(tmp_path / f"{s}_{u}.wav", voice(s, u), SR)
+                               for u in range(2)])
+    assert rec.store.calibration() is None
+    rows = rec.store.calibration_trial_rows()
+    assert rec.calibration().to_json() == adapted(rec.system.calibration, rows).to_json()
+    shifted = tuple(c if i != 2 else np.where(rows[3], c, c + 5.0)
+                    for i, c in enumerate(rows))  # impostors scoring far above
+    with rec.store._transaction() as conn:
+        conn.execute("UPDATE trials SET score = score + 5.0 WHERE target = 0")
+    moved = store_shift(shifted)
+    assert moved.shift > 0
+    assert rec.calibration().offset_ == pytest.approx(
+        rec.system.calibration.offset_ - rec.system.calibration.scale_ * moved.shift)
+    r = CliRunner().invoke(main, ["speakers", "--store", str(tmp_path / "s.db")])
+    assert f"moved down by {moved.shift:.2f}" in r.output, r.output
+
+
 def test_cli_system_option_and_build_system(parts, system_file, tmp_path):
     root, ubm, channel, feats, cohort, cal_map, cal_trials = parts
     files = [write_audio(tmp_path / f"a{u}.wav", voice(1, u), SR) for u in range(4)]

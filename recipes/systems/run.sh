@@ -18,7 +18,8 @@
 #                the eigenchannel subspace and the calibration's test side ("" for clean
 #                only); tests/benchmarks/bench_conditions.py measures what it buys.
 #   --quality:   the kinds of degraded copies of the calibration speakers' test recordings
-#                the quality calibration is learnt on ("" for none).
+#                the quality calibration is learnt on ("" for none); with --augment, it is
+#                learnt on the multi-condition calibration trials' copies instead.
 set -euo pipefail
 
 # --- settings ---------------------------------------------------------------------------
@@ -75,7 +76,15 @@ if [ -n "$augment" ]; then
   cal_trials="$data/cal_trials_mc"
 fi
 quality_flags=()
-if [ -n "$quality" ]; then
+quality_copies=""
+if [ -n "$quality" ] && [ -n "$augment" ]; then
+  # multi-condition calibration trials already hold degraded copies of the calibration
+  # speakers' test recordings (their ids, <utt>-<kind>, are those a second set of copies
+  # would take): the quality calibration is learnt on them
+  quality_flags=(--quality-trials "$cal_trials" --quality-audio "$train"
+                 --audio-root "$corpus_root")
+elif [ -n "$quality" ]; then
+  quality_copies=1
   # the calibration speakers' test recordings, degraded; each calibration trial is also
   # scored against every degraded copy of its test recording
   mkdir -p "$data/cal_test"
@@ -109,7 +118,7 @@ for band in $bands; do
   speakergmm train-channel "$dir/stats" --ubm "$dir/ubm.npz" -r "$channel_factors" \
     --relevance "$relevance" -j "$nj" -o "$dir/channel.npz"
   quality_feats=()
-  if [ -n "$quality" ]; then
+  if [ -n "$quality_copies" ]; then
     speakergmm extract "$data/cal_quality" "$dir/quality_feats" --config "$conf/$band.json" \
       -j "$nj"
     quality_feats=("$dir/quality_feats")

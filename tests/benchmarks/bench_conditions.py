@@ -171,7 +171,7 @@ def run(system: Path, args, work: Path) -> dict[str, dict]:
     results = {}
     for condition in args.conditions:
         start = time.perf_counter()
-        llrs, ident, flagged = {}, [], []
+        llrs, ident, flagged, measured = {}, [], [], {}
         for u in utts:
             speaker = test.utt2spk[u]
             others = [audio[v] for v in utts if test.utt2spk[v] != speaker][::7]
@@ -181,12 +181,19 @@ def run(system: Path, args, work: Path) -> dict[str, dict]:
             llrs[u] = dict(zip(found.ids, found.llrs))
             ident.append(found.ids[int(np.argmax(found.llrs))] == speaker)
             flagged.append(found.quality.note is not None)
+            measured[u] = (found.quality.seconds, found.quality.snr_db)
         llr = np.array([llrs[t][e] for e, t in zip(trial_enroll, trial_test)])
         r = _rates(llr, is_target)
         r["ident"] = 100 * np.mean(ident)
         r["flagged"] = 100 * np.mean(flagged)
         r["seconds"] = time.perf_counter() - start
         results[condition] = r
+        if args.dump is not None:  # the trials' LLRs, for fusion and calibration studies
+            args.dump.mkdir(parents=True, exist_ok=True)
+            np.savez(args.dump / f"{system.parent.name}-{condition}.npz", llr=llr,
+                     target=is_target, enroll=trial_enroll, test=trial_test,
+                     seconds=np.array([measured[t][0] for t in trial_test]),
+                     snr=np.array([measured[t][1] for t in trial_test], dtype=float))
         print(f"  {condition}: EER {r['eer']:.2f}%, miss / FA {r['miss']:.1f}% / "
               f"{r['fa']:.1f}%, identification {r['ident']:.1f}%, cautioned "
               f"{r['flagged']:.0f}% ({r['seconds']:.0f} s)",
@@ -252,7 +259,10 @@ def small_stores(system: Path, args, work: Path) -> None:
     import re
 
     from speakergmm.corpora.speechocean762 import prepare_speechocean762
+    from speakergmm.eval.metrics import rocch_eer
     from speakergmm.recognizer import Recognizer
+    from speakergmm.store.records import counted_trials
+    from speakergmm.store.selfcal import adapted, store_shift
 
     def measure(label, rec, tests):
         raw, target = [], []
@@ -262,20 +272,24 @@ def small_stores(system: Path, args, work: Path) -> None:
             raw.extend((np.asarray(found.llrs) - cal.offset_) / cal.scale_)
             target.extend(i == speaker for i in found.ids)
         raw, target = np.array(raw), np.array(target)
-        tar, non, n = rec.store.calibration_trials()
+        rows = rec.store.calibration_trial_rows()
+        tar, non, n = counted_trials(rows)
         cells = []
-        for c in (rec.system.calibration, cal):
+        for c in (rec.system.calibration, adapted(rec.system.calibration, rows), cal):
             llr = c.transform(raw)
             cells.append(f"{100 * np.mean(llr[target] < 0):.1f}% / "
                          f"{100 * np.mean(llr[~target] >= 0):.1f}%")
-        own = "its own" if rec.store.calibration() is not None else "the system's"
-        print(f"| {label} | {tar.size} / {non.size} / {n} | {cells[0]} | {cells[1]} ({own}) |",
+        own = "its own" if rec.store.calibration() is not None else "the system's, adapted"
+        print(f"| {label} | {tar.size} / {non.size} / {n} | "
+              f"{100 * rocch_eer(raw[target], raw[~target]):.1f}% | {cells[0]} | "
+              f"{cells[1]} (shift {store_shift(rows).shift:.2f}) | {cells[2]} ({own}) |",
               flush=True)
 
     print("\nsmall stores: misses / false alarms at the default decision")
-    print("| store | own trials (target / non-target / speakers) | system's calibration | "
-          "the store's after enrolling |")
-    print("|---|---|---|---|")
+    print("| store | own trials (target / non-target / speakers) | EER | system's calibration "
+          "| the system's, adapted to the store's impostor trials | the store's after "
+          "enrolling |")
+    print("|---|---|---|---|---|---|")
     root = args.corpora / "fsdd" / "recordings"
     by: dict = {}
     for f in sorted(root.glob("*.wav")):
@@ -294,7 +308,8 @@ def small_stores(system: Path, args, work: Path) -> None:
     enroll, test = protocol.data["enroll"], protocol.data["test"]
     emap = protocol.enroll_maps["enroll_map"]
     speakers = sorted(emap)
-    for start, n, k in ((0, 3, 3), (10, 4, 5), (20, 6, 2), (30, 4, 3), (40, 8, 2)):
+    for start, n, k in ((0, 3, 3), (10, 4, 5), (20, 6, 2), (30, 4, 3), (40, 8, 2),
+                        (0, len(speakers), 1)):
         chosen = speakers[start:start + n]
         rec = Recognizer(system=system, store=Path(tempfile.mkdtemp(dir=work)) / "s.db")
         for spk in chosen:
@@ -320,6 +335,9 @@ def main() -> None:
                         help="also decisions in small stores (FSDD, dev speakers)")
     parser.add_argument("--priors", type=float, nargs="+", default=[0.5, 0.8, 0.85, 0.9, 0.95],
                         help="identify's --prior values to compare")
+    parser.add_argument("--dump", type=Path, default=None,
+                        help="write each system's and condition's trial LLRs and test "
+                             "measures to DIR/<system>-<condition>.npz")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # (the store notes its calibration as it grows)
     table = {}
