@@ -142,14 +142,16 @@ class ProcessExecutor(Executor):
         parent = (os.getpid() if threading.current_thread() is threading.main_thread()
                   and self.start_method != "forkserver" else None)
         pool = ctx.Pool(self.n_workers, initializer=_worker_init, initargs=(state, parent))
+        down = True
         try:
             yield _PoolSession(pool, self.n_workers)
             pool.close()
         except BaseException:
-            pool.terminate()
+            down = _terminate(pool)
             raise
         finally:
-            pool.join()
+            if down:
+                pool.join()
 
     def __repr__(self) -> str:
         return f"ProcessExecutor({self.n_workers}, start_method={self.start_method!r})"
@@ -417,6 +419,32 @@ def get_executor(executor: Executor | int | None = None, *,
 # --- worker side -----------------------------------------------------------------------------
 
 _worker_state: Any = None
+
+
+#: Seconds :func:`_terminate` gives ``Pool.terminate`` before it gives the pool up.
+TERMINATE_WAIT = 10.0
+
+
+def _terminate(pool) -> bool:
+    """Stop a pool after an error or Ctrl-C: ``pool.terminate()``, unless it hangs.
+
+    It can hang for good: a worker stopped while it writes a result to the pool's result
+    queue dies holding that queue's lock, and the pool's task handler, which terminate()
+    waits for, then waits on the lock forever (seen in CI, once in hundreds of runs). The
+    caller's error matters more than a clean pool: after :data:`TERMINATE_WAIT` seconds
+    the workers are killed and the pool is left to its (daemon) threads. Returns whether
+    the pool stopped (and may be joined).
+    """
+    stopping = threading.Thread(target=pool.terminate, name="speakergmm-terminate",
+                                daemon=True)
+    stopping.start()
+    stopping.join(TERMINATE_WAIT)
+    if not stopping.is_alive():
+        return True
+    for process in getattr(pool, "_pool", ()):  # (the pool keeps its workers there)
+        if process.exitcode is None:
+            process.kill()
+    return False
 
 
 def _worker_init(state, parent: int | None = None) -> None:

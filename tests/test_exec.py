@@ -64,6 +64,31 @@ def test_worker_errors_reach_the_caller(method):
         ProcessExecutor(2, start_method=method).map(_fails, range(6))
 
 
+def test_the_error_arrives_even_when_the_pool_hangs_stopping(monkeypatch):
+    """Pool.terminate() can hang for good (a worker stopped while writing a result dies
+    holding the result queue's lock): the caller's error still arrives after
+    TERMINATE_WAIT, and the workers are killed."""
+    import multiprocessing.pool
+    import threading
+
+    import speakergmm.exec as ex
+
+    monkeypatch.setattr(ex, "TERMINATE_WAIT", 0.5)
+    hang = threading.Event()
+    # the hang, inside terminate()'s own path (which it leaves for good), as in CI
+    monkeypatch.setattr(multiprocessing.pool.Pool, "_help_stuff_finish",
+                        staticmethod(lambda *args: hang.wait()))
+    pools = []
+    stop = ex._terminate
+    monkeypatch.setattr(ex, "_terminate", lambda pool: pools.append(pool) or stop(pool))
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        ProcessExecutor(2, start_method="fork").map(_fails, range(6))
+    assert len(pools) == 1
+    for worker in pools[0]._pool:
+        worker.join(5)
+        assert worker.exitcode is not None
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_ubm_training_is_bit_identical_on_every_executor(tmp_path, method):
     data = make_data_dir(tmp_path, n_spk=2, n_utt=3)

@@ -190,7 +190,8 @@ def run(system: Path, args, work: Path) -> dict[str, dict]:
         results[condition] = r
         if args.dump is not None:  # the trials' LLRs, for fusion and calibration studies
             args.dump.mkdir(parents=True, exist_ok=True)
-            np.savez(args.dump / f"{system.parent.name}-{condition}.npz", llr=llr,
+            name = str(system.parent.resolve()).strip("/").replace("/", "_")
+            np.savez(args.dump / f"{name}-{condition}.npz", llr=llr,
                      target=is_target, enroll=trial_enroll, test=trial_test,
                      seconds=np.array([measured[t][0] for t in trial_test]),
                      snr=np.array([measured[t][1] for t in trial_test], dtype=float))
@@ -337,7 +338,7 @@ def main() -> None:
                         help="identify's --prior values to compare")
     parser.add_argument("--dump", type=Path, default=None,
                         help="write each system's and condition's trial LLRs and test "
-                             "measures to DIR/<system>-<condition>.npz")
+                             "measures to DIR/<system folder, / as _>-<condition>.npz")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # (the store notes its calibration as it grows)
     table = {}
