@@ -18,8 +18,7 @@
 #                the eigenchannel subspace and the calibration's test side ("" for clean
 #                only); tests/benchmarks/bench_conditions.py measures what it buys.
 #   --quality:   the kinds of degraded copies of the calibration speakers' test recordings
-#                the quality calibration is learnt on ("" for none); with --augment, it is
-#                learnt on the multi-condition calibration trials' copies instead.
+#                the quality calibration is learnt on ("" for none).
 set -euo pipefail
 
 # --- settings ---------------------------------------------------------------------------
@@ -76,15 +75,7 @@ if [ -n "$augment" ]; then
   cal_trials="$data/cal_trials_mc"
 fi
 quality_flags=()
-quality_copies=""
-if [ -n "$quality" ] && [ -n "$augment" ]; then
-  # multi-condition calibration trials already hold degraded copies of the calibration
-  # speakers' test recordings (their ids, <utt>-<kind>, are those a second set of copies
-  # would take): the quality calibration is learnt on them
-  quality_flags=(--quality-trials "$cal_trials" --quality-audio "$train"
-                 --audio-root "$corpus_root")
-elif [ -n "$quality" ]; then
-  quality_copies=1
+if [ -n "$quality" ]; then
   # the calibration speakers' test recordings, degraded; each calibration trial is also
   # scored against every degraded copy of its test recording
   mkdir -p "$data/cal_test"
@@ -98,8 +89,19 @@ elif [ -n "$quality" ]; then
   # calibration learns what it does to the scores only from copies that are noisy enough)
   speakergmm augment "$data/cal_test" "$data/cal_quality" "${kinds[@]}" --snr-babble 5 20 \
     --audio-root "$corpus_root" --seed 1 -q
-  awk -v kinds="$quality" '{ print; n = split(kinds, k, " ")
-    for (i = 1; i <= n; i++) print $1, $2 "-" k[i], $3 }' "$data/cal_trials" \
+  q=""
+  if [ -n "$augment" ]; then
+    # the multi-condition copies of the same recordings already have the ids <utt>-<kind>:
+    # these become <utt>-q<kind>
+    q=q
+    for f in wav.scp utt2spk utt2aug; do
+      sed -E -i 's/^([^ ]+)-([A-Za-z0-9]+) /\1-q\2 /' "$data/cal_quality/$f"
+    done
+    awk '{ u[$2] = u[$2] " " $1 } END { for (s in u) print s u[s] }' \
+      "$data/cal_quality/utt2spk" | sort > "$data/cal_quality/spk2utt"
+  fi
+  awk -v kinds="$quality" -v q="$q" '{ print; n = split(kinds, k, " ")
+    for (i = 1; i <= n; i++) print $1, $2 "-" q k[i], $3 }' "$data/cal_trials" \
     > "$data/quality_trials"
   quality_flags=(--quality-trials "$data/quality_trials" --quality-audio "$data/cal_test"
                  --quality-audio "$data/cal_quality" --audio-root "$corpus_root")
@@ -118,7 +120,7 @@ for band in $bands; do
   speakergmm train-channel "$dir/stats" --ubm "$dir/ubm.npz" -r "$channel_factors" \
     --relevance "$relevance" -j "$nj" -o "$dir/channel.npz"
   quality_feats=()
-  if [ -n "$quality_copies" ]; then
+  if [ -n "$quality" ]; then
     speakergmm extract "$data/cal_quality" "$dir/quality_feats" --config "$conf/$band.json" \
       -j "$nj"
     quality_feats=("$dir/quality_feats")
