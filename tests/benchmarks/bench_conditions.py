@@ -187,6 +187,7 @@ def run(system: Path, args, work: Path) -> dict[str, dict]:
         r["ident"] = 100 * np.mean(ident)
         r["flagged"] = 100 * np.mean(flagged)
         r["seconds"] = time.perf_counter() - start
+        r["trials"] = (llr, is_target, trial_enroll)  # (for --fuse)
         results[condition] = r
         if args.dump is not None:  # the trials' LLRs, for fusion and calibration studies
             args.dump.mkdir(parents=True, exist_ok=True)
@@ -320,6 +321,35 @@ def small_stores(system: Path, args, work: Path) -> None:
                  if test.utt2spk[u] in chosen])
 
 
+def fusion(table: dict, conditions) -> None:
+    """A linear fusion of two systems' LLRs (``Fusion``, prior 0.5), learnt on the trials
+    of half the enrolled speakers in every condition and applied to the other half's, and
+    the other way round: its EER per condition beside each system's."""
+    from speakergmm.backend.calibration import Fusion
+    from speakergmm.eval.metrics import rocch_eer
+
+    first, second = table.values()
+    speakers = sorted(set(first[conditions[0]]["trials"][2]))
+    half = set(speakers[::2])
+    print("\nlinear fusion, learnt on the other half of the speakers: EER")
+    print("| test recordings | " + " | ".join(table) + " | fused |\n|---|---|---|---|")
+    for condition in conditions:
+        (a, target, enroll), (b, _, _) = (first[condition]["trials"],
+                                          second[condition]["trials"])
+        fused = np.empty(len(a))
+        for side in (True, False):
+            learn = [np.isin(first[c]["trials"][2], list(half)) != side for c in conditions]
+            S = np.concatenate([np.column_stack([first[c]["trials"][0],
+                                                 second[c]["trials"][0]])[m]
+                                for c, m in zip(conditions, learn)])
+            t = np.concatenate([first[c]["trials"][1][m] for c, m in zip(conditions, learn)])
+            apply = np.isin(enroll, list(half)) == side
+            fused[apply] = Fusion().fit(S[t], S[~t], prior=0.5).transform(
+                np.column_stack([a, b])[apply])
+        eer = [100 * rocch_eer(x[target], x[~target]) for x in (a, b, fused)]
+        print(f"| {condition} | " + " | ".join(f"{e:.2f}%" for e in eer) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", type=Path, nargs="+", required=True,
@@ -339,7 +369,12 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, default=None,
                         help="write each system's and condition's trial LLRs and test "
                              "measures to DIR/<system folder, / as _>-<condition>.npz")
+    parser.add_argument("--fuse", action="store_true",
+                        help="with two systems: also their linear fusion, learnt on half the "
+                             "speakers and tested on the other half")
     args = parser.parse_args()
+    if args.fuse and len(args.systems) != 2:
+        parser.error("--fuse takes exactly two systems")
     warnings.simplefilter("ignore")  # (the store notes its calibration as it grows)
     table = {}
     with tempfile.TemporaryDirectory() as work:
@@ -359,6 +394,8 @@ def main() -> None:
             cells.append(f"{r['eer']:.1f}% | {r['miss']:.1f}% / {r['fa']:.1f}% | "
                          f"{r['ident']:.1f}% | {r['flagged']:.0f}%")
         print(f"| {condition} | " + " | ".join(cells) + " |")
+    if args.fuse:
+        fusion(table, args.conditions)
 
 
 if __name__ == "__main__":
