@@ -245,7 +245,10 @@ async function refresh(select) {
       claim.add(new Option(s.id, s.id, false, s.id === before));
     }
     const cal = store.calibration.source === "store" ? "its own calibration"
-      : store.calibration.source === "system" ? "the system's calibration" : "no calibration";
+      : store.calibration.source === "system"
+        ? (store.calibration.shift > 0 ? "the system's calibration, adapted to its impostors"
+          : "the system's calibration")
+        : "no calibration";
     $("store-line").textContent = `${store.speakers} enrolled; system `
       + `${store.system ? store.system.name : "not chosen yet"}; ${cal}.`;
   } catch (e) {
