@@ -18,7 +18,7 @@ from ..errors import FeatureError, printable
 __all__ = ["FeatureConfig", "PRESETS", "DENOISERS"]
 
 #: Noise suppression methods of :attr:`FeatureConfig.denoise`.
-DENOISERS = ("none", "spectral_subtraction")
+DENOISERS = ("none", "spectral_subtraction", "wiener")
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,10 @@ class FeatureConfig:
         Normalisation applied to the kept frames.
     norm_window : int or None
         Window in frames for the sliding methods (None: 300 for CMN/CMVN, 301 for warping).
-    denoise : {"none", "spectral_subtraction"}
+    denoise : {"none", "spectral_subtraction", "wiener"}
         Noise suppression on the mel power spectrum before the log (see
-        :func:`~speakergmm.frontend.features.subtract_noise`).
+        :func:`~speakergmm.frontend.features.subtract_noise` and
+        :func:`~speakergmm.frontend.features.wiener_filter`).
     rasta : bool
         RASTA-filter the static cepstra over time (Hermansky and Morgan 1994; see
         :func:`~speakergmm.frontend.features.rasta_filter`).

@@ -5,8 +5,8 @@ The pipeline for one utterance (``extract_features``)::
     waveform ─▶ pre-emphasis ─▶ |STFT|² ─▶ mel filterbank ─▶ log ─▶ DCT  (MFCC, librosa)
              ─▶ Δ, ΔΔ (HTK regression) ─▶ energy VAD (frame selection) ─▶ normalisation
 
-and, where the config asks, spectral subtraction on the mel power before the log
-(``denoise``) and RASTA filtering of the cepstra before the Δs (``rasta``).
+and, where the config asks, spectral subtraction or Wiener filtering on the mel power before
+the log (``denoise``) and RASTA filtering of the cepstra before the Δs (``rasta``).
 
 The mel filterbank is librosa's (``librosa.filters.mel``, cached on disk); the framing,
 dB conversion and DCT are those of ``librosa.stft(center=True)``, ``librosa.power_to_db``
@@ -32,7 +32,7 @@ from .signal import GROUP, frame_view, sample_problem
 from .vad import MIN_LEVEL_DBFS, MIN_RANGE_DB, energy_spread, energy_vad, frames_energy_db
 
 __all__ = ["FeatureConfig", "extract_features", "features_from_blocks", "mfcc", "deltas",
-           "preemphasis", "subtract_noise", "rasta_filter", "PRESETS"]
+           "preemphasis", "subtract_noise", "wiener_filter", "rasta_filter", "PRESETS"]
 
 
 # --- signal processing ------------------------------------------------------------------
@@ -248,6 +248,25 @@ class _FramePass:
 _NOISE_SHARE = 0.1
 _OVERSUBTRACT = 2.0
 _SPECTRAL_FLOOR = 0.01
+#: Wiener filtering: the decision-directed smoothing of the a priori SNR and its floor
+#: (-15 dB), Ephraim and Malah (1984)'s values.
+_WIENER_ALPHA = 0.98
+_WIENER_MIN_SNR = 10 ** (-15 / 10)
+
+
+def _noise_power(mel_power: list[np.ndarray], share: float) -> np.ndarray | None:
+    """The stationary noise's power in each band: the mean over the ``share`` of frames of
+    least total power (the pauses of speech); None for no frame."""
+    total = np.concatenate([g.sum(axis=1, dtype=np.float64) for g in mel_power])
+    if total.size == 0:
+        return None
+    quiet = total <= np.quantile(total, share)
+    noise = np.zeros(mel_power[0].shape[1], np.float64)
+    row = 0
+    for g in mel_power:
+        noise += g[quiet[row:row + len(g)]].sum(axis=0, dtype=np.float64)
+        row += len(g)
+    return noise / max(int(quiet.sum()), 1)
 
 
 def subtract_noise(*, mel_power: list[np.ndarray], share: float = _NOISE_SHARE,
@@ -267,18 +286,42 @@ def subtract_noise(*, mel_power: list[np.ndarray], share: float = _NOISE_SHARE,
         Consecutive groups of frames of one recording, modified in place.
     share, oversubtract, floor : float
     """
-    total = np.concatenate([g.sum(axis=1, dtype=np.float64) for g in mel_power])
-    if total.size == 0:
+    noise = _noise_power(mel_power, share)
+    if noise is None:
         return
-    quiet = total <= np.quantile(total, share)
-    noise = np.zeros(mel_power[0].shape[1], np.float64)
-    row = 0
-    for g in mel_power:
-        noise += g[quiet[row:row + len(g)]].sum(axis=0, dtype=np.float64)
-        row += len(g)
-    noise = (noise / max(int(quiet.sum()), 1)).astype(np.float32)
+    noise = noise.astype(np.float32)
     for g in mel_power:
         np.maximum(g - np.float32(oversubtract) * noise, np.float32(floor) * noise, out=g)
+
+
+def wiener_filter(*, mel_power: list[np.ndarray], share: float = _NOISE_SHARE,
+                  alpha: float = _WIENER_ALPHA, min_snr: float = _WIENER_MIN_SNR) -> None:
+    """Wiener filtering of the mel power spectrum, in place, with the decision-directed
+    a priori SNR of Ephraim and Malah (1984).
+
+    The noise power ``N`` of each band is that of :func:`subtract_noise`. Frame by frame,
+    the a priori SNR is ``ξ_t = α G²_{t-1} P_{t-1} / N + (1 - α) max(P_t / N - 1, 0)``,
+    floored at ``min_snr``, and the band keeps ``G_t² P_t`` with the gain
+    ``G_t = ξ_t / (1 + ξ_t)``: smoother over time than subtraction, so with less musical
+    noise.
+
+    ``mel_power`` is as for :func:`subtract_noise` (modified in place); ``share`` is its
+    noise share, ``alpha`` the smoothing and ``min_snr`` the floor of ``ξ``.
+    """
+    noise = _noise_power(mel_power, share)
+    if noise is None:
+        return
+    noise = np.maximum(noise, 1e-20)
+    previous = np.zeros_like(noise)  # G² P of the frame before, over N
+    for g in mel_power:
+        post = g.astype(np.float64) / noise  # a posteriori SNR of each frame and band
+        for t in range(len(g)):  # (the recursion runs over frames: one row at a time)
+            xi = np.maximum(alpha * previous + (1 - alpha) * np.maximum(post[t] - 1, 0),
+                            min_snr)
+            gain = xi / (1 + xi)
+            previous = gain * gain * post[t]
+            post[t] = previous
+        g[:] = (post * noise).astype(np.float32)
 
 
 #: RASTA band-pass (Hermansky and Morgan 1994, as rastamat's ``rastafilt`` and SIDEKIT):
@@ -335,6 +378,8 @@ def _cepstra(mel: list[np.ndarray], config: FeatureConfig) -> np.ndarray:
     power of a long recording is never held twice)."""
     if config.denoise == "spectral_subtraction" and mel:
         subtract_noise(mel_power=mel)
+    elif config.denoise == "wiener" and mel:
+        wiener_filter(mel_power=mel)
     # librosa.power_to_db(mel) (amin 1e-10, ref 1, top_db 80), written out in float32 in
     # place because librosa's version costs more than the FFT; finite on digital silence.
     top = -np.inf
