@@ -232,24 +232,26 @@ def store_summary(store: SpeakerRecords) -> dict:
     "store", its own; "system", the system's; None, none: raw scores)."""
     cal = calibration(store)
     system = store.system()
-    tar, non, speakers = store.calibration_trials()
+    rows = store.calibration_trial_rows()
+    tar, non, speakers = counted_trials(rows)
     source = "store" if cal is not None else "system" if system is not None else None
     return {"speakers": len(store), "system": system,
             "trials": {"target": int(tar.size), "nontarget": int(non.size),
                        "speakers": int(speakers)},
             "calibration": {"source": source, "shift": None if system is None
-                            else _shift_of(store, system).shift} if cal is None else {
+                            else _shift_of(rows, system).shift} if cal is None else {
                 "source": source, "scale": cal.scale_, "offset": cal.offset_,
                 "prior": cal.prior_, "target": cal.n_target_, "nontarget": cal.n_nontarget_},
             "advice": calibration_advice(store, (tar, non, speakers))}
 
 
-def _shift_of(store: SpeakerRecords, system: dict) -> StoreShift:
-    """The shift a store's scores get under its system's calibration (none for a system
-    that does not S-normalise: stores made before systems said so all did)."""
+def _shift_of(rows, system: dict) -> StoreShift:
+    """The shift a store's scores get, given its trials ``rows``, under the calibration of
+    its ``system`` (its record; none for a system that does not S-normalise: stores made
+    before systems said so all did)."""
     if not system.get("normalises", True):
         return StoreShift(0.0, float("nan"), 0)
-    return store_shift(store.calibration_trial_rows())
+    return store_shift(rows)
 
 
 def describe_store(store: SpeakerRecords) -> str:
@@ -261,7 +263,8 @@ def describe_store(store: SpeakerRecords) -> str:
     lines += [f"{s.id:24s} {s.utterances:5d} {s.seconds:9.1f}  {s.updated}" for s in rows]
     cal = calibration(store)
     system = store.system()
-    tar, non, speakers = store.calibration_trials()
+    trials = store.calibration_trial_rows()
+    tar, non, speakers = counted_trials(trials)
     lines.append("system: " + ("a bare UBM (--ubm)" if system is None else
                                f"{system.get('name')} ({system.get('fingerprint')})"))
     lines.append(f"calibration trials: {tar.size} target, {non.size} non-target, of "
@@ -277,7 +280,7 @@ def describe_store(store: SpeakerRecords) -> str:
                      f"{AUTO_CALIBRATION['target']} target and {AUTO_CALIBRATION['nontarget']} "
                      f"non-target trials of {AUTO_CALIBRATION['speakers']} speakers, and it "
                      "learns its own")
-        moved = _shift_of(store, system)
+        moved = _shift_of(trials, system)
         if moved.shift > 0:
             lines.append(f"the store's impostor trials score above the system's audio (mean "
                          f"{moved.mean:.2f} over {moved.pairs} speaker pair(s)): its scores are "
